@@ -1,0 +1,33 @@
+# Every target bootstraps .venv on first use: `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck serve sandbox clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/review-loop demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check bot handlers tests
+	$(BIN)/ruff format --check bot handlers tests
+	$(BIN)/mypy
+
+serve: $(STAMP)
+	$(BIN)/review-loop serve
+
+sandbox: $(STAMP)
+	$(BIN)/review-loop sandbox
+
+clean:
+	rm -rf $(VENV) .review-loop .pytest_cache .mypy_cache

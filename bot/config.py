@@ -1,0 +1,82 @@
+"""Server settings: environment variables `REVIEW_LOOP_*` (also read from `.env`)."""
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
+
+
+class ConfigError(Exception):
+    """Settings that cannot work; the message says how to fix them."""
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class Settings(BaseSettings):
+    """Everything the operator configures. Built once by the CLI or the app factory."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="REVIEW_LOOP_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    app_id: int | None = None
+    private_key: SecretStr | None = None
+    private_key_path: Path | None = None
+    webhook_secret: SecretStr | None = None
+    github_url: str = "https://api.github.com"
+    database_url: SecretStr | None = None
+    data_dir: Path = Path(".review-loop")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.text
+    worker_concurrency: int = Field(default=4, ge=1)
+    agents_file: Path | None = None
+    github_timeout_s: float = Field(default=30.0, gt=0)
+    # Stalled-job detection: a worker that has not heart-beaten for `stalled_after_s`
+    # is presumed dead and its running jobs are retried by the reaper.
+    heartbeat_s: float = Field(default=10.0, gt=0)
+    stalled_after_s: float = Field(default=60.0, gt=0)
+    reaper_interval_s: float = Field(default=15.0, gt=0)
+    # Bots other than ourselves whose events are acted on (logins, e.g. "renovate[bot]").
+    allowed_bots: list[str] = Field(default_factory=list)
+    # Spacing between content-creating GitHub requests, per installation.
+    write_interval_s: float = Field(default=1.0, ge=0)
+
+    def require_webhook_secret(self) -> str:
+        """The webhook secret, or a start-up error that says how to set one."""
+        if self.webhook_secret is None or not self.webhook_secret.get_secret_value():
+            raise ConfigError(
+                "REVIEW_LOOP_WEBHOOK_SECRET is not set. Set it to the webhook secret of your "
+                "GitHub App (Settings -> Developer settings -> GitHub Apps -> your app -> "
+                "Webhook secret), in the environment or in .env. The bot refuses to accept "
+                "unsigned webhooks."
+            )
+        return self.webhook_secret.get_secret_value()
+
+    def require_private_key(self) -> str:
+        """The App's PEM private key, from `PRIVATE_KEY` or `PRIVATE_KEY_PATH`."""
+        if self.private_key is not None and self.private_key.get_secret_value():
+            return self.private_key.get_secret_value()
+        if self.private_key_path is not None:
+            try:
+                return self.private_key_path.read_text()
+            except OSError as exc:
+                raise ConfigError(
+                    f"REVIEW_LOOP_PRIVATE_KEY_PATH={self.private_key_path} cannot be read: {exc}"
+                ) from exc
+        raise ConfigError(
+            "No GitHub App private key: set REVIEW_LOOP_PRIVATE_KEY_PATH to the .pem file "
+            "GitHub gave you (or REVIEW_LOOP_PRIVATE_KEY to its contents)."
+        )
+
+    def require_app_id(self) -> int:
+        if self.app_id is None:
+            raise ConfigError("REVIEW_LOOP_APP_ID is not set: use your GitHub App's numeric id.")
+        return self.app_id
