@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     )
 
     app_id: int | None = None
+    # The App's slug; discovered with GET /app when unset.
+    app_slug: str | None = None
     private_key: SecretStr | None = None
     private_key_path: Path | None = None
     webhook_secret: SecretStr | None = None

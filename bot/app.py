@@ -1,0 +1,50 @@
+"""The web app: POST /webhook, /healthz, /readyz, /status."""
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+from bot.engine import database, migrations
+from bot.intake import receive_webhook
+from bot.runtime import Runtime
+from bot.status import collect_status
+
+
+async def healthz(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("ok")
+
+
+async def readyz(request: Request) -> JSONResponse:
+    runtime: Runtime = request.app.state.runtime
+    if not await database.reachable(runtime.pool):
+        return JSONResponse({"ready": False, "reason": "database unreachable"}, status_code=503)
+    async with runtime.pool.connection() as conn:
+        current = await migrations.is_current(conn)
+    if not current:
+        return JSONResponse(
+            {"ready": False, "reason": "migrations pending: run `review-loop migrate`"},
+            status_code=503,
+        )
+    return JSONResponse({"ready": True})
+
+
+async def status(request: Request) -> JSONResponse:
+    runtime: Runtime = request.app.state.runtime
+    return JSONResponse(await collect_status(runtime.pool))
+
+
+def create_app(runtime: Runtime) -> Starlette:
+    """The ASGI app over an opened runtime. Refuses to build without a webhook secret."""
+    secret = runtime.settings.require_webhook_secret()
+    app = Starlette(
+        routes=[
+            Route("/webhook", receive_webhook, methods=["POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/status", status),
+        ]
+    )
+    app.state.runtime = runtime
+    app.state.webhook_secret = secret
+    return app

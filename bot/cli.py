@@ -1,0 +1,219 @@
+"""review-loop command line: serve | web | worker | migrate | replay | status | sandbox | demo."""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from bot import signing
+from bot.config import ConfigError, Settings
+from bot.logs import setup_logging
+from bot.routing import Router
+
+
+def _router() -> "Router":
+    from handlers import enabled_router
+
+    return enabled_router()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the CLI stops web and worker together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[no-untyped-def]
+        yield
+
+
+async def _serve(settings: Settings, *, web: bool, worker: bool) -> None:
+    from bot.app import create_app
+    from bot.runtime import open_runtime
+    from bot.worker import run_worker
+
+    if web:
+        settings.require_webhook_secret()
+    async with open_runtime(settings, _router()) as runtime:
+        tasks: list[asyncio.Task[object]] = []
+        server: _Server | None = None
+        if web:
+            config = uvicorn.Config(
+                create_app(runtime),
+                host=settings.host,
+                port=settings.port,
+                log_level=settings.log_level.lower(),
+                access_log=False,
+                lifespan="off",
+            )
+            server = _Server(config)
+            tasks.append(asyncio.create_task(server.serve(), name="web"))
+        if worker:
+            tasks.append(
+                asyncio.create_task(
+                    run_worker(runtime, install_signal_handlers=False), name="worker"
+                )
+            )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        where = "embedded database" if runtime.embedded else "database at REVIEW_LOOP_DATABASE_URL"
+        roles = " + ".join(t.get_name() for t in tasks)
+        print(f"review-loop {roles} running on the {where}", file=sys.stderr)
+        if web:
+            print(
+                f"webhook endpoint: http://{settings.host}:{settings.port}/webhook", file=sys.stderr
+            )
+        stopper: asyncio.Task[object] = asyncio.create_task(stop.wait())
+        waiting: list[asyncio.Task[object]] = [stopper, *tasks]
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if server is not None:
+            server.should_exit = True
+        for t in tasks:
+            if t.get_name() == "worker":
+                t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        stopper.cancel()
+        for t in done:
+            error = None if t is stopper or t.cancelled() else t.exception()
+            if error is not None:
+                raise error
+
+
+async def _migrate(settings: Settings) -> None:
+    from bot.engine import database, migrations
+
+    where = database.locate(settings)
+    pool = database.open_pool(where.url, max_size=1)
+    await pool.open(wait=True, timeout=30)
+    try:
+        async with pool.connection() as conn:
+            applied = await migrations.migrate(conn)
+    finally:
+        await pool.close()
+    if applied:
+        for m in applied:
+            print(f"applied {m.version}: {m.name}")
+    else:
+        print(f"database is up to date (migration {migrations.LATEST})")
+
+
+async def _status(settings: Settings, as_json: bool) -> None:
+    from bot.engine import database
+    from bot.status import collect_status
+
+    where = database.locate(settings)
+    pool = database.open_pool(where.url, max_size=1)
+    await pool.open(wait=True, timeout=30)
+    try:
+        report = await collect_status(pool)
+    finally:
+        await pool.close()
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+        return
+    print("Recent deliveries:")
+    for d in report["deliveries"] or [{"id": "(none)"}]:
+        if d["id"] == "(none)":
+            print("  (none)")
+            continue
+        name = f"{d['event']}.{d['action']}" if d["action"] else d["event"]
+        print(f"  {d['received_at'][:19]}  {d['id'][:36]:36}  {name:28} {d['status']}")
+    jobs = ", ".join(f"{k}={v}" for k, v in sorted(report["jobs"].items())) or "(none)"
+    print(f"Jobs: {jobs}")
+    print("Leases:")
+    for lease in report["leases"] or [None]:
+        if lease is None:
+            print("  (none)")
+        else:
+            state = "live" if lease["live"] else "expired"
+            print(f"  {lease['key']}  holder={lease['holder']} token={lease['token']} {state}")
+
+
+def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    secret = settings.require_webhook_secret()
+    body = Path(args.file).read_bytes()
+    url = args.url or f"http://{settings.host}:{settings.port}/webhook"
+    headers = {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": args.event,
+        "X-GitHub-Delivery": args.delivery or str(uuid.uuid4()),
+        "X-Hub-Signature-256": signing.sign(secret, body),
+        "User-Agent": "review-loop-replay",
+    }
+    try:
+        resp = httpx.post(url, content=body, headers=headers, timeout=30)
+    except httpx.HTTPError as exc:
+        print(f"could not reach {url}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{resp.status_code} {resp.text}")
+    return 0 if resp.status_code < 400 else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="review-loop", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="web + worker in one process (embedded database by default)")
+    sub.add_parser("web", help="only the webhook endpoint")
+    sub.add_parser("worker", help="only a job worker (run as many as you like)")
+    sub.add_parser("migrate", help="apply pending database migrations")
+    replay = sub.add_parser("replay", help="sign a payload file and POST it to a running bot")
+    replay.add_argument("file")
+    replay.add_argument("--event", required=True, help="X-GitHub-Event, e.g. pull_request")
+    replay.add_argument("--url", help="webhook URL (default: this bot's)")
+    replay.add_argument("--delivery", help="X-GitHub-Delivery (default: a new uuid)")
+    status = sub.add_parser("status", help="recent deliveries, jobs by state, leases")
+    status.add_argument("--json", action="store_true")
+    sandbox = sub.add_parser("sandbox", help="run the local GitHub sandbox alone")
+    sandbox.add_argument("--port", type=int, default=8010)
+    sandbox.add_argument("--webhook-url", default=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+        setup_logging(settings.log_level, settings.log_format)
+        if args.command == "serve":
+            asyncio.run(_serve(settings, web=True, worker=True))
+        elif args.command == "web":
+            asyncio.run(_serve(settings, web=True, worker=False))
+        elif args.command == "worker":
+            asyncio.run(_serve(settings, web=False, worker=True))
+        elif args.command == "migrate":
+            asyncio.run(_migrate(settings))
+        elif args.command == "status":
+            asyncio.run(_status(settings, args.json))
+        elif args.command == "replay":
+            return _replay(settings, args)
+        elif args.command == "sandbox":
+            from bot.sandbox.server import run_sandbox
+
+            secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+            run_sandbox(
+                host=settings.host,
+                port=args.port,
+                data_dir=settings.data_dir / "sandbox",
+                webhook_url=args.webhook_url,
+                webhook_secret=secret,
+            )
+    except ConfigError as exc:
+        print(f"review-loop: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

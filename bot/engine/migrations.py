@@ -1,0 +1,89 @@
+"""Schema migrations tracked by the bot: procrastinate's schema and the bot's own tables."""
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib import resources
+
+from procrastinate.schema import SchemaManager
+from psycopg import sql
+
+from bot.engine.database import Conn
+
+log = logging.getLogger(__name__)
+
+# Any constant works: it only has to be the same in every process that migrates.
+_ADVISORY_LOCK = 0x7265766C  # "revl"
+
+Apply = Callable[[Conn], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    apply: Apply
+
+
+def _sql_file(name: str) -> Apply:
+    async def apply(conn: Conn) -> None:
+        text = (resources.files("bot.engine") / "sql" / name).read_text(encoding="utf-8")
+        await conn.execute(sql.SQL(text))
+
+    return apply
+
+
+async def _procrastinate_schema(conn: Conn) -> None:
+    await conn.execute(sql.SQL(SchemaManager.get_schema()))
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "procrastinate job queue schema", _procrastinate_schema),
+    Migration(2, "deliveries and leases", _sql_file("0002_bot_tables.sql")),
+)
+
+LATEST = MIGRATIONS[-1].version
+
+
+async def _ensure_table(conn: Conn) -> None:
+    await conn.execute(
+        """CREATE TABLE IF NOT EXISTS review_loop_migrations (
+               version integer PRIMARY KEY,
+               name text NOT NULL,
+               applied_at timestamptz NOT NULL DEFAULT now())"""
+    )
+
+
+async def applied_versions(conn: Conn) -> set[int]:
+    cur = await conn.execute("SELECT to_regclass('review_loop_migrations') IS NOT NULL AS ok")
+    row = await cur.fetchone()
+    if not row or not row["ok"]:
+        return set()
+    cur = await conn.execute("SELECT version FROM review_loop_migrations")
+    return {int(r["version"]) for r in await cur.fetchall()}
+
+
+async def migrate(conn: Conn) -> list[Migration]:
+    """Apply every pending migration, each in its own transaction; safe to run concurrently."""
+    done: list[Migration] = []
+    async with conn.transaction():
+        # Serialise migrators: a second process waits here, then finds nothing to do.
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK,))
+        await _ensure_table(conn)
+        have = await applied_versions(conn)
+        for migration in MIGRATIONS:
+            if migration.version in have:
+                continue
+            async with conn.transaction():
+                await migration.apply(conn)
+                await conn.execute(
+                    "INSERT INTO review_loop_migrations (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
+            log.info("applied migration %d: %s", migration.version, migration.name)
+            done.append(migration)
+    return done
+
+
+async def is_current(conn: Conn) -> bool:
+    return LATEST in await applied_versions(conn)

@@ -1,0 +1,58 @@
+"""The reaper: retries jobs whose worker stopped heart-beating (a crashed or killed worker).
+
+procrastinate only detects stalled jobs; nothing re-runs them by itself. Every worker runs
+this loop; an advisory lock lets one of them reap at a time.
+"""
+
+import asyncio
+import logging
+
+import procrastinate
+from procrastinate import exceptions as proc_exc
+
+from bot.engine.database import Pool
+
+log = logging.getLogger(__name__)
+
+_REAPER_LOCK = 0x7265617072  # "reapr"
+
+
+async def reap_once(jobs: procrastinate.App, pool: Pool, stalled_after_s: float) -> list[int]:
+    """Put back in the queue every running job whose worker has been silent for
+    `stalled_after_s`; return their ids."""
+    retried: list[int] = []
+    async with pool.connection() as conn, conn.transaction():
+        cur = await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS got", (_REAPER_LOCK,))
+        row = await cur.fetchone()
+        if not row or not row["got"]:
+            return retried
+        stalled = await jobs.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after_s)
+        for job in stalled:
+            try:
+                await jobs.job_manager.retry_job(job)
+            except proc_exc.ConnectorException:
+                # Finished or retried by someone else between the two queries: nothing to do.
+                log.info("stalled job %s changed state before it could be retried", job.id)
+                continue
+            log.warning(
+                "retrying job %s (%s): its worker %s stopped heart-beating",
+                job.id,
+                job.task_name,
+                job.worker_id,
+            )
+            assert job.id is not None
+            retried.append(job.id)
+        await jobs.job_manager.prune_stalled_workers(seconds_since_heartbeat=stalled_after_s)
+    return retried
+
+
+async def run_reaper(
+    jobs: procrastinate.App, pool: Pool, *, interval_s: float, stalled_after_s: float
+) -> None:
+    """Reap forever, every `interval_s`; errors are logged and the loop goes on."""
+    while True:
+        try:
+            await reap_once(jobs, pool, stalled_after_s)
+        except Exception:
+            log.exception("reaper pass failed; will try again in %.0f s", interval_s)
+        await asyncio.sleep(interval_s)

@@ -1,0 +1,122 @@
+"""GitHub access: App and installation clients with explicit timeouts, the App's identity.
+
+githubkit retries 5xx by default, POSTs included: a 502 after GitHub created an issue would
+make a duplicate. Our clients retry server errors only for methods that are safe to repeat;
+creates are made idempotent by the callers (hidden markers, looked up before creating).
+"""
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
+
+import httpx
+from githubkit import AppAuthStrategy, AppInstallationAuthStrategy, GitHub
+from githubkit.auth.base import BaseAuthStrategy
+from githubkit.exception import GitHubException, RateLimitExceeded, RequestFailed
+from githubkit.retry import RetryOption
+
+from bot.config import Settings
+
+A = TypeVar("A", bound=BaseAuthStrategy)
+
+_SAFE_TO_REPEAT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
+
+
+def retry_decision(exc: GitHubException, retry_count: int) -> RetryOption:
+    """Retry rate limits (after GitHub's wait) and 5xx on repeatable methods, 3 times at most."""
+    if retry_count >= 3:
+        return RetryOption(False)
+    if isinstance(exc, RateLimitExceeded):
+        return RetryOption(True, exc.retry_after)
+    if (
+        isinstance(exc, RequestFailed)
+        and exc.response.status_code >= 500
+        and exc.request.method in _SAFE_TO_REPEAT
+    ):
+        return RetryOption(True, timedelta(seconds=(retry_count + 1) ** 2))
+    return RetryOption(False)
+
+
+@dataclass(frozen=True)
+class AppIdentity:
+    id: int
+    slug: str
+
+    @property
+    def bot_login(self) -> str:
+        return f"{self.slug}[bot]"
+
+
+class GitHubApp:
+    """Builds clients for the configured App. One instance per process, built from Settings."""
+
+    def __init__(
+        self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self._settings = settings
+        self._transport = transport
+        self._identity: AppIdentity | None = None
+        self._identity_lock = asyncio.Lock()
+        self._tokens: dict[tuple[int, str | None], tuple[str, float]] = {}
+
+    @property
+    def base_url(self) -> str:
+        return self._settings.github_url.rstrip("/") + "/"
+
+    def _client(self, auth: A) -> GitHub[A]:
+        return GitHub(
+            auth,
+            base_url=self.base_url,
+            timeout=self._settings.github_timeout_s,
+            auto_retry=retry_decision,
+            async_transport=self._transport,
+            user_agent="review-loop",
+        )
+
+    def app_client(self) -> GitHub[AppAuthStrategy]:
+        settings = self._settings
+        return self._client(
+            AppAuthStrategy(settings.require_app_id(), settings.require_private_key())
+        )
+
+    def installation_client(self, installation_id: int) -> GitHub[AppInstallationAuthStrategy]:
+        settings = self._settings
+        return self._client(
+            AppInstallationAuthStrategy(
+                settings.require_app_id(), settings.require_private_key(), installation_id
+            )
+        )
+
+    async def identity(self) -> AppIdentity:
+        """The App's id and slug, asked of GitHub once and cached (`app_slug` setting wins)."""
+        if self._settings.app_slug:
+            return AppIdentity(self._settings.app_id or 0, self._settings.app_slug)
+        async with self._identity_lock:
+            if self._identity is None:
+                async with self.app_client() as gh:
+                    app = (await gh.rest.apps.async_get_authenticated()).parsed_data
+                if app is None or not app.slug:
+                    raise RuntimeError("GET /app returned no slug; check REVIEW_LOOP_APP_ID")
+                self._identity = AppIdentity(app.id, app.slug)
+            return self._identity
+
+    async def installation_token(self, installation_id: int, repository: str | None = None) -> str:
+        """A token for git over HTTPS, scoped to one repository when given; cached until
+        five minutes before it expires."""
+        key = (installation_id, repository)
+        cached = self._tokens.get(key)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        data: dict[str, object] = {}
+        if repository:
+            data["repositories"] = [repository.split("/", 1)[1]]
+        async with self.app_client() as gh:
+            resp = await gh.rest.apps.async_create_installation_access_token(
+                installation_id,
+                data=data or None,
+            )
+        token: str = resp.parsed_data.token
+        self._tokens[key] = (token, time.monotonic() + 55 * 60)
+        return token

@@ -1,0 +1,110 @@
+"""Databases for the tests: the embedded wheel and the PostgreSQL server, a fresh one each."""
+
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from bot.config import Settings
+from bot.engine.database import stop_embedded
+from bot.routing import Router
+from bot.runtime import Runtime, open_runtime
+from tests.support import SECRET
+
+SERVER_URL_VAR = "REVIEW_LOOP_TEST_DATABASE_URL"
+
+
+def with_database(url: str, name: str) -> str:
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    info["dbname"] = name
+    return psycopg.conninfo.make_conninfo(**info)
+
+
+@contextlib.contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    """CREATE a database of its own for one test on the server at `admin_url`; DROP it after."""
+    name = f"rl_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield with_database(admin_url, name)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def server_url() -> str:
+    url = os.environ.get(SERVER_URL_VAR)
+    if not url:
+        pytest.skip(f"{SERVER_URL_VAR} is unset: no PostgreSQL server to test against")
+    return url
+
+
+@pytest.fixture(scope="session")
+def embedded_admin_url() -> Iterator[str]:
+    """One embedded PostgreSQL (the wheel) for the whole session.
+
+    Its data lives outside pytest's basetemp: a concurrent pytest run prunes old basetemp
+    folders, and PostgreSQL shuts down when its data directory disappears.
+    """
+    from bot.engine.database import embedded_url
+
+    root = Path(tempfile.mkdtemp(prefix="review-loop-embedded-"))
+    try:
+        yield embedded_url(root)
+    finally:
+        stop_embedded(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["embedded", pytest.param("server", marks=pytest.mark.server_db)])
+def db_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, empty database: on the embedded wheel, then on the PostgreSQL server."""
+    if request.param == "embedded":
+        admin = request.getfixturevalue("embedded_admin_url")
+    else:
+        admin = server_url()
+    with fresh_database(admin) as url:
+        yield url
+
+
+@pytest.fixture
+def server_db_url() -> Iterator[str]:
+    """A fresh database on the PostgreSQL server (the distributed mode)."""
+    with fresh_database(server_url()) as url:
+        yield url
+
+
+def make_settings(tmp_path: Path, db: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": db,
+        "webhook_secret": SECRET,
+        "data_dir": tmp_path / "data",
+        "app_slug": "review-loop-test",
+        "worker_concurrency": 2,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return make_settings(tmp_path, db_url)
+
+
+@pytest.fixture
+def router() -> Router:
+    """An empty router; tests register what they need on it."""
+    return Router()
+
+
+@pytest.fixture
+async def runtime(settings: Settings, router: Router) -> AsyncIterator[Runtime]:
+    async with open_runtime(settings, router) as rt:
+        yield rt

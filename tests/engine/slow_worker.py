@@ -1,0 +1,43 @@
+"""A real `review-loop` worker process with one extra slow task, for crash tests.
+
+Run as: python -m tests.engine.slow_worker DATABASE_URL
+"""
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from procrastinate import Blueprint
+
+from bot.config import Settings
+from bot.routing import Router
+from bot.runtime import open_runtime
+from bot.worker import run_worker
+
+# Fast failure detection so the test does not wait a minute for a dead worker.
+CRASH_SETTINGS = {"heartbeat_s": 0.3, "stalled_after_s": 1.5, "reaper_interval_s": 0.3}
+
+
+def make_blueprint() -> Blueprint:
+    bp = Blueprint()
+
+    @bp.task(name="slow")
+    async def slow(marker: str, seconds: float) -> None:
+        with Path(marker + ".started").open("a") as f:
+            f.write(f"{os.getpid()}\n")
+        await asyncio.sleep(seconds)
+        with Path(marker + ".done").open("a") as f:
+            f.write(f"{os.getpid()}\n")
+
+    return bp
+
+
+async def main(url: str) -> None:
+    settings = Settings(_env_file=None, database_url=url, worker_concurrency=1, **CRASH_SETTINGS)  # type: ignore[call-arg,arg-type]
+    async with open_runtime(settings, Router(), extra_tasks=(make_blueprint(),)) as runtime:
+        await run_worker(runtime)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1]))

@@ -1,0 +1,80 @@
+"""A worker killed with SIGKILL mid-job: another worker finishes the job; nothing is lost."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.engine.jobs import task
+from bot.routing import Router
+from bot.runtime import open_runtime
+from tests.conftest import make_settings
+from tests.engine.slow_worker import make_blueprint
+
+ROOT = Path(__file__).parents[2]
+
+
+def wait_for(path: Path, timeout: float = 30) -> str:
+    """The file's text once it exists (polling; fails after `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().strip():
+            return path.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not appear within {timeout} s")
+
+
+@pytest.fixture
+def start_worker(server_db_url: str) -> Iterator[object]:
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.engine.slow_worker", server_db_url], cwd=ROOT
+        )
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.mark.server_db
+async def test_job_of_a_killed_worker_is_finished_by_another(
+    tmp_path: Path, server_db_url: str, start_worker: object
+) -> None:
+    """SIGKILL in the middle of a job; a second worker picks it up and runs it to the end."""
+    settings = make_settings(tmp_path, server_db_url)
+    async with open_runtime(settings, Router(), extra_tasks=(make_blueprint(),)) as runtime:
+        marker = tmp_path / "job"
+        job_id = await task(runtime.jobs, "slow").defer_async(marker=str(marker), seconds=60)
+        first = start_worker()  # type: ignore[operator]
+        assert wait_for(Path(str(marker) + ".started")).split() == [str(first.pid)]
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        async with runtime.pool.connection() as conn:  # the next run should be short
+            await conn.execute(
+                """UPDATE procrastinate_jobs SET args = jsonb_set(args, '{seconds}', '0.5')
+                    WHERE id = %s""",
+                (job_id,),
+            )
+        second = start_worker()  # type: ignore[operator]
+        done = wait_for(Path(str(marker) + ".done"))
+        assert done.split() == [str(second.pid)]
+        assert Path(str(marker) + ".started").read_text().split() == [
+            str(first.pid),
+            str(second.pid),
+        ]
+        status = await runtime.jobs.job_manager.get_job_status_async(job_id)
+        assert status.value == "succeeded"
