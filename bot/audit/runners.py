@@ -1,0 +1,243 @@
+"""The built-in auditors: `ruff check` and `ruff format --diff`, run in a worktree."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path, PurePosixPath
+
+from ruff.__main__ import find_ruff_bin  # type: ignore[import-untyped]
+
+from bot.audit.findings import Finding, number_occurrences
+from bot.audit.process import AuditError, Completed, run_command
+from bot.audit.sarif import SarifError, parse_sarif
+
+__all__ = [
+    "AUDITORS",
+    "AuditError",
+    "Auditor",
+    "audit",
+    "parse_format_diff",
+    "run_ruff",
+    "run_ruff_format",
+]
+
+DEFAULT_TIMEOUT_S = 120.0
+NOTEBOOK_SUFFIX = ".ipynb"
+FORMAT_HELP_URI = "https://docs.astral.sh/ruff/formatter/"
+FORMAT_MESSAGE = "Not formatted the way `ruff format` formats it ({removed} -> {added} lines)."
+
+Auditor = Callable[[Path, Sequence[str] | None], Awaitable[list[Finding]]]
+
+_HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+# `ruff format --diff` exits 2 when some file does not parse; the others are still diffed,
+# and `ruff check` reports the syntax error itself.
+_PARSE_FAILURE = re.compile(r"^error: Failed to parse ")
+
+
+async def run_ruff(
+    worktree: Path, paths: Sequence[str] | None = None, *, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> list[Finding]:
+    """Lint findings from `ruff check`, honouring the repository's own ruff configuration."""
+    targets = _existing(worktree, paths)
+    if targets == []:
+        return []
+    args = ["check", "--output-format", "sarif", "--exit-zero", "--no-cache", "--force-exclude"]
+    result = await _run_ruff(worktree, [*args, "--", *(targets or ["."])], timeout_s)
+    if result.returncode != 0:
+        raise AuditError(_failure("ruff check", result))
+    try:
+        doc = json.loads(result.stdout)
+        if not isinstance(doc, Mapping):
+            raise SarifError("the SARIF document is not a JSON object")
+        findings = parse_sarif(doc, "ruff", worktree)
+    except (ValueError, TypeError) as exc:
+        raise AuditError(f"ruff check wrote output that is not readable SARIF: {exc}") from exc
+    # Ruff numbers notebook lines per cell, which no link or snippet of the file can show.
+    return [finding for finding in findings if not finding.path.endswith(NOTEBOOK_SUFFIX)]
+
+
+async def run_ruff_format(
+    worktree: Path, paths: Sequence[str] | None = None, *, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> list[Finding]:
+    """Format findings from `ruff format --diff`: one finding per hunk of the diff."""
+    targets = _existing(worktree, paths)
+    if targets == []:
+        return []
+    args = ["format", "--diff", "--no-cache", "--force-exclude", "--", *(targets or ["."])]
+    result = await _run_ruff(worktree, args, timeout_s)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    tolerated = result.returncode in (0, 1) or (
+        result.returncode == 2 and errors and all(_PARSE_FAILURE.match(e) for e in errors)
+    )
+    if not tolerated:
+        raise AuditError(_failure("ruff format --diff", result))
+    return parse_format_diff(result.stdout, worktree)
+
+
+def parse_format_diff(diff: str, root: Path) -> list[Finding]:
+    """Findings from a unified diff of the formatter: lines and snippet are the original ones.
+
+    A hunk's finding spans its changed original lines, from the first to the last line
+    removed; lines inserted without removing any count as a change to the line above.
+    """
+    findings: list[Finding] = []
+    path: str | None = None
+    hunk: _Hunk | None = None
+    for line in diff.splitlines():
+        if hunk is not None and not hunk.complete:
+            hunk.feed(line)
+            continue
+        if hunk is not None and path is not None:
+            findings.extend(hunk.findings(path))
+        hunk = None
+        header = _HUNK_HEADER.match(line)
+        if line.startswith("+++ "):
+            path = _diff_path(line[4:], root)
+            if NOTEBOOK_SUFFIX + ":cell " in path:  # lines per cell: see run_ruff
+                path = None
+        elif header and path is not None:
+            hunk = _Hunk(
+                old_start=int(header[1]),
+                old_count=int(header[2] if header[2] is not None else 1),
+                new_count=int(header[4] if header[4] is not None else 1),
+            )
+    if hunk is not None and path is not None:
+        findings.extend(hunk.findings(path))
+    return number_occurrences(findings)
+
+
+class _Hunk:
+    """One hunk of a unified diff, fed line by line until its counts are used up."""
+
+    def __init__(self, old_start: int, old_count: int, new_count: int) -> None:
+        self.old_left = old_count
+        self.new_left = new_count
+        self.old_line = old_start if old_count else old_start + 1
+        self.original: dict[int, str] = {}
+        self.touched: list[int] = []
+        self.removed = 0
+        self.added = 0
+        self.previous = " "
+
+    @property
+    def complete(self) -> bool:
+        return self.old_left <= 0 and self.new_left <= 0
+
+    def feed(self, line: str) -> None:
+        if line.startswith("\\"):  # "\ No newline at end of file"
+            return
+        marker, text = (line[:1], line[1:]) if line else (" ", "")
+        if marker == "+":
+            if self.previous not in "+-":
+                self.touched.append(max(1, self.old_line - 1))
+            self.added += 1
+            self.new_left -= 1
+        elif marker == "-":
+            self.original[self.old_line] = text
+            self.touched.append(self.old_line)
+            self.removed += 1
+            self.old_line += 1
+            self.old_left -= 1
+        else:
+            self.original[self.old_line] = text
+            self.old_line += 1
+            self.old_left -= 1
+            self.new_left -= 1
+        self.previous = marker
+
+    def findings(self, path: str) -> list[Finding]:
+        if not self.touched:
+            return []
+        start, end = min(self.touched), max(self.touched)
+        snippet = "\n".join(self.original.get(n, "") for n in range(start, end + 1))
+        return [
+            Finding(
+                analyzer="ruff-format",
+                rule="format",
+                category="format",
+                path=path,
+                start_line=start,
+                end_line=end,
+                message=FORMAT_MESSAGE.format(removed=self.removed, added=self.added),
+                snippet=snippet,
+                help_uri=FORMAT_HELP_URI,
+            )
+        ]
+
+
+def _diff_path(raw: str, root: Path) -> str:
+    raw = raw.split("\t", 1)[0].strip()
+    path = Path(raw)
+    if path.is_absolute():
+        try:
+            path = path.resolve().relative_to(root.resolve())
+        except ValueError:
+            return PurePosixPath(raw).as_posix()
+    return PurePosixPath(*path.parts).as_posix()
+
+
+AUDITORS: dict[str, Auditor] = {"ruff": run_ruff, "ruff-format": run_ruff_format}
+
+
+async def audit(
+    worktree: Path, auditor_names: Sequence[str], paths: Sequence[str] | None = None
+) -> list[Finding]:
+    """Run the named auditors one after the other in `worktree`; all findings, sorted."""
+    unknown = [name for name in auditor_names if name not in AUDITORS]
+    if unknown:
+        raise AuditError(
+            f"unknown auditor(s) {', '.join(unknown)}; built-in auditors are "
+            f"{', '.join(sorted(AUDITORS))}"
+        )
+    findings: list[Finding] = []
+    for name in dict.fromkeys(auditor_names):
+        findings.extend(await AUDITORS[name](worktree, paths))
+    return sorted(findings, key=lambda f: (f.path, f.start_line, f.analyzer, f.rule))
+
+
+def _existing(worktree: Path, paths: Sequence[str] | None) -> list[str] | None:
+    """The given paths that still exist (a PR may delete files); None means "everything"."""
+    if paths is None:
+        return None
+    return [path for path in dict.fromkeys(paths) if (worktree / path).exists()]
+
+
+async def _run_ruff(worktree: Path, args: Sequence[str], timeout_s: float) -> Completed:
+    # Only PATH and locale: the audit depends on the repository's config, not on the
+    # environment of whoever runs the bot (no RUFF_* variables, no user-level config).
+    env = {key: os.environ[key] for key in ("PATH", "LANG", "LC_ALL") if key in os.environ}
+    env["NO_COLOR"] = "1"
+    if _outer_ruff_config(worktree) is not None:
+        # Ruff looks for configuration above the worktree too; a checkout without its own
+        # root config must not be judged by whatever project the data directory sits in.
+        args = [*args[:1], "--isolated", *args[1:]]
+    return await run_command([str(find_ruff_bin()), *args], worktree, timeout_s, env)
+
+
+def _has_ruff_config(directory: Path) -> bool:
+    if (directory / "ruff.toml").is_file() or (directory / ".ruff.toml").is_file():
+        return True
+    pyproject = directory / "pyproject.toml"
+    try:
+        return pyproject.is_file() and "[tool.ruff" in pyproject.read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def _outer_ruff_config(worktree: Path) -> Path | None:
+    """A ruff config above a worktree that has none at its root (which ruff would use)."""
+    root = worktree.resolve()
+    if _has_ruff_config(root):
+        return None
+    return next((parent for parent in root.parents if _has_ruff_config(parent)), None)
+
+
+def _failure(command: str, result: Completed) -> str:
+    detail = result.stderr.strip() or result.stdout.strip()[:2000] or "no output"
+    return (
+        f"{command} failed with exit code {result.returncode}. Check the repository's ruff "
+        f"configuration (pyproject.toml / ruff.toml). ruff said:\n{detail}"
+    )

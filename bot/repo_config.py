@@ -1,0 +1,212 @@
+"""`.github/review-loop.yml`: what a repository asks of the loop, validated strictly."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = [
+    "CONFIG_PATH",
+    "RepoConfig",
+    "RepoConfigError",
+    "Route",
+    "parse_repo_config",
+    "render_json_schema",
+    "repo_config_json_schema",
+]
+
+CONFIG_PATH = ".github/review-loop.yml"
+DEFAULT_AUDITORS = ("ruff", "ruff-format")
+
+
+class RepoConfigError(ValueError):
+    """The repository's config cannot be used; the message names the key and line to fix."""
+
+
+class Route(BaseModel):
+    """Send findings that match every given matcher to `agent`; globs are allowed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    analyzer: str | None = Field(default=None, description="Analyzer name, e.g. ruff.")
+    rule: str | None = Field(default=None, description='Rule id or glob, e.g. "F401" or "E*".')
+    category: str | None = Field(default=None, description="Finding category, e.g. lint.")
+    path: str | None = Field(default=None, description='Path glob, e.g. "src/**/*.py".')
+    label: str | None = Field(default=None, description="An issue label the issue must carry.")
+    agent: str = Field(min_length=1, description="Agent name from the server's catalog.")
+
+
+class RepoConfig(BaseModel):
+    """The loop's settings for one repository (read from its default branch)."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, title="review-loop repository configuration"
+    )
+
+    enabled: bool = Field(default=True, description="Run the loop on this repository's PRs.")
+    drafts: bool = Field(default=False, description="Also run on draft pull requests.")
+    auditors: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_AUDITORS),
+        description="Auditors to run, by name from the server's catalog.",
+    )
+    changed_lines_only: bool = Field(
+        default=True, description="Keep only findings on lines the pull request changed."
+    )
+    routes: list[Route] = Field(
+        default_factory=list,
+        description="Routing rules, first match wins; the defaults send ruff findings to "
+        "ruff-fix and format findings to ruff-format.",
+    )
+    ignore: list[str] = Field(
+        default_factory=list, description="Path globs whose findings are dropped."
+    )
+    max_rounds: int = Field(default=5, ge=1, description="Audit rounds before a person is asked.")
+    max_parallel: int = Field(default=4, ge=1, description="Fix tasks run at once for one PR.")
+    merge_fixes: Literal["auto", "manual"] = Field(
+        default="auto", description="Merge verified fix PRs into the PR branch automatically."
+    )
+    reviewers: list[str] = Field(
+        default_factory=list, description="Users asked for review when the PR is ready."
+    )
+    team_reviewers: list[str] = Field(
+        default_factory=list, description="Team slugs asked for review when the PR is ready."
+    )
+    group_threshold: int = Field(
+        default=3,
+        ge=1,
+        description="More than this many same-rule findings in one file become one issue.",
+    )
+    max_depth: int = Field(
+        default=1, ge=0, description="How deep the bot audits its own fix PRs (0: not at all)."
+    )
+    setup: str | None = Field(
+        default=None, description="Shell command preparing a worktree (no tokens, no keys)."
+    )
+    test: str | None = Field(
+        default=None, description="Shell command a fix must pass (no tokens, no keys)."
+    )
+
+
+def parse_repo_config(text: str | None) -> RepoConfig:
+    """The config from the YAML text of `.github/review-loop.yml`; None or empty: defaults."""
+    if text is None or not text.strip():
+        return RepoConfig()
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RepoConfigError(f"{CONFIG_PATH} is not valid YAML: {_yaml_problem(exc)}") from exc
+    if data is None:
+        return RepoConfig()
+    if not isinstance(data, dict):
+        raise RepoConfigError(
+            f"{CONFIG_PATH} line 1: the file must be a mapping of settings "
+            f"(like `enabled: true`), not a {type(data).__name__}"
+        )
+    duplicate = _first_duplicate_key(root)
+    if duplicate is not None:
+        key, line = duplicate
+        raise RepoConfigError(f"{CONFIG_PATH} line {line}: `{key}` is set twice; keep one")
+    try:
+        return RepoConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = sorted(_describe(error, root) for error in exc.errors())
+        raise RepoConfigError(
+            f"{CONFIG_PATH} has {len(problems)} problem(s):\n"
+            + "\n".join(text for _, text in problems)
+        ) from None
+
+
+def repo_config_json_schema() -> dict[str, Any]:
+    """The JSON Schema of `.github/review-loop.yml`, for editors and for publication."""
+    schema = RepoConfig.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+def render_json_schema() -> str:
+    """The exact text of `docs/review-loop.schema.json`."""
+    return json.dumps(repo_config_json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def _describe(error: Any, root: yaml.Node | None) -> tuple[int, str]:
+    """(line, text) for one validation error, the text saying what to change."""
+    loc: tuple[str | int, ...] = tuple(error["loc"])
+    line = _line_of(root, loc) or 1
+    return line, f"- line {line}: {_problem(error, loc)}"
+
+
+def _problem(error: Any, loc: tuple[str | int, ...]) -> str:
+    where = _dotted(loc) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        key = str(loc[-1])
+        model = _model_at(loc[:-1])
+        allowed = sorted(model.model_fields)
+        hint = difflib.get_close_matches(key, allowed, n=1)
+        suggestion = f"; did you mean `{hint[0]}`?" if hint else ""
+        return f"unknown key `{where}`{suggestion} (allowed here: {', '.join(allowed)})"
+    if error["type"] == "missing":
+        return f"`{where}` is required"
+    return f"`{where}`: {error['msg']} (got {error.get('input')!r})"
+
+
+def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel]:
+    return Route if loc and loc[0] == "routes" else RepoConfig
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[str | int, ...]) -> int | None:
+    """The 1-based line of the YAML node at `loc` (for a mapping key: the key's line)."""
+    if node is None:
+        return None
+    line: int = node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            match = next((kv for kv in node.value if kv[0].value == part), None)
+            if match is None:
+                return line
+            line = match[0].start_mark.line + 1
+            node = match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _first_duplicate_key(node: yaml.Node | None) -> tuple[str, int] | None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            if key.value in seen:
+                return str(key.value), key.start_mark.line + 1
+            seen.add(key.value)
+            found = _first_duplicate_key(value)
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found = _first_duplicate_key(item)
+            if found:
+                return found
+    return None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is not None:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return str(problem)

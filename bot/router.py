@@ -1,0 +1,78 @@
+"""Routing: which narrow agent fixes a finding or an issue (None: a person must)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from fnmatch import fnmatchcase
+
+from bot.audit.findings import Finding
+from bot.audit.globs import path_matches
+from bot.repo_config import RepoConfig, Route
+
+__all__ = [
+    "AGENT_LABEL_PREFIX",
+    "DEFAULT_AGENTS",
+    "FIX_LABEL",
+    "agent_label",
+    "labelled_agent",
+    "route",
+]
+
+AGENT_LABEL_PREFIX = "agent:"
+FIX_LABEL = "review-loop:fix"
+# When no rule of the repository matches: the built-in fixers for the built-in auditors.
+DEFAULT_AGENTS = {"ruff": "ruff-fix", "ruff-format": "ruff-format"}
+
+
+def agent_label(agent: str) -> str:
+    """The issue label that routes an issue to `agent`."""
+    return f"{AGENT_LABEL_PREFIX}{agent}"
+
+
+def labelled_agent(labels: Sequence[str], known_agents: Collection[str]) -> str | None:
+    """The first known agent named by an `agent:<name>` label, if any."""
+    for label in labels:
+        if label.startswith(AGENT_LABEL_PREFIX):
+            name = label.removeprefix(AGENT_LABEL_PREFIX).strip()
+            if name in known_agents:
+                return name
+    return None
+
+
+def route(
+    finding: Finding | None,
+    labels: Sequence[str],
+    config: RepoConfig,
+    known_agents: Collection[str],
+) -> str | None:
+    """The agent for an issue: an `agent:` label, else the first matching route, else defaults.
+
+    Rules on analyzer, rule, category or path need a finding; a route with only a `label`
+    matcher can also route an issue a person filed. None means "needs a human". Agents
+    unknown to the server's catalog are skipped wherever they are named.
+    """
+    chosen = labelled_agent(labels, known_agents)
+    if chosen is not None:
+        return chosen
+    for rule in config.routes:
+        if rule.agent in known_agents and _matches(rule, finding, labels):
+            return rule.agent
+    if finding is not None:
+        default = DEFAULT_AGENTS.get(finding.analyzer)
+        if default in known_agents:
+            return default
+    return None
+
+
+def _matches(rule: Route, finding: Finding | None, labels: Sequence[str]) -> bool:
+    if rule.label is not None and not any(fnmatchcase(label, rule.label) for label in labels):
+        return False
+    finding_matchers = (rule.analyzer, rule.rule, rule.category, rule.path)
+    if finding is None:
+        return rule.label is not None and all(m is None for m in finding_matchers)
+    return (
+        (rule.analyzer is None or fnmatchcase(finding.analyzer, rule.analyzer))
+        and (rule.rule is None or fnmatchcase(finding.rule, rule.rule))
+        and (rule.category is None or fnmatchcase(finding.category, rule.category))
+        and (rule.path is None or path_matches(finding.path, rule.path))
+    )

@@ -1,0 +1,1 @@
+"""Tests of the pure review-loop core: findings, auditors, config, routing, ledger."""

@@ -1,0 +1,73 @@
+"""Routing a finding or an issue to a narrow agent."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from bot.audit.findings import Finding
+from bot.repo_config import RepoConfig, Route
+from bot.router import route
+
+KNOWN = frozenset({"ruff-fix", "ruff-format", "claude", "writer", "security"})
+
+LINT = Finding("ruff", "E501", "lint", "src/app/views.py", 3, 3, "Line too long", "x = 1")
+UNUSED = Finding("ruff", "F401", "lint", "tests/test_a.py", 1, 1, "unused", "import os")
+FORMAT = Finding("ruff-format", "format", "format", "src/app/views.py", 5, 6, "fmt", "x=1")
+LLM = Finding("llm", "sql-injection", "security", "src/db.py", 9, 9, "unsafe", "q = f'{x}'")
+
+ROUTES = RepoConfig(
+    routes=[
+        Route(rule="E*", path="src/**", agent="claude"),
+        Route(category="security", agent="security"),
+        Route(label="docs", agent="writer"),
+        Route(analyzer="ruff", rule="F401", agent="not-in-catalog"),
+        Route(analyzer="llm", label="urgent", agent="claude"),
+    ]
+)
+DEFAULTS = RepoConfig()
+
+
+@pytest.mark.parametrize(
+    ("finding", "labels", "config", "expected"),
+    [
+        pytest.param(LINT, [], DEFAULTS, "ruff-fix", id="ruff-default"),
+        pytest.param(FORMAT, [], DEFAULTS, "ruff-format", id="format-default"),
+        pytest.param(LLM, [], DEFAULTS, None, id="unknown-analyzer-needs-human"),
+        pytest.param(LINT, [], ROUTES, "claude", id="rule-and-path-glob-route"),
+        pytest.param(UNUSED, [], ROUTES, "ruff-fix", id="route-to-unknown-agent-skipped"),
+        pytest.param(LLM, [], ROUTES, "security", id="category-route"),
+        pytest.param(LLM, ["urgent"], ROUTES, "security", id="first-matching-route-wins"),
+        pytest.param(FORMAT, ["docs"], ROUTES, "writer", id="label-route-for-finding"),
+        pytest.param(LINT, ["agent:writer"], ROUTES, "writer", id="agent-label-beats-routes"),
+        pytest.param(LINT, ["agent:nobody"], ROUTES, "claude", id="unknown-agent-label-ignored"),
+        pytest.param(
+            LINT, ["agent:nobody", "agent:security"], ROUTES, "security", id="first-known-label"
+        ),
+        pytest.param(LINT, ["review-loop:fix"], DEFAULTS, "ruff-fix", id="fix-label-uses-rules"),
+        pytest.param(None, ["review-loop:fix"], DEFAULTS, None, id="fix-label-no-finding"),
+        pytest.param(
+            None, ["review-loop:fix", "agent:claude"], DEFAULTS, "claude", id="fix-and-agent-label"
+        ),
+        pytest.param(None, ["agent:claude"], DEFAULTS, "claude", id="human-issue-agent-label"),
+        pytest.param(None, ["docs"], ROUTES, "writer", id="label-only-route-for-human-issue"),
+        pytest.param(None, ["urgent"], ROUTES, None, id="finding-matchers-need-a-finding"),
+        pytest.param(
+            LINT, [], RepoConfig(routes=[Route(agent="claude")]), "claude", id="catch-all-route"
+        ),
+        pytest.param(
+            None, [], RepoConfig(routes=[Route(agent="claude")]), None, id="catch-all-no-finding"
+        ),
+    ],
+)
+def test_route(
+    finding: Finding | None, labels: Sequence[str], config: RepoConfig, expected: str | None
+) -> None:
+    """Agent label if known, else first matching route to a known agent, else defaults."""
+    assert route(finding, labels, config, KNOWN) == expected
+
+
+def test_defaults_need_the_builtin_agents_in_the_catalog() -> None:
+    """A server without the ruff fixers sends ruff findings to a person."""
+    assert route(LINT, [], DEFAULTS, {"claude"}) is None

@@ -1,0 +1,171 @@
+"""The built-in auditors run real ruff in a worktree."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.audit.runners import (
+    AUDITORS,
+    AuditError,
+    audit,
+    parse_format_diff,
+    run_ruff,
+    run_ruff_format,
+)
+
+UNFORMATTED = (
+    "import os\n\n\n\ndef f( x ):\n    return x+1\n\n\n"
+    "A = 1\nB = 2\nC = 3\nD = 4\nE = 5\nF = 6\nG = 7\ny=[1,\n  2]\n"
+)
+
+
+@pytest.fixture
+def worktree(tmp_path: Path) -> Path:
+    (tmp_path / "ruff.toml").write_text('[lint]\nselect = ["F"]\n')
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text(UNFORMATTED)
+    (tmp_path / "clean.py").write_text("VALUE = 1\n")
+    return tmp_path
+
+
+async def test_ruff_format_reports_one_finding_per_hunk_with_original_lines(
+    worktree: Path,
+) -> None:
+    """Each hunk of `ruff format --diff` is a finding over the original lines it rewrites."""
+    findings = await run_ruff_format(worktree)
+    assert [(f.path, f.start_line, f.end_line) for f in findings] == [
+        ("pkg/a.py", 4, 6),
+        ("pkg/a.py", 16, 17),
+    ]
+    first, second = findings
+    assert first.snippet == "\ndef f( x ):\n    return x+1"
+    assert second.snippet == "y=[1,\n  2]"
+    assert {(f.analyzer, f.rule, f.category) for f in findings} == {
+        ("ruff-format", "format", "format")
+    }
+
+
+async def test_ruff_honours_the_repository_configuration(worktree: Path) -> None:
+    """Rules the repository did not select are not reported."""
+    assert [(f.rule, f.start_line) for f in await run_ruff(worktree)] == [("F401", 1)]
+    (worktree / "ruff.toml").write_text('[lint]\nselect = ["E"]\nignore = ["E"]\n')
+    assert await run_ruff(worktree) == []
+
+
+async def test_ruff_respects_the_repository_excludes_for_explicit_paths(worktree: Path) -> None:
+    """Files the repository excludes stay excluded even when named explicitly."""
+    (worktree / "ruff.toml").write_text('extend-exclude = ["pkg"]\n[lint]\nselect = ["F"]\n')
+    assert await run_ruff(worktree, ["pkg/a.py"]) == []
+    assert await run_ruff_format(worktree, ["pkg/a.py"]) == []
+
+
+async def test_auditors_look_only_at_the_given_paths_that_exist(worktree: Path) -> None:
+    """Deleted paths are skipped; no remaining path means no findings (not a whole-repo run)."""
+    assert await run_ruff(worktree, ["clean.py", "gone.py"]) == []
+    assert await run_ruff_format(worktree, ["gone.py"]) == []
+    assert len(await run_ruff(worktree, ["pkg/a.py"])) == 1
+
+
+async def test_format_ignores_files_that_do_not_parse(worktree: Path) -> None:
+    """A syntax error (reported by `ruff check`) does not stop format findings elsewhere."""
+    (worktree / "broken.py").write_text("def (:\n")
+    assert {f.path for f in await run_ruff_format(worktree)} == {"pkg/a.py"}
+
+
+async def test_a_broken_ruff_configuration_is_a_clear_audit_error(worktree: Path) -> None:
+    """Ruff refusing the repo's config raises AuditError that says where to look."""
+    (worktree / "ruff.toml").write_text('line-length = "long"\n')
+    with pytest.raises(AuditError, match=r"(?s)ruff check failed.*ruff configuration.*ruff\.toml"):
+        await run_ruff(worktree)
+    with pytest.raises(AuditError, match="ruff format --diff failed"):
+        await run_ruff_format(worktree)
+
+
+async def test_a_ruff_run_past_its_timeout_is_an_audit_error(worktree: Path) -> None:
+    """The subprocess is killed and the timeout named."""
+    with pytest.raises(AuditError, match="did not finish within 0 s"):
+        await run_ruff(worktree, timeout_s=0)
+
+
+async def test_audit_runs_the_named_auditors_and_sorts_their_findings(worktree: Path) -> None:
+    """`audit` combines the registry's auditors, ordered by path and line."""
+    assert set(AUDITORS) == {"ruff", "ruff-format"}
+    findings = await audit(worktree, ["ruff-format", "ruff"])
+    assert [(f.rule, f.start_line) for f in findings] == [
+        ("F401", 1),
+        ("format", 4),
+        ("format", 16),
+    ]
+
+
+async def test_audit_refuses_unknown_auditors(worktree: Path) -> None:
+    """An auditor name that is not built in is named in the error, with the known ones."""
+    with pytest.raises(AuditError, match=r"unknown auditor.*mypy.*ruff, ruff-format"):
+        await audit(worktree, ["ruff", "mypy"])
+
+
+@pytest.mark.parametrize(
+    ("diff", "expected"),
+    [
+        pytest.param(
+            "--- a.py\n+++ a.py\n@@ -1,3 +1,4 @@\n x = 1\n+\n+\n y = 2\n z = 3\n",
+            [(1, 1, "x = 1")],
+            id="pure-insertion-points-at-line-above",
+        ),
+        pytest.param(
+            "--- a.py\n+++ a.py\n@@ -0,0 +1 @@\n+x = 1\n",
+            [(1, 1, "")],
+            id="insertion-into-empty-file",
+        ),
+        pytest.param(
+            "--- a.py\n+++ a.py\n@@ -1,2 +1 @@\n--- comment\n-x\n+-- comment\n",
+            [(1, 2, "-- comment\nx")],
+            id="removed-line-that-looks-like-a-header",
+        ),
+        pytest.param(
+            "--- a.py\n+++ a.py\n@@ -5 +5 @@\n-x=1\n\\ No newline at end of file\n+x = 1\n",
+            [(5, 5, "x=1")],
+            id="no-newline-at-end-of-file",
+        ),
+    ],
+)
+def test_format_diff_edge_cases(
+    tmp_path: Path, diff: str, expected: list[tuple[int, int, str]]
+) -> None:
+    """Odd hunks still map to the original lines they touch."""
+    findings = parse_format_diff(diff, tmp_path)
+    assert [(f.start_line, f.end_line, f.snippet) for f in findings] == expected
+
+
+async def test_a_config_above_the_worktree_does_not_judge_it(tmp_path: Path) -> None:
+    """A worktree without its own ruff config gets ruff's defaults, not the data dir's parent's."""
+    (tmp_path / "ruff.toml").write_text('[lint]\nselect = ["E711"]\n')
+    worktree = tmp_path / "data" / "worktrees" / "task-1"
+    worktree.mkdir(parents=True)
+    (worktree / "a.py").write_text("import os\nx = None\nprint(x == None)\n")
+    rules = {f.rule for f in await run_ruff(worktree)}
+    assert "F401" in rules and "E711" not in rules  # ruff's defaults, not the outer select
+    (worktree / "pyproject.toml").write_text('[tool.ruff.lint]\nselect = ["E711"]\n')
+    assert [f.rule for f in await run_ruff(worktree)] == ["E711"]
+
+
+async def test_notebooks_are_not_audited(tmp_path: Path) -> None:
+    """Ruff numbers notebook lines per cell, so notebook findings would point nowhere."""
+    cell: dict[str, object] = {
+        "cell_type": "code",
+        "metadata": {},
+        "outputs": [],
+        "execution_count": None,
+    }
+    notebook = {
+        "cells": [{**cell, "source": ["x=1\n", "import os"]}],
+        "metadata": {"language_info": {"name": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    (tmp_path / "n.ipynb").write_text(json.dumps(notebook))
+    assert await run_ruff(tmp_path) == []
+    assert await run_ruff_format(tmp_path) == []
