@@ -1,0 +1,1 @@
+"""Agent backends: the catalog, briefs, the runner and the check of what an agent changed."""

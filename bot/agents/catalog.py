@@ -1,0 +1,152 @@
+"""The operator's agents catalog: what each named agent runs. Repositories only pick names."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+BUILTIN_NAMES = ("ruff-fix", "ruff-format")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Never handed to an agent, whatever the catalog says: the App's own settings and secrets.
+FORBIDDEN_ENV_PREFIXES = ("REVIEW_LOOP_", "GITHUB_", "GH_", "GIT_")
+
+
+class CatalogError(Exception):
+    """The agents catalog cannot be used; the message names the file and the entry."""
+
+
+class AgentSpec(BaseModel):
+    """One agent: how to run it and what it may see."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    kind: Literal["builtin", "command", "http"]
+    argv: list[str] = Field(default_factory=list)
+    env: list[str] = Field(default_factory=list)
+    timeout_s: float = Field(default=600.0, gt=0)
+    brief: Literal["stdin", "file"] = "stdin"
+    output: Literal["text", "json"] = "text"
+    description: str = ""
+    # http agents: an OpenAI-compatible endpoint and model.
+    url: str | None = None
+    model: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_simple(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("use lower-case letters, digits, '.', '_' and '-' (e.g. 'claude-fix')")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names_are_allowed(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+            if name.upper().startswith(FORBIDDEN_ENV_PREFIXES):
+                raise ValueError(
+                    f"{name!r} cannot be passed to an agent: variables starting with "
+                    f"{', '.join(FORBIDDEN_ENV_PREFIXES)} belong to the bot and its git access"
+                )
+        return names
+
+    @model_validator(mode="after")
+    def _kind_has_what_it_needs(self) -> AgentSpec:
+        if self.kind == "command" and not self.argv:
+            raise ValueError("a command agent needs argv, e.g. ['claude', '-p']")
+        if self.kind == "builtin" and self.name not in BUILTIN_NAMES:
+            raise ValueError(
+                f"there is no built-in agent {self.name!r}; built-ins: {BUILTIN_NAMES}"
+            )
+        if self.kind == "http" and not self.url:
+            raise ValueError("an http agent needs url (an OpenAI-compatible base URL)")
+        return self
+
+
+BUILTINS: dict[str, AgentSpec] = {
+    "ruff-fix": AgentSpec(
+        name="ruff-fix",
+        kind="builtin",
+        timeout_s=120,
+        description="Applies ruff's safe autofix for the finding's rule to the finding's files.",
+    ),
+    "ruff-format": AgentSpec(
+        name="ruff-format",
+        kind="builtin",
+        timeout_s=120,
+        description="Formats the finding's files with ruff format.",
+    ),
+}
+
+
+def load_catalog(path: Path | None) -> dict[str, AgentSpec]:
+    """The built-in agents, overlaid with the agents defined in `path` (TOML or YAML).
+
+    The file holds a table `agents` keyed by agent name, for example in TOML::
+
+        [agents.claude]
+        kind = "command"
+        argv = ["claude", "-p", "--output-format", "json"]
+        env = ["ANTHROPIC_API_KEY"]
+        output = "json"
+    """
+    catalog = dict(BUILTINS)
+    if path is None:
+        return catalog
+    for name, entry in _read_entries(path).items():
+        if not isinstance(entry, dict):
+            raise CatalogError(f"{path}: agent {name!r} must be a table of settings")
+        if "name" in entry and entry["name"] != name:
+            raise CatalogError(
+                f"{path}: agent {name!r} has name {entry['name']!r}; drop 'name' or make it match"
+            )
+        try:
+            catalog[name] = AgentSpec.model_validate({**entry, "name": name})
+        except ValidationError as exc:
+            raise CatalogError(f"{path}: agent {name!r}: {_describe(exc)}") from exc
+    return catalog
+
+
+def _read_entries(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise CatalogError(f"agents catalog {path} cannot be read: {exc}") from exc
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        elif suffix in {".yml", ".yaml"}:
+            data = yaml.safe_load(text)
+        else:
+            raise CatalogError(f"agents catalog {path}: use a .toml, .yml or .yaml file")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise CatalogError(
+            f"agents catalog {path} is not valid {suffix[1:].upper()}: {exc}"
+        ) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not isinstance(data.get("agents", {}), dict):
+        raise CatalogError(f"agents catalog {path}: expected a top-level table 'agents'")
+    unknown = set(data) - {"agents"}
+    if unknown:
+        raise CatalogError(f"agents catalog {path}: unknown top-level keys {sorted(unknown)}")
+    agents: dict[str, Any] = data.get("agents") or {}
+    return agents
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)

@@ -1,0 +1,375 @@
+"""Run one agent in a worktree: built-in ruff fixers or a command in a contained subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ruff.__main__ import find_ruff_bin  # type: ignore[import-untyped]
+
+from bot.agents.briefs import redact_secrets
+from bot.agents.catalog import AgentSpec
+from bot.gitcmd import kill_process_group, redact
+
+BRIEF_FILE_ENV = "REVIEW_LOOP_BRIEF_FILE"
+# Passed through from the server's environment to every agent; everything else is dropped
+# unless the catalog allow-lists it for that agent.
+SAFE_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM")
+TAIL_BYTES = 8_000
+MAX_OUTPUT_BYTES = 8_000_000
+KILL_GRACE_S = 5.0
+_RULE = re.compile(r"[A-Z]+[0-9]*")
+
+
+@dataclass(frozen=True)
+class FixTarget:
+    """One finding a built-in fixer should fix: the rule and the file it is in."""
+
+    rule: str
+    path: str
+
+
+@dataclass(frozen=True)
+class AgentTask:
+    """What the run is for; built-in agents act on `targets` alone."""
+
+    targets: Sequence[FixTarget] = ()
+    task_id: str = ""
+
+
+@dataclass(frozen=True)
+class AgentResult:
+    """How an agent run went. `ok` is False with a readable `error` on any failure."""
+
+    ok: bool
+    exit_code: int | None
+    timed_out: bool
+    duration_s: float
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+    error: str | None = None
+    output: Any = None  # the parsed machine output of an output="json" agent
+    cost_usd: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+@dataclass
+class _Capture:
+    """The outcome of one contained subprocess."""
+
+    exit_code: int | None
+    timed_out: bool
+    stdout: bytes
+    stderr: bytes
+    stdout_truncated: bool
+    duration_s: float
+    error: str | None = None
+
+
+async def run_agent(
+    spec: AgentSpec,
+    worktree: Path,
+    brief: str,
+    *,
+    task: AgentTask,
+    environ: Mapping[str, str] | None = None,
+    kill_grace_s: float = KILL_GRACE_S,
+) -> AgentResult:
+    """Run `spec` in `worktree` with `brief`; never raises for a failing agent.
+
+    `environ` is where allow-listed variables are taken from (default: the server's own
+    environment, read at call time).
+    """
+    source_env = os.environ if environ is None else environ
+    if spec.kind == "builtin":
+        return await _run_builtin(spec, worktree, task, source_env, kill_grace_s)
+    if spec.kind == "command":
+        return await _run_command(spec, worktree, brief, source_env, kill_grace_s)
+    return AgentResult(
+        ok=False,
+        exit_code=None,
+        timed_out=False,
+        duration_s=0.0,
+        error=f"agent {spec.name!r}: http agents are not run by run_agent",
+    )
+
+
+async def _run_builtin(
+    spec: AgentSpec,
+    worktree: Path,
+    task: AgentTask,
+    source_env: Mapping[str, str],
+    kill_grace_s: float,
+) -> AgentResult:
+    bad = [t.path for t in task.targets if not _is_relative_inside(t.path)]
+    if spec.name == "ruff-fix":
+        bad += [t.rule for t in task.targets if not _RULE.fullmatch(t.rule)]
+    if bad or not task.targets:
+        reason = f"not a rule or a path inside the worktree: {bad}" if bad else "nothing to fix"
+        return AgentResult(False, None, False, 0.0, error=f"agent {spec.name!r}: {reason}")
+    ruff = str(find_ruff_bin())
+    commands: list[list[str]] = []
+    if spec.name == "ruff-fix":
+        by_rule: dict[str, list[str]] = {}
+        for target in task.targets:
+            by_rule.setdefault(target.rule, []).append(target.path)
+        for rule, paths in by_rule.items():
+            commands.append(
+                [ruff, "check", "--fix", "--no-unsafe-fixes", "--no-cache", "--quiet",
+                 "--select", rule, "--", *sorted(set(paths))]
+            )  # fmt: skip
+    else:
+        paths = sorted({t.path for t in task.targets})
+        commands.append([ruff, "format", "--no-cache", "--quiet", "--", *paths])
+    # `ruff check --fix` exits 1 when unfixable findings remain; verification judges that.
+    allowed = {0, 1} if spec.name == "ruff-fix" else {0}
+    started = time.monotonic()
+    stdout, stderr = bytearray(), bytearray()
+    for argv in commands:
+        with tempfile.TemporaryDirectory(prefix="review-loop-agent-") as home:
+            env = _agent_env(spec, source_env, Path(home))
+            remaining = spec.timeout_s - (time.monotonic() - started)
+            run = await _contained(argv, worktree, env, None, remaining, kill_grace_s)
+        stdout += run.stdout
+        stderr += run.stderr
+        if run.timed_out or run.error or run.exit_code not in allowed:
+            break
+    result = AgentResult(
+        ok=True,
+        exit_code=run.exit_code,
+        timed_out=run.timed_out,
+        duration_s=time.monotonic() - started,
+        stdout_tail=_tail(stdout, ()),
+        stderr_tail=_tail(stderr, ()),
+    )
+    if run.timed_out or run.error or run.exit_code not in allowed:
+        return _failed(spec, run, result)
+    return result
+
+
+def _failed(spec: AgentSpec, run: _Capture, result: AgentResult) -> AgentResult:
+    reason = run.error or (
+        f"timed out after {spec.timeout_s:g} s" if run.timed_out else f"exit code {run.exit_code}"
+    )
+    return replace(result, ok=False, error=f"agent {spec.name!r}: {reason}")
+
+
+async def _run_command(
+    spec: AgentSpec,
+    worktree: Path,
+    brief: str,
+    source_env: Mapping[str, str],
+    kill_grace_s: float,
+) -> AgentResult:
+    secrets = [source_env[name] for name in spec.env if source_env.get(name)]
+    with tempfile.TemporaryDirectory(prefix="review-loop-agent-") as scratch:
+        home = Path(scratch) / "home"
+        home.mkdir()
+        env = _agent_env(spec, source_env, home)
+        stdin: bytes | None = brief.encode()
+        if spec.brief == "file":
+            brief_file = Path(scratch) / "brief.md"
+            brief_file.write_text(brief)
+            brief_file.chmod(0o600)
+            env[BRIEF_FILE_ENV] = str(brief_file)
+            stdin = None
+        run = await _contained(spec.argv, worktree, env, stdin, spec.timeout_s, kill_grace_s)
+
+    result = AgentResult(
+        ok=True,
+        exit_code=run.exit_code,
+        timed_out=run.timed_out,
+        duration_s=run.duration_s,
+        stdout_tail=_tail(run.stdout, secrets),
+        stderr_tail=_tail(run.stderr, secrets),
+    )
+    if run.error or run.timed_out or run.exit_code != 0:
+        return _failed(spec, run, result)
+    if spec.output == "text":
+        return result
+    if run.stdout_truncated:
+        error = f"output over {MAX_OUTPUT_BYTES} bytes, cannot be checked"
+        return replace(result, ok=False, error=f"agent {spec.name!r}: {error}")
+    parsed = parse_json_output(run.stdout.decode(errors="replace"))
+    return replace(
+        result,
+        ok=parsed.error is None,
+        error=f"agent {spec.name!r}: {parsed.error}" if parsed.error else None,
+        output=parsed.output,
+        cost_usd=parsed.cost_usd,
+        input_tokens=parsed.input_tokens,
+        output_tokens=parsed.output_tokens,
+    )
+
+
+@dataclass
+class JsonOutput:
+    """What an agent CLI's machine output says: the result, any error, what it cost."""
+
+    output: Any = None
+    error: str | None = None
+    cost_usd: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+def parse_json_output(text: str) -> JsonOutput:
+    """Read a CLI's JSON output (one document, or JSON Lines events) and look for failure.
+
+    Several agent CLIs exit 0 after failing; the failure is in their output: Claude Code sets
+    `is_error`, Gemini CLI sets `error`, Codex emits `error` / `turn.failed` events.
+    """
+    text = text.strip()
+    if not text:
+        return JsonOutput(error="printed no output, expected JSON")
+    try:
+        events: list[Any] = [json.loads(text)]
+    except json.JSONDecodeError:
+        try:
+            events = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as exc:
+            return JsonOutput(error=f"output is not JSON ({exc.msg} at line {exc.lineno})")
+    result = JsonOutput(output=events[0] if len(events) == 1 else events)
+    for event in events:
+        if not isinstance(event, dict):
+            continue
+        problem = _event_error(event)
+        if problem and result.error is None:
+            result.error = f"reported failure: {problem}"
+        cost = event.get("total_cost_usd", event.get("cost_usd"))
+        if isinstance(cost, int | float):
+            result.cost_usd = (result.cost_usd or 0.0) + float(cost)
+        usage = event.get("usage")
+        if isinstance(usage, dict):
+            result.input_tokens = _add(result.input_tokens, usage.get("input_tokens"))
+            result.output_tokens = _add(result.output_tokens, usage.get("output_tokens"))
+    return result
+
+
+def _event_error(event: dict[str, Any]) -> str | None:
+    if event.get("is_error") is True:
+        detail = event.get("result") or event.get("subtype") or "is_error"
+        return str(detail)[:500]
+    if event.get("error"):
+        error = event["error"]
+        detail = error.get("message", error) if isinstance(error, dict) else error
+        return str(detail)[:500]
+    if event.get("type") in {"error", "turn.failed"}:
+        return str(event.get("message") or event.get("type"))[:500]
+    subtype = event.get("subtype")
+    if isinstance(subtype, str) and subtype.startswith("error"):
+        return subtype
+    return None
+
+
+def _add(total: int | None, value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (total or 0) + value
+    return total
+
+
+def _agent_env(spec: AgentSpec, source: Mapping[str, str], home: Path) -> dict[str, str]:
+    """Only safe basics, a private HOME and the variables this agent is allow-listed for."""
+    env = {name: source[name] for name in SAFE_ENV if name in source}
+    env.setdefault("PATH", os.defpath)
+    env.setdefault("LANG", "C.UTF-8")
+    env |= {
+        "HOME": str(home),
+        "TMPDIR": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    env |= {name: source[name] for name in spec.env if name in source}
+    return env
+
+
+async def _contained(
+    argv: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str],
+    stdin: bytes | None,
+    timeout_s: float,
+    kill_grace_s: float,
+) -> _Capture:
+    """Run `argv` in its own process group; on timeout TERM then KILL the whole group.
+
+    Whatever the process leaves running in its group is killed when it exits, too. Input and
+    output go through files, not pipes, so a leftover child holding them cannot stall us.
+    """
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="review-loop-io-") as scratch:
+        io_dir = Path(scratch)
+        (io_dir / "stdin").write_bytes(stdin or b"")
+        with (
+            (io_dir / "stdin").open("rb") as stdin_file,
+            (io_dir / "stdout").open("wb") as stdout_file,
+            (io_dir / "stderr").open("wb") as stderr_file,
+        ):
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv,
+                    cwd=cwd,
+                    env=dict(env),
+                    stdin=stdin_file if stdin is not None else asyncio.subprocess.DEVNULL,
+                    stdout=stdout_file,
+                    stderr=stderr_file,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                error = f"cannot start {argv[0]}: {exc}"
+                return _Capture(None, False, b"", b"", False, 0.0, error=error)
+        timed_out = False
+        try:
+            await asyncio.wait_for(proc.wait(), max(timeout_s, 0.001))
+        except TimeoutError:
+            timed_out = True
+            kill_process_group(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), kill_grace_s)
+        finally:
+            # Children that outlive the agent, or ignore SIGTERM, go with the group.
+            kill_process_group(proc.pid, signal.SIGKILL)
+            if proc.returncode is None:
+                await proc.wait()
+        stdout, truncated = _read_capped(io_dir / "stdout", MAX_OUTPUT_BYTES)
+        stderr, _ = _read_capped(io_dir / "stderr", TAIL_BYTES)
+    return _Capture(
+        exit_code=proc.returncode,
+        timed_out=timed_out,
+        stdout=stdout,
+        stderr=stderr,
+        stdout_truncated=truncated,
+        duration_s=time.monotonic() - started,
+    )
+
+
+def _read_capped(path: Path, limit: int) -> tuple[bytes, bool]:
+    """The last `limit` bytes of `path`, and whether anything before them was dropped."""
+    with path.open("rb") as file:
+        size = file.seek(0, os.SEEK_END)
+        file.seek(max(0, size - limit))
+        return file.read(), size > limit
+
+
+def _tail(data: bytes | bytearray, secrets: Sequence[str]) -> str:
+    text = data[-TAIL_BYTES:].decode(errors="replace")
+    return redact_secrets(redact(text, secrets))
+
+
+def _is_relative_inside(path: str) -> bool:
+    pure = PurePosixPath(path)
+    return bool(path) and not pure.is_absolute() and ".." not in pure.parts and path[0] != "-"

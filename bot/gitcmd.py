@@ -1,0 +1,125 @@
+"""Run git as a subprocess: its own process group, a timeout, tokens kept off the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import re
+import signal
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+DEFAULT_TIMEOUT_S = 300.0
+AUTH_USER = "x-access-token"
+_HEADER_PREFIX = "Authorization: Basic "
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+_STDERR_LIMIT = 4000
+
+
+class GitError(Exception):
+    """A git command failed; the message names the command, exit code and git's own words."""
+
+    def __init__(self, args: Sequence[str], returncode: int, stderr: str) -> None:
+        self.git_args = list(args)
+        self.returncode = returncode
+        self.stderr = stderr
+        detail = stderr.strip()
+        if len(detail) > _STDERR_LIMIT:
+            detail = "..." + detail[-_STDERR_LIMIT:]
+        command = " ".join(["git", *self.git_args])
+        super().__init__(
+            f"`{command}` failed with exit code {returncode}: {detail or '(no output)'}"
+        )
+
+
+class GitTimeout(GitError):
+    """A git command ran past its timeout; its whole process group was killed."""
+
+
+def auth_env(token: str) -> dict[str, str]:
+    """Environment that makes git authenticate to GitHub with `token` over HTTPS.
+
+    The token travels as an `http.extraHeader` set through `GIT_CONFIG_*` variables, so it is
+    neither on the command line (visible in `ps`) nor in any config or remote URL on disk.
+    """
+    basic = base64.b64encode(f"{AUTH_USER}:{token}".encode()).decode()
+    return {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "http.extraHeader",
+        "GIT_CONFIG_VALUE_0": _HEADER_PREFIX + basic,
+        "GIT_TERMINAL_PROMPT": "0",
+    }
+
+
+def secrets_in_env(env: Mapping[str, str] | None) -> list[str]:
+    """The secret values an `auth_env` mapping carries: header, base64 form and raw token."""
+    found: list[str] = []
+    for key, value in (env or {}).items():
+        if not key.startswith("GIT_CONFIG_VALUE_") or not value.startswith(_HEADER_PREFIX):
+            continue
+        basic = value.removeprefix(_HEADER_PREFIX).strip()
+        found.append(basic)
+        with contextlib.suppress(ValueError):
+            decoded = base64.b64decode(basic, validate=True).decode()
+            found.append(decoded.partition(":")[2])
+    return [s for s in found if s]
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret value and every `scheme://user:password@` userinfo removed."""
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return _URL_USERINFO.sub(r"\g<scheme>***@", text)
+
+
+def kill_process_group(pid: int, sig: signal.Signals = signal.SIGKILL) -> None:
+    """Send `sig` to the process group led by `pid`; a group that is already gone is fine."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+async def git(
+    *args: str,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    input: bytes | None = None,
+) -> str:
+    """Run `git *args` in `cwd` and return its stdout; raise `GitError` on failure.
+
+    `env` is added to the server's environment. The process runs in its own process group,
+    which is killed as a whole on timeout or cancellation.
+    """
+    full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
+    secrets = secrets_in_env(env)
+    proc = await asyncio.create_subprocess_exec(
+        "git",
+        *args,
+        cwd=cwd,
+        env=full_env,
+        stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(proc.communicate(input), timeout)
+    except TimeoutError:
+        kill_process_group(proc.pid)
+        await proc.wait()
+        raise GitTimeout(
+            [redact(a, secrets) for a in args], -9, f"timed out after {timeout:g} s"
+        ) from None
+    except BaseException:
+        kill_process_group(proc.pid)
+        raise
+    if proc.returncode != 0:
+        raise GitError(
+            [redact(a, secrets) for a in args],
+            proc.returncode if proc.returncode is not None else -1,
+            redact(stderr.decode(errors="replace"), secrets),
+        )
+    return stdout.decode(errors="replace")

@@ -1,0 +1,326 @@
+"""Bare mirrors per repository and one git worktree per task, with locking, leases and cleanup."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from bot.gitcmd import GitError, auth_env, git
+
+# Remote branches land under refs/remotes/origin/ so that fetches never collide with the task
+# branches that worktrees have checked out under refs/heads/ (git refuses to fetch into those).
+FETCH_REFSPEC = "+refs/heads/*:refs/remotes/origin/*"
+LEASE_FILE = "review-loop-lease"
+_REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class SpawnTimings:
+    """Where the seconds of one worktree spawn went (the planner's measured spawn cost s)."""
+
+    fetch_s: float = 0.0
+    lock_wait_s: float = 0.0
+    add_s: float = 0.0
+    checkout_s: float = 0.0
+
+    @property
+    def worktree_s(self) -> float:
+        return self.lock_wait_s + self.add_s + self.checkout_s
+
+    @property
+    def total_s(self) -> float:
+        return self.fetch_s + self.worktree_s
+
+
+@dataclass(frozen=True)
+class Worktree:
+    """A task's checkout: its directory, its branch, the commit it started from."""
+
+    path: Path
+    branch: str
+    base_sha: str
+    mirror: Path
+    holder: str = ""
+    timings: SpawnTimings = field(default_factory=SpawnTimings)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a worktree: written when it is created, checked before cleanup."""
+
+    holder: str
+    host: str
+    pid: int
+
+    def is_live(self) -> bool:
+        """True while the holding process runs (a lease from another host counts as live)."""
+        if self.host != socket.gethostname():
+            return True
+        if self.pid == os.getpid():
+            return True
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+class Mirrors:
+    """The bare mirrors under `root`, the worktrees made from them and the trash they go to."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.trash = root / "trash"
+        self._locks: dict[Path, asyncio.Lock] = {}
+        # Seconds the last fetch of each mirror took, for spawn-cost accounting.
+        self.fetch_seconds: dict[Path, float] = {}
+
+    def mirror_path(self, full_name: str) -> Path:
+        """Where the mirror of `owner/name` lives."""
+        if not _REPO_NAME.match(full_name) or ".." in full_name:
+            raise ValueError(f"not a repository name of the form owner/name: {full_name!r}")
+        owner, name = full_name.split("/")
+        return self.root / "mirrors" / owner / f"{name}.git"
+
+    def worktree_path(self, full_name: str, task: str) -> Path:
+        """A conventional directory for one task's worktree of `owner/name`."""
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", task) or task in {".", ".."}:
+            raise ValueError(f"task id must be a plain file name: {task!r}")
+        owner, name = full_name.split("/")
+        return self.root / "worktrees" / f"{owner}__{name}" / task
+
+    def lock_file(self, mirror: Path) -> Path:
+        """The file whose flock guards `mirror` across processes."""
+        return mirror.with_name(mirror.name + ".lock")
+
+    @contextlib.asynccontextmanager
+    async def lock(self, mirror: Path) -> AsyncIterator[None]:
+        """Hold the mirror's lock: across asyncio tasks (asyncio.Lock) and processes (flock)."""
+        async with self._locks.setdefault(mirror, asyncio.Lock()):
+            lock_path = self.lock_file(mirror)
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            acquire = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX))
+            try:
+                await asyncio.shield(acquire)
+            except BaseException:
+                # The thread may still get the lock later; closing the fd then releases it.
+                acquire.add_done_callback(lambda _: os.close(fd))
+                raise
+            try:
+                yield
+            finally:
+                os.close(fd)  # releases the flock
+
+    async def ensure(self, full_name: str, url: str, token: str | None) -> Path:
+        """The up-to-date bare mirror of `full_name`: created on first use, fetched after."""
+        if urlsplit(url).password:
+            raise ValueError("the remote URL must not carry credentials; pass the token instead")
+        mirror = self.mirror_path(full_name)
+        env = auth_env(token) if token else None
+        async with self.lock(mirror):
+            started = time.monotonic()
+            if not (mirror / "HEAD").exists():
+                await self._create(mirror)
+            await git("config", "remote.origin.url", url, cwd=mirror)
+            await git("fetch", "--prune", "--no-tags", "origin", cwd=mirror, env=env)
+            self.fetch_seconds[mirror] = time.monotonic() - started
+        return mirror
+
+    async def _create(self, mirror: Path) -> None:
+        # Built beside its final place and renamed in, so a crash never leaves half a mirror.
+        staging = mirror.with_name(f"{mirror.name}.new-{uuid.uuid4().hex[:8]}")
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        await git("init", "--bare", "--quiet", str(staging), cwd=staging.parent)
+        await git("config", "remote.origin.fetch", FETCH_REFSPEC, cwd=staging)
+        await git("config", "gc.autoDetach", "false", cwd=staging)
+        staging.rename(mirror)
+
+    async def add_worktree(
+        self, mirror: Path, path: Path, branch: str, sha: str, *, holder: str | None = None
+    ) -> Worktree:
+        """Check out `sha` at `path` on branch `branch` (reset if it exists, so a retry resumes)."""
+        if branch.startswith("-") or sha.startswith("-"):
+            raise ValueError(f"branch and commit must not start with '-': {branch!r} {sha!r}")
+        path = _absolute(path)
+        holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        waiting = time.monotonic()
+        async with self.lock(mirror):
+            locked = time.monotonic()
+            if path.exists():
+                await self._clear_abandoned(mirror, path)
+            await git("worktree", "prune", cwd=mirror)
+            await git("worktree", "add", "--no-checkout", "-B", branch, str(path), sha, cwd=mirror)
+            admin = await _admin_dir(path)
+            lease = Lease(holder=holder, host=socket.gethostname(), pid=os.getpid())
+            (admin / LEASE_FILE).write_text(json.dumps(lease.__dict__))
+            added = time.monotonic()
+        # Checkout only touches this worktree's own index and files: parallel-safe, lock-free.
+        await git("-c", "checkout.workers=0", "checkout", "-f", "--quiet", cwd=path)
+        base_sha = (await git("rev-parse", "HEAD", cwd=path)).strip()
+        timings = SpawnTimings(
+            fetch_s=self.fetch_seconds.get(mirror, 0.0),
+            lock_wait_s=locked - waiting,
+            add_s=added - locked,
+            checkout_s=time.monotonic() - added,
+        )
+        return Worktree(path, branch, base_sha, mirror, holder, timings)
+
+    async def _clear_abandoned(self, mirror: Path, path: Path) -> None:
+        # A retry after a crash finds the old directory: reuse the place unless someone holds it.
+        lease = await _read_lease(path)
+        if lease is not None and lease.is_live() and lease.pid != os.getpid():
+            raise FileExistsError(f"worktree {path} is held by {lease.holder}")
+        if lease is None and not _is_empty_dir(path):
+            raise FileExistsError(f"{path} exists and is not a worktree made by review-loop")
+        _move_to(path, self.trash)
+
+    async def remove_worktree(self, wt: Worktree, *, delete_branch: bool = True) -> None:
+        """Move the worktree into the trash and drop git's metadata (and the local branch)."""
+        if not await asyncio.to_thread(_move_to, wt.path, self.trash):
+            # Another filesystem, so no cheap move: delete in place.
+            await asyncio.to_thread(_delete, wt.path)
+        async with self.lock(wt.mirror):
+            await git("worktree", "prune", cwd=wt.mirror)
+            if delete_branch:
+                with contextlib.suppress(GitError):  # already gone, or re-used by a retry
+                    await git("branch", "-D", "--quiet", wt.branch, cwd=wt.mirror)
+
+    async def empty_trash(self, max_entries: int | None = None) -> int:
+        """Delete up to `max_entries` trashed worktrees (all by default); return how many."""
+        if not self.trash.exists():
+            return 0
+        entries = sorted(self.trash.iterdir())[:max_entries]
+        for entry in entries:
+            await asyncio.to_thread(_delete, entry)
+        return len(entries)
+
+    async def prune_stale(self, active: set[Path]) -> list[Path]:
+        """Remove worktrees that are neither in `active` nor held by a live lease; list them."""
+        removed: list[Path] = []
+        active = {p.absolute() for p in active}
+        for mirror in sorted((self.root / "mirrors").glob("*/*.git")):
+            async with self.lock(mirror):
+                await git("worktree", "prune", cwd=mirror)
+                listing = await git("worktree", "list", "--porcelain", cwd=mirror)
+            for path, branch in _parse_worktree_list(listing):
+                if path in active or path == mirror.absolute():
+                    continue
+                lease = await _read_lease(path)
+                if lease is not None and lease.pid != os.getpid() and lease.is_live():
+                    continue
+                wt = Worktree(path, branch or "", "", mirror)
+                await self.remove_worktree(wt, delete_branch=bool(branch))
+                removed.append(path)
+        return removed
+
+
+async def commit_all(wt: Worktree, message: str, author_name: str, author_email: str) -> str | None:
+    """Stage everything and commit it as author and committer; None when nothing changed."""
+    await git("add", "--all", cwd=wt.path)
+    if not (await git("diff", "--cached", "--name-only", cwd=wt.path)).strip():
+        return None
+    identity = {
+        "GIT_AUTHOR_NAME": author_name,
+        "GIT_AUTHOR_EMAIL": author_email,
+        "GIT_COMMITTER_NAME": author_name,
+        "GIT_COMMITTER_EMAIL": author_email,
+    }
+    await git(
+        "-c", "commit.gpgSign=false", "commit", "--quiet", "--no-verify", "--file=-",
+        cwd=wt.path, env=identity, input=message.encode(),
+    )  # fmt: skip
+    return (await git("rev-parse", "HEAD", cwd=wt.path)).strip()
+
+
+async def changed_files(wt: Worktree, since_sha: str) -> list[str]:
+    """Paths that differ between `since_sha` and the working tree, untracked files included."""
+    diff = await git("diff", "--name-only", "--no-renames", "-z", since_sha, "--", cwd=wt.path)
+    untracked = await git("ls-files", "--others", "--exclude-standard", "-z", cwd=wt.path)
+    return sorted({p for p in (diff + untracked).split("\0") if p})
+
+
+async def push(
+    wt: Worktree, remote_url: str, token: str | None, branch: str, expected_remote_sha: str | None
+) -> None:
+    """Push HEAD to `branch` at `remote_url`, only if the remote branch is still as expected.
+
+    `expected_remote_sha` None means the branch must not exist yet. A remote that moved makes
+    git refuse ("stale info") and this raises `GitError`.
+    """
+    if urlsplit(remote_url).password:
+        raise ValueError("the remote URL must not carry credentials; pass the token instead")
+    ref = f"refs/heads/{branch}"
+    lease = f"--force-with-lease={ref}:{expected_remote_sha or ''}"
+    env = auth_env(token) if token else None
+    await git(
+        "push", "--no-verify", "--quiet", lease, remote_url, f"HEAD:{ref}", cwd=wt.path, env=env
+    )
+
+
+async def _admin_dir(path: Path) -> Path:
+    gitdir = (await git("rev-parse", "--absolute-git-dir", cwd=path)).strip()
+    return Path(gitdir)
+
+
+async def _read_lease(path: Path) -> Lease | None:
+    try:
+        admin = await _admin_dir(path)
+        data = json.loads((admin / LEASE_FILE).read_text())
+        return Lease(holder=str(data["holder"]), host=str(data["host"]), pid=int(data["pid"]))
+    except (GitError, OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _parse_worktree_list(porcelain: str) -> list[tuple[Path, str | None]]:
+    """(path, branch) for each entry of `git worktree list --porcelain`."""
+    result: list[tuple[Path, str | None]] = []
+    for block in porcelain.strip().split("\n\n"):
+        fields = dict(line.partition(" ")[::2] for line in block.splitlines() if line)
+        if "worktree" not in fields or "bare" in fields:
+            continue
+        branch = fields.get("branch", "").removeprefix("refs/heads/") or None
+        result.append((Path(fields["worktree"]), branch))
+    return result
+
+
+def _absolute(path: Path) -> Path:
+    return path.absolute()
+
+
+def _is_empty_dir(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
+
+
+def _move_to(path: Path, trash: Path) -> bool:
+    """Move `path` into `trash` under a unique name; False when a rename cannot do it."""
+    if not path.exists():
+        return True
+    trash.mkdir(parents=True, exist_ok=True)
+    try:
+        path.rename(trash / f"{path.name}-{uuid.uuid4().hex[:8]}")
+    except OSError:
+        return False
+    return True
+
+
+def _delete(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
