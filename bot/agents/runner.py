@@ -22,6 +22,7 @@ from bot.agents.catalog import AgentSpec
 from bot.gitcmd import kill_process_group, redact
 
 BRIEF_FILE_ENV = "REVIEW_LOOP_BRIEF_FILE"
+GROUP_EXIT_WAIT_S = 5.0
 # Passed through from the server's environment to every agent; everything else is dropped
 # unless the catalog allow-lists it for that agent.
 SAFE_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM")
@@ -345,6 +346,7 @@ async def _contained(
             kill_process_group(proc.pid, signal.SIGKILL)
             if proc.returncode is None:
                 await proc.wait()
+            await _wait_group_gone(proc.pid)
         stdout, truncated = _read_capped(io_dir / "stdout", MAX_OUTPUT_BYTES)
         stderr, _ = _read_capped(io_dir / "stderr", TAIL_BYTES)
     return _Capture(
@@ -373,3 +375,24 @@ def _tail(data: bytes | bytearray, secrets: Sequence[str]) -> str:
 def _is_relative_inside(path: str) -> bool:
     pure = PurePosixPath(path)
     return bool(path) and not pure.is_absolute() and ".." not in pure.parts and path[0] != "-"
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while a process of group `pgid` runs (zombies awaiting their reaper count as gone)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
+
+
+async def _wait_group_gone(pgid: int) -> None:
+    """SIGKILL is delivered asynchronously: wait (briefly) until the group has really died."""
+    if not Path("/proc").is_dir():
+        return
+    deadline = time.monotonic() + GROUP_EXIT_WAIT_S
+    while _group_alive(pgid) and time.monotonic() < deadline:  # noqa: ASYNC110 - polling /proc
+        await asyncio.sleep(0.01)
