@@ -1,0 +1,276 @@
+"""The REST plumbing every endpoint shares: authentication, faults, rate-limit headers,
+error shapes and pagination. Handlers are `async def handler(call: Call) -> Response`."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+import jwt
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.sandbox.errors import ApiError
+from bot.sandbox.faults import SECONDARY_LIMIT_DOCS, SECONDARY_LIMIT_MESSAGE
+from bot.sandbox.hub import Hub, Principal
+from bot.sandbox.state import Account, Repo
+
+Auth = Literal["app", "token", "none"]
+DRIVER_HEADER = "x-sandbox-driver"  # the driver plays humans: faults are for the bot
+RATE_LIMIT = 5000
+RATE_WINDOW_S = 3600
+
+
+@dataclass
+class Call:
+    """One API request, already authenticated."""
+
+    request: Request
+    hub: Hub
+    principal: Principal | None
+
+    @property
+    def who(self) -> Principal:
+        assert self.principal is not None
+        return self.principal
+
+    @property
+    def sender(self) -> Account:
+        return self.who.account
+
+    def param(self, name: str) -> str:
+        return str(self.request.path_params[name])
+
+    def int_param(self, name: str) -> int:
+        try:
+            return int(self.request.path_params[name])
+        except ValueError:
+            raise ApiError.not_found() from None
+
+    def query(self, name: str, default: str | None = None) -> str | None:
+        return self.request.query_params.get(name, default)
+
+    def repo(self, need: str = "read") -> Repo:
+        return self.hub.repo(self.param("owner"), self.param("repo"), self.principal, need)
+
+    async def json_any(self) -> Any:
+        raw = await self.request.body()
+        if not raw.strip():
+            return {}
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            raise ApiError(400, "Problems parsing JSON") from None
+
+    async def body(self) -> dict[str, Any]:
+        data = await self.json_any()
+        if not isinstance(data, dict):
+            raise ApiError(400, "Problems parsing JSON")
+        return data
+
+
+Handler = Callable[[Call], Awaitable[Response]]
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(data, status_code=status, headers=headers)
+
+
+def authenticate(hub: Hub, request: Request) -> Principal | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, credential = header.partition(" ")
+    credential = credential.strip()
+    if not credential:
+        return None
+    scheme = scheme.lower()
+    if scheme == "basic":
+        credential = base64.b64decode(credential).decode().partition(":")[2]
+    elif scheme not in ("token", "bearer"):
+        raise ApiError.bad_credentials()
+    if credential.count(".") == 2:
+        return _app_principal(hub, credential)
+    return principal_for_token(hub, credential)
+
+
+def principal_for_token(hub: Hub, credential: str) -> Principal:
+    store = hub.store
+    token = store.tokens.get(credential)
+    if token is not None:
+        if token.expires_at <= store.now():
+            raise ApiError.bad_credentials()
+        return Principal("installation", store.bot(), f"token:{credential}", token)
+    user = store.account_by_token(credential)
+    if user is None:
+        raise ApiError.bad_credentials()
+    return Principal("user", user, f"user:{user.id}")
+
+
+def _app_principal(hub: Hub, encoded: str) -> Principal:
+    app = hub.store.app
+    assert app is not None
+    try:
+        claims = jwt.decode(
+            encoded,
+            app.public_key_pem,
+            algorithms=["RS256"],
+            options={"require": ["iat", "exp", "iss"], "verify_iat": False},
+            leeway=60,
+        )
+    except jwt.PyJWTError as exc:
+        raise ApiError(401, f"A JSON web token could not be decoded: {exc}") from None
+    if str(claims["iss"]) not in (str(app.id), f"Iv1.sandbox{app.id}"):
+        raise ApiError(401, "'Issuer' claim ('iss') must be an Integer")
+    if claims["exp"] - claims["iat"] > 660:
+        raise ApiError(401, "'Expiration time' claim ('exp') is too far in the future")
+    return Principal("app", hub.store.bot(), f"app:{app.id}")
+
+
+class RateLimits:
+    """Primary rate-limit bookkeeping per principal, for the `x-ratelimit-*` headers."""
+
+    def __init__(self) -> None:
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    def headers(self, key: str, now: float) -> dict[str, str]:
+        start, used = self._windows.get(key, (now, 0))
+        if now - start >= RATE_WINDOW_S:
+            start, used = now, 0
+        used += 1
+        self._windows[key] = (start, used)
+        limit = 60 if key == "anonymous" else RATE_LIMIT
+        reset = math.ceil(time.time() + RATE_WINDOW_S - (now - start))
+        return {
+            "x-ratelimit-limit": str(limit),
+            "x-ratelimit-remaining": str(max(limit - used, 0)),
+            "x-ratelimit-reset": str(reset),
+            "x-ratelimit-used": str(used),
+            "x-ratelimit-resource": "core",
+        }
+
+
+def secondary_limit(retry_after_s: int) -> ApiError:
+    return ApiError(
+        403,
+        SECONDARY_LIMIT_MESSAGE,
+        headers={"retry-after": str(retry_after_s)},
+        documentation_url=SECONDARY_LIMIT_DOCS,
+    )
+
+
+def endpoint(
+    hub: Hub, limits: RateLimits, handler: Handler, auth: Auth, creates: bool
+) -> Callable[[Request], Awaitable[Response]]:
+    async def run(request: Request) -> Response:
+        hub.faults.count_request()
+        exempt = request.headers.get(DRIVER_HEADER) is not None
+        headers: dict[str, str] = {}
+        try:
+            principal = authenticate(hub, request)
+            key = "anonymous" if principal is None else principal.key
+            headers = limits.headers(key, hub.store.clock.monotonic())
+            if not exempt:
+                await _inject_faults(hub, principal, creates)
+            _check_auth(principal, auth)
+            response = await handler(Call(request, hub, principal))
+        except ApiError as error:
+            response = json_response(error.body(), error.status, error.headers)
+        response.headers.update(headers)
+        return response
+
+    return run
+
+
+async def _inject_faults(hub: Hub, principal: Principal | None, creates: bool) -> None:
+    latency = hub.faults.latency()
+    if latency:
+        await asyncio.sleep(latency)
+    retry_after = hub.faults.settings.retry_after_s
+    fault = hub.faults.api_fault()
+    if fault == "server_error":
+        raise ApiError(502, "Server Error")
+    if fault == "secondary_rate_limit":
+        raise secondary_limit(retry_after)
+    if creates and principal is not None:
+        if not hub.faults.admit_creation(principal.key, hub.store.clock.monotonic()):
+            raise secondary_limit(retry_after)
+
+
+def _check_auth(principal: Principal | None, auth: Auth) -> None:
+    if auth == "none":
+        return
+    if principal is None:
+        raise ApiError.unauthenticated()
+    if auth == "app" and principal.kind != "app":
+        raise ApiError(
+            401,
+            "A JSON web token could not be decoded",
+            documentation_url="https://docs.github.com/rest",
+        )
+    if auth == "token" and principal.kind == "app":
+        raise ApiError(
+            403,
+            "Resource not accessible by integration",
+            documentation_url="https://docs.github.com/rest",
+        )
+
+
+class Routes:
+    """Collects a module's routes: `routes.get("/path", handler, auth=...)`."""
+
+    def __init__(self, hub: Hub, limits: RateLimits) -> None:
+        self.hub = hub
+        self.limits = limits
+        self.routes: list[Route] = []
+
+    def add(
+        self, method: str, path: str, handler: Handler, auth: Auth = "token", creates: bool = False
+    ) -> None:
+        run = endpoint(self.hub, self.limits, handler, auth, creates)
+        self.routes.append(Route(path, run, methods=[method]))
+
+
+async def _not_found(call: Call) -> Response:
+    raise ApiError.not_found()
+
+
+def finish(routes: Routes) -> list[Route]:
+    """The collected routes, then GitHub's JSON 404 for every path nobody claimed."""
+    run = endpoint(routes.hub, routes.limits, _not_found, "none", False)
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    return [*routes.routes, Route("/{path:path}", run, methods=methods)]
+
+
+def paginate(call: Call, items: list[Any]) -> tuple[list[Any], dict[str, str]]:
+    """One page of `items` (`per_page`, `page`) and GitHub's `Link` header for the others."""
+    try:
+        per_page = min(max(int(call.query("per_page") or 30), 1), 100)
+        page = max(int(call.query("page") or 1), 1)
+    except ValueError:
+        raise ApiError(400, "Invalid pagination parameters") from None
+    last = max(math.ceil(len(items) / per_page), 1)
+    chunk = items[(page - 1) * per_page : page * per_page]
+    base = str(call.request.url.remove_query_params(["page", "per_page"]))
+
+    def link(number: int, rel: str) -> str:
+        params = {"per_page": per_page, "page": number}
+        separator = "&" if "?" in base else "?"
+        return f'<{base}{separator}{urlencode(params)}>; rel="{rel}"'
+
+    links = []
+    if page < last:
+        links += [link(page + 1, "next"), link(last, "last")]
+    if page > 1:
+        links += [link(1, "first"), link(page - 1, "prev")]
+    return chunk, ({"link": ", ".join(links)} if links else {})
+
+
+def flag(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() == "true")

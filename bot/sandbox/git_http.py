@@ -1,0 +1,150 @@
+"""Git over smart HTTP: `git http-backend` as a CGI subprocess, token-authenticated.
+
+Fetches stream both ways. A push's (small) answer is held back until the branch heads have
+been compared, so when `git push` returns, pull requests are updated and webhooks queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from bot.sandbox import gitops, pushes
+from bot.sandbox.api import principal_for_token
+from bot.sandbox.errors import ApiError
+from bot.sandbox.hub import Hub, Principal
+
+log = logging.getLogger(__name__)
+
+CHALLENGE = {"WWW-Authenticate": 'Basic realm="GitHub"'}
+
+
+def _principal(hub: Hub, request: Request) -> Principal | None:
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        _, _, secret = base64.b64decode(encoded).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    try:
+        return principal_for_token(hub, secret)
+    except ApiError:
+        return None
+
+
+def routes(hub: Hub) -> list[Route]:
+    async def serve(request: Request) -> Response:
+        return await _serve(hub, request)
+
+    return [Route("/{owner}/{repo}.git/{rest:path}", serve, methods=["GET", "POST"])]
+
+
+async def _serve(hub: Hub, request: Request) -> Response:
+    owner, name = request.path_params["owner"], request.path_params["repo"]
+    rest = request.path_params["rest"]
+    pushing = "git-receive-pack" in (rest, request.query_params.get("service"))
+    who = _principal(hub, request)
+    if who is None:
+        return Response("Authentication required\n", 401, headers=CHALLENGE)
+    try:
+        repo = hub.repo(owner, name, who, "write" if pushing else "read")
+    except ApiError as error:
+        if error.status == 403:
+            return Response("Write access to repository not granted.\n", 403)
+        return Response("Repository not found.\n", 404)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "GIT_PROJECT_ROOT": str(hub.store.repos_dir),
+        "GIT_HTTP_EXPORT_ALL": "1",
+        "PATH_INFO": f"/{hub.store.full_name(repo)}.git/{rest}",
+        "REQUEST_METHOD": request.method,
+        "QUERY_STRING": request.url.query,
+        "CONTENT_TYPE": request.headers.get("content-type", ""),
+        "REMOTE_USER": who.account.login,
+        "REMOTE_ADDR": request.client.host if request.client else "127.0.0.1",
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "http.receivepack",
+        "GIT_CONFIG_VALUE_0": "true",
+    }
+    for header in ("content-encoding", "git-protocol", "content-length"):
+        if value := request.headers.get(header):
+            key = (
+                "CONTENT_LENGTH"
+                if header == "content-length"
+                else "HTTP_" + header.upper().replace("-", "_")
+            )
+            env[key] = value
+    before = gitops.branch_heads(repo.path) if pushing else {}
+    process = await asyncio.create_subprocess_exec(
+        "git",
+        "http-backend",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdin and process.stdout and process.stderr
+    feeder = asyncio.create_task(_feed(request, process.stdin))
+    errors = asyncio.create_task(process.stderr.read())
+    status, headers = await _cgi_headers(process.stdout)
+    if pushing and request.method == "POST":
+        answer = await process.stdout.read()
+        await _finish(process, feeder, errors)
+        after = gitops.branch_heads(repo.path)
+        pushes.branches_moved(hub, repo, before, after, who.account)
+        return Response(answer, status, headers=headers)
+
+    async def body() -> AsyncIterator[bytes]:
+        assert process.stdout
+        try:
+            while chunk := await process.stdout.read(65536):
+                yield chunk
+        finally:
+            if not process.stdout.at_eof():  # the client went away mid-stream
+                process.kill()
+            await _finish(process, feeder, errors)
+
+    return StreamingResponse(body(), status, headers=headers)
+
+
+async def _feed(request: Request, stdin: asyncio.StreamWriter) -> None:
+    try:
+        async for chunk in request.stream():
+            stdin.write(chunk)
+            await stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    finally:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            stdin.close()
+
+
+async def _cgi_headers(stdout: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    status, headers = 200, {}
+    while line := (await stdout.readline()).rstrip(b"\r\n"):
+        key, _, value = line.decode("latin-1").partition(":")
+        if key.lower() == "status":
+            status = int(value.strip().split()[0])
+        else:
+            headers[key.strip()] = value.strip()
+    return status, headers
+
+
+async def _finish(
+    process: asyncio.subprocess.Process, feeder: asyncio.Task[None], errors: asyncio.Task[bytes]
+) -> None:
+    await feeder
+    stderr = await errors
+    code = await process.wait()
+    if code != 0 or stderr.strip():
+        log.warning("git http-backend exited %s: %s", code, stderr.decode(errors="replace").strip())

@@ -1,0 +1,48 @@
+"""What a branch moving means: open PRs on that branch synchronize; merges close issues."""
+
+from __future__ import annotations
+
+import re
+
+from bot.sandbox import events
+from bot.sandbox.hub import Hub
+from bot.sandbox.state import Account, Issue, Repo
+
+# GitHub's closing keywords: "Fixes #12", "closes: #3", "Resolved #7".
+CLOSING = re.compile(r"\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?):?\s+#(\d+)\b", re.IGNORECASE)
+
+
+def branches_moved(
+    hub: Hub, repo: Repo, before: dict[str, str], after: dict[str, str], sender: Account
+) -> None:
+    """Update open pull requests whose head branch moved and send `synchronize` for each."""
+    moved = {b: sha for b, sha in after.items() if before.get(b) != sha}
+    if not moved:
+        return
+    repo.pushed_at = hub.store.now()
+    for issue in list(repo.issues.values()):
+        pull = issue.pull
+        if pull is None or issue.state != "open" or pull.head_ref not in moved:
+            continue
+        old, new = pull.head_sha, moved[pull.head_ref]
+        if old == new:
+            continue
+        pull.head_sha = new
+        issue.updated_at = hub.store.now()
+        events.pull_request_changed(hub, repo, issue, "synchronize", sender, before=old, after=new)
+
+
+def closed_by_merge(repo: Repo, pull_request: Issue) -> list[Issue]:
+    """Open issues a merged pull request closes: only when it merged into the default branch."""
+    pull = pull_request.pull
+    if pull is None or pull.base_ref != repo.default_branch:
+        return []
+    text = f"{pull_request.title}\n{pull_request.body or ''}"
+    numbers = dict.fromkeys(int(n) for n in CLOSING.findall(text))
+    return [
+        issue
+        for n in numbers
+        if (issue := repo.issues.get(n)) is not None
+        and issue.pull is None
+        and issue.state == "open"
+    ]

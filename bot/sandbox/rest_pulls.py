@@ -1,0 +1,271 @@
+"""REST: pull requests — create, read, list, update, real merges, reviews and reviewers."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from bot.sandbox import events, gitops, pushes
+from bot.sandbox.api import Call, Routes, flag, json_response, paginate
+from bot.sandbox.errors import ApiError
+from bot.sandbox.render_pulls import pull_of, pull_request, review
+from bot.sandbox.rest_issues import apply_issue_update, find_issue, set_state
+from bot.sandbox.state import Issue, PullData, Repo, Review
+
+NOT_MERGEABLE = "Pull Request is not mergeable"
+REVIEW_EVENTS = {
+    "APPROVE": "APPROVED",
+    "REQUEST_CHANGES": "CHANGES_REQUESTED",
+    "COMMENT": "COMMENTED",
+}
+
+
+def find_pull(call: Call, repo: Repo) -> Issue:
+    issue = find_issue(call, repo)
+    if issue.pull is None:
+        raise ApiError.not_found()
+    return issue
+
+
+def _branch(repo: Repo, spec: str, field: str) -> str:
+    """The branch a `head`/`base` names (`owner:branch` or `branch`), which must exist."""
+    branch = spec.split(":", 1)[1] if ":" in spec else spec
+    if gitops.resolve(repo.path, f"refs/heads/{branch}") is None:
+        raise ApiError.invalid("PullRequest", field)
+    return branch
+
+
+async def create_pull(call: Call) -> Response:
+    repo = call.repo()
+    body = await call.body()
+    for field in ("title", "head", "base"):
+        if not isinstance(body.get(field), str) or not body[field].strip():
+            raise ApiError.invalid("PullRequest", field, "missing_field")
+    head = _branch(repo, body["head"], "head")
+    base = _branch(repo, body["base"], "base")
+    owner = call.hub.store.accounts[repo.owner_id].login
+    for other in repo.issues.values():
+        if (
+            other.pull
+            and other.state == "open"
+            and (other.pull.head_ref, other.pull.base_ref)
+            == (
+                head,
+                base,
+            )
+        ):
+            raise ApiError.invalid(
+                "PullRequest",
+                "head",
+                "custom",
+                f"A pull request already exists for {owner}:{head}.",
+            )
+    head_sha = gitops.resolve(repo.path, f"refs/heads/{head}")
+    assert head_sha is not None
+    if gitops.diff_stats(repo.path, f"refs/heads/{base}", head_sha).commits == 0:
+        raise ApiError.invalid(
+            "PullRequest", "head", "custom", f"No commits between {base} and {head}"
+        )
+    now = call.hub.store.now()
+    issue = Issue(
+        id=call.hub.store.new_id(),
+        number=repo.take_number(),
+        title=body["title"],
+        body=body.get("body"),
+        user_id=call.sender.id,
+        created_at=now,
+        updated_at=now,
+        pull=PullData(
+            id=call.hub.store.new_id(),
+            head_ref=head,
+            head_sha=head_sha,
+            base_ref=base,
+            draft=flag(body.get("draft")),
+            maintainer_can_modify=body.get("maintainer_can_modify", True) is not False,
+        ),
+    )
+    repo.issues[issue.number] = issue
+    events.pull_request_changed(call.hub, repo, issue, "opened", call.sender)
+    return json_response(pull_request(call.hub.render, issue, repo), status=201)
+
+
+async def get_pull(call: Call) -> Response:
+    repo = call.repo()
+    return json_response(pull_request(call.hub.render, find_pull(call, repo), repo))
+
+
+async def list_pulls(call: Call) -> Response:
+    repo = call.repo()
+    state = call.query("state", "open")
+    pulls = [i for i in repo.issues.values() if i.pull and (state == "all" or i.state == state)]
+    if head := call.query("head"):
+        owner, _, branch = head.rpartition(":")
+        if owner and owner.lower() != call.hub.store.accounts[repo.owner_id].login.lower():
+            pulls = []
+        pulls = [i for i in pulls if pull_of(i).head_ref == branch]
+    if base := call.query("base"):
+        pulls = [i for i in pulls if pull_of(i).base_ref == base]
+    key = "updated_at" if call.query("sort") == "updated" else "created_at"
+    pulls.sort(key=lambda i: (getattr(i, key), i.number), reverse=call.query("direction") != "asc")
+    page, links = paginate(call, pulls)
+    rendered = [pull_request(call.hub.render, i, repo, full=False) for i in page]
+    return json_response(rendered, headers=links)
+
+
+async def update_pull(call: Call) -> Response:
+    repo = call.repo()
+    issue = find_pull(call, repo)
+    if call.sender.id != issue.user_id and not call.hub.can(call.who, repo, "write"):
+        raise ApiError(403, "Must have write access to this repository")
+    body = await call.body()
+    pull = pull_of(issue)
+    if "base" in body:
+        pull.base_ref = _branch(repo, str(body["base"]), "base")
+    if pull.merged_at is not None and body.get("state") == "open":
+        raise ApiError.invalid(
+            "PullRequest", "state", "custom", "Cannot reopen a merged pull request"
+        )
+    await apply_issue_update(
+        call, repo, issue, {k: body[k] for k in ("title", "body", "state") if k in body}
+    )
+    # Sandbox extension: GitHub marks drafts ready through GraphQL; here `draft` is patchable.
+    if "draft" in body and flag(body["draft"]) != pull.draft:
+        pull.draft = flag(body["draft"])
+        action = "converted_to_draft" if pull.draft else "ready_for_review"
+        events.pull_request_changed(call.hub, repo, issue, action, call.sender)
+    return json_response(pull_request(call.hub.render, issue, repo))
+
+
+async def merge_pull(call: Call) -> Response:
+    repo = call.repo("write")
+    issue = find_pull(call, repo)
+    pull = pull_of(issue)
+    body = await call.body()
+    if issue.state != "open":
+        raise ApiError(405, NOT_MERGEABLE)
+    if pull.draft:
+        raise ApiError(405, "Pull Request is still a draft")
+    if body.get("sha") and body["sha"] != pull.head_sha:
+        raise ApiError(409, "Head branch was modified. Review and try the merge again.")
+    method = body.get("merge_method", "merge")
+    if method not in ("merge", "squash", "rebase"):
+        raise ApiError.invalid("PullRequest", "merge_method")
+    before = gitops.branch_heads(repo.path)
+    base_sha = before.get(pull.base_ref)
+    tree = None if base_sha is None else gitops.merged_tree(repo.path, base_sha, pull.head_sha)
+    if base_sha is None or tree is None:
+        raise ApiError(405, NOT_MERGEABLE)
+    owner = call.hub.store.accounts[repo.owner_id].login
+    title = body.get("commit_title") or (
+        f"Merge pull request #{issue.number} from {owner}/{pull.head_ref}"
+        if method == "merge"
+        else f"{issue.title} (#{issue.number})"
+    )
+    message = f"{title}\n\n{body.get('commit_message') or issue.title}"
+    # A squash and (approximated here) a rebase both land as one commit on the base branch.
+    parents = [base_sha, pull.head_sha] if method == "merge" else [base_sha]
+    login = call.sender.login
+    author = (login, f"{call.sender.id}+{login}@users.noreply.github.com")
+    sha = gitops.commit_merge(
+        repo.path,
+        branch=pull.base_ref,
+        base_sha=base_sha,
+        tree=tree,
+        parents=parents,
+        message=message,
+        author=author,
+    )
+    if sha is None:
+        raise ApiError(409, "Base branch was modified. Review and try the merge again.")
+    now = call.hub.store.now()
+    pull.merged_at, pull.merged_by_id, pull.merge_commit_sha = now, call.sender.id, sha
+    set_state(call, repo, issue, "closed", None)
+    for closed in pushes.closed_by_merge(repo, issue):
+        set_state(call, repo, closed, "closed", "completed")
+    pushes.branches_moved(call.hub, repo, before, gitops.branch_heads(repo.path), call.sender)
+    return json_response(
+        {"sha": sha, "merged": True, "message": "Pull Request successfully merged"}
+    )
+
+
+async def request_reviewers(call: Call) -> Response:
+    repo = call.repo("write")
+    issue = find_pull(call, repo)
+    pull = pull_of(issue)
+    body = await call.body()
+    for login in body.get("reviewers") or []:
+        user = call.hub.store.account_by_login(str(login))
+        if user is None or call.hub.store.permission(repo, user) == "none":
+            raise ApiError.invalid(
+                "PullRequest",
+                "reviewers",
+                "custom",
+                "Reviews may only be requested from collaborators. One or more of the users "
+                "or teams you specified is not a collaborator of the repository.",
+            )
+        if user.id == issue.user_id:
+            raise ApiError.invalid(
+                "PullRequest",
+                "reviewers",
+                "custom",
+                "Review cannot be requested from pull request author.",
+            )
+        if user.id not in pull.requested_reviewer_ids:
+            pull.requested_reviewer_ids.append(user.id)
+    return json_response(pull_request(call.hub.render, issue, repo, full=False), status=201)
+
+
+async def list_requested_reviewers(call: Call) -> Response:
+    repo = call.repo()
+    pull = pull_of(find_pull(call, repo))
+    users = [call.hub.render.user_id(i) for i in pull.requested_reviewer_ids]
+    return json_response({"users": users, "teams": []})
+
+
+async def create_review(call: Call) -> Response:
+    repo = call.repo()
+    issue = find_pull(call, repo)
+    pull = pull_of(issue)
+    body = await call.body()
+    event = body.get("event")
+    state = REVIEW_EVENTS.get(str(event), "PENDING") if event else "PENDING"
+    if event and event not in REVIEW_EVENTS:
+        raise ApiError.invalid("PullRequestReview", "event")
+    if state != "PENDING" and call.sender.id == issue.user_id and event != "COMMENT":
+        verb = "approve" if event == "APPROVE" else "request changes on"
+        raise ApiError.invalid(
+            "PullRequestReview", "event", "custom", f"Can not {verb} your own pull request"
+        )
+    item = Review(
+        id=call.hub.store.new_id(),
+        number=issue.number,
+        user_id=call.sender.id,
+        state=state,
+        body=str(body.get("body") or ""),
+        commit_id=str(body.get("commit_id") or pull.head_sha),
+        submitted_at=call.hub.store.now(),
+    )
+    repo.reviews.append(item)
+    if call.sender.id in pull.requested_reviewer_ids:
+        pull.requested_reviewer_ids.remove(call.sender.id)
+    return json_response(review(call.hub.render, item, repo))
+
+
+async def list_reviews(call: Call) -> Response:
+    repo = call.repo()
+    issue = find_pull(call, repo)
+    items = [r for r in repo.reviews if r.number == issue.number]
+    page, links = paginate(call, [review(call.hub.render, r, repo) for r in items])
+    return json_response(page, headers=links)
+
+
+def add_routes(routes: Routes) -> None:
+    pulls = "/repos/{owner}/{repo}/pulls"
+    routes.add("POST", pulls, create_pull, creates=True)
+    routes.add("GET", pulls, list_pulls)
+    routes.add("GET", pulls + "/{number}", get_pull)
+    routes.add("PATCH", pulls + "/{number}", update_pull)
+    routes.add("PUT", pulls + "/{number}/merge", merge_pull, creates=True)
+    routes.add("POST", pulls + "/{number}/requested_reviewers", request_reviewers)
+    routes.add("GET", pulls + "/{number}/requested_reviewers", list_requested_reviewers)
+    routes.add("POST", pulls + "/{number}/reviews", create_review, creates=True)
+    routes.add("GET", pulls + "/{number}/reviews", list_reviews)

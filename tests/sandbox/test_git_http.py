@@ -1,0 +1,95 @@
+"""Git over smart HTTP: token authentication, clones, pushes, big packs, gzip requests."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.sandbox import DriverError
+from tests.sandbox.conftest import REPO, Receiver, World, app_client
+
+OWNER, NAME = REPO.split("/")
+
+
+def git(cwd: Path, *args: str, trace: bool = False) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_AUTHOR_NAME": "bot",
+        "GIT_AUTHOR_EMAIL": "bot@example.com",
+        "GIT_COMMITTER_NAME": "bot",
+        "GIT_COMMITTER_EMAIL": "bot@example.com",
+    }
+    if trace:
+        env["GIT_TRACE_CURL"] = "1"
+        env["GIT_TRACE_CURL_NO_DATA"] = "1"
+    return subprocess.run(
+        ["git", "-c", "credential.helper=", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+
+def bot_remote(world: World) -> str:
+    github = app_client(world.sandbox)
+    token = github.rest.apps.create_installation_access_token(world.installation_id).parsed_data
+    host = world.sandbox.url.removeprefix("http://")
+    return f"http://x-access-token:{token.token}@{host}/{REPO}.git"
+
+
+def test_git_without_credentials_is_challenged(world: World) -> None:
+    """An anonymous git request gets 401 with a Basic challenge, as git expects."""
+    answer = httpx.get(f"{world.sandbox.url}/{REPO}.git/info/refs?service=git-upload-pack")
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"].startswith("Basic")
+
+
+def test_the_bot_clones_and_pushes_with_an_installation_token(
+    world: World, receiver: Receiver, tmp_path: Path
+) -> None:
+    """`x-access-token:<token>` clones, and a push to a PR's branch synchronizes the PR."""
+    driver = world.driver
+    driver.push(REPO, "feature", {"f.py": "x = 1\n"}, as_user="alice")
+    number = driver.open_pr(REPO, "feature", as_user="alice")["number"]
+    git(tmp_path, "clone", "--quiet", "--branch", "feature", bot_remote(world), "work")
+    work = tmp_path / "work"
+    (work / "f.py").write_text("x = 2\n")
+    git(work, "commit", "--quiet", "-am", "fix")
+    git(work, "push", "--quiet", "origin", "feature")
+    head = git(work, "rev-parse", "HEAD").stdout.strip()
+    assert driver.pull(REPO, number)["head"]["sha"] == head
+    world.sandbox.wait_for_deliveries()
+    synchronize = receiver.one("pull_request", "synchronize")
+    assert synchronize["after"] == head
+    assert synchronize["sender"]["login"] == "review-loop[bot]"
+
+
+def test_big_pushes_and_gzip_fetches_stream_through(world: World, tmp_path: Path) -> None:
+    """A multi-megabyte push (chunked) and a fetch whose negotiation git gzips both work."""
+    git(tmp_path, "clone", "--quiet", bot_remote(world), "work")
+    work = tmp_path / "work"
+    (work / "blob.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    git(work, "add", "blob.bin")
+    git(work, "commit", "--quiet", "-m", "big")
+    git(work, "push", "--quiet", "origin", "HEAD:refs/heads/big")
+    git(work, "checkout", "--quiet", "-b", "local")
+    for n in range(60):  # local-only commits: the fetch sends a "have" for each
+        (work / "n.txt").write_text(str(n))
+        git(work, "add", "n.txt")
+        git(work, "commit", "--quiet", "-m", f"local {n}")
+    world.driver.push(REPO, "main", {"new.txt": "new\n"}, as_user="alice")
+    fetched = git(work, "fetch", "origin", trace=True)
+    assert "Content-Encoding: gzip" in fetched.stderr
+    assert git(work, "cat-file", "-p", "origin/main:new.txt").stdout == "new\n"
+
+
+def test_readers_cannot_push(world: World) -> None:
+    """A user with read permission can fetch but a push is refused."""
+    with pytest.raises(DriverError, match=r"403|denied|not granted"):
+        world.driver.push(REPO, "nope", {"x": "y"}, as_user="bob")
+    world.driver.push(REPO, "yes", {"x": "y"}, as_user="alice")
