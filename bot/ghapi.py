@@ -1,0 +1,438 @@
+"""The bot's GitHub operations on one repository; every create of a thing the bot owns is
+preceded by a lookup (hidden marker, head branch, check-run name), so repeating one is safe."""
+
+import base64
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from githubkit import GitHub
+from githubkit.exception import RequestFailed
+from githubkit.rest import Paginator
+from githubkit.utils import UNSET
+from githubkit_schemas.latest.models import (
+    CheckRun,
+    ContentFile,
+    Issue,
+    IssueComment,
+    Label,
+    PullRequestSimple,
+)
+
+from bot.ghmodels import (
+    CheckConclusion,
+    CheckStatus,
+    CommentInfo,
+    IssueInfo,
+    IssueState,
+    ListState,
+    MergeMethod,
+    MergeResult,
+    PullInfo,
+    RepoInfo,
+    StateReason,
+    can_write,
+    check_run_bodies,
+    comment_info,
+    issue_info,
+    pull_info,
+    repo_info,
+    with_marker,
+)
+from bot.ledger import parse_marker
+
+__all__ = ["RepoAPI", "can_write"]
+
+log = logging.getLogger(__name__)
+
+PER_PAGE = 100
+PERMISSIONS = ("admin", "maintain", "write", "triage", "read")
+
+
+def _status(exc: RequestFailed) -> int:
+    return exc.response.status_code
+
+
+def _error(exc: RequestFailed) -> dict[str, Any]:
+    """GitHub's error document: {"message": ..., "errors": [...]}."""
+    try:
+        data = exc.response.raw_response.json()
+    except ValueError:
+        return {"message": exc.response.raw_response.text}
+    return data if isinstance(data, dict) else {"message": str(data)}
+
+
+def _message(exc: RequestFailed) -> str:
+    return str(_error(exc).get("message", ""))
+
+
+def _already_exists(exc: RequestFailed) -> bool:
+    errors = _error(exc).get("errors") or []
+    return any(isinstance(e, dict) and e.get("code") == "already_exists" for e in errors)
+
+
+class RepoAPI:
+    """GitHub operations for the repository `full_name` ("owner/name").
+
+    `app_id` (when known) narrows check-run lookups to this App's runs; `bot_login` narrows
+    marker lookups on comments to the bot's own comments, so a pasted marker cannot take over.
+    """
+
+    def __init__(
+        self,
+        gh: GitHub[Any],
+        full_name: str,
+        *,
+        app_id: int | None = None,
+        bot_login: str | None = None,
+    ) -> None:
+        owner, sep, name = full_name.partition("/")
+        if not sep or not owner or not name or "/" in name:
+            raise ValueError(f"expected 'owner/name', got {full_name!r}")
+        self.gh = gh
+        self.full_name = full_name
+        self.owner = owner
+        self.name = name
+        self.app_id = app_id
+        self.bot_login = bot_login
+
+    # repository
+
+    async def get_repo(self) -> RepoInfo:
+        resp = await self.gh.rest.repos.async_get(self.owner, self.name)
+        return repo_info(resp.parsed_data)
+
+    async def permission(self, user: str) -> str:
+        """The user's role on the repository; "none" for a stranger."""
+        try:
+            resp = await self.gh.rest.repos.async_get_collaborator_permission_level(
+                self.owner, self.name, user
+            )
+        except RequestFailed as exc:
+            if _status(exc) == 404:
+                return "none"
+            raise
+        data = resp.parsed_data
+        # role_name knows maintain/triage; the legacy `permission` folds them into write/read.
+        return data.role_name if data.role_name in PERMISSIONS else data.permission
+
+    async def read_file(self, path: str, ref: str | None = None) -> str | None:
+        """The text of a file, or None when it (or the ref) does not exist or is no file."""
+        try:
+            resp = await self.gh.rest.repos.async_get_content(
+                self.owner, self.name, quote(path.lstrip("/")), ref=ref if ref else UNSET
+            )
+        except RequestFailed as exc:
+            if _status(exc) == 404:
+                return None
+            raise
+        content = resp.parsed_data
+        if not isinstance(content, ContentFile):
+            return None  # a directory, symlink or submodule
+        if content.encoding != "base64":
+            raise ValueError(f"{path}: unsupported content encoding {content.encoding!r}")
+        return base64.b64decode(content.content).decode("utf-8", errors="replace")
+
+    # pull requests
+
+    async def get_pull(self, number: int) -> PullInfo:
+        resp = await self.gh.rest.pulls.async_get(self.owner, self.name, number)
+        return pull_info(resp.parsed_data, resp.json())
+
+    async def list_pulls(
+        self, state: ListState = "open", head: str | None = None, base: str | None = None
+    ) -> list[PullInfo]:
+        """All pull requests in `state`; `head` as "owner:branch"."""
+        pages: Paginator[PullRequestSimple] = self.gh.rest.paginate(
+            self.gh.rest.pulls.async_list,
+            owner=self.owner,
+            repo=self.name,
+            state=state,
+            head=head or UNSET,
+            base=base or UNSET,
+            per_page=PER_PAGE,
+        )
+        return [pull_info(pull) async for pull in pages]
+
+    async def create_pull(
+        self, title: str, body: str, head: str, base: str, marker: Mapping[str, Any]
+    ) -> PullInfo:
+        """The open PR from branch `head` (updated to `title`/`body`), or a new one."""
+        full_body = with_marker(marker, body)
+        existing = await self._open_pull_from(head)
+        if existing is None:
+            try:
+                resp = await self.gh.rest.pulls.async_create(
+                    self.owner, self.name, title=title, body=full_body, head=head, base=base
+                )
+                return pull_info(resp.parsed_data, resp.json())
+            except RequestFailed as exc:
+                # 422 "A pull request already exists": a concurrent run won the race.
+                existing = await self._open_pull_from(head) if _status(exc) == 422 else None
+                if existing is None:
+                    raise
+        if existing.title == title and existing.body == full_body:
+            return existing
+        resp2 = await self.gh.rest.pulls.async_update(
+            self.owner, self.name, existing.number, title=title, body=full_body
+        )
+        return pull_info(resp2.parsed_data, resp2.json())
+
+    async def _open_pull_from(self, head: str) -> PullInfo | None:
+        qualified = head if ":" in head else f"{self.owner}:{head}"
+        pulls = await self.list_pulls(state="open", head=qualified)
+        return pulls[0] if pulls else None
+
+    async def merge_pull(
+        self,
+        number: int,
+        sha: str | None,
+        method: MergeMethod = "merge",
+        title: str | None = None,
+    ) -> MergeResult:
+        """Merge, expecting head `sha`. Refusals are results; an already merged PR is merged."""
+        try:
+            resp = await self.gh.rest.pulls.async_merge(
+                self.owner,
+                self.name,
+                number,
+                sha=sha or UNSET,
+                merge_method=method,
+                commit_title=title or UNSET,
+            )
+        except RequestFailed as exc:
+            status = _status(exc)
+            if status == 409:  # the head moved since `sha`
+                return MergeResult(False, None, conflict=False, message=_message(exc))
+            if status != 405:
+                raise
+            pull = await self.get_pull(number)
+            if pull.merged:
+                return MergeResult(True, pull.merge_commit_sha, False, "already merged")
+            return MergeResult(False, None, conflict=True, message=_message(exc))
+        result = resp.parsed_data
+        return MergeResult(result.merged, result.sha, conflict=False, message=result.message)
+
+    async def request_reviewers(
+        self, number: int, reviewers: Sequence[str], team_reviewers: Sequence[str] = ()
+    ) -> None:
+        if not reviewers and not team_reviewers:
+            return
+        try:
+            await self.gh.rest.pulls.async_request_reviewers(
+                self.owner,
+                self.name,
+                number,
+                reviewers=list(reviewers),
+                team_reviewers=list(team_reviewers),
+            )
+        except RequestFailed as exc:
+            if _status(exc) != 422:
+                raise
+            # e.g. the PR's author cannot review their own PR: nothing to retry.
+            log.warning("%s#%d: reviewers not requested: %s", self.full_name, number, _message(exc))
+
+    # issues
+
+    async def get_issue(self, number: int) -> IssueInfo:
+        resp = await self.gh.rest.issues.async_get(self.owner, self.name, number)
+        return issue_info(resp.parsed_data)
+
+    async def list_issues(
+        self, labels: Sequence[str] = (), state: ListState = "all"
+    ) -> list[IssueInfo]:
+        """All issues carrying every label in `labels`, in `state`; pull requests left out."""
+        return [issue async for issue in self._iter_issues(labels, state)]
+
+    async def _iter_issues(
+        self, labels: Sequence[str], state: ListState
+    ) -> AsyncIterator[IssueInfo]:
+        pages: Paginator[Issue] = self.gh.rest.paginate(
+            self.gh.rest.issues.async_list_for_repo,
+            owner=self.owner,
+            repo=self.name,
+            labels=",".join(labels) or UNSET,
+            state=state,
+            per_page=PER_PAGE,
+        )
+        async for raw in pages:
+            issue = issue_info(raw)
+            if not issue.is_pull:
+                yield issue
+
+    async def find_issue_by_marker(
+        self, labels: Sequence[str], key: str, value: object
+    ) -> IssueInfo | None:
+        """The first issue (any state) whose hidden marker has `marker[key] == value`."""
+        async for issue in self._iter_issues(labels, "all"):
+            marker = parse_marker(issue.body)
+            if marker is not None and key in marker and marker[key] == value:
+                return issue
+        return None
+
+    async def create_issue(self, title: str, body: str, labels: Sequence[str]) -> IssueInfo:
+        """A new issue. Not idempotent alone: look it up with `find_issue_by_marker` first."""
+        resp = await self.gh.rest.issues.async_create(
+            self.owner, self.name, title=title, body=body, labels=[*labels]
+        )
+        return issue_info(resp.parsed_data)
+
+    async def update_issue(
+        self,
+        number: int,
+        *,
+        title: str | None = None,
+        body: str | None = None,
+        state: IssueState | None = None,
+        state_reason: StateReason | None = None,
+        labels: Sequence[str] | None = None,
+    ) -> IssueInfo:
+        """Change only the fields given."""
+        resp = await self.gh.rest.issues.async_update(
+            self.owner,
+            self.name,
+            number,
+            title=UNSET if title is None else title,
+            body=UNSET if body is None else body,
+            state=UNSET if state is None else state,
+            state_reason=UNSET if state_reason is None else state_reason,
+            labels=UNSET if labels is None else [*labels],
+        )
+        return issue_info(resp.parsed_data)
+
+    # comments
+
+    async def comment(self, number: int, body: str) -> int:
+        resp = await self.gh.rest.issues.async_create_comment(
+            self.owner, self.name, number, body=body
+        )
+        return resp.parsed_data.id
+
+    async def list_comments(self, number: int) -> list[CommentInfo]:
+        pages: Paginator[IssueComment] = self.gh.rest.paginate(
+            self.gh.rest.issues.async_list_comments,
+            owner=self.owner,
+            repo=self.name,
+            issue_number=number,
+            per_page=PER_PAGE,
+        )
+        return [comment_info(c) async for c in pages]
+
+    async def upsert_comment(
+        self, number: int, marker: Mapping[str, Any], body_without_marker: str
+    ) -> int:
+        """The bot's one comment of `marker["kind"]`: created once, edited when its text changes."""
+        body = with_marker(marker, body_without_marker)
+        for existing in await self.list_comments(number):
+            if self.bot_login and existing.user_login != self.bot_login:
+                continue
+            found = parse_marker(existing.body)
+            if found is None or found.get("kind") != marker.get("kind"):
+                continue
+            if existing.body != body:
+                await self.gh.rest.issues.async_update_comment(
+                    self.owner, self.name, existing.id, body=body
+                )
+            return existing.id
+        return await self.comment(number, body)
+
+    # labels
+
+    async def add_labels(self, number: int, labels: Sequence[str]) -> None:
+        if labels:
+            await self.gh.rest.issues.async_add_labels(
+                self.owner, self.name, number, labels=[*labels]
+            )
+
+    async def remove_label(self, number: int, label: str) -> None:
+        """Remove `label`; one that is already gone is fine."""
+        try:
+            await self.gh.rest.issues.async_remove_label(
+                self.owner, self.name, number, quote(label, safe="")
+            )
+        except RequestFailed as exc:
+            if _status(exc) != 404:
+                raise
+
+    async def ensure_labels(self, specs: Mapping[str, tuple[str, str]]) -> None:
+        """Create the labels of `specs` (name -> (color hex, description)) that are missing."""
+        pages: Paginator[Label] = self.gh.rest.paginate(
+            self.gh.rest.issues.async_list_labels_for_repo,
+            owner=self.owner,
+            repo=self.name,
+            per_page=PER_PAGE,
+        )
+        existing = {label.name.lower() async for label in pages}
+        for name, (color, description) in specs.items():
+            if name.lower() in existing:
+                continue
+            try:
+                await self.gh.rest.issues.async_create_label(
+                    self.owner,
+                    self.name,
+                    name=name,
+                    color=color.lstrip("#"),
+                    description=description,
+                )
+            except RequestFailed as exc:
+                if not (_status(exc) == 422 and _already_exists(exc)):
+                    raise
+
+    # check runs
+
+    async def upsert_check_run(
+        self,
+        name: str,
+        head_sha: str,
+        *,
+        status: CheckStatus,
+        conclusion: CheckConclusion | None = None,
+        title: str,
+        summary: str,
+        text: str | None = None,
+        annotations: Sequence[Mapping[str, Any]] = (),
+        actions: Sequence[Mapping[str, Any]] = (),
+        external_id: str | None = None,
+    ) -> int:
+        """This App's check run `name` on `head_sha`, updated or created; returns its id.
+
+        Annotations go 50 per request (GitHub's limit), the rest in further updates that
+        GitHub appends; actions past GitHub's limits raise ValueError before anything is sent.
+        """
+        first, *more = check_run_bodies(
+            name,
+            status=status,
+            conclusion=conclusion,
+            title=title,
+            summary=summary,
+            text=text,
+            annotations=annotations,
+            actions=actions,
+            external_id=external_id,
+        )
+        base = f"/repos/{self.owner}/{self.name}/check-runs"
+        run_id = await self._find_check_run(name, head_sha)
+        if run_id is None:
+            body = {**first, "head_sha": head_sha}
+            created = await self.gh.arequest("POST", base, json=body, response_model=CheckRun)
+            run_id = created.parsed_data.id
+        else:
+            await self.gh.arequest("PATCH", f"{base}/{run_id}", json=first, response_model=CheckRun)
+        for body in more:
+            await self.gh.arequest("PATCH", f"{base}/{run_id}", json=body, response_model=CheckRun)
+        return run_id
+
+    async def _find_check_run(self, name: str, head_sha: str) -> int | None:
+        resp = await self.gh.rest.checks.async_list_for_ref(
+            self.owner,
+            self.name,
+            head_sha,
+            check_name=name,
+            app_id=self.app_id if self.app_id is not None else UNSET,
+            per_page=PER_PAGE,
+        )
+        runs = [run for run in resp.parsed_data.check_runs if run.name == name]
+        if self.app_id is not None:
+            runs = [run for run in runs if run.app is None or run.app.id == self.app_id]
+        return max((run.id for run in runs), default=None)

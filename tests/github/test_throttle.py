@@ -1,0 +1,195 @@
+"""The write throttle, on a fake clock: GitHub's secondary limits are kept, refusals waited out."""
+
+import asyncio
+import itertools
+
+import httpx
+import pytest
+
+from bot.config import Settings
+from bot.throttle import ThrottledTransport, Throttles, WriteThrottle, is_write
+
+API = "https://api.github.test"
+
+
+class FakeClock:
+    """Monotonic time that only moves when someone sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+class Recorder:
+    """An inner transport that answers 201 (or queued responses) and notes when it was hit."""
+
+    def __init__(self, clock: FakeClock, responses: list[httpx.Response] | None = None) -> None:
+        self.clock = clock
+        self.responses = responses or []
+        self.sent: list[tuple[str, float]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append((request.method, self.clock.now))
+        return self.responses.pop(0) if self.responses else httpx.Response(201, json={})
+
+
+def client(
+    clock: FakeClock, recorder: Recorder, min_interval_s: float = 1.0, max_wait_s: float = 120.0
+) -> httpx.AsyncClient:
+    throttle = WriteThrottle(min_interval_s, max_wait_s=max_wait_s, clock=clock, sleep=clock.sleep)
+    transport = ThrottledTransport(httpx.MockTransport(recorder), throttle)
+    return httpx.AsyncClient(base_url=API, transport=transport)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "write"),
+    [
+        pytest.param("GET", "/repos/o/r/issues", b"", False, id="get"),
+        pytest.param("POST", "/repos/o/r/issues", b"{}", True, id="post"),
+        pytest.param("PATCH", "/repos/o/r/issues/1", b"{}", True, id="patch"),
+        pytest.param("PUT", "/repos/o/r/pulls/1/merge", b"{}", True, id="put"),
+        pytest.param("DELETE", "/repos/o/r/issues/1/labels/x", b"", True, id="delete"),
+        pytest.param("POST", "/app/installations/5/access_tokens", b"{}", False, id="token"),
+        pytest.param("POST", "/graphql", b'{"query": "query { viewer { login } }"}', False,
+                     id="graphql-query"),
+        pytest.param("POST", "/graphql", b'{"query": "mutation { addStar }"}', True,
+                     id="graphql-mutation"),
+    ],
+)  # fmt: skip
+def test_is_write_counts_content_creating_requests(
+    method: str, path: str, body: bytes, write: bool
+) -> None:
+    """Writes are the methods that change things, less token requests and GraphQL queries."""
+    assert is_write(httpx.Request(method, API + path, content=body)) is write
+
+
+@pytest.mark.parametrize(
+    ("min_interval_s", "per_minute"),
+    [pytest.param(1.0, 80, id="spacing-binds"), pytest.param(0.25, 80, id="window-binds")],
+)
+async def test_writes_keep_spacing_and_per_minute_window(
+    min_interval_s: float, per_minute: int
+) -> None:
+    """100 concurrent writes: spaced by the interval, never more than 80 in any 60 s."""
+    clock = FakeClock()
+    recorder = Recorder(clock)
+    async with client(clock, recorder, min_interval_s=min_interval_s) as http:
+        await asyncio.gather(*(http.post("/repos/o/r/issues", json={}) for _ in range(100)))
+
+    times = [t for _, t in recorder.sent]
+    assert len(times) == 100
+    assert all(b - a >= min_interval_s for a, b in itertools.pairwise(times))
+    assert max(sum(1 for t in times if start <= t < start + 60) for start in times) <= per_minute
+
+
+async def test_per_hour_window_holds_writes_past_the_limit() -> None:
+    """The 501st write of an hour waits until the first one is an hour old."""
+    clock = FakeClock()
+    throttle = WriteThrottle(min_interval_s=0, per_minute=10_000, clock=clock, sleep=clock.sleep)
+    for _ in range(501):
+        await throttle.acquire()
+
+    assert clock.now == pytest.approx(1000.0 + 3600.0)
+    assert throttle.stats().writes == 501
+
+
+async def test_reads_are_not_delayed() -> None:
+    """Reads go straight through while writes queue for their turn."""
+    clock = FakeClock()
+    recorder = Recorder(clock)
+    async with client(clock, recorder) as http:
+        for _ in range(5):
+            await http.post("/repos/o/r/issues", json={})
+        write_done = clock.now
+        for _ in range(20):
+            await http.get("/repos/o/r/issues")
+
+    assert clock.now == write_done
+    assert [t for m, t in recorder.sent if m == "GET"] == [write_done] * 20
+
+
+async def test_secondary_limit_pauses_writes_and_retries_once() -> None:
+    """A 403 with retry-after: 30 holds every write 30 s; the refused write is sent again."""
+    clock = FakeClock()
+    refused = httpx.Response(
+        403,
+        headers={"retry-after": "30"},
+        json={"message": "You have exceeded a secondary rate limit."},
+    )
+    recorder = Recorder(clock, [refused])
+    throttles = Throttles(clock=clock, sleep=clock.sleep)
+    throttle = throttles.for_installation(42)
+    transport = ThrottledTransport(httpx.MockTransport(recorder), throttle)
+    async with httpx.AsyncClient(base_url=API, transport=transport) as http:
+        first = await http.post("/repos/o/r/issues", json={})
+        refused_at = recorder.sent[0][1]
+        second = await http.post("/repos/o/r/issues", json={})
+
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert [t - refused_at for _, t in recorder.sent] == [0.0, 30.0, 31.0]
+    stats = throttle.stats()
+    assert (stats.pauses, stats.waited_s) == (1, 31.0)
+    assert throttles.for_installation(42) is throttle
+    assert throttles.stats() == {42: stats}
+
+
+async def test_rate_limit_reset_header_sets_the_pause() -> None:
+    """`x-ratelimit-remaining: 0` with `x-ratelimit-reset` waits until the reset time."""
+    clock = FakeClock()
+    wall = 1_700_000_000.0
+    refused = httpx.Response(
+        403, headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(wall) + 45)}
+    )
+    recorder = Recorder(clock, [refused])
+    throttle = WriteThrottle(clock=clock, wall_clock=lambda: wall, sleep=clock.sleep)
+    transport = ThrottledTransport(httpx.MockTransport(recorder), throttle)
+    async with httpx.AsyncClient(base_url=API, transport=transport) as http:
+        response = await http.patch("/repos/o/r/issues/1", json={})
+
+    assert response.status_code == 201
+    assert recorder.sent[1][1] - recorder.sent[0][1] == 45.0
+
+
+async def test_wait_beyond_the_cap_returns_the_refusal() -> None:
+    """A retry-after longer than max_wait_s is not waited out: the caller gets the 429."""
+    clock = FakeClock()
+    recorder = Recorder(clock, [httpx.Response(429, headers={"retry-after": "3600"})])
+    async with client(clock, recorder, max_wait_s=120.0) as http:
+        response = await http.post("/repos/o/r/issues", json={})
+
+    assert response.status_code == 429
+    assert len(recorder.sent) == 1
+    assert response.headers["retry-after"] == "3600"
+
+
+async def test_forbidden_without_rate_limit_is_not_retried() -> None:
+    """A 403 about permissions is an answer, not a reason to wait."""
+    clock = FakeClock()
+    denied = httpx.Response(403, json={"message": "Resource not accessible by integration"})
+    recorder = Recorder(clock, [denied])
+    async with client(clock, recorder) as http:
+        response = await http.post("/repos/o/r/issues", json={})
+
+    assert response.status_code == 403
+    assert response.json()["message"] == "Resource not accessible by integration"
+    assert (len(recorder.sent), clock.now) == (1, 1000.0)
+
+
+async def test_installations_share_one_throttle_each() -> None:
+    """Clients of one installation share its throttle; another installation has its own."""
+    throttles = Throttles.from_settings(Settings(_env_file=None, write_interval_s=0.5))
+    first, again = throttles.transport(1), throttles.transport(1)
+    other = throttles.transport(2)
+    try:
+        assert first.throttle is again.throttle is throttles.for_installation(1)
+        assert other.throttle is not first.throttle
+        assert first.throttle.min_interval_s == 0.5
+    finally:
+        for transport in (first, again, other):
+            await transport.aclose()
