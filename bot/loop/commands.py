@@ -1,0 +1,72 @@
+"""`@review-loop <verb>` commands in PR comments: parsing, a pure function."""
+
+import re
+from dataclasses import dataclass
+
+VERBS = ("audit", "fix", "status", "stop", "resume", "retry", "waive", "help")
+
+HELP = """\
+**review-loop commands** (people with write access to this repository):
+
+| command | what it does |
+| --- | --- |
+| `@review-loop audit` | audit this PR now (and start the loop if it was not running) |
+| `@review-loop fix [#issue]` | fix every open finding, or just `#issue` |
+| `@review-loop status` | where the loop stands |
+| `@review-loop stop` / `resume` | pause the loop on this PR / let it go on |
+| `@review-loop retry #issue` | run the fix for `#issue` again |
+| `@review-loop waive #issue <reason>` | close the finding as accepted; it is not raised again |
+| `@review-loop help` | this list |
+"""
+
+_MENTION = re.compile(r"(?im)^\s*@review-loop\b[ \t]*(?P<rest>[^\n]*)$")
+_ISSUE = re.compile(r"^#(?P<n>\d+)$")
+
+
+@dataclass(frozen=True)
+class Command:
+    verb: str
+    issue: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class BadCommand:
+    """A mention the bot cannot act on; `message` tells the user why."""
+
+    message: str
+
+
+def parse_command(body: str, mention: str = "@review-loop") -> Command | BadCommand | None:
+    """The first `@review-loop ...` line of a comment, or None when the bot is not addressed.
+
+    Only a line that starts with the mention counts, so quoting the bot in prose does not
+    command it.
+    """
+    pattern = (
+        _MENTION
+        if mention == "@review-loop"
+        else re.compile(rf"(?im)^\s*{re.escape(mention)}\b[ \t]*(?P<rest>[^\n]*)$")
+    )
+    match = pattern.search(body or "")
+    if match is None:
+        return None
+    words = match.group("rest").split()
+    if not words:
+        return BadCommand("Say what to do: try `@review-loop help`.")
+    verb, args = words[0].lower(), words[1:]
+    if verb not in VERBS:
+        return BadCommand(f"Unknown command `{verb}`: try `@review-loop help`.")
+    issue: int | None = None
+    if args and (m := _ISSUE.match(args[0])):
+        issue = int(m.group("n"))
+        args = args[1:]
+    if verb in ("retry", "waive") and issue is None:
+        return BadCommand(f"`{verb}` needs an issue: `@review-loop {verb} #123`.")
+    if verb == "waive" and not args:
+        return BadCommand("`waive` needs a reason: `@review-loop waive #123 false positive`.")
+    if verb not in ("fix", "retry", "waive") and (issue is not None or args):
+        return BadCommand(f"`{verb}` takes no arguments: try `@review-loop help`.")
+    if verb == "fix" and args:
+        return BadCommand("`fix` takes at most one issue: `@review-loop fix #123`.")
+    return Command(verb, issue, " ".join(args))

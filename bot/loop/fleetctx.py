@@ -1,0 +1,51 @@
+"""What loop jobs share in one worker process: mirrors, the agents catalog, identities."""
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.agents.catalog import AgentSpec, load_catalog
+from bot.gitcmd import git
+from bot.runtime import Runtime
+from bot.worktrees import Mirrors
+
+
+@dataclass
+class Fleet:
+    runtime: Runtime
+    mirrors: Mirrors
+    catalog: dict[str, AgentSpec]
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, runtime: Runtime) -> "Fleet":
+        """The process's fleet, built on first use and kept in the runtime."""
+        fleet = runtime.extras.get("fleet")
+        if fleet is None:
+            settings = runtime.settings
+            fleet = cls(
+                runtime=runtime,
+                mirrors=Mirrors(settings.data_dir.resolve() / "git"),
+                catalog=load_catalog(settings.agents_file),
+            )
+            runtime.extras["fleet"] = fleet
+        assert isinstance(fleet, Fleet)
+        return fleet
+
+    async def token(self, installation_id: int, repo: str) -> str:
+        return await self.runtime.github.installation_token(installation_id, repo)
+
+    async def mirror(self, repo: str, clone_url: str, installation_id: int) -> Path:
+        """The repository's local mirror, fetched now."""
+        token = await self.token(installation_id, repo)
+        return await self.mirrors.ensure(repo, clone_url, token)
+
+    async def branch_head(
+        self, repo: str, clone_url: str, installation_id: int, branch: str
+    ) -> str:
+        """The commit `branch` points at on GitHub now (via a fresh mirror fetch)."""
+        mirror = await self.mirror(repo, clone_url, installation_id)
+        out = await git(
+            "rev-parse", "--verify", f"refs/remotes/origin/{branch}^{{commit}}", cwd=mirror
+        )
+        return out.strip()

@@ -1,0 +1,392 @@
+"""The per-PR reconciler: re-read the PR, audit its head, file, route, fix, report.
+
+Level-triggered: every run reads the current state from GitHub and the database and makes
+the world match it. Every write is idempotent (markers, fingerprints, unique task keys),
+so a redelivered event or a retried job changes nothing.
+"""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.audit.findings import Finding
+from bot.engine.leases import Lease
+from bot.ghapi import RepoAPI
+from bot.ghmodels import IssueInfo, PullInfo
+from bot.ledger import (
+    FINDING_LABEL,
+    NEEDS_HUMAN_LABEL,
+    WAIVED_LABEL,
+    ExistingIssue,
+    LedgerPlan,
+    draft_issue,
+    group_findings,
+    parse_marker,
+    plan_ledger,
+)
+from bot.loop import report
+from bot.loop.auditing import audit_commit
+from bot.loop.config import load_repo_config
+from bot.loop.fleetctx import Fleet
+from bot.loop.store import ACTIVE_TASK_STATES, LoopStore, PrRow, TaskRow
+from bot.loop.triggers import queue_fix
+from bot.repo_config import RepoConfig, RepoConfigError
+from bot.router import route
+
+log = logging.getLogger(__name__)
+
+LOOP_LABEL = "review-loop"
+READY_LABEL = "review-loop:ready"
+PARTIAL_LABEL = "review-loop:partial"
+FIX_BRANCH_PREFIX = "review-loop/"
+MAX_FAILED_TASKS = 2  # per issue, before it is handed to a human
+
+LABELS = {
+    LOOP_LABEL: ("0e8a16", "Run the review loop on this pull request"),
+    FINDING_LABEL: ("d93f0b", "A finding filed by review-loop"),
+    READY_LABEL: ("0e8a16", "review-loop: only a human approval is left"),
+    NEEDS_HUMAN_LABEL: ("b60205", "review-loop needs a person to decide"),
+    WAIVED_LABEL: ("cccccc", "A finding a person accepted"),
+    PARTIAL_LABEL: ("fbca04", "A fix that stopped part way; its branch keeps the work"),
+    "review-loop:fix": ("1d76db", "Ask review-loop to fix this issue"),
+}
+
+
+def fix_branch(pr_number: int | None, issue_number: int) -> str:
+    scope = f"pr-{pr_number}" if pr_number is not None else "default"
+    return f"{FIX_BRANCH_PREFIX}{scope}/{issue_number}"
+
+
+@dataclass
+class Outcome:
+    state: str
+    reason: str
+    round: int
+
+
+class PrReconciler:
+    def __init__(self, fleet: Fleet, api: RepoAPI, row: PrRow, lease: Lease) -> None:
+        self.fleet = fleet
+        self.api = api
+        self.row = row
+        self.lease = lease
+        self.store = LoopStore(fleet.runtime.pool)
+        self.repo = row.repo
+        self.number = row.number
+
+    async def run(self) -> None:
+        pr = await self.api.get_pull(self.number)
+        if pr.state != "open":
+            await self._save(report.AUDITED, "the pull request is closed", pr.head_sha)
+            return
+        repo_info = await self.api.get_repo()
+        try:
+            config = await load_repo_config(self.api, repo_info)
+        except RepoConfigError as exc:
+            await self._report(
+                pr,
+                Outcome(report.NEEDS_HUMAN, f"`.github/review-loop.yml`: {exc}", self.row.round),
+                [],
+                [],
+                RepoConfig(),
+            )
+            return
+        opted_in = config.enabled or LOOP_LABEL in pr.labels or self.row.force_audit
+        if not opted_in:
+            log.info("%s#%d: the loop is not enabled here; nothing to do", self.repo, self.number)
+            return
+        if pr.draft and not config.drafts and not self.row.force_audit:
+            log.info("%s#%d is a draft; skipped", self.repo, self.number)
+            return
+        if self.row.stopped:
+            await self._report(pr, Outcome(report.STOPPED, "", self.row.round), [], [], config)
+            return
+        await self.api.ensure_labels(LABELS)
+        is_fork = pr.head_repo is not None and pr.head_repo != self.repo
+        own_fix_pr = (
+            pr.head_ref.startswith(FIX_BRANCH_PREFIX) and pr.base_ref != repo_info.default_branch
+        )
+
+        findings = await self._audit(pr, config, repo_info.clone_url)
+        if own_fix_pr:
+            # The fleet's own work is audited too, but one level deep only: no issues, no fixes.
+            state = report.READY if not findings else report.AUDITED
+            reason = f"{len(findings)} findings in this fix (not filed: depth cap)"
+            await self._check_run(pr, state, reason, findings)
+            return
+        issues = await self._ledger(pr, findings, config)
+        tasks = await self.store.tasks_for_pr(self.repo, self.number)
+        outcome = await self._decide(
+            pr, config, issues, tasks, fixes_allowed=(not is_fork or self.row.fixes_allowed)
+        )
+        tasks = await self.store.tasks_for_pr(self.repo, self.number)
+        await self._report(pr, outcome, issues.lines, tasks, config, findings)
+
+    # -- audit and ledger --------------------------------------------------------------------
+
+    async def _audit(self, pr: PullInfo, config: RepoConfig, clone_url: str) -> list[Finding]:
+        mirror = await self.fleet.mirror(self.repo, clone_url, self.row.installation_id)
+        return await audit_commit(
+            self.fleet.mirrors, mirror, self.repo, pr.head_sha, config, base_sha=pr.base_sha
+        )
+
+    async def _ledger(self, pr: PullInfo, findings: list[Finding], config: RepoConfig) -> "Ledger":
+        known = self.fleet.catalog.keys()
+        groups = group_findings(findings, config.group_threshold)
+        existing_issues = [
+            i
+            for i in await self.api.list_issues([FINDING_LABEL], state="all")
+            if (parse_marker(i.body) or {}).get("pr") == self.number
+        ]
+        fixed_by_bot = await self.store.fixed_issue_numbers(self.repo, self.number)
+        existing = [
+            ExistingIssue(
+                number=i.number,
+                state="open" if i.state == "open" else "closed",
+                state_reason=i.state_reason,
+                labels=i.labels,
+                marker=parse_marker(i.body),
+                closed_by_bot=i.number in fixed_by_bot,
+                title=i.title,
+                body=i.body or "",
+            )
+            for i in existing_issues
+        ]
+        drafts = []
+        agents: dict[str, str | None] = {}
+        current_labels = {i.number: i.labels for i in existing_issues}
+        by_fp = {e.fingerprint: e.number for e in existing if e.fingerprint}
+        for group in groups:
+            labels = current_labels.get(by_fp.get(group.fingerprint, -1), ())
+            agent = route(group.first, labels, config, known)
+            agents[group.fingerprint] = agent
+            drafts.append(draft_issue(group, self.number, pr.html_url, pr.head_sha, agent))
+        plan = plan_ledger(drafts, existing, pr.head_sha)
+        issue_for = await self._apply(plan, pr.head_sha)
+        return Ledger(plan, issue_for, agents, existing_issues, {g.fingerprint: g for g in groups})
+
+    async def _apply(self, plan: LedgerPlan, head_sha: str) -> dict[str, int]:
+        issue_for = dict(plan.issue_for)
+        for draft in plan.create:
+            await self.fleet.runtime.leases.check(self.lease)
+            made = await self.api.create_issue(draft.title, draft.body, list(draft.labels))
+            issue_for[draft.fingerprint] = made.number
+        for upd in plan.update:
+            await self.api.update_issue(upd.number, title=upd.title, body=upd.body)
+        for close in plan.close:
+            await self.fleet.runtime.leases.check(self.lease)
+            await self.api.comment(close.number, close.comment)
+            issue = await self.api.update_issue(
+                close.number, state="closed", state_reason=close.state_reason
+            )
+            fp = (parse_marker(issue.body) or {}).get("fp")
+            if close.state_reason == "completed" and isinstance(fp, str):
+                await self.store.record_fixed(self.repo, self.number, fp, close.number, head_sha)
+        for reopen in plan.reopen:
+            await self.api.update_issue(
+                reopen.number, state="open", title=reopen.title, body=reopen.body
+            )
+            await self.api.comment(reopen.number, reopen.comment)
+            await self.api.add_labels(reopen.number, [NEEDS_HUMAN_LABEL])
+        return issue_for
+
+    # -- deciding what happens next ------------------------------------------------------------
+
+    async def _decide(
+        self,
+        pr: PullInfo,
+        config: RepoConfig,
+        ledger: "Ledger",
+        tasks: list[TaskRow],
+        *,
+        fixes_allowed: bool,
+    ) -> Outcome:
+        round_ = self.row.round
+        open_fps = ledger.open_fingerprints()
+        active = [t for t in tasks if t.status in ACTIVE_TASK_STATES]
+        if ledger.plan.oscillations:
+            names = ", ".join(f"#{o.number}" for o in ledger.plan.oscillations)
+            return Outcome(
+                report.NEEDS_HUMAN, f"finding {names} came back after it had been fixed", round_
+            )
+        if not open_fps and not active:
+            return Outcome(report.READY, "no open findings", round_)
+        if active:
+            return Outcome(report.FIXING, f"{len(active)} fixes running", round_)
+        if not fixes_allowed:
+            return Outcome(
+                report.NEEDS_HUMAN,
+                f"{len(open_fps)} open findings on a fork PR; a maintainer can say "
+                "`@review-loop fix` to let the fleet fix them",
+                round_,
+            )
+        failures: dict[int, int] = {}
+        for t in tasks:
+            if t.status in ("failed", "refused", "conflict", "escalated"):
+                failures[t.issue_number] = failures.get(t.issue_number, 0) + 1
+        fixable: list[tuple[int, str]] = []
+        stuck: list[int] = []
+        for fp in open_fps:
+            number = ledger.issue_for[fp]
+            agent = ledger.agents.get(fp)
+            if agent is None or failures.get(number, 0) >= MAX_FAILED_TASKS:
+                stuck.append(number)
+            else:
+                fixable.append((number, agent))
+        for number in stuck:
+            await self.api.add_labels(number, [NEEDS_HUMAN_LABEL])
+        if not fixable:
+            listed = ", ".join(f"#{n}" for n in sorted(stuck))
+            return Outcome(
+                report.NEEDS_HUMAN,
+                f"no agent could fix {listed} (unroutable or failed twice)",
+                round_,
+            )
+        if round_ >= config.max_rounds:
+            return Outcome(
+                report.NEEDS_HUMAN,
+                f"{len(open_fps)} findings still open after {round_} rounds "
+                f"(max_rounds: {config.max_rounds})",
+                round_,
+            )
+        round_ += 1
+        queued = 0
+        for number, agent in fixable:
+            await self.fleet.runtime.leases.check(self.lease)
+            row = await self.store.add_task(
+                repo=self.repo,
+                pr_number=self.number,
+                issue_number=number,
+                installation_id=self.row.installation_id,
+                agent=agent,
+                round=round_,
+                base_ref=pr.head_ref,
+                base_sha=pr.head_sha,
+                branch=fix_branch(self.number, number),
+            )
+            if row is not None:
+                await queue_fix(self.fleet.runtime, row.id)
+                queued += 1
+        return Outcome(report.FIXING, f"round {round_}: {queued} fixes queued", round_)
+
+    # -- telling people ------------------------------------------------------------------------
+
+    async def _report(
+        self,
+        pr: PullInfo,
+        outcome: Outcome,
+        lines: Sequence[report.IssueLine],
+        tasks: Sequence[TaskRow],
+        config: RepoConfig,
+        findings: Sequence[Finding] = (),
+    ) -> None:
+        summary = report.Summary(
+            state=outcome.state,
+            reason=outcome.reason,
+            round=outcome.round,
+            max_rounds=config.max_rounds,
+            head_sha=pr.head_sha,
+            issues=lines,
+            tasks=tasks,
+        )
+        await self.fleet.runtime.leases.check(self.lease)
+        await self.api.upsert_comment(
+            self.number, {"kind": "summary", "pr": self.number}, report.render_summary(summary)
+        )
+        await self._check_run(pr, outcome.state, outcome.reason, findings)
+        if outcome.state == report.READY:
+            await self.api.add_labels(self.number, [READY_LABEL])
+            await self.api.remove_label(self.number, NEEDS_HUMAN_LABEL)
+            await self.api.request_reviewers(self.number, config.reviewers, config.team_reviewers)
+        elif outcome.state == report.NEEDS_HUMAN:
+            await self.api.add_labels(self.number, [NEEDS_HUMAN_LABEL])
+            await self.api.remove_label(self.number, READY_LABEL)
+        elif READY_LABEL in pr.labels:
+            await self.api.remove_label(self.number, READY_LABEL)
+        await self._save(
+            outcome.state,
+            outcome.reason,
+            pr.head_sha,
+            outcome.round,
+            {"issues": [line.__dict__ for line in lines]},
+        )
+
+    async def _check_run(
+        self, pr: PullInfo, state: str, reason: str, findings: Sequence[Finding]
+    ) -> None:
+        status, conclusion = report.check_conclusion(state)
+        title = {
+            report.READY: "Ready for human review",
+            report.NEEDS_HUMAN: "Needs a human",
+            report.FIXING: "Fixing findings",
+            report.STOPPED: "Stopped",
+            report.AUDITED: "Audited",
+        }[state]
+        await self.api.upsert_check_run(
+            report.CHECK_NAME,
+            pr.head_sha,
+            status=status,
+            conclusion=conclusion,
+            title=f"{title}: {len(findings)} findings",
+            summary=reason or title,
+            annotations=report.annotations(findings),
+            actions=[
+                {
+                    "label": "Re-audit",
+                    "identifier": "reaudit",
+                    "description": "Audit this pull request again",
+                }
+            ],
+        )
+
+    async def _save(
+        self,
+        state: str,
+        reason: str,
+        sha: str,
+        round_: int | None = None,
+        summary: dict[str, object] | None = None,
+    ) -> None:
+        await self.store.save_state(
+            self.repo,
+            self.number,
+            state=state,
+            reason=reason,
+            round=self.row.round if round_ is None else round_,
+            audited_sha=sha,
+            summary=summary or {},
+        )
+
+
+@dataclass
+class Ledger:
+    plan: LedgerPlan
+    issue_for: dict[str, int]
+    agents: dict[str, str | None]
+    issues: list[IssueInfo]
+    groups: dict[str, object]
+
+    def open_fingerprints(self) -> list[str]:
+        """Findings present now whose issue is open (not waived, not closed by a person)."""
+        waived = set(self.plan.waived)
+        return [fp for fp, n in self.issue_for.items() if fp in self.groups and n not in waived]
+
+    @property
+    def lines(self) -> list[report.IssueLine]:
+        present = set(self.open_fingerprints())
+        out = []
+        for issue in sorted(self.issues, key=lambda i: i.number):
+            fp = (parse_marker(issue.body) or {}).get("fp")
+            state = (
+                "open"
+                if fp in present
+                else ("waived" if issue.number in self.plan.waived else "fixed")
+            )
+            out.append(report.IssueLine(issue.number, issue.title, state, self.agents.get(str(fp))))
+        known = {i.number for i in self.issues}
+        for fp, number in self.issue_for.items():
+            if number not in known and fp in self.groups:
+                g = self.groups[fp]
+                title = getattr(getattr(g, "first", None), "message", "") or "finding"
+                out.append(report.IssueLine(number, str(title), "open", self.agents.get(fp)))
+        return out

@@ -1,0 +1,109 @@
+"""What the loop tells people: the summary comment and the check run (pure rendering)."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.audit.findings import Finding
+from bot.ghmodels import CheckConclusion, CheckStatus
+from bot.loop.store import TaskRow
+
+CHECK_NAME = "review-loop"
+MAX_ANNOTATIONS = 500  # GitHub keeps at most this many per check run we send
+
+READY = "ready"
+NEEDS_HUMAN = "needs-human"
+FIXING = "fixing"
+STOPPED = "stopped"
+AUDITED = "audited"
+
+_STATE_LINE = {
+    READY: "✅ **Ready for human review**: no open findings, no fixes running.",
+    NEEDS_HUMAN: "🛑 **Needs a human**: {reason}",
+    FIXING: "🔧 **Fixing**: {reason}",
+    STOPPED: "⏸️ **Stopped** by `@review-loop stop`; say `@review-loop resume` to go on.",
+    AUDITED: "🔎 **Audited**: {reason}",
+}
+
+
+@dataclass(frozen=True)
+class IssueLine:
+    number: int
+    title: str
+    state: str  # open | fixed | waived | needs-human
+    agent: str | None
+
+
+@dataclass(frozen=True)
+class Summary:
+    state: str
+    reason: str
+    round: int
+    max_rounds: int
+    head_sha: str
+    issues: Sequence[IssueLine] = ()
+    tasks: Sequence[TaskRow] = ()
+    notes: Sequence[str] = field(default_factory=tuple)
+
+
+def render_summary(s: Summary) -> str:
+    lines = [
+        "### review-loop",
+        "",
+        _STATE_LINE[s.state].format(reason=s.reason),
+        "",
+        f"Round {s.round} of at most {s.max_rounds} · audited at `{s.head_sha[:7]}`",
+    ]
+    if s.issues:
+        lines += ["", "| finding | state | agent |", "| --- | --- | --- |"]
+        for issue in s.issues:
+            agent = f"`{issue.agent}`" if issue.agent else "—"
+            lines.append(f"| #{issue.number} {_cell(issue.title)} | {issue.state} | {agent} |")
+    fix_prs = [t for t in s.tasks if t.fix_pr is not None]
+    if fix_prs:
+        lines += [
+            "",
+            "Fix pull requests: " + ", ".join(f"#{t.fix_pr} ({t.status})" for t in fix_prs),
+        ]
+    failed = [t for t in s.tasks if t.status in ("failed", "refused", "escalated")]
+    if failed:
+        lines += ["", "Fixes that did not land:"]
+        lines += [f"- #{t.issue_number} `{t.agent}`: {t.status} — {t.error or ''}" for t in failed]
+    if s.notes:
+        lines += ["", *[f"- {note}" for note in s.notes]]
+    lines += ["", "<sub>Commands: `@review-loop help`. This comment is updated in place.</sub>"]
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")[:120]
+
+
+def annotations(findings: Sequence[Finding]) -> list[dict[str, Any]]:
+    """Check-run annotations for findings (GitHub takes 50 per request; the API layer batches)."""
+    out: list[dict[str, Any]] = []
+    for f in findings[:MAX_ANNOTATIONS]:
+        out.append(
+            {
+                "path": f.path,
+                "start_line": f.start_line,
+                "end_line": max(f.end_line, f.start_line),
+                "annotation_level": "warning",
+                "title": f"{f.analyzer} {f.rule}"[:255],
+                "message": f.message[:64000] or f.rule,
+            }
+        )
+    return out
+
+
+def check_conclusion(state: str) -> tuple[CheckStatus, CheckConclusion | None]:
+    """(status, conclusion) of the check run for a loop state."""
+    if state == READY:
+        return "completed", "success"
+    if state == NEEDS_HUMAN:
+        return "completed", "action_required"
+    if state == STOPPED:
+        return "completed", "neutral"
+    if state == AUDITED:
+        return "completed", "neutral"
+    return "in_progress", None

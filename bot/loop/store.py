@@ -1,0 +1,232 @@
+"""The loop's rows: pull requests it looks after and their fix tasks."""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from bot.engine.database import Pool
+
+ACTIVE_TASK_STATES = ("queued", "running", "pushed")
+
+
+@dataclass(frozen=True)
+class PrRow:
+    repo: str
+    number: int
+    installation_id: int
+    generation: int
+    handled: int
+    state: str
+    reason: str | None
+    round: int
+    audited_sha: str | None
+    force_audit: bool
+    stopped: bool
+    fixes_allowed: bool
+    summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    id: int
+    repo: str
+    pr_number: int | None
+    issue_number: int
+    installation_id: int
+    agent: str
+    round: int
+    base_ref: str
+    base_sha: str
+    status: str
+    branch: str
+    fix_pr: int | None
+    attempts: int
+    error: str | None
+    spawn_s: float | None
+    run_s: float | None
+
+
+_PR_COLUMNS = ", ".join(PrRow.__dataclass_fields__)
+_TASK_COLUMNS = ", ".join(TaskRow.__dataclass_fields__)
+
+
+class LoopStore:
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def bump(self, repo: str, number: int, installation_id: int, **flags: bool) -> int:
+        """Record that something happened to the PR; returns its new generation."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """INSERT INTO review_loop_prs (repo, number, installation_id, generation)
+                    VALUES (%(repo)s, %(number)s, %(iid)s, 1)
+                    ON CONFLICT (repo, number) DO UPDATE
+                       SET generation = review_loop_prs.generation + 1,
+                           installation_id = excluded.installation_id,
+                           updated_at = now()
+                    RETURNING generation""",
+                {"repo": repo, "number": number, "iid": installation_id},
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        await self.set_flags(repo, number, **flags)
+        return int(row["generation"])
+
+    async def set_flags(self, repo: str, number: int, **flags: object) -> None:
+        if not flags:
+            return
+        sets = ", ".join(f"{name} = %({name})s" for name in flags)
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                f"""UPDATE review_loop_prs SET {sets}, updated_at = now()
+                     WHERE repo = %(repo)s AND number = %(number)s""",  # noqa: S608
+                {"repo": repo, "number": number, **flags},
+            )
+
+    async def get(self, repo: str, number: int) -> PrRow | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_PR_COLUMNS} FROM review_loop_prs WHERE repo = %s AND number = %s",  # noqa: S608
+                (repo, number),
+            )
+            row = await cur.fetchone()
+        return None if row is None else PrRow(**row)
+
+    async def mark_handled(self, repo: str, number: int, generation: int) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                """UPDATE review_loop_prs SET handled = GREATEST(handled, %s)
+                    WHERE repo = %s AND number = %s""",
+                (generation, repo, number),
+            )
+
+    async def save_state(
+        self,
+        repo: str,
+        number: int,
+        *,
+        state: str,
+        reason: str | None,
+        round: int,
+        audited_sha: str | None,
+        summary: dict[str, Any],
+    ) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                """UPDATE review_loop_prs
+                      SET state = %s, reason = %s, round = %s, audited_sha = %s,
+                          summary = %s::jsonb, force_audit = false, updated_at = now()
+                    WHERE repo = %s AND number = %s""",
+                (state, reason, round, audited_sha, json.dumps(summary), repo, number),
+            )
+
+    # -- fix tasks --------------------------------------------------------------------------
+
+    async def add_task(
+        self,
+        *,
+        repo: str,
+        pr_number: int | None,
+        issue_number: int,
+        installation_id: int,
+        agent: str,
+        round: int,
+        base_ref: str,
+        base_sha: str,
+        branch: str,
+    ) -> TaskRow | None:
+        """Create the task for this issue at this head; None if it already exists."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"""INSERT INTO review_loop_tasks
+                        (repo, pr_number, issue_number, installation_id, agent, round,
+                         base_ref, base_sha, branch)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                    ON CONFLICT (repo, issue_number, base_sha) DO NOTHING
+                    RETURNING {_TASK_COLUMNS}""",  # noqa: S608
+                (
+                    repo,
+                    pr_number,
+                    issue_number,
+                    installation_id,
+                    agent,
+                    round,
+                    base_ref,
+                    base_sha,
+                    branch,
+                ),
+            )
+            row = await cur.fetchone()
+        return None if row is None else TaskRow(**row)
+
+    async def task(self, task_id: int) -> TaskRow | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_TASK_COLUMNS} FROM review_loop_tasks WHERE id = %s",  # noqa: S608
+                (task_id,),
+            )
+            row = await cur.fetchone()
+        return None if row is None else TaskRow(**row)
+
+    async def tasks_for_pr(self, repo: str, pr_number: int) -> list[TaskRow]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"""SELECT {_TASK_COLUMNS} FROM review_loop_tasks
+                     WHERE repo = %s AND pr_number = %s ORDER BY id""",  # noqa: S608
+                (repo, pr_number),
+            )
+            rows = await cur.fetchall()
+        return [TaskRow(**r) for r in rows]
+
+    async def tasks_for_issue(self, repo: str, issue_number: int) -> list[TaskRow]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"""SELECT {_TASK_COLUMNS} FROM review_loop_tasks
+                     WHERE repo = %s AND issue_number = %s ORDER BY id""",  # noqa: S608
+                (repo, issue_number),
+            )
+            rows = await cur.fetchall()
+        return [TaskRow(**r) for r in rows]
+
+    async def update_task(self, task_id: int, **fields: object) -> None:
+        sets = ", ".join(f"{name} = %({name})s" for name in fields)
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                f"""UPDATE review_loop_tasks SET {sets}, updated_at = now()
+                     WHERE id = %(id)s""",  # noqa: S608
+                {"id": task_id, **fields},
+            )
+
+    async def task_by_fix_pr(self, repo: str, fix_pr: int) -> TaskRow | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"""SELECT {_TASK_COLUMNS} FROM review_loop_tasks
+                     WHERE repo = %s AND fix_pr = %s ORDER BY id DESC LIMIT 1""",  # noqa: S608
+                (repo, fix_pr),
+            )
+            row = await cur.fetchone()
+        return None if row is None else TaskRow(**row)
+
+    # -- fixed fingerprints (oscillation detection) ------------------------------------------
+
+    async def record_fixed(
+        self, repo: str, pr_number: int, fingerprint: str, issue_number: int, sha: str
+    ) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                """INSERT INTO review_loop_fixed
+                       (repo, pr_number, fingerprint, issue_number, fixed_sha)
+                   VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING""",
+                (repo, pr_number, fingerprint, issue_number, sha),
+            )
+
+    async def fixed_issue_numbers(self, repo: str, pr_number: int) -> set[int]:
+        """Issues of this PR the bot itself closed as fixed."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """SELECT issue_number FROM review_loop_fixed
+                    WHERE repo = %s AND pr_number = %s""",
+                (repo, pr_number),
+            )
+            rows = await cur.fetchall()
+        return {int(r["issue_number"]) for r in rows}

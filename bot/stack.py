@@ -1,0 +1,148 @@
+"""The whole thing on one machine: the sandbox GitHub plus the bot (web + worker) in process.
+
+Used by `review-loop demo` and the end-to-end tests. The bot is the unchanged production
+code; it only knows the sandbox through REVIEW_LOOP_GITHUB_URL.
+"""
+
+import asyncio
+import contextlib
+import secrets
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from bot.app import create_app
+from bot.config import Settings
+from bot.runtime import Runtime, open_runtime
+from bot.sandbox.server import Sandbox
+from bot.worker import run_worker
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[no-untyped-def,unused-ignore]
+        yield
+
+
+@dataclass
+class LocalStack:
+    sandbox: Sandbox
+    runtime: Runtime
+    webhook_url: str
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+
+@contextlib.asynccontextmanager
+async def local_stack(
+    workdir: Path,
+    *,
+    database_url: str | None = None,
+    workers: int = 1,
+    **overrides: Any,
+) -> AsyncIterator[LocalStack]:
+    """Start the sandbox, then the bot against it; stop both at the end."""
+    secret = secrets.token_hex(16)
+    sandbox = await asyncio.to_thread(Sandbox.start, workdir / "github", webhook_secret=secret)
+    try:
+        values: dict[str, Any] = {
+            "app_id": sandbox.app_id,
+            "private_key_path": sandbox.private_key_path,
+            "webhook_secret": secret,
+            "github_url": sandbox.api_url,
+            "data_dir": workdir / "bot",
+            "database_url": database_url,
+            "write_interval_s": 0.05,
+            "heartbeat_s": 1.0,
+            "stalled_after_s": 10.0,
+            "reaper_interval_s": 2.0,
+            "worker_concurrency": 4,
+        }
+        values.update(overrides)
+        settings = Settings(_env_file=None, **values)
+        from handlers import enabled_router
+
+        async with open_runtime(settings, enabled_router()) as runtime:
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+            server = _Server(
+                uvicorn.Config(
+                    create_app(runtime), log_level="warning", lifespan="off", access_log=False
+                )
+            )
+            web = asyncio.create_task(server.serve(sockets=[sock]))
+            while not server.started:
+                if web.done():
+                    web.result()
+                await asyncio.sleep(0.01)
+            url = f"http://127.0.0.1:{port}/webhook"
+            await asyncio.to_thread(sandbox.set_webhook, url, secret)
+            working = [
+                asyncio.create_task(run_worker(runtime, install_signal_handlers=False))
+                for _ in range(workers)
+            ]
+            try:
+                yield LocalStack(sandbox, runtime, url)
+            finally:
+                for w in working:
+                    w.cancel()
+                for w in working:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await w
+                server.should_exit = True
+                await web
+                sock.close()
+    finally:
+        await asyncio.to_thread(sandbox.stop)
+
+
+SETTLED_STATES = ("ready", "needs-human")
+
+
+async def pending_jobs(runtime: Runtime) -> int:
+    async with runtime.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) AS n FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
+        )
+        row = await cur.fetchone()
+    return int(row["n"]) if row else 0
+
+
+async def wait_settled(
+    stack: LocalStack,
+    repo: str,
+    number: int,
+    *,
+    timeout: float = 300,
+    on_progress: Any = None,
+) -> Any:
+    """Wait until the PR's loop has come to rest (ready or needs-human, no job pending)."""
+    from bot.loop.store import LoopStore
+
+    store = LoopStore(stack.runtime.pool)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        if on_progress is not None:
+            await on_progress()
+        row = await store.get(repo, number)
+        idle = await asyncio.to_thread(stack.sandbox.hub.webhooks.wait_idle, 0)
+        if (
+            row is not None
+            and row.state in SETTLED_STATES
+            and row.handled >= row.generation
+            and idle
+            and await pending_jobs(stack.runtime) == 0
+        ):
+            return row
+        if loop.time() > deadline:
+            state = row.state if row else "not started"
+            raise TimeoutError(f"{repo}#{number} did not settle in {timeout} s (state {state})")
+        await asyncio.sleep(0.25)

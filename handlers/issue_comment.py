@@ -1,0 +1,87 @@
+"""`@review-loop <verb>` in a PR comment: only people with write access may command."""
+
+from bot.context import Context
+from bot.ghapi import RepoAPI, can_write
+from bot.ledger import WAIVED_LABEL, parse_marker
+from bot.loop.commands import HELP, BadCommand, Command, parse_command
+from bot.loop.store import LoopStore
+from bot.loop.triggers import request_reconcile
+from bot.routing import Router
+
+router = Router()
+
+REFUSAL = (
+    "Sorry @{user}, only people with write access to this repository can command "
+    "review-loop. A maintainer can run the command for you."
+)
+NOT_A_PR = "review-loop commands work on pull requests; label an issue `agent:<name>` instead."
+NOT_TRACKED = "#{n} is not a finding of this pull request, so review-loop leaves it alone."
+WAIVED = "Waived by @{user}: {reason}\n\nreview-loop will not raise this finding again on this PR."
+
+
+@router.register("issue_comment", action="created")
+async def command(ctx: Context) -> None:
+    comment = ctx.envelope.comment
+    issue = ctx.envelope.issue
+    if comment is None or issue is None or ctx.envelope.sender is None:
+        return
+    parsed = parse_command(comment.body)
+    if parsed is None:
+        return
+    user = ctx.envelope.sender.login
+    reply_marker = {"kind": "reply", "comment": comment.id}
+    async with ctx.github() as gh:
+        api = await ctx.runtime.github.repo_api(gh, ctx.repo)
+        if not can_write(await api.permission(user)):
+            await api.upsert_comment(issue.number, reply_marker, REFUSAL.format(user=user))
+            return
+        if isinstance(parsed, BadCommand):
+            await api.upsert_comment(issue.number, reply_marker, parsed.message)
+            return
+        if not issue.is_pull_request:
+            await api.upsert_comment(issue.number, reply_marker, NOT_A_PR)
+            return
+        reply = await act(ctx, api, parsed, user)
+        if reply:
+            await api.upsert_comment(issue.number, reply_marker, reply)
+
+
+async def act(ctx: Context, api: RepoAPI, cmd: Command, user: str) -> str | None:
+    """Carry out a writer's command on this PR; the reply to post, if any."""
+    store = LoopStore(ctx.runtime.pool)
+    repo, number, iid = ctx.repo, ctx.number, ctx.installation_id
+    if cmd.verb == "help":
+        return HELP
+    if cmd.verb == "status":
+        row = await store.get(repo, number)
+        if row is None:
+            return "review-loop has not looked at this pull request yet: `@review-loop audit`."
+        return f"State: **{row.state}** (round {row.round}). {row.reason or ''}".strip()
+    if cmd.verb == "stop":
+        await request_reconcile(ctx.runtime, repo, number, iid, stopped=True)
+        return "Stopped. No new fixes will start here until `@review-loop resume`."
+    if cmd.verb == "resume":
+        await request_reconcile(ctx.runtime, repo, number, iid, stopped=False, force_audit=True)
+        return "Resumed."
+    if cmd.verb == "audit":
+        await request_reconcile(ctx.runtime, repo, number, iid, force_audit=True)
+        return None
+    if cmd.issue is not None:
+        finding = await api.get_issue(cmd.issue)
+        if (parse_marker(finding.body) or {}).get("pr") != number:
+            return NOT_TRACKED.format(n=cmd.issue)
+        if cmd.verb == "waive":
+            await api.add_labels(cmd.issue, [WAIVED_LABEL])
+            await api.comment(cmd.issue, WAIVED.format(user=user, reason=cmd.reason))
+            await api.update_issue(cmd.issue, state="closed", state_reason="not_planned")
+            await request_reconcile(ctx.runtime, repo, number, iid)
+            return None
+        if cmd.verb == "retry":
+            for t in await store.tasks_for_issue(repo, cmd.issue):
+                if t.status not in ("queued", "running", "pushed"):
+                    await store.update_task(t.id, status="retried")
+    if cmd.verb in ("fix", "retry"):
+        await request_reconcile(
+            ctx.runtime, repo, number, iid, fixes_allowed=True, force_audit=True
+        )
+    return None

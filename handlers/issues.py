@@ -1,0 +1,83 @@
+"""Issue events: `agent:<name>` or `review-loop:fix` asks for a fix; a person closing a
+finding waives it."""
+
+from bot.context import Context
+from bot.engine.jobs import task
+from bot.ledger import FINDING_LABEL, parse_marker
+from bot.loop.reconcile import fix_branch
+from bot.loop.store import LoopStore
+from bot.loop.triggers import request_reconcile
+from bot.router import AGENT_LABEL_PREFIX, FIX_LABEL
+from bot.routing import Router
+
+router = Router()
+
+NO_AGENT = (
+    "review-loop can't fix this issue yet: label it `agent:<name>` with an agent from the "
+    "server's catalog ({agents})."
+)
+
+
+def wants_fix(label: str) -> bool:
+    return label == FIX_LABEL or label.startswith(AGENT_LABEL_PREFIX)
+
+
+@router.register("issues", action="labeled")
+async def fix_requested(ctx: Context) -> None:
+    issue = ctx.envelope.issue
+    label = ctx.envelope.label
+    if issue is None or label is None or issue.is_pull_request or not wants_fix(label.name):
+        return
+    marker = parse_marker(issue.body) or {}
+    pr = marker.get("pr")
+    if isinstance(pr, int):  # a finding of a PR: that PR's loop routes and fixes it
+        await request_reconcile(ctx.runtime, ctx.repo, pr, ctx.installation_id)
+        return
+    await fix_filed_issue(ctx, [lbl.name for lbl in issue.labels])
+
+
+async def fix_filed_issue(ctx: Context, labels: list[str]) -> None:
+    """A person's issue: one task against the default branch; its PR then runs the loop."""
+    from bot.loop.fleetctx import Fleet
+    from bot.router import labelled_agent
+
+    fleet = Fleet.of(ctx.runtime)
+    agent = labelled_agent(labels, fleet.catalog.keys())
+    async with ctx.github() as gh:
+        api = await ctx.runtime.github.repo_api(gh, ctx.repo)
+        if agent is None:
+            await api.upsert_comment(
+                ctx.number,
+                {"kind": "no-agent", "issue": ctx.number},
+                NO_AGENT.format(agents=", ".join(f"`{a}`" for a in sorted(fleet.catalog))),
+            )
+            return
+        repo = await api.get_repo()
+    head = await fleet.branch_head(
+        ctx.repo, repo.clone_url, ctx.installation_id, repo.default_branch
+    )
+    row = await LoopStore(ctx.runtime.pool).add_task(
+        repo=ctx.repo,
+        pr_number=None,
+        issue_number=ctx.number,
+        installation_id=ctx.installation_id,
+        agent=agent,
+        round=1,
+        base_ref=repo.default_branch,
+        base_sha=head,
+        branch=fix_branch(None, ctx.number),
+    )
+    if row is not None:
+        await task(ctx.runtime.jobs, "run_fix_task").defer_async(task_id=row.id)
+
+
+@router.register("issues", action="closed")
+@router.register("issues", action="reopened")
+async def finding_closed_or_reopened(ctx: Context) -> None:
+    """A person closing (waiving) or reopening a finding changes what the PR waits for."""
+    issue = ctx.envelope.issue
+    if issue is None or FINDING_LABEL not in {lbl.name for lbl in issue.labels}:
+        return
+    pr = (parse_marker(issue.body) or {}).get("pr")
+    if isinstance(pr, int):
+        await request_reconcile(ctx.runtime, ctx.repo, pr, ctx.installation_id)

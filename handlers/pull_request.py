@@ -1,0 +1,43 @@
+"""Pull request events start or advance the loop; a merged fix PR updates its task."""
+
+from bot.context import Context
+from bot.loop.reconcile import FIX_BRANCH_PREFIX, LOOP_LABEL
+from bot.loop.store import LoopStore
+from bot.loop.triggers import request_reconcile
+from bot.routing import Router
+
+router = Router()
+
+
+@router.register("pull_request", action="opened")
+@router.register("pull_request", action="synchronize")
+@router.register("pull_request", action="reopened")
+@router.register("pull_request", action="ready_for_review")
+async def pull_request_changed(ctx: Context) -> None:
+    await request_reconcile(ctx.runtime, ctx.repo, ctx.number, ctx.installation_id)
+
+
+@router.register("pull_request", action="labeled")
+async def loop_label_added(ctx: Context) -> None:
+    if ctx.envelope.label is not None and ctx.envelope.label.name == LOOP_LABEL:
+        await request_reconcile(ctx.runtime, ctx.repo, ctx.number, ctx.installation_id)
+
+
+@router.register("pull_request", action="closed")
+async def pull_request_closed(ctx: Context) -> None:
+    pr = ctx.envelope.pull_request
+    assert pr is not None
+    store = LoopStore(ctx.runtime.pool)
+    if pr.head.ref.startswith(FIX_BRANCH_PREFIX):
+        task = await store.task_by_fix_pr(ctx.repo, pr.number)
+        if task is not None and task.status == "pushed":
+            await store.update_task(
+                task.id,
+                status="merged" if pr.merged else "failed",
+                error=None if pr.merged else "fix PR closed unmerged",
+            )
+            if task.pr_number is not None:
+                await request_reconcile(ctx.runtime, ctx.repo, task.pr_number, ctx.installation_id)
+        return
+    if await store.get(ctx.repo, pr.number) is not None:
+        await request_reconcile(ctx.runtime, ctx.repo, pr.number, ctx.installation_id)
