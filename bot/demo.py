@@ -102,7 +102,7 @@ class Progress:
             state = f"round {row['round']}: {row['state']}"
             if state != self.last_state:
                 self.last_state = state
-                reason = f" ({row['reason']})" if row['reason'] else ""
+                reason = f" ({row['reason']})" if row["reason"] else ""
                 self.out(f"  loop    {state}{reason}")
         if running and running != self.running:
             self.out(f"  agents  running: {running}")
@@ -133,12 +133,21 @@ def check_branch(stack: LocalStack, branch: str, workdir: Path) -> dict[str, boo
 
 
 async def run_demo(
-    workdir: Path, out: Callable[[str], None], timeout: float = 300
+    workdir: Path,
+    out: Callable[[str], None],
+    timeout: float = 300,
+    *,
+    database_url: str | None = None,
+    faults: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """Play the demo scenario; `faults` are sandbox fault switches (tests use them)."""
     started = time.monotonic()
-    out("Starting the local GitHub sandbox and the bot (embedded PostgreSQL)...")
-    async with local_stack(workdir) as stack:
+    where = "embedded PostgreSQL" if database_url is None else "PostgreSQL server"
+    out(f"Starting the local GitHub sandbox and the bot ({where})...")
+    async with local_stack(workdir, database_url=database_url) as stack:
         driver = stack.sandbox.driver
+        if faults:
+            await asyncio.to_thread(driver.set_faults, **faults)
 
         def setup() -> tuple[str, int]:
             driver.create_user(AUTHOR)
@@ -202,6 +211,15 @@ def collect_result(
         r for r in reviews if r["user"]["login"].endswith("[bot]") and r["state"] == "APPROVED"
     ]
     checks = check_branch(stack, pr["head"]["ref"], workdir)
+    comments = driver.comments(REPO, number)
+    summaries = [c for c in comments if (parse_marker(c["body"]) or {}).get("kind") == "summary"]
+    runs = [r for r in driver.check_runs(REPO, pr["head"]["sha"]) if r["name"] == "review-loop"]
+    closed_by_fix = [
+        i
+        for i in findings
+        if i["state"] == "closed"
+        and any(c["body"].startswith("Fixed in") for c in driver.comments(REPO, i["number"]))
+    ]
     base_now = _git(
         workdir, "ls-remote", driver.remote_url(REPO, AUTHOR), f"refs/heads/{pr['base']['ref']}"
     ).split()[0]
@@ -212,6 +230,10 @@ def collect_result(
         "pr": number,
         "findings_filed": len(findings),
         "issues_closed": sum(1 for i in findings if i["state"] == "closed"),
+        "issues_closed_by_fix": len(closed_by_fix),
+        "summary_comments": len(summaries),
+        "check_runs_at_head": len(runs),
+        "webhooks_duplicated": driver.fault_stats()["injected"].get("webhook_duplicate", 0),
         "fix_prs_opened": len(fix_prs),
         "fix_prs_merged": sum(1 for p in fix_prs if p.get("merged_at")),
         "agents_used": agents,

@@ -25,11 +25,13 @@ from bot.loop.config import load_repo_config
 from bot.loop.fleetctx import Fleet
 from bot.loop.reconcile import PARTIAL_LABEL
 from bot.loop.store import LoopStore, TaskRow
+from bot.router import DEFAULT_AGENTS
 from bot.worktrees import Worktree, changed_files, commit_all, push
 
 log = logging.getLogger(__name__)
 
 LEASE_TTL_S = 120.0
+AGENT_ANALYZERS = {agent: [analyzer] for analyzer, agent in DEFAULT_AGENTS.items()}
 
 
 class TaskFailed(Exception):
@@ -105,7 +107,7 @@ class FixRunner:
                 spawn_s,
                 repo_info.clone_url,
                 token,
-                merge=config.merge_fixes == "auto",
+                merge=config.merge_fixes == "auto" and t.pr_number is not None,
             )
         finally:
             await self.fleet.mirrors.remove_worktree(wt)
@@ -159,7 +161,8 @@ class FixRunner:
         if not touched:
             raise TaskFailed("failed", f"agent {t.agent} changed nothing")
         # The analyzer that produced the finding judges the fix (DESIGN 1.6).
-        judges = sorted({f.analyzer for f in targets}) or auditors
+        # A person's issue has no finding: the agent's own analyzer judges, or all of them.
+        judges = sorted({f.analyzer for f in targets}) or AGENT_ANALYZERS.get(t.agent, auditors)
         before = [f for f in before if f.analyzer in judges]
         after = await audit(wt.path, judges)
         if targets:
@@ -174,13 +177,10 @@ class FixRunner:
         )
         assert sha is not None
         await self.fleet.runtime.leases.check(self.lease)
-        await push(
-            wt,
-            clone_url,
-            token,
-            t.branch,
-            None if t.attempts <= 1 else await self._remote_branch_sha(wt, clone_url, token),
-        )
+        # The issue's lease makes this task the branch's only writer; the lease on the ref
+        # still refuses a push if the branch moved after we looked (e.g. a person pushed).
+        remote = await self._remote_branch_sha(wt, clone_url, token)
+        await push(wt, clone_url, token, t.branch, remote)
         body = (
             f"Fixes #{t.issue_number}\n\nAgent `{t.agent}` fixed the finding; the "
             f"analyzer was re-run on the result and found nothing new.\n"

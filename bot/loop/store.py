@@ -142,7 +142,7 @@ class LoopStore:
                         (repo, pr_number, issue_number, installation_id, agent, round,
                          base_ref, base_sha, branch)
                     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-                    ON CONFLICT (repo, issue_number, base_sha) DO NOTHING
+                    ON CONFLICT (repo, issue_number, base_sha, round) DO NOTHING
                     RETURNING {_TASK_COLUMNS}""",  # noqa: S608
                 (
                     repo,

@@ -17,7 +17,8 @@ CREATE TABLE review_loop_prs (
     PRIMARY KEY (repo, number)
 );
 
--- One fix task per issue per PR head: the unique key makes a redelivered event harmless.
+-- One fix task per issue, PR head and round: the unique key makes a redelivered event or a
+-- re-run reconcile harmless, while a later round may try the same issue again.
 CREATE TABLE review_loop_tasks (
     id            bigserial PRIMARY KEY,
     repo          text NOT NULL,
@@ -37,7 +38,7 @@ CREATE TABLE review_loop_tasks (
     run_s         double precision,
     created_at    timestamptz NOT NULL DEFAULT now(),
     updated_at    timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (repo, issue_number, base_sha)
+    UNIQUE (repo, issue_number, base_sha, round)
 );
 CREATE INDEX review_loop_tasks_pr ON review_loop_tasks (repo, pr_number);
 

@@ -1,0 +1,79 @@
+"""Building blocks for end-to-end scenarios: a repository, a PR, scripted agents."""
+
+import asyncio
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from bot.stack import LocalStack
+
+REPO = "acme/shop"
+AUTHOR = "alice"
+
+PYPROJECT = (
+    '[project]\nname = "shop"\nversion = "0.1.0"\n\n'
+    '[tool.ruff]\nline-length = 100\n\n[tool.ruff.lint]\nselect = ["E", "F", "I"]\n'
+)
+
+
+def write_agent(workdir: Path, name: str, body: str) -> list[str]:
+    """A scripted command agent: a Python script run in the task's worktree."""
+    script = workdir / f"{name}.py"
+    script.write_text("import os, pathlib, sys, time\n" + textwrap.dedent(body))
+    return [sys.executable, str(script)]
+
+
+def write_catalog(workdir: Path, agents: dict[str, list[str]], timeout_s: float = 60) -> Path:
+    lines = []
+    for name, argv in agents.items():
+        args = ", ".join(f'"{a}"' for a in argv)
+        lines += [
+            f"[agents.{name}]",
+            'kind = "command"',
+            f"argv = [{args}]",
+            f"timeout_s = {timeout_s}",
+            "",
+        ]
+    path = workdir / "agents.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+async def open_pr(
+    stack: LocalStack,
+    *,
+    pr_files: dict[str, str],
+    base_files: dict[str, str] | None = None,
+    config: str | None = None,
+) -> int:
+    """Create the repository (config on its default branch), push a branch, open a PR."""
+    driver = stack.sandbox.driver
+    files = {"pyproject.toml": PYPROJECT, "shop/__init__.py": '"""Shop."""\n'}
+    files.update(base_files or {})
+    if config is not None:
+        files[".github/review-loop.yml"] = config
+
+    def setup() -> int:
+        driver.create_user(AUTHOR)
+        driver.create_org("acme")
+        driver.create_repo(REPO, files, author=AUTHOR)
+        driver.set_permission(REPO, AUTHOR, "write")
+        driver.install_app("acme", sender=AUTHOR)
+        driver.push(REPO, "change", dict(pr_files), as_user=AUTHOR, message="A change")
+        pr: dict[str, Any] = driver.open_pr(REPO, "change", as_user=AUTHOR, title="A change")
+        return int(pr["number"])
+
+    return await asyncio.to_thread(setup)
+
+
+async def poll(predicate: Any, *, timeout: float = 120, what: str = "condition") -> Any:
+    """Wait until `predicate()` (run in a thread) returns something truthy; return it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        value = await asyncio.to_thread(predicate)
+        if value:
+            return value
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")

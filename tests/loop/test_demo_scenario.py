@@ -1,0 +1,47 @@
+"""The demo scenario end to end: a PR with lint and format problems converges to ready."""
+
+from pathlib import Path
+
+import pytest
+
+from bot.demo import run_demo
+
+pytestmark = pytest.mark.slow
+
+
+def _quiet(line: str) -> None:
+    pass
+
+
+async def test_demo_pr_reaches_ready_with_every_finding_fixed(workdir: Path, e2e_db: str) -> None:
+    """Ready in at most 3 rounds; one issue per finding, each closed by its fix; the PR
+    branch passes ruff; the base branch is untouched; the bot approved nothing."""
+    result = await run_demo(workdir, _quiet, database_url=e2e_db)
+    assert result["state"] == "ready"
+    assert result["converged"]
+    assert 1 <= result["rounds"] <= 3
+    assert result["findings_filed"] >= 2
+    assert result["duplicate_issues"] == []
+    assert result["issues_closed_by_fix"] == result["findings_filed"]
+    assert result["fix_prs_merged"] == result["fix_prs_opened"] >= 1
+    assert set(result["agents_used"]) == {"ruff-fix", "ruff-format"}
+    assert result["pr_branch_clean"]
+    assert result["base_untouched"]
+    assert result["bot_approvals"] == 0
+    assert result["summary_comments"] == 1
+    assert result["check_runs_at_head"] == 1
+
+
+async def test_every_webhook_delivered_twice_changes_nothing(workdir: Path, e2e_db: str) -> None:
+    """With every delivery duplicated, the end state is the same: no duplicate issue,
+    summary comment, fix PR or check run."""
+    result = await run_demo(
+        workdir, _quiet, database_url=e2e_db, faults={"duplicate_webhook_rate": 1.0}
+    )
+    assert result["webhooks_duplicated"] >= 4  # the switch did act
+    assert result["state"] == "ready"
+    assert result["duplicate_issues"] == []
+    assert result["fix_prs_opened"] == result["findings_filed"]
+    assert result["issues_closed_by_fix"] == result["findings_filed"]
+    assert result["summary_comments"] == 1
+    assert result["check_runs_at_head"] == 1
