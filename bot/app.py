@@ -31,6 +31,11 @@ async def readyz(request: Request) -> JSONResponse:
 
 async def status(request: Request) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
+    if not runtime.settings.status_page:
+        return JSONResponse(
+            {"error": "the status page is off: set REVIEW_LOOP_STATUS_PAGE=true to serve it"},
+            status_code=404,
+        )
     return JSONResponse(await collect_status(runtime.pool))
 
 

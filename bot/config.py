@@ -46,10 +46,15 @@ class Settings(BaseSettings):
     heartbeat_s: float = Field(default=10.0, gt=0)
     stalled_after_s: float = Field(default=60.0, gt=0)
     reaper_interval_s: float = Field(default=15.0, gt=0)
+    # GET /status lists recent deliveries (repositories, senders): off unless asked for.
+    status_page: bool = False
     # Bots other than ourselves whose events are acted on (logins, e.g. "renovate[bot]").
     allowed_bots: list[str] = Field(default_factory=list)
     # Spacing between content-creating GitHub requests, per installation.
     write_interval_s: float = Field(default=1.0, ge=0)
+    # GitHub's secondary limits on content creation, per installation.
+    writes_per_minute: int = Field(default=80, ge=1)
+    writes_per_hour: int = Field(default=500, ge=1)
 
     def require_webhook_secret(self) -> str:
         """The webhook secret, or a start-up error that says how to set one."""

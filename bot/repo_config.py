@@ -64,7 +64,11 @@ class RepoConfig(BaseModel):
     ignore: list[str] = Field(
         default_factory=list, description="Path globs whose findings are dropped."
     )
-    max_rounds: int = Field(default=5, ge=1, description="Audit rounds before a person is asked.")
+    max_rounds: int = Field(
+        default=5,
+        ge=0,
+        description="Rounds of fixes before a person is asked; 0 files issues but never fixes.",
+    )
     max_parallel: int = Field(default=4, ge=1, description="Fix tasks run at once for one PR.")
     merge_fixes: Literal["auto", "manual"] = Field(
         default="auto", description="Merge verified fix PRs into the PR branch automatically."

@@ -27,6 +27,11 @@ _GRAPHQL_PATH = re.compile(r"/graphql$")
 _MUTATION = re.compile(rb'"\s*mutation\b')
 # GitHub's advice when a secondary limit names no time: wait at least a minute.
 DEFAULT_PAUSE_S = 60.0
+# GitHub counts a write when it arrives, we when we send it: a request sent later can arrive
+# sooner than an earlier one. The windows are a little longer than GitHub's to absorb that.
+WINDOW_MARGIN_S = 2.0
+MINUTE_S = 60.0 + WINDOW_MARGIN_S
+HOUR_S = 3600.0 + WINDOW_MARGIN_S
 
 
 def is_write(request: httpx.Request) -> bool:
@@ -88,16 +93,16 @@ class WriteThrottle:
         return ThrottleStats(self._writes, self._waits, self._waited_s, self._pauses)
 
     def _next_slot(self, now: float) -> float:
-        while self._sent and self._sent[0] <= now - 3600.0:
+        while self._sent and self._sent[0] <= now - HOUR_S:
             self._sent.popleft()
         slot = max(now, self._paused_until)
         if self._sent:
             slot = max(slot, self._sent[-1] + self.min_interval_s)
         if len(self._sent) >= self.per_hour:
-            slot = max(slot, self._sent[-self.per_hour] + 3600.0)
-        recent = sum(1 for t in self._sent if t > now - 60.0)
+            slot = max(slot, self._sent[-self.per_hour] + HOUR_S)
+        recent = sum(1 for t in self._sent if t > now - MINUTE_S)
         if recent >= self.per_minute:
-            slot = max(slot, self._sent[-self.per_minute] + 60.0)
+            slot = max(slot, self._sent[-self.per_minute] + MINUTE_S)
         return slot
 
     async def acquire(self) -> None:
@@ -196,6 +201,12 @@ class ThrottleSettings(Protocol):
     @property
     def write_interval_s(self) -> float: ...
 
+    @property
+    def writes_per_minute(self) -> int: ...
+
+    @property
+    def writes_per_hour(self) -> int: ...
+
 
 class Throttles:
     """One `WriteThrottle` per installation id, shared by every client of the process."""
@@ -225,7 +236,11 @@ class Throttles:
 
     @classmethod
     def from_settings(cls, settings: ThrottleSettings) -> "Throttles":
-        return cls(min_interval_s=settings.write_interval_s)
+        return cls(
+            min_interval_s=settings.write_interval_s,
+            per_minute=settings.writes_per_minute,
+            per_hour=settings.writes_per_hour,
+        )
 
     def for_installation(self, installation_id: int) -> WriteThrottle:
         throttle = self._throttles.get(installation_id)

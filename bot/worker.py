@@ -28,6 +28,7 @@ async def run_worker(runtime: Runtime, *, install_signal_handlers: bool = True) 
         ),
         name="reaper",
     )
+    janitor = asyncio.create_task(run_janitor(runtime), name="janitor")
     log.info("worker %s started (concurrency %d)", worker_name(), settings.worker_concurrency)
     try:
         await runtime.jobs.run_worker_async(
@@ -39,9 +40,28 @@ async def run_worker(runtime: Runtime, *, install_signal_handlers: bool = True) 
             install_signal_handlers=install_signal_handlers,
         )
     finally:
-        reaper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reaper
+        for background in (reaper, janitor):
+            background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await background
+
+
+JANITOR_INTERVAL_S = 60.0
+
+
+async def run_janitor(runtime: Runtime) -> None:
+    """Delete finished worktrees in batches, away from the moment the next one is created
+    (deleting a big checkout slows the filesystem for a while)."""
+    from bot.loop.fleetctx import Fleet
+
+    while True:
+        await asyncio.sleep(JANITOR_INTERVAL_S)
+        try:
+            removed = await Fleet.of(runtime).mirrors.empty_trash(max_entries=50)
+            if removed:
+                log.info("deleted %d finished worktrees", removed)
+        except Exception:
+            log.exception("emptying the worktree trash failed; will try again")
 
 
 async def drain(runtime: Runtime) -> None:

@@ -3,6 +3,7 @@ finding waives it."""
 
 from bot.context import Context
 from bot.engine.jobs import task
+from bot.ghmodels import can_write
 from bot.ledger import FINDING_LABEL, parse_marker
 from bot.loop.reconcile import fix_branch
 from bot.loop.store import LoopStore
@@ -12,6 +13,10 @@ from bot.routing import Router
 
 router = Router()
 
+LABEL_REFUSED = (
+    "@{user}: the `{label}` label asks review-loop to run an agent, which only people with "
+    "write access to this repository can do. A maintainer can add the label instead."
+)
 NO_AGENT = (
     "review-loop can't fix this issue yet: label it `agent:<name>` with an agent from the "
     "server's catalog ({agents})."
@@ -28,6 +33,18 @@ async def fix_requested(ctx: Context) -> None:
     label = ctx.envelope.label
     if issue is None or label is None or issue.is_pull_request or not wants_fix(label.name):
         return
+    sender = ctx.envelope.sender
+    async with ctx.github() as gh:
+        api = await ctx.runtime.github.repo_api(gh, ctx.repo)
+        # Agents spend the operator's API keys: labelling asks for a run only from writers.
+        if sender is None or not can_write(await api.permission(sender.login)):
+            who = sender.login if sender else "someone"
+            await api.upsert_comment(
+                ctx.number,
+                {"kind": "label-refused", "issue": ctx.number},
+                LABEL_REFUSED.format(user=who, label=label.name),
+            )
+            return
     marker = parse_marker(issue.body) or {}
     pr = marker.get("pr")
     if isinstance(pr, int):  # a finding of a PR: that PR's loop routes and fixes it

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.agents.catalog import AgentSpec, load_catalog
-from bot.gitcmd import git
+from bot.gitcmd import auth_env, git
 from bot.runtime import Runtime
 from bot.worktrees import Mirrors
 
@@ -49,3 +49,16 @@ class Fleet:
             "rev-parse", "--verify", f"refs/remotes/origin/{branch}^{{commit}}", cwd=mirror
         )
         return out.strip()
+
+    async def fetch_pull(self, mirror: Path, installation_id: int, repo: str, number: int) -> None:
+        """Fetch a pull request's head (how a fork's commits are reached) into the mirror."""
+        token = await self.token(installation_id, repo)
+        async with self.mirrors.lock(mirror):
+            await git(
+                "fetch",
+                "--no-tags",
+                "origin",
+                f"+refs/pull/{number}/head:refs/remotes/origin/pull/{number}",
+                cwd=mirror,
+                env=auth_env(token),
+            )

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.audit import AuditError
 from bot.audit.findings import Finding
 from bot.engine.leases import Lease
 from bot.ghapi import RepoAPI
@@ -107,7 +108,12 @@ class PrReconciler:
             pr.head_ref.startswith(FIX_BRANCH_PREFIX) and pr.base_ref != repo_info.default_branch
         )
 
-        findings = await self._audit(pr, config, repo_info.clone_url)
+        try:
+            findings = await self._audit(pr, config, repo_info.clone_url, fork=is_fork)
+        except AuditError as exc:
+            outcome = Outcome(report.NEEDS_HUMAN, f"the audit could not run: {exc}", self.row.round)
+            await self._report(pr, outcome, [], [], config)
+            return
         if own_fix_pr:
             # The fleet's own work is audited too, but one level deep only: no issues, no fixes.
             state = report.READY if not findings else report.AUDITED
@@ -116,16 +122,18 @@ class PrReconciler:
             return
         issues = await self._ledger(pr, findings, config)
         tasks = await self.store.tasks_for_pr(self.repo, self.number)
-        outcome = await self._decide(
-            pr, config, issues, tasks, fixes_allowed=(not is_fork or self.row.fixes_allowed)
-        )
+        outcome = await self._decide(pr, config, issues, tasks, fork=is_fork)
         tasks = await self.store.tasks_for_pr(self.repo, self.number)
         await self._report(pr, outcome, issues.lines, tasks, config, findings)
 
     # -- audit and ledger --------------------------------------------------------------------
 
-    async def _audit(self, pr: PullInfo, config: RepoConfig, clone_url: str) -> list[Finding]:
+    async def _audit(
+        self, pr: PullInfo, config: RepoConfig, clone_url: str, *, fork: bool
+    ) -> list[Finding]:
         mirror = await self.fleet.mirror(self.repo, clone_url, self.row.installation_id)
+        if fork:  # a fork's commits reach the base repository as refs/pull/<n>/head
+            await self.fleet.fetch_pull(mirror, self.row.installation_id, self.repo, pr.number)
         return await audit_commit(
             self.fleet.mirrors, mirror, self.repo, pr.head_sha, config, base_sha=pr.base_sha
         )
@@ -162,15 +170,21 @@ class PrReconciler:
             agents[group.fingerprint] = agent
             drafts.append(draft_issue(group, self.number, pr.html_url, pr.head_sha, agent))
         plan = plan_ledger(drafts, existing, pr.head_sha)
-        issue_for = await self._apply(plan, pr.head_sha)
-        return Ledger(plan, issue_for, agents, existing_issues, {g.fingerprint: g for g in groups})
+        issue_for, created = await self._apply(plan, pr.head_sha)
+        return Ledger(
+            plan, issue_for, agents, existing_issues + created, {g.fingerprint for g in groups}
+        )
 
-    async def _apply(self, plan: LedgerPlan, head_sha: str) -> dict[str, int]:
+    async def _apply(
+        self, plan: LedgerPlan, head_sha: str
+    ) -> tuple[dict[str, int], list[IssueInfo]]:
         issue_for = dict(plan.issue_for)
+        created: list[IssueInfo] = []
         for draft in plan.create:
             await self.fleet.runtime.leases.check(self.lease)
             made = await self.api.create_issue(draft.title, draft.body, list(draft.labels))
             issue_for[draft.fingerprint] = made.number
+            created.append(made)
         for upd in plan.update:
             await self.api.update_issue(upd.number, title=upd.title, body=upd.body)
         for close in plan.close:
@@ -188,7 +202,7 @@ class PrReconciler:
             )
             await self.api.comment(reopen.number, reopen.comment)
             await self.api.add_labels(reopen.number, [NEEDS_HUMAN_LABEL])
-        return issue_for
+        return issue_for, created
 
     # -- deciding what happens next ------------------------------------------------------------
 
@@ -199,7 +213,7 @@ class PrReconciler:
         ledger: "Ledger",
         tasks: list[TaskRow],
         *,
-        fixes_allowed: bool,
+        fork: bool,
     ) -> Outcome:
         round_ = self.row.round
         open_fps = ledger.open_fingerprints()
@@ -213,11 +227,13 @@ class PrReconciler:
             return Outcome(report.READY, "no open findings", round_)
         if active:
             return Outcome(report.FIXING, f"{len(active)} fixes running", round_)
-        if not fixes_allowed:
+        if fork:
+            # Fix branches would have to live in the base repository and be merged into the
+            # fork's branch, which the App cannot push to: fork PRs are audit only.
             return Outcome(
                 report.NEEDS_HUMAN,
-                f"{len(open_fps)} open findings on a fork PR; a maintainer can say "
-                "`@review-loop fix` to let the fleet fix them",
+                f"{len(open_fps)} open findings on a pull request from a fork; review-loop "
+                "audits forks but does not fix them",
                 round_,
             )
         failures: dict[int, int] = {}
@@ -233,8 +249,10 @@ class PrReconciler:
                 stuck.append(number)
             else:
                 fixable.append((number, agent))
+        labelled = {i.number for i in ledger.issues if NEEDS_HUMAN_LABEL in i.labels}
         for number in stuck:
-            await self.api.add_labels(number, [NEEDS_HUMAN_LABEL])
+            if number not in labelled:
+                await self.api.add_labels(number, [NEEDS_HUMAN_LABEL])
         if not fixable:
             listed = ", ".join(f"#{n}" for n in sorted(stuck))
             return Outcome(
@@ -361,32 +379,27 @@ class PrReconciler:
 @dataclass
 class Ledger:
     plan: LedgerPlan
-    issue_for: dict[str, int]
+    issue_for: dict[str, int]  # fingerprint -> issue, for every finding present now
     agents: dict[str, str | None]
-    issues: list[IssueInfo]
-    groups: dict[str, object]
+    issues: list[IssueInfo]  # the PR's finding issues, including those just created
+    present: set[str]  # fingerprints the audit found now
 
     def open_fingerprints(self) -> list[str]:
         """Findings present now whose issue is open (not waived, not closed by a person)."""
         waived = set(self.plan.waived)
-        return [fp for fp, n in self.issue_for.items() if fp in self.groups and n not in waived]
+        return [fp for fp, n in self.issue_for.items() if fp in self.present and n not in waived]
 
     @property
     def lines(self) -> list[report.IssueLine]:
         present = set(self.open_fingerprints())
         out = []
         for issue in sorted(self.issues, key=lambda i: i.number):
-            fp = (parse_marker(issue.body) or {}).get("fp")
-            state = (
-                "open"
-                if fp in present
-                else ("waived" if issue.number in self.plan.waived else "fixed")
-            )
-            out.append(report.IssueLine(issue.number, issue.title, state, self.agents.get(str(fp))))
-        known = {i.number for i in self.issues}
-        for fp, number in self.issue_for.items():
-            if number not in known and fp in self.groups:
-                g = self.groups[fp]
-                title = getattr(getattr(g, "first", None), "message", "") or "finding"
-                out.append(report.IssueLine(number, str(title), "open", self.agents.get(fp)))
+            fp = str((parse_marker(issue.body) or {}).get("fp"))
+            if fp in present:
+                state = "open"
+            elif issue.number in self.plan.waived or issue.state_reason == "not_planned":
+                state = "waived"
+            else:
+                state = "fixed"
+            out.append(report.IssueLine(issue.number, issue.title, state, self.agents.get(fp)))
         return out

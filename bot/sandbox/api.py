@@ -14,7 +14,7 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 
 import jwt
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -182,6 +182,9 @@ def endpoint(
             response = await handler(Call(request, hub, principal))
         except ApiError as error:
             response = json_response(error.body(), error.status, error.headers)
+        except ClientDisconnect:
+            # The client gave up (timeout, shutdown) mid-request; nothing was changed.
+            return Response(status_code=499)
         response.headers.update(headers)
         return response
 

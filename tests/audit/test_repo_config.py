@@ -102,8 +102,8 @@ def test_every_setting_is_read() -> None:
             id="route-without-agent",
         ),
         pytest.param(
-            "max_rounds: 0\n",
-            "line 1: `max_rounds`: Input should be greater than or equal to 1 (got 0)",
+            "max_rounds: -1\n",
+            "line 1: `max_rounds`: Input should be greater than or equal to 0 (got -1)",
             id="out-of-range",
         ),
         pytest.param(

@@ -34,6 +34,7 @@ def cli_env(data_dir: Path, port: int) -> dict[str, str]:
         REVIEW_LOOP_WEBHOOK_SECRET=SECRET,
         REVIEW_LOOP_PORT=str(port),
         REVIEW_LOOP_APP_SLUG="review-loop-test",
+        REVIEW_LOOP_STATUS_PAGE="true",
     )
     return env
 

@@ -1,0 +1,104 @@
+"""How people talk to the loop: commands from writers, polite refusals, waivers, limits."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bot.ledger import parse_marker
+from bot.stack import local_stack, wait_settled
+from tests.loop.scenario import AUTHOR, REPO, open_pr, poll
+
+pytestmark = pytest.mark.slow
+
+MODULE = '"""Pricing."""\n\nimport os\n\n\ndef price() -> str:\n    return "ok"\n'
+NO_FIXES = "max_rounds: 0\n"
+
+
+def replies(stack, number: int) -> list[str]:  # type: ignore[no-untyped-def]
+    return [
+        c["body"]
+        for c in stack.sandbox.driver.comments(REPO, number)
+        if (parse_marker(c["body"]) or {}).get("kind") in ("reply", "label-refused")
+    ]
+
+
+async def test_writers_command_readers_are_refused_and_a_waiver_makes_the_pr_ready(
+    workdir: Path, e2e_db: str
+) -> None:
+    """A reader's command gets a polite refusal and changes nothing; a writer's
+    `help` is answered and `waive` closes the finding, after which the PR is ready."""
+    async with local_stack(workdir, database_url=e2e_db) as stack:
+        driver = stack.sandbox.driver
+        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config=NO_FIXES)
+        row = await wait_settled(stack, REPO, number)
+        assert row.state == "needs-human" and "max_rounds: 0" in (row.reason or "")
+        finding = next(i for i in driver.issues(REPO, "all") if "pull_request" not in i)
+
+        def as_reader() -> None:
+            driver.create_user("bob")
+            driver.set_permission(REPO, "bob", "read")
+            driver.comment(REPO, number, "@review-loop audit", as_user="bob")
+
+        await asyncio.to_thread(as_reader)
+        await poll(lambda: len(replies(stack, number)) >= 1, what="the refusal on the PR")
+        assert "only people with write access" in replies(stack, number)[0]
+        await wait_settled(stack, REPO, number)
+        tasks = await _count(stack, "SELECT count(*) AS n FROM review_loop_tasks")
+        assert tasks == 0
+
+        await asyncio.to_thread(driver.comment, REPO, number, "@review-loop help", as_user=AUTHOR)
+        await poll(
+            lambda: any("review-loop commands" in r for r in replies(stack, number)),
+            what="the help text",
+        )
+        await asyncio.to_thread(
+            driver.comment,
+            REPO,
+            number,
+            f"@review-loop waive #{finding['number']} a deliberate import",
+            as_user=AUTHOR,
+        )
+
+        def waived() -> bool:
+            issue = driver.issue(REPO, finding["number"])
+            labels = {lbl["name"] for lbl in issue["labels"]}
+            return issue["state"] == "closed" and "review-loop:waived" in labels
+
+        await poll(waived, what="the finding to be waived")
+        row = await wait_settled(stack, REPO, number)
+        assert row.state == "ready"
+
+
+async def test_sixty_findings_are_filed_without_tripping_the_creation_limit(
+    workdir: Path, e2e_db: str
+) -> None:
+    """A PR with 60 findings gets 60 issues while the sandbox enforces a content-creation
+    limit; the bot's throttle waits instead of being refused."""
+    imports = "".join(f"import mod{i}\n" for i in range(60))
+    module = f'"""Many imports."""\n\n{imports}'
+    config = "max_rounds: 0\ngroup_threshold: 100\n"
+    async with local_stack(
+        workdir, database_url=e2e_db, writes_per_minute=40, write_interval_s=0
+    ) as stack:
+        driver = stack.sandbox.driver
+        await asyncio.to_thread(
+            driver.set_faults, enforce_creation_limit=True, creation_limit_per_minute=40
+        )
+        number = await open_pr(stack, pr_files={"shop/many.py": module}, config=config)
+        await wait_settled(stack, REPO, number, timeout=240)
+        issues = [i for i in driver.issues(REPO, "all") if "pull_request" not in i]
+        fps = {(parse_marker(i["body"]) or {}).get("fp") for i in issues}
+        assert len(issues) == 60 and len(fps) == 60
+        stats = driver.fault_stats()
+        assert stats["injected"].get("creation_limit", 0) == 0
+        assert stats["injected"].get("secondary_rate_limit", 0) == 0
+        waited = sum(s.waited_s for s in stack.runtime.github.throttles.stats().values())
+        assert waited > 0  # the throttle, not luck, kept the bot under the limit
+
+
+async def _count(stack, sql: str) -> int:  # type: ignore[no-untyped-def]
+    async with stack.runtime.pool.connection() as conn:
+        cur = await conn.execute(sql)
+        row = await cur.fetchone()
+    return int(row["n"])
