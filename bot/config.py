@@ -2,6 +2,7 @@
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +47,13 @@ class Settings(BaseSettings):
     heartbeat_s: float = Field(default=10.0, gt=0)
     stalled_after_s: float = Field(default=60.0, gt=0)
     reaper_interval_s: float = Field(default=15.0, gt=0)
+    # Fan-out: "auto" applies the spawn-tax rule; "parallel"/"inline" force a choice
+    # (benchmarks). Priors stand in for measured costs until a repository has some.
+    fanout: Literal["auto", "parallel", "inline"] = "auto"
+    prior_spawn_s: float = Field(default=5.0, ge=0)
+    prior_run_s: float = Field(default=10.0, ge=0)
+    # Prepare a worktree at the PR head while the auditor runs (takes s off the critical path).
+    prewarm: bool = True
     # GET /status lists recent deliveries (repositories, senders): off unless asked for.
     status_page: bool = False
     # Bots other than ourselves whose events are acted on (logins, e.g. "renovate[bot]").

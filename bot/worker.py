@@ -57,7 +57,9 @@ async def run_janitor(runtime: Runtime) -> None:
     while True:
         await asyncio.sleep(JANITOR_INTERVAL_S)
         try:
-            removed = await Fleet.of(runtime).mirrors.empty_trash(max_entries=50)
+            fleet = Fleet.of(runtime)
+            await fleet.warm.drop_stale()
+            removed = await fleet.mirrors.empty_trash(max_entries=50)
             if removed:
                 log.info("deleted %d finished worktrees", removed)
         except Exception:

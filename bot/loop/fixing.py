@@ -1,7 +1,9 @@
 """One fix task: lease, worktree at the PR head, agent, verification, commit, push, fix PR, land.
 
-The agent never commits or pushes; the bot does, after verifying that the finding is gone
-and nothing new appeared. A failed or refused run keeps its partial work on its own branch.
+A task fixes one issue, or a batch of them inline: one worktree, one branch, one PR, one
+commit per issue, pushed as it is made so a crashed worker's successor resumes from it. The
+agent never commits or pushes; the bot does, after verifying that the finding is gone and
+nothing new appeared. A failed agent's partial work is kept on the task's branch.
 """
 
 import logging
@@ -11,20 +13,25 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from bot.agents.briefs import BriefFinding, BriefTask, build_brief
+from bot.agents.catalog import AgentSpec
 from bot.agents.diffcheck import check_change
 from bot.agents.runner import AgentTask, FixTarget, run_agent
 from bot.audit import audit
 from bot.audit.findings import Finding, normalise_code
 from bot.engine.leases import Lease
 from bot.ghapi import RepoAPI
-from bot.ghmodels import IssueInfo
-from bot.ledger import FindingGroup, parse_marker, render_marker
+from bot.gitcmd import git
+from bot.ledger import FindingGroup, parse_marker
+from bot.loop.auditing import audit_commit
 from bot.loop.config import load_repo_config
 from bot.loop.fleetctx import Fleet
 from bot.loop.reconcile import PARTIAL_LABEL
 from bot.loop.store import LoopStore, TaskRow
+from bot.loop.warm import run_setup
+from bot.repo_config import RepoConfig
 from bot.router import DEFAULT_AGENTS
 from bot.worktrees import Worktree, changed_files, commit_all, push
 
@@ -35,7 +42,7 @@ AGENT_ANALYZERS = {agent: [analyzer] for analyzer, agent in DEFAULT_AGENTS.items
 
 
 class TaskFailed(Exception):
-    """The task cannot produce a fix; `status` says how it ended."""
+    """The task (or one issue of it) cannot produce a fix; `status` says how it ended."""
 
     def __init__(self, status: str, reason: str) -> None:
         super().__init__(reason)
@@ -69,6 +76,23 @@ def verify(
     return None
 
 
+def targets_of(findings: list[Finding], marker: dict[str, object]) -> list[Finding]:
+    """The findings an issue's marker names: one finding, or a same-rule group in a file."""
+    fp = marker.get("fp")
+    if not isinstance(fp, str):
+        return []
+    singles = [f for f in findings if f.fingerprint == fp]
+    if singles:
+        return singles
+    buckets: dict[tuple[str, str, str], list[Finding]] = {}
+    for f in findings:
+        buckets.setdefault((f.analyzer, f.rule, f.path), []).append(f)
+    for same in buckets.values():
+        if len(same) > 1 and FindingGroup(tuple(same)).fingerprint == fp:
+            return same
+    return []
+
+
 class FixRunner:
     def __init__(self, fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> None:
         self.fleet = fleet
@@ -76,12 +100,11 @@ class FixRunner:
         self.task = task
         self.lease = lease
         self.store = LoopStore(fleet.runtime.pool)
+        self.remote_sha: str | None = None  # the task branch on GitHub, as last seen/pushed
+        self.base_findings: list[Finding] | None = None  # set when resuming earlier work
 
     async def run(self) -> None:
         t = self.task
-        issue = await self.api.get_issue(t.issue_number)
-        if issue.state != "open":
-            raise TaskFailed("obsolete", "the issue was closed before the fix ran")
         if t.pr_number is not None:
             pr = await self.api.get_pull(t.pr_number)
             if pr.state != "open":
@@ -96,109 +119,183 @@ class FixRunner:
         started = time.monotonic()
         token = await self.fleet.token(t.installation_id, t.repo)
         mirror = await self.fleet.mirrors.ensure(t.repo, repo_info.clone_url, token)
+        self.remote_sha = await _branch_sha(mirror, t.branch)
         path = self.fleet.mirrors.worktree_path(t.repo, f"task-{t.id}")
-        wt = await self.fleet.mirrors.add_worktree(mirror, path, t.branch, t.base_sha)
-        spawn_s = time.monotonic() - started
-        try:
-            await self._fix_in(
-                wt,
-                issue,
-                config.auditors,
-                spawn_s,
-                repo_info.clone_url,
-                token,
-                merge=config.merge_fixes == "auto" and t.pr_number is not None,
+        resume = self.remote_sha is not None and await _descends(
+            mirror, self.remote_sha, t.base_sha
+        )
+        wt: Worktree | None = None
+        if not resume:
+            wt = await self.fleet.warm.claim(t.repo, mirror, t.base_sha, path, t.branch)
+        warm = wt is not None
+        if resume:
+            # Work left by an earlier run is judged like new work: against the base commit.
+            self.base_findings = await audit_commit(
+                self.fleet.mirrors, mirror, t.repo, t.base_sha, config, base_sha=None
             )
+        if wt is None:
+            start = self.remote_sha if resume and self.remote_sha else t.base_sha
+            wt = await self.fleet.mirrors.add_worktree(mirror, path, t.branch, start)
+            if config.setup:
+                await run_setup(wt.path, config.setup)
+        spawn_s = time.monotonic() - started
+        await self.store.update_task(t.id, spawn_s=spawn_s, warm=warm)
+        try:
+            await self._fix_batch(wt, spec, config, repo_info.clone_url, token, spawn_s, warm)
         finally:
             await self.fleet.mirrors.remove_worktree(wt)
 
-    async def _fix_in(
+    async def _fix_batch(
         self,
         wt: Worktree,
-        issue: IssueInfo,
-        auditors: list[str],
-        spawn_s: float,
+        spec: AgentSpec,
+        config: RepoConfig,
         clone_url: str,
         token: str,
-        *,
-        merge: bool,
+        spawn_s: float,
+        warm: bool,
     ) -> None:
         t = self.task
+        fixed: list[int] = []
+        failed: list[tuple[int, TaskFailed]] = []
+        run_started = time.monotonic()
+        for number in t.issues:
+            try:
+                if await self._fix_issue(wt, number, spec, config.auditors, clone_url, token):
+                    fixed.append(number)
+            except TaskFailed as exc:
+                failed.append((number, exc))
+                # Undo this issue's leftovers so the next one starts from the last good commit.
+                await git("reset", "--hard", "--quiet", cwd=wt.path)
+                await git("clean", "-fdq", cwd=wt.path)
+            await self.store.update_task(
+                t.id,
+                fixed=fixed,
+                failed=[n for n, _ in failed],
+                run_s=time.monotonic() - run_started,
+            )
+        run_s = time.monotonic() - run_started
+        if not warm:  # the planner's s is the cost of a cold spawn
+            await self.store.record_costs(t.repo, t.agent, spawn_s, run_s / len(t.issues))
+        if not fixed:
+            number, first = failed[0] if failed else (t.issue_number, None)
+            if first is None:
+                raise TaskFailed("obsolete", "every finding of the task was already gone")
+            if len(failed) == 1:
+                raise first
+            raise TaskFailed(first.status, "; ".join(f"#{n}: {e.reason}" for n, e in failed))
+        await self._propose(wt, fixed, failed, config, clone_url, token)
+
+    async def _fix_issue(
+        self,
+        wt: Worktree,
+        number: int,
+        spec: AgentSpec,
+        auditors: list[str],
+        clone_url: str,
+        token: str,
+    ) -> bool:
+        """Fix one issue in the worktree and commit it; False if there was nothing to fix."""
+        t = self.task
+        issue = await self.api.get_issue(number)
+        if issue.state != "open":
+            return False
         marker = parse_marker(issue.body) or {}
         before = await audit(wt.path, auditors)
-        targets = self._targets(before, marker)
+        targets = targets_of(before, marker)
         if marker.get("fp") and not targets:
-            raise TaskFailed("obsolete", "the finding is already gone at this commit")
-        brief = build_brief(
-            BriefTask(
-                findings=[
-                    BriefFinding(
-                        f.rule, f.path, f.start_line, f.end_line, f.message, f.snippet, f.analyzer
-                    )
-                    for f in targets
-                ],
-                untrusted_text=f"{issue.title}\n\n{issue.body or ''}",
-            )
-        )
+            return self._fixed_earlier(marker, before)
+        brief = build_brief(BriefTask(
+            findings=[BriefFinding(f.rule, f.path, f.start_line, f.end_line, f.message,
+                                   f.snippet, f.analyzer) for f in targets],
+            untrusted_text=f"{issue.title}\n\n{issue.body or ''}",
+        ))  # fmt: skip
         agent_targets = [FixTarget(f.rule, f.path) for f in targets] or [
             FixTarget(f.rule, f.path) for f in before if f.analyzer in ("ruff", "ruff-format")
         ]
-        spec = self.fleet.catalog[t.agent]
-        ran = time.monotonic()
         result = await run_agent(
             spec, wt.path, brief, task=AgentTask(targets=agent_targets, task_id=str(t.id))
         )
-        run_s = time.monotonic() - ran
-        await self.store.update_task(t.id, spawn_s=spawn_s, run_s=run_s)
         identity = await self._identity()
         if not result.ok:
-            await self._keep_partial(wt, clone_url, token, identity)
+            if not t.batch:
+                await self._keep_partial(wt, number, clone_url, token, identity)
             raise TaskFailed("failed", f"agent {t.agent} failed: {result.error}")
-        problems = await check_change(wt.path, t.base_sha)
+        problems = await check_change(wt.path, "HEAD")
         if problems:
             raise TaskFailed("refused", "; ".join(problems))
-        touched = await changed_files(wt, t.base_sha)
-        if not touched:
+        if not await changed_files(wt, "HEAD"):
             raise TaskFailed("failed", f"agent {t.agent} changed nothing")
-        # The analyzer that produced the finding judges the fix (DESIGN 1.6).
-        # A person's issue has no finding: the agent's own analyzer judges, or all of them.
+        # The analyzer that produced the finding judges the fix (DESIGN 1.6); a person's
+        # issue has no finding, so the agent's own analyzer judges, or all of them.
         judges = sorted({f.analyzer for f in targets}) or AGENT_ANALYZERS.get(t.agent, auditors)
-        before = [f for f in before if f.analyzer in judges]
         after = await audit(wt.path, judges)
-        if targets:
-            why = verify(before, after, targets)
-        else:  # a person's issue: no finding to remove, but nothing new may appear
-            why = verify(before, after, [])
+        why = verify([f for f in before if f.analyzer in judges], after, targets)
         if why:
             raise TaskFailed("refused", f"verification failed: {why}")
-        title = f"Fix #{t.issue_number}: {issue.title}"[:200]
-        sha = await commit_all(
-            wt, f"{title}\n\nFixes #{t.issue_number}\n", identity.name, identity.email
-        )
+        title = f"Fix #{number}: {issue.title}"[:200]
+        sha = await commit_all(wt, f"{title}\n\nFixes #{number}\n", identity.name, identity.email)
         assert sha is not None
-        await self.fleet.runtime.leases.check(self.lease)
-        # The issue's lease makes this task the branch's only writer; the lease on the ref
-        # still refuses a push if the branch moved after we looked (e.g. a person pushed).
-        remote = await self._remote_branch_sha(wt, clone_url, token)
-        await push(wt, clone_url, token, t.branch, remote)
-        body = (
-            f"Fixes #{t.issue_number}\n\nAgent `{t.agent}` fixed the finding; the "
-            f"analyzer was re-run on the result and found nothing new.\n"
+        await self._push(wt, clone_url, token)  # a checkpoint a successor can resume from
+        return True
+
+    def _fixed_earlier(self, marker: dict[str, object], now: list[Finding]) -> bool:
+        """True when the branch's earlier commits (a resumed task) removed the finding without
+        adding any; False when it was already gone at the base commit."""
+        if self.base_findings is None:
+            return False
+        base_targets = targets_of(self.base_findings, marker)
+        if not base_targets:
+            return False
+        judges = {f.analyzer for f in base_targets}
+        why = verify(
+            [f for f in self.base_findings if f.analyzer in judges],
+            [f for f in now if f.analyzer in judges],
+            base_targets,
         )
+        if why:
+            raise TaskFailed("refused", f"the work resumed from the branch fails: {why}")
+        return True
+
+    async def _propose(
+        self,
+        wt: Worktree,
+        fixed: list[int],
+        failed: list[tuple[int, TaskFailed]],
+        config: RepoConfig,
+        clone_url: str,
+        token: str,
+    ) -> None:
+        """Open (or find) the fix PR for the task's branch and, for a PR's findings, merge it."""
+        t = self.task
+        head = (await git("rev-parse", "HEAD", cwd=wt.path)).strip()
+        closes = "\n".join(f"Fixes #{n}" for n in fixed)
+        title = (
+            f"Fix #{fixed[0]}"
+            if len(fixed) == 1
+            else f"Fix {len(fixed)} findings: " + ", ".join(f"#{n}" for n in fixed)
+        )
+        issue = await self.api.get_issue(fixed[0]) if len(fixed) == 1 else None
+        if issue is not None:
+            title = f"Fix #{fixed[0]}: {issue.title}"[:200]
+        body = (
+            f"{closes}\n\nAgent `{t.agent}` made one commit per finding; each was "
+            "re-checked by the analyzer that reported it and nothing new was found.\n"
+        )
+        if failed:
+            body += "\nNot fixed here: " + ", ".join(f"#{n} ({e.reason})" for n, e in failed)
         fix_pr = await self.api.create_pull(
             title,
             body,
             head=t.branch,
             base=t.base_ref,
-            marker={"kind": "fix", "issue": t.issue_number, "task": t.id},
+            marker={"kind": "fix", "issues": fixed, "task": t.id},
         )
         await self.store.update_task(t.id, status="pushed", fix_pr=fix_pr.number)
-        if not merge:
-            return
+        if config.merge_fixes != "auto" or t.pr_number is None:
+            return  # a person's issue: its PR targets the default branch, which we never merge
         await self.fleet.runtime.leases.check(self.lease)
-        merged = await self.api.merge_pull(
-            fix_pr.number, sha, title=f"Merge fix for #{t.issue_number}"
-        )
+        merged = await self.api.merge_pull(fix_pr.number, head, title=f"Merge {title}"[:200])
         if merged.merged:
             await self.store.update_task(t.id, status="merged")
         elif merged.conflict:
@@ -206,21 +303,12 @@ class FixRunner:
         else:
             raise TaskFailed("failed", f"fix PR #{fix_pr.number} not merged: {merged.message}")
 
-    def _targets(self, findings: list[Finding], marker: dict[str, object]) -> list[Finding]:
-        """The findings the issue's marker names: one finding, or a same-rule group in a file."""
-        fp = marker.get("fp")
-        if not isinstance(fp, str):
-            return []
-        singles = [f for f in findings if f.fingerprint == fp]
-        if singles:
-            return singles
-        buckets: dict[tuple[str, str, str], list[Finding]] = {}
-        for f in findings:
-            buckets.setdefault((f.analyzer, f.rule, f.path), []).append(f)
-        for same in buckets.values():
-            if len(same) > 1 and FindingGroup(tuple(same)).fingerprint == fp:
-                return same
-        return []
+    async def _push(self, wt: Worktree, clone_url: str, token: str) -> None:
+        # The issue's lease makes this task the branch's only writer; the ref lease still
+        # refuses the push if the branch moved after we looked (e.g. a person pushed).
+        await self.fleet.runtime.leases.check(self.lease)
+        await push(wt, clone_url, token, self.task.branch, self.remote_sha)
+        self.remote_sha = (await git("rev-parse", "HEAD", cwd=wt.path)).strip()
 
     async def _identity(self) -> BotIdentity:
         ident = await self.fleet.runtime.github.identity()
@@ -229,39 +317,37 @@ class FixRunner:
         )
 
     async def _keep_partial(
-        self, wt: Worktree, clone_url: str, token: str, identity: BotIdentity
+        self, wt: Worktree, number: int, clone_url: str, token: str, identity: BotIdentity
     ) -> None:
         """Commit whatever the agent left and push it to the task branch; label the issue."""
         t = self.task
-        sha = await commit_all(
-            wt,
-            f"Partial work for #{t.issue_number} (agent {t.agent})\n",
-            identity.name,
-            identity.email,
-        )
-        if sha is None:
+        message = f"Partial work for #{number} (agent {t.agent})\n"
+        if await commit_all(wt, message, identity.name, identity.email) is None:
             return
-        await self.fleet.runtime.leases.check(self.lease)
-        await push(
-            wt, clone_url, token, t.branch, await self._remote_branch_sha(wt, clone_url, token)
-        )
-        await self.api.add_labels(t.issue_number, [PARTIAL_LABEL])
+        await self._push(wt, clone_url, token)
+        await self.api.add_labels(number, [PARTIAL_LABEL])
 
-    async def _remote_branch_sha(self, wt: Worktree, clone_url: str, token: str) -> str | None:
-        from bot.gitcmd import auth_env, git
 
+async def _branch_sha(mirror: Path, branch: str) -> str | None:
+    try:
         out = await git(
-            "ls-remote",
-            clone_url,
-            f"refs/heads/{self.task.branch}",
-            cwd=wt.path,
-            env=auth_env(token),
+            "rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}", cwd=mirror
         )
-        return out.split()[0] if out.strip() else None
+    except Exception:
+        return None
+    return out.strip() or None
+
+
+async def _descends(mirror: Path, sha: str, base: str) -> bool:
+    """True when `sha` is `base` plus commits (work a crashed task left on its branch)."""
+    if sha == base:
+        return False
+    try:
+        await git("merge-base", "--is-ancestor", base, sha, cwd=mirror)
+    except Exception:
+        return False
+    return True
 
 
 def holder_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-__all__ = ["FixRunner", "TaskFailed", "holder_name", "render_marker", "verify"]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from bot.agents.catalog import AgentSpec, load_catalog
 from bot.gitcmd import auth_env, git
+from bot.loop.warm import WarmPool
 from bot.runtime import Runtime
 from bot.worktrees import Mirrors
 
@@ -15,6 +16,7 @@ class Fleet:
     runtime: Runtime
     mirrors: Mirrors
     catalog: dict[str, AgentSpec]
+    warm: WarmPool
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     @classmethod
@@ -23,10 +25,12 @@ class Fleet:
         fleet = runtime.extras.get("fleet")
         if fleet is None:
             settings = runtime.settings
+            mirrors = Mirrors(settings.data_dir.resolve() / "git")
             fleet = cls(
                 runtime=runtime,
-                mirrors=Mirrors(settings.data_dir.resolve() / "git"),
+                mirrors=mirrors,
                 catalog=load_catalog(settings.agents_file),
+                warm=WarmPool(mirrors),
             )
             runtime.extras["fleet"] = fleet
         assert isinstance(fleet, Fleet)

@@ -5,9 +5,11 @@ the world match it. Every write is idempotent (markers, fingerprints, unique tas
 so a redelivered event or a retried job changes nothing.
 """
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from bot.audit import AuditError
 from bot.audit.findings import Finding
@@ -31,6 +33,7 @@ from bot.loop.config import load_repo_config
 from bot.loop.fleetctx import Fleet
 from bot.loop.store import ACTIVE_TASK_STATES, LoopStore, PrRow, TaskRow
 from bot.loop.triggers import queue_fix
+from bot.planner import Costs, plan_fanout, split
 from bot.repo_config import RepoConfig, RepoConfigError
 from bot.router import route
 
@@ -134,9 +137,22 @@ class PrReconciler:
         mirror = await self.fleet.mirror(self.repo, clone_url, self.row.installation_id)
         if fork:  # a fork's commits reach the base repository as refs/pull/<n>/head
             await self.fleet.fetch_pull(mirror, self.row.installation_id, self.repo, pr.number)
-        return await audit_commit(
+        auditing = audit_commit(
             self.fleet.mirrors, mirror, self.repo, pr.head_sha, config, base_sha=pr.base_sha
         )
+        if fork or not self.fleet.runtime.settings.prewarm or self.row.stopped:
+            return await auditing
+        # While the auditor runs, prepare a worktree at the head for the fixer likely to follow.
+        findings, _ = await asyncio.gather(auditing, self._prewarm(mirror, pr, config))
+        return findings
+
+    async def _prewarm(self, mirror: Path, pr: PullInfo, config: RepoConfig) -> None:
+        try:
+            await self.fleet.warm.prepare(self.repo, mirror, pr.head_sha, config.setup)
+        except Exception:
+            log.warning(
+                "could not pre-warm a worktree for %s#%d", self.repo, self.number, exc_info=True
+            )
 
     async def _ledger(self, pr: PullInfo, findings: list[Finding], config: RepoConfig) -> "Ledger":
         known = self.fleet.catalog.keys()
@@ -238,8 +254,16 @@ class PrReconciler:
             )
         failures: dict[int, int] = {}
         for t in tasks:
-            if t.status in ("failed", "refused", "conflict", "escalated"):
-                failures[t.issue_number] = failures.get(t.issue_number, 0) + 1
+            # A single task that ended badly failed its issue; a batch names its failures.
+            failed = (
+                t.failed
+                if t.batch
+                else ([t.issue_number] if t.status in ("failed", "refused", "conflict") else [])
+            )
+            if t.batch and t.status in ("failed", "refused", "conflict"):
+                failed = [n for n in t.issues if n not in t.fixed]
+            for number in set(failed):
+                failures[number] = failures.get(number, 0) + 1
         fixable: list[tuple[int, str]] = []
         stuck: list[int] = []
         for fp in open_fps:
@@ -269,22 +293,53 @@ class PrReconciler:
             )
         round_ += 1
         queued = 0
+        by_agent: dict[str, list[int]] = {}
         for number, agent in fixable:
-            await self.fleet.runtime.leases.check(self.lease)
-            row = await self.store.add_task(
-                repo=self.repo,
-                pr_number=self.number,
-                issue_number=number,
-                installation_id=self.row.installation_id,
-                agent=agent,
-                round=round_,
-                base_ref=pr.head_ref,
-                base_sha=pr.head_sha,
-                branch=fix_branch(self.number, number),
+            by_agent.setdefault(agent, []).append(number)
+        settings = self.fleet.runtime.settings
+        for agent, numbers in sorted(by_agent.items()):
+            measured = await self.store.costs(self.repo, agent)
+            costs = (
+                Costs(*measured)
+                if measured
+                else Costs(settings.prior_spawn_s, settings.prior_run_s)
             )
-            if row is not None:
-                await queue_fix(self.fleet.runtime, row.id)
-                queued += 1
+            decision = plan_fanout(
+                agent,
+                len(numbers),
+                costs,
+                max_parallel=config.max_parallel,
+                concurrency=settings.worker_concurrency,
+                mode=settings.fanout,
+            )
+            await self.store.record_plan(
+                self.repo,
+                self.number,
+                round_,
+                agent,
+                decision.n,
+                decision.t,
+                decision.s,
+                decision.width,
+                decision.explain(),
+            )
+            for batch in split(sorted(numbers), decision.width):
+                await self.fleet.runtime.leases.check(self.lease)
+                row = await self.store.add_task(
+                    repo=self.repo,
+                    pr_number=self.number,
+                    issue_number=batch[0],
+                    installation_id=self.row.installation_id,
+                    agent=agent,
+                    round=round_,
+                    base_ref=pr.head_ref,
+                    base_sha=pr.head_sha,
+                    branch=fix_branch(self.number, batch[0]),
+                    batch=batch if len(batch) > 1 else None,
+                )
+                if row is not None:
+                    await queue_fix(self.fleet.runtime, row.id)
+                    queued += 1
         return Outcome(report.FIXING, f"round {round_}: {queued} fixes queued", round_)
 
     # -- telling people ------------------------------------------------------------------------
@@ -306,6 +361,7 @@ class PrReconciler:
             head_sha=pr.head_sha,
             issues=lines,
             tasks=tasks,
+            fanout=await self.store.plans(self.repo, self.number),
         )
         await self.fleet.runtime.leases.check(self.lease)
         await self.api.upsert_comment(

@@ -44,6 +44,7 @@ class Summary:
     issues: Sequence[IssueLine] = ()
     tasks: Sequence[TaskRow] = ()
     notes: Sequence[str] = field(default_factory=tuple)
+    fanout: Sequence[str] = field(default_factory=tuple)  # the latest round's decisions
 
 
 def render_summary(s: Summary) -> str:
@@ -63,12 +64,19 @@ def render_summary(s: Summary) -> str:
     if fix_prs:
         lines += [
             "",
-            "Fix pull requests: " + ", ".join(f"#{t.fix_pr} ({t.status})" for t in fix_prs),
+            "Fix pull requests: "
+            + ", ".join(
+                f"#{t.fix_pr} ({t.status}, fixes {', '.join(f'#{n}' for n in t.issues)})"
+                for t in fix_prs
+            ),
         ]
     failed = [t for t in s.tasks if t.status in ("failed", "refused", "escalated")]
     if failed:
         lines += ["", "Fixes that did not land:"]
         lines += [f"- #{t.issue_number} `{t.agent}`: {t.status} — {t.error or ''}" for t in failed]
+    if s.fanout:
+        lines += ["", "Fan-out (spawn only when (N-1)*t > s):"]
+        lines += [f"- {decision}" for decision in s.fanout]
     if s.notes:
         lines += ["", *[f"- {note}" for note in s.notes]]
     lines += ["", "<sub>Commands: `@review-loop help`. This comment is updated in place.</sub>"]

@@ -44,6 +44,15 @@ class TaskRow:
     error: str | None
     spawn_s: float | None
     run_s: float | None
+    batch: list[int]
+    fixed: list[int]
+    failed: list[int]
+    warm: bool
+
+    @property
+    def issues(self) -> list[int]:
+        """The issues this task fixes: its batch, or its one issue."""
+        return list(self.batch) or [self.issue_number]
 
 
 _PR_COLUMNS = ", ".join(PrRow.__dataclass_fields__)
@@ -134,14 +143,15 @@ class LoopStore:
         base_ref: str,
         base_sha: str,
         branch: str,
+        batch: list[int] | None = None,
     ) -> TaskRow | None:
         """Create the task for this issue at this head; None if it already exists."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 f"""INSERT INTO review_loop_tasks
                         (repo, pr_number, issue_number, installation_id, agent, round,
-                         base_ref, base_sha, branch)
-                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                         base_ref, base_sha, branch, batch)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                     ON CONFLICT (repo, issue_number, base_sha, round) DO NOTHING
                     RETURNING {_TASK_COLUMNS}""",  # noqa: S608
                 (
@@ -154,6 +164,7 @@ class LoopStore:
                     base_ref,
                     base_sha,
                     branch,
+                    batch or [],
                 ),
             )
             row = await cur.fetchone()
@@ -230,3 +241,62 @@ class LoopStore:
             )
             rows = await cur.fetchall()
         return {int(r["issue_number"]) for r in rows}
+
+    # -- costs and plans (the fan-out planner) -------------------------------------------------
+
+    async def costs(self, repo: str, agent: str) -> tuple[float, float, int] | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """SELECT spawn_s, run_s, samples FROM review_loop_costs
+                    WHERE repo = %s AND agent = %s""",
+                (repo, agent),
+            )
+            row = await cur.fetchone()
+        return None if row is None else (row["spawn_s"], row["run_s"], row["samples"])
+
+    async def record_costs(self, repo: str, agent: str, spawn_s: float, run_s: float) -> None:
+        """Fold one task's measurements into the moving averages (alpha 0.3)."""
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                """INSERT INTO review_loop_costs (repo, agent, spawn_s, run_s)
+                   VALUES (%(repo)s, %(agent)s, %(s)s, %(t)s)
+                   ON CONFLICT (repo, agent) DO UPDATE
+                      SET spawn_s = 0.7 * review_loop_costs.spawn_s + 0.3 * %(s)s,
+                          run_s = 0.7 * review_loop_costs.run_s + 0.3 * %(t)s,
+                          samples = review_loop_costs.samples + 1, updated_at = now()""",
+                {"repo": repo, "agent": agent, "s": spawn_s, "t": run_s},
+            )
+
+    async def record_plan(
+        self,
+        repo: str,
+        pr_number: int,
+        round: int,
+        agent: str,
+        n: int,
+        t: float,
+        s: float,
+        width: int,
+        explain: str,
+    ) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                """INSERT INTO review_loop_plans
+                       (repo, pr_number, round, agent, n, t, s, width, explain)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING""",
+                (repo, pr_number, round, agent, n, t, s, width, explain),
+            )
+
+    async def plans(self, repo: str, pr_number: int) -> list[str]:
+        """The decisions of the PR's latest round, as text."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """SELECT explain FROM review_loop_plans
+                    WHERE repo = %s AND pr_number = %s
+                      AND round = (SELECT max(round) FROM review_loop_plans
+                                    WHERE repo = %s AND pr_number = %s)
+                    ORDER BY agent""",
+                (repo, pr_number, repo, pr_number),
+            )
+            rows = await cur.fetchall()
+        return [r["explain"] for r in rows]

@@ -1,0 +1,141 @@
+"""Pre-warmed worktrees: prepared at a PR's head while the auditor runs, claimed by a task.
+
+A warm worktree has been checked out and has run the repository's `setup` command, so the
+task that claims it starts at once: the spawn cost s leaves the critical path. Warm trees
+belong to one worker machine; one nobody claims is removed by the janitor.
+"""
+
+import asyncio
+import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from bot.gitcmd import git
+from bot.worktrees import Mirrors, Worktree
+
+log = logging.getLogger(__name__)
+
+READY = ".review-loop-warm-ready"
+SETUP_TIMEOUT_S = 900.0
+STALE_AFTER_S = 600.0
+
+
+class SetupFailed(Exception):
+    pass
+
+
+async def run_setup(worktree: Path, command: str, timeout_s: float = SETUP_TIMEOUT_S) -> None:
+    """The repository's `setup` command, run in the worktree the way CI would run it: a shell,
+    a temporary HOME, and neither the App's token nor any agent's key in its environment."""
+    home = tempfile.mkdtemp(prefix="review-loop-setup-home-")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": home,
+        "CI": "true",
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+    }
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            "sh",
+            "-c",
+            command,
+            cwd=worktree,
+            env=env,
+            start_new_session=True,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
+        except TimeoutError:
+            os.killpg(proc.pid, 9)
+            await proc.wait()
+            raise SetupFailed(f"setup command timed out after {timeout_s:.0f} s") from None
+        if proc.returncode != 0:
+            tail = out.decode(errors="replace")[-2000:]
+            raise SetupFailed(f"setup command exited {proc.returncode}: {tail}")
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+class WarmPool:
+    def __init__(self, mirrors: Mirrors) -> None:
+        self.mirrors = mirrors
+        self.root = mirrors.root / "warm"
+
+    def _dir(self, repo: str, sha: str) -> Path:
+        owner, name = repo.split("/")
+        return self.root / f"{owner}__{name}" / sha
+
+    async def prepare(self, repo: str, mirror: Path, sha: str, setup: str | None) -> bool:
+        """Make one warm worktree at `sha` unless one is ready or being made; True if made."""
+        parent = self._dir(repo, sha)
+        parent.mkdir(parents=True, exist_ok=True)
+        if any(parent.iterdir()):
+            return False
+        token = uuid.uuid4().hex[:10]
+        path = parent / token
+        wt = await self.mirrors.add_worktree(mirror, path, f"review-loop/warm/{token}", sha)
+        try:
+            if setup:
+                await run_setup(wt.path, setup)
+        except SetupFailed:
+            await self.mirrors.remove_worktree(wt)
+            raise
+        (parent / f"{token}{READY}").write_text(str(time.time()))
+        log.info("warm worktree ready for %s at %s", repo, sha[:8])
+        return True
+
+    async def claim(
+        self, repo: str, mirror: Path, sha: str, path: Path, branch: str
+    ) -> Worktree | None:
+        """Take a ready warm worktree at `sha`, move it to `path` on `branch`; None if none."""
+        parent = self._dir(repo, sha)
+        if not parent.is_dir():
+            return None
+        for ready in sorted(parent.glob(f"*{READY}")):
+            token = ready.name.removesuffix(READY)
+            try:
+                ready.unlink()  # the claim: only one task can unlink it
+            except FileNotFoundError:
+                continue
+            source = parent / token
+            path.parent.mkdir(parents=True, exist_ok=True)
+            async with self.mirrors.lock(mirror):
+                await git("worktree", "move", str(source), str(path), cwd=mirror)
+            await git("checkout", "--quiet", "-B", branch, cwd=path)
+            await git("branch", "-D", f"review-loop/warm/{token}", cwd=path)
+            return Worktree(path, branch, sha, mirror)
+        return None
+
+    async def drop_stale(self, max_age_s: float = STALE_AFTER_S) -> int:
+        """Remove warm worktrees nobody claimed within `max_age_s`."""
+        if not self.root.is_dir():
+            return 0
+        removed = 0
+        now = time.time()
+        for ready in self.root.glob(f"*/*/*{READY}"):
+            try:
+                age = now - float(ready.read_text() or 0)
+            except (OSError, ValueError):
+                continue
+            if age < max_age_s:
+                continue
+            try:
+                ready.unlink()
+            except FileNotFoundError:
+                continue
+            source = ready.parent / ready.name.removesuffix(READY)
+            mirror = Path((await git("rev-parse", "--git-common-dir", cwd=source)).strip())
+            if not mirror.is_absolute():
+                mirror = (source / mirror).resolve()
+            token = source.name
+            await self.mirrors.remove_worktree(
+                Worktree(source, f"review-loop/warm/{token}", "", mirror)
+            )
+            removed += 1
+        return removed
