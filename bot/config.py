@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     prior_run_s: float = Field(default=10.0, ge=0)
     # Prepare a worktree at the PR head while the auditor runs (takes s off the critical path).
     prewarm: bool = True
+    # How often workers look for failed webhook deliveries to redeliver (0 = never).
+    redeliver_interval_s: float = Field(default=300.0, ge=0)
     # GET /status lists recent deliveries (repositories, senders): off unless asked for.
     status_page: bool = False
     # Bots other than ourselves whose events are acted on (logins, e.g. "renovate[bot]").

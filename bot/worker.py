@@ -29,6 +29,12 @@ async def run_worker(runtime: Runtime, *, install_signal_handlers: bool = True) 
         name="reaper",
     )
     janitor = asyncio.create_task(run_janitor(runtime), name="janitor")
+    background = [reaper, janitor]
+    if settings.redeliver_interval_s > 0 and settings.app_id is not None:
+        from bot.redeliver import run_redeliverer
+
+        interval = settings.redeliver_interval_s
+        background.append(asyncio.create_task(run_redeliverer(runtime, interval_s=interval)))
     log.info("worker %s started (concurrency %d)", worker_name(), settings.worker_concurrency)
     try:
         await runtime.jobs.run_worker_async(
@@ -40,10 +46,10 @@ async def run_worker(runtime: Runtime, *, install_signal_handlers: bool = True) 
             install_signal_handlers=install_signal_handlers,
         )
     finally:
-        for background in (reaper, janitor):
-            background.cancel()
+        for task in background:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await background
+                await task
 
 
 JANITOR_INTERVAL_S = 60.0

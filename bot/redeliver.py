@@ -1,0 +1,79 @@
+"""Missed deliveries: GitHub does not redeliver a failed webhook by itself.
+
+On start and periodically, the bot lists the App's recent deliveries, finds those that never
+succeeded and that it has not stored, and asks GitHub to deliver them again. Redelivery keeps
+the X-GitHub-Delivery id, so the intake's dedupe makes this safe to repeat.
+"""
+
+import asyncio
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+_LOCK = 0x72656476  # "redv": one redelivery pass at a time across workers
+_CURSOR = re.compile(r"[?&]cursor=([^&>]+)[^>]*>;\s*rel=\"next\"")
+MAX_PAGES = 10
+MAX_ATTEMPTS = 3
+LOOKBACK = timedelta(hours=6)
+
+
+async def redeliver_missed(runtime: Runtime, *, lookback: timedelta = LOOKBACK) -> list[str]:
+    """Ask GitHub to redeliver every recent delivery that failed and was never stored."""
+    async with runtime.pool.connection() as conn, conn.transaction():
+        cur = await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS got", (_LOCK,))
+        row = await cur.fetchone()
+        if not row or not row["got"]:
+            return []
+        since = datetime.now(UTC) - lookback
+        async with runtime.github.app_client() as gh:
+            attempts: dict[str, list[tuple[int, bool, datetime]]] = {}
+            cursor: str | None = None
+            for _ in range(MAX_PAGES):
+                resp = await gh.rest.apps.async_list_webhook_deliveries(
+                    per_page=100, **({"cursor": cursor} if cursor else {})
+                )
+                items = resp.parsed_data
+                for d in items:
+                    ok = 200 <= d.status_code < 300
+                    attempts.setdefault(d.guid, []).append((d.id, ok, d.delivered_at))
+                match = _CURSOR.search(resp.headers.get("link", ""))
+                if not items or match is None or min(d.delivered_at for d in items) < since:
+                    break
+                cursor = match.group(1)
+            missed = {
+                guid: max(tries)[0]
+                for guid, tries in attempts.items()
+                # A delivery refused three times (e.g. a wrong secret) is left to a person.
+                if not any(ok for _, ok, _ in tries)
+                and len(tries) < MAX_ATTEMPTS
+                and max(t[2] for t in tries) >= since
+            }
+            if not missed:
+                return []
+            cur = await conn.execute(
+                "SELECT id FROM review_loop_deliveries WHERE id = ANY(%s)", (list(missed),)
+            )
+            stored = {r["id"] for r in await cur.fetchall()}
+            again = []
+            for guid, delivery_id in sorted(missed.items()):
+                if guid in stored:
+                    continue
+                await gh.rest.apps.async_redeliver_webhook_delivery(delivery_id)
+                again.append(guid)
+    if again:
+        log.warning("asked GitHub to redeliver %d missed deliveries", len(again))
+    return again
+
+
+async def run_redeliverer(runtime: Runtime, *, interval_s: float) -> None:
+    """Redeliver missed deliveries now and every `interval_s`; errors are logged, not fatal."""
+    while True:
+        try:
+            await redeliver_missed(runtime)
+        except Exception:
+            log.warning("checking for missed deliveries failed; will try again", exc_info=True)
+        await asyncio.sleep(interval_s)
