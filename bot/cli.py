@@ -178,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="keep the demo's working folder")
     sandbox = sub.add_parser("sandbox", help="run the local GitHub sandbox alone")
     sandbox.add_argument("--port", type=int, default=8010)
-    sandbox.add_argument("--webhook-url", default=None)
+    sandbox.add_argument(
+        "--webhook-url", default=None, help="where to send webhooks (default: this bot's)"
+    )
     return parser
 
 
@@ -214,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 host=settings.host,
                 port=args.port,
                 data_dir=settings.data_dir / "sandbox",
-                webhook_url=args.webhook_url,
+                webhook_url=args.webhook_url or f"http://{settings.host}:{settings.port}/webhook",
                 webhook_secret=secret,
             )
     except ConfigError as exc:

@@ -109,8 +109,6 @@ class FixRunner:
             pr = await self.api.get_pull(t.pr_number)
             if pr.state != "open":
                 raise TaskFailed("obsolete", "the pull request was closed")
-            if pr.head_sha != t.base_sha:
-                raise TaskFailed("stale", "the pull request moved on; the next round re-plans")
         repo_info = await self.api.get_repo()
         config = await load_repo_config(self.api, repo_info)
         spec = self.fleet.catalog.get(t.agent)
@@ -119,6 +117,11 @@ class FixRunner:
         started = time.monotonic()
         token = await self.fleet.token(t.installation_id, t.repo)
         mirror = await self.fleet.mirrors.ensure(t.repo, repo_info.clone_url, token)
+        if t.pr_number is not None and pr.head_sha != t.base_sha:
+            # Sibling fixes merged meanwhile: fine, the fix merges on top. A rewritten branch
+            # (force-push) is not: the next round plans again from the new head.
+            if not await _descends(mirror, pr.head_sha, t.base_sha):
+                raise TaskFailed("stale", "the pull request was rewritten; the next round re-plans")
         self.remote_sha = await _branch_sha(mirror, t.branch)
         path = self.fleet.mirrors.worktree_path(t.repo, f"task-{t.id}")
         resume = self.remote_sha is not None and await _descends(

@@ -75,7 +75,9 @@ class WarmPool:
         """Make one warm worktree at `sha` unless one is ready or being made; True if made."""
         parent = self._dir(repo, sha)
         parent.mkdir(parents=True, exist_ok=True)
-        if any(parent.iterdir()):
+        try:  # once per commit: a claimed worktree is not replaced
+            (parent / ".prepared").open("x").close()
+        except FileExistsError:
             return False
         token = uuid.uuid4().hex[:10]
         path = parent / token
