@@ -35,7 +35,7 @@ from bot.loop.store import ACTIVE_TASK_STATES, LoopStore, PrRow, TaskRow
 from bot.loop.triggers import queue_fix
 from bot.planner import Costs, plan_fanout, split
 from bot.repo_config import RepoConfig, RepoConfigError
-from bot.router import route
+from bot.router import AGENT_LABEL_PREFIX, route
 
 log = logging.getLogger(__name__)
 
@@ -457,5 +457,13 @@ class Ledger:
                 state = "waived"
             else:
                 state = "fixed"
-            out.append(report.IssueLine(issue.number, issue.title, state, self.agents.get(fp)))
+            agent = self.agents.get(fp) or next(
+                (
+                    lbl.removeprefix(AGENT_LABEL_PREFIX)
+                    for lbl in issue.labels
+                    if lbl.startswith(AGENT_LABEL_PREFIX)
+                ),
+                None,
+            )
+            out.append(report.IssueLine(issue.number, issue.title, state, agent))
         return out
