@@ -15,13 +15,21 @@ log = logging.getLogger(__name__)
 BUSY_RETRY_S = 2.0
 
 
+def lease_ttl(runtime: Runtime) -> float:
+    """Leases lapse no later than the reaper presumes a silent worker dead: otherwise the
+    job it retries finds the dead worker's lease and waits out the rest of its TTL."""
+    return min(LEASE_TTL_S, runtime.settings.stalled_after_s)
+
+
 async def reconcile_pr(runtime: Runtime, repo: str, number: int, generation: int) -> None:
     store = LoopStore(runtime.pool)
     row = await store.get(repo, number)
     if row is None or generation < row.generation:
         return  # a job for a newer generation is queued and will see the same state
     fleet = Fleet.of(runtime)
-    async with runtime.leases.hold(f"pr:{repo}#{number}", holder_name(), LEASE_TTL_S) as lease:
+    async with runtime.leases.hold(
+        f"pr:{repo}#{number}", holder_name(), lease_ttl(runtime)
+    ) as lease:
         if lease is None:
             await requeue_reconcile(runtime, repo, number, generation, BUSY_RETRY_S)
             return
@@ -42,7 +50,7 @@ async def run_fix_task(runtime: Runtime, task_id: int) -> None:
         return  # finished already: a redelivered job changes nothing
     fleet = Fleet.of(runtime)
     key = f"issue:{row.repo}#{row.issue_number}"
-    async with runtime.leases.hold(key, holder_name(), LEASE_TTL_S) as lease:
+    async with runtime.leases.hold(key, holder_name(), lease_ttl(runtime)) as lease:
         if lease is None:
             job = task(runtime.jobs, "run_fix_task").configure(
                 schedule_in={"seconds": BUSY_RETRY_S}

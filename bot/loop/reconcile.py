@@ -79,6 +79,10 @@ class PrReconciler:
         self.number = row.number
 
     async def run(self) -> None:
+        # Tasks first, then the head: a task seen finished here has already merged into the
+        # head read next, so the audit never shows findings a finished task has just fixed
+        # (a new round would fix them a second time).
+        tasks = await self.store.tasks_for_pr(self.repo, self.number)
         pr = await self.api.get_pull(self.number)
         if pr.state != "open":
             await self._save(report.AUDITED, "the pull request is closed", pr.head_sha)
@@ -124,7 +128,6 @@ class PrReconciler:
             await self._check_run(pr, state, reason, findings)
             return
         issues = await self._ledger(pr, findings, config)
-        tasks = await self.store.tasks_for_pr(self.repo, self.number)
         outcome = await self._decide(pr, config, issues, tasks, fork=is_fork)
         tasks = await self.store.tasks_for_pr(self.repo, self.number)
         await self._report(pr, outcome, issues.lines, tasks, config, findings)
