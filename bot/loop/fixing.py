@@ -3,7 +3,8 @@
 A task fixes one issue, or a batch of them inline: one worktree, one branch, one PR, one
 commit per issue, pushed as it is made so a crashed worker's successor resumes from it. The
 agent never commits or pushes; the bot does, after verifying that the finding is gone and
-nothing new appeared. A failed agent's partial work is kept on the task's branch.
+nothing new appeared. A single-issue task whose agent fails keeps the partial work on its
+branch; in a batch, a failed issue's leftovers are undone so the next issue starts clean.
 """
 
 import logging
@@ -30,7 +31,7 @@ from bot.loop.config import load_repo_config
 from bot.loop.fleetctx import Fleet
 from bot.loop.reconcile import PARTIAL_LABEL
 from bot.loop.store import LoopStore, TaskRow
-from bot.loop.warm import run_setup
+from bot.loop.warm import SetupFailed, run_setup
 from bot.repo_config import RepoConfig
 from bot.router import DEFAULT_AGENTS
 from bot.worktrees import Worktree, changed_files, commit_all, push
@@ -139,11 +140,14 @@ class FixRunner:
         if wt is None:
             start = self.remote_sha if resume and self.remote_sha else t.base_sha
             wt = await self.fleet.mirrors.add_worktree(mirror, path, t.branch, start)
-            if config.setup:
-                await run_setup(wt.path, config.setup)
-        spawn_s = time.monotonic() - started
-        await self.store.update_task(t.id, spawn_s=spawn_s, warm=warm)
         try:
+            if config.setup and not warm:
+                try:
+                    await run_setup(wt.path, config.setup)
+                except SetupFailed as exc:
+                    raise TaskFailed("failed", f"the repository's setup command: {exc}") from exc
+            spawn_s = time.monotonic() - started
+            await self.store.update_task(t.id, spawn_s=spawn_s, warm=warm)
             await self._fix_batch(wt, spec, config, repo_info.clone_url, token, spawn_s, warm)
         finally:
             await self.fleet.mirrors.remove_worktree(wt)
@@ -178,8 +182,16 @@ class FixRunner:
                 run_s=time.monotonic() - run_started,
             )
         run_s = time.monotonic() - run_started
-        if not warm:  # the planner's s is the cost of a cold spawn
-            await self.store.record_costs(t.repo, t.agent, spawn_s, run_s / len(t.issues))
+        worked = len(fixed) + len(failed)
+        if worked:
+            # The planner's s is the cost of a cold spawn: a warm claim teaches only t.
+            await self.store.record_costs(
+                t.repo,
+                t.agent,
+                None if warm else spawn_s,
+                run_s / worked,
+                prior_spawn_s=self.fleet.runtime.settings.prior_spawn_s,
+            )
         if not fixed:
             number, first = failed[0] if failed else (t.issue_number, None)
             if first is None:

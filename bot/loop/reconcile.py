@@ -143,7 +143,8 @@ class PrReconciler:
         auditing = audit_commit(
             self.fleet.mirrors, mirror, self.repo, pr.head_sha, config, base_sha=pr.base_sha
         )
-        if fork or not self.fleet.runtime.settings.prewarm or self.row.stopped:
+        no_fixes_ahead = config.max_rounds == 0 or self.row.round >= config.max_rounds
+        if fork or not self.fleet.runtime.settings.prewarm or self.row.stopped or no_fixes_ahead:
             return await auditing
         # While the auditor runs, prepare a worktree at the head for the fixer likely to follow.
         findings, _ = await asyncio.gather(auditing, self._prewarm(mirror, pr, config))

@@ -254,17 +254,21 @@ class LoopStore:
             row = await cur.fetchone()
         return None if row is None else (row["spawn_s"], row["run_s"], row["samples"])
 
-    async def record_costs(self, repo: str, agent: str, spawn_s: float, run_s: float) -> None:
-        """Fold one task's measurements into the moving averages (alpha 0.3)."""
+    async def record_costs(
+        self, repo: str, agent: str, spawn_s: float | None, run_s: float, prior_spawn_s: float = 0
+    ) -> None:
+        """Fold one task's measurements into the moving averages (alpha 0.3); `spawn_s` None
+        (a warm start) leaves the spawn cost as it was."""
         async with self._pool.connection() as conn:
             await conn.execute(
                 """INSERT INTO review_loop_costs (repo, agent, spawn_s, run_s)
-                   VALUES (%(repo)s, %(agent)s, %(s)s, %(t)s)
+                   VALUES (%(repo)s, %(agent)s, COALESCE(%(s)s, %(prior)s), %(t)s)
                    ON CONFLICT (repo, agent) DO UPDATE
-                      SET spawn_s = 0.7 * review_loop_costs.spawn_s + 0.3 * %(s)s,
+                      SET spawn_s = COALESCE(0.7 * review_loop_costs.spawn_s + 0.3 * %(s)s,
+                                             review_loop_costs.spawn_s),
                           run_s = 0.7 * review_loop_costs.run_s + 0.3 * %(t)s,
                           samples = review_loop_costs.samples + 1, updated_at = now()""",
-                {"repo": repo, "agent": agent, "s": spawn_s, "t": run_s},
+                {"repo": repo, "agent": agent, "s": spawn_s, "t": run_s, "prior": prior_spawn_s},
             )
 
     async def record_plan(

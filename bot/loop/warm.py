@@ -6,9 +6,11 @@ belong to one worker machine; one nobody claims is removed by the janitor.
 """
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import tempfile
 import time
 import uuid
@@ -52,14 +54,22 @@ async def run_setup(worktree: Path, command: str, timeout_s: float = SETUP_TIMEO
         try:
             out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
         except TimeoutError:
-            os.killpg(proc.pid, 9)
+            _kill_group(proc.pid)
             await proc.wait()
             raise SetupFailed(f"setup command timed out after {timeout_s:.0f} s") from None
+        except asyncio.CancelledError:  # the task stopped (lease lost, shutdown): so does setup
+            _kill_group(proc.pid)
+            raise
         if proc.returncode != 0:
             tail = out.decode(errors="replace")[-2000:]
             raise SetupFailed(f"setup command exited {proc.returncode}: {tail}")
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 class WarmPool:
@@ -140,4 +150,9 @@ class WarmPool:
                 Worktree(source, f"review-loop/warm/{token}", "", mirror)
             )
             removed += 1
+        for commit_dir in self.root.glob("*/*"):  # one folder per audited commit
+            if now - commit_dir.stat().st_mtime > max_age_s and not any(
+                p.name != ".prepared" for p in commit_dir.iterdir()
+            ):
+                shutil.rmtree(commit_dir, ignore_errors=True)
         return removed
