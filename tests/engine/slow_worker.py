@@ -16,7 +16,7 @@ from bot.runtime import open_runtime
 from bot.worker import run_worker
 
 # Fast failure detection so the test does not wait a minute for a dead worker.
-CRASH_SETTINGS = {"heartbeat_s": 0.3, "stalled_after_s": 1.5, "reaper_interval_s": 0.3}
+CRASH_SETTINGS = {"heartbeat_s": 0.5, "stalled_after_s": 5.0, "reaper_interval_s": 0.5}
 
 
 def make_blueprint() -> Blueprint:
