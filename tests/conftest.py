@@ -75,6 +75,15 @@ def db_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A scratch folder outside pytest's basetemp, which a concurrent pytest run may prune
+    under a running server (PostgreSQL stops when its data directory disappears)."""
+    path = Path(tempfile.mkdtemp(prefix="review-loop-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
 def server_db_url() -> Iterator[str]:
     """A fresh database on the PostgreSQL server (the distributed mode)."""
     with fresh_database(server_url()) as url:

@@ -2,13 +2,10 @@
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,11 +17,8 @@ CLI = [sys.executable, "-m", "bot.cli"]
 
 
 @pytest.fixture
-def data_dir() -> Iterator[Path]:
-    # Outside pytest's basetemp, which a concurrent pytest run may prune under the server.
-    path = Path(tempfile.mkdtemp(prefix="review-loop-cli-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def data_dir(workdir: Path) -> Path:
+    return workdir
 
 
 def cli_env(data_dir: Path, port: int) -> dict[str, str]:
