@@ -44,9 +44,9 @@ class FanOut:
         issues = f"{self.n} {self.agent} issue{'s' if self.n != 1 else ''}"
         if self.n <= 1:
             return f"{issues}: one agent"
-        lhs = f"(N-1)*t = {self.n - 1}*{self.t:.0f} s = {(self.n - 1) * self.t:.0f} s"
+        lhs = f"(N-1)*t = {self.n - 1}*{_s(self.t)} s = {_s((self.n - 1) * self.t)} s"
         rel = ">" if (self.n - 1) * self.t > self.s else "<="
-        rule = f"{lhs} {rel} s = {self.s:.0f} s"
+        rule = f"{lhs} {rel} s = {_s(self.s)} s"
         if self.parallel:
             what = f"{self.width} agents in parallel"
             if self.cap:
@@ -96,3 +96,8 @@ def split(issues: Sequence[int], width: int) -> list[list[int]]:
 def moving_average(old: float | None, sample: float, alpha: float = 0.3) -> float:
     """Exponential moving average; the first sample stands alone."""
     return sample if old is None else (1 - alpha) * old + alpha * sample
+
+
+def _s(seconds: float) -> str:
+    """Seconds as people read them: whole from 10 up or when whole, else one decimal."""
+    return f"{seconds:.0f}" if seconds >= 10 or seconds == int(seconds) else f"{seconds:.1f}"

@@ -33,7 +33,8 @@ class Leases:
         self._pool = pool
 
     async def acquire(self, key: str, holder: str, ttl_s: float) -> Lease | None:
-        """Take `key` if it is free or expired (or already ours); None if someone else holds it."""
+        """Take `key` if it is free or expired; None while a lease on it is live (ours too:
+        holders are one per job, and a job renews rather than re-acquires)."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 """INSERT INTO review_loop_leases (key, holder, token, expires_at)
@@ -43,7 +44,6 @@ class Leases:
                       SET holder = excluded.holder, token = excluded.token,
                           acquired_at = now(), expires_at = excluded.expires_at
                     WHERE review_loop_leases.expires_at <= now()
-                       OR review_loop_leases.holder = excluded.holder
                    RETURNING key, holder, token, expires_at""",
                 {"key": key, "holder": holder, "ttl": ttl_s},
             )

@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -103,6 +104,8 @@ class FixRunner:
         self.store = LoopStore(fleet.runtime.pool)
         self.remote_sha: str | None = None  # the task branch on GitHub, as last seen/pushed
         self.base_findings: list[Finding] | None = None  # set when resuming earlier work
+        self.agent_s = 0.0  # the agents' own run time (the planner's t)
+        self.land_s = 0.0  # opening and merging the fix PR (paid once per task)
 
     async def run(self) -> None:
         t = self.task
@@ -181,17 +184,7 @@ class FixRunner:
                 failed=[n for n, _ in failed],
                 run_s=time.monotonic() - run_started,
             )
-        run_s = time.monotonic() - run_started
         worked = len(fixed) + len(failed)
-        if worked:
-            # The planner's s is the cost of a cold spawn: a warm claim teaches only t.
-            await self.store.record_costs(
-                t.repo,
-                t.agent,
-                None if warm else spawn_s,
-                run_s / worked,
-                prior_spawn_s=self.fleet.runtime.settings.prior_spawn_s,
-            )
         if not fixed:
             number, first = failed[0] if failed else (t.issue_number, None)
             if first is None:
@@ -199,7 +192,20 @@ class FixRunner:
             if len(failed) == 1:
                 raise first
             raise TaskFailed(first.status, "; ".join(f"#{n}: {e.reason}" for n, e in failed))
-        await self._propose(wt, fixed, failed, config, clone_url, token)
+        landing = time.monotonic()
+        try:
+            await self._propose(wt, fixed, failed, config, clone_url, token)
+        finally:
+            self.land_s = time.monotonic() - landing
+            # s is what one more agent costs: a cold spawn plus its own fix PR and merge;
+            # t is the agent's own run per issue. A warm claim teaches only t.
+            await self.store.record_costs(
+                t.repo,
+                t.agent,
+                None if warm else spawn_s + self.land_s,
+                self.agent_s / worked,
+                prior_spawn_s=self.fleet.runtime.settings.prior_spawn_s,
+            )
 
     async def _fix_issue(
         self,
@@ -231,6 +237,7 @@ class FixRunner:
         result = await run_agent(
             spec, wt.path, brief, task=AgentTask(targets=agent_targets, task_id=str(t.id))
         )
+        self.agent_s += result.duration_s
         identity = await self._identity()
         if not result.ok:
             if not t.batch:
@@ -365,4 +372,6 @@ async def _descends(mirror: Path, sha: str, base: str) -> bool:
 
 
 def holder_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Who holds a lease: this host and process, and this job (several run in one process,
+    and each must be refused a key another of them holds)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"

@@ -1,8 +1,10 @@
 """What loop jobs share in one worker process: mirrors, the agents catalog, identities."""
 
 import asyncio
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bot.agents.catalog import AgentSpec, load_catalog
 from bot.gitcmd import auth_env, git
@@ -17,7 +19,13 @@ class Fleet:
     mirrors: Mirrors
     catalog: dict[str, AgentSpec]
     warm: WarmPool
-    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` in the background of this process, keeping a reference until it ends."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     @classmethod
     def of(cls, runtime: Runtime) -> "Fleet":

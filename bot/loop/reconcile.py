@@ -5,7 +5,6 @@ the world match it. Every write is idempotent (markers, fingerprints, unique tas
 so a redelivered event or a retried job changes nothing.
 """
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -147,8 +146,9 @@ class PrReconciler:
         if fork or not self.fleet.runtime.settings.prewarm or self.row.stopped or no_fixes_ahead:
             return await auditing
         # While the auditor runs, prepare a worktree at the head for the fixer likely to follow.
-        findings, _ = await asyncio.gather(auditing, self._prewarm(mirror, pr, config))
-        return findings
+        # It goes on in the background: the reconcile does not wait for it, the task does.
+        self.fleet.spawn(self._prewarm(mirror, pr, config))
+        return await auditing
 
     async def _prewarm(self, mirror: Path, pr: PullInfo, config: RepoConfig) -> None:
         try:

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 READY = ".review-loop-warm-ready"
 SETUP_TIMEOUT_S = 900.0
 STALE_AFTER_S = 600.0
+CLAIM_WAIT_S = 60.0
 
 
 class SetupFailed(Exception):
@@ -103,12 +104,27 @@ class WarmPool:
         return True
 
     async def claim(
-        self, repo: str, mirror: Path, sha: str, path: Path, branch: str
+        self,
+        repo: str,
+        mirror: Path,
+        sha: str,
+        path: Path,
+        branch: str,
+        *,
+        wait_s: float = CLAIM_WAIT_S,
     ) -> Worktree | None:
-        """Take a ready warm worktree at `sha`, move it to `path` on `branch`; None if none."""
+        """Take a ready warm worktree at `sha`, move it to `path` on `branch`; None if none.
+
+        One still being prepared (its checkout or setup running) is waited for, up to
+        `wait_s`: it is further along than a cold spawn would be."""
         parent = self._dir(repo, sha)
         if not parent.is_dir():
             return None
+        deadline = time.monotonic() + wait_s
+        while not any(parent.glob(f"*{READY}")) and time.monotonic() < deadline:
+            if not any(p.is_dir() for p in parent.iterdir()):
+                return None  # nothing in preparation
+            await asyncio.sleep(0.05)
         for ready in sorted(parent.glob(f"*{READY}")):
             token = ready.name.removesuffix(READY)
             try:

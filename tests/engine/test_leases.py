@@ -4,7 +4,8 @@ import asyncio
 
 import pytest
 
-from bot.engine.leases import LeaseLost, Leases
+from bot.engine.leases import Lease, LeaseLost, Leases
+from bot.loop.fixing import holder_name
 from bot.runtime import Runtime
 
 
@@ -37,17 +38,28 @@ async def test_expired_holder_is_refused_by_the_token_check(runtime: Runtime) ->
     await leases.check(new)
 
 
-async def test_release_frees_the_key_and_only_the_holder_can_release(runtime: Runtime) -> None:
+async def test_release_frees_the_key_and_a_stale_token_cannot_release(runtime: Runtime) -> None:
     """Releasing with a stale token does nothing; the holder's release frees the key."""
     leases = Leases(runtime.pool)
     first = await leases.acquire("k", "w1", 30)
     assert first is not None
-    again = await leases.acquire("k", "w1", 30)  # re-acquiring bumps the token
-    assert again is not None and again.token > first.token
-    await leases.release(first)
+    stale = Lease(first.key, first.holder, first.token - 1, first.expires_at)
+    await leases.release(stale)
     assert await leases.acquire("k", "w2", 30) is None
-    await leases.release(again)
+    await leases.release(first)
     assert await leases.acquire("k", "w2", 30) is not None
+
+
+async def test_two_jobs_of_one_process_cannot_both_hold_a_key(runtime: Runtime) -> None:
+    """Every job is its own holder: a second job in the same process is refused while the
+    first holds the key, even under the same name."""
+    leases = Leases(runtime.pool)
+    assert holder_name() != holder_name()
+    first = await leases.acquire("pr:o/r#9", holder_name(), 30)
+    assert first is not None
+    assert await leases.acquire("pr:o/r#9", holder_name(), 30) is None
+    assert await leases.acquire("pr:o/r#9", first.holder, 30) is None
+    await leases.check(first)
 
 
 async def test_a_holder_that_cannot_renew_is_stopped(runtime: Runtime) -> None:
