@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck serve sandbox clean
+.PHONY: demo test lint typecheck serve sandbox clean bench-fanout
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ serve: $(STAMP)
 
 sandbox: $(STAMP)
 	$(BIN)/review-loop sandbox
+
+# Not part of `make test`: about 7 minutes on 2 cores (BENCH_ARGS=--quick: about 3).
+bench-fanout: $(STAMP)
+	$(BIN)/python -m bench.fanout $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .review-loop .pytest_cache .mypy_cache

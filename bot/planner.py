@@ -1,8 +1,10 @@
 """Fan out only when it pays: the spawn-tax rule, a pure function.
 
-One agent already at work on a warm worktree does N tasks of t seconds in N·t. N agents in
-parallel each need a worktree, a warm-up and a start first (the spawn cost s, paid side by
-side), then take t: s + t. Parallel wins only when s + t < N·t, that is (N - 1)·t > s.
+One agent already at work on a warm worktree does N issues of t seconds each in N·t. N agents
+in parallel each need a worktree, a warm-up, a start and, at the end, a fix PR of their own
+(the spawn cost s, paid side by side), then take t: s + t. Parallel wins only when
+s + t < N·t, that is (N - 1)·t > s. Both are measured per repository and agent: t is one
+issue's work (agent, verification, commit, push), s a cold spawn plus its fix PR and merge.
 """
 
 from collections.abc import Sequence

@@ -104,7 +104,6 @@ class FixRunner:
         self.store = LoopStore(fleet.runtime.pool)
         self.remote_sha: str | None = None  # the task branch on GitHub, as last seen/pushed
         self.base_findings: list[Finding] | None = None  # set when resuming earlier work
-        self.agent_s = 0.0  # the agents' own run time (the planner's t)
         self.land_s = 0.0  # opening and merging the fix PR (paid once per task)
 
     async def run(self) -> None:
@@ -185,6 +184,7 @@ class FixRunner:
                 run_s=time.monotonic() - run_started,
             )
         worked = len(fixed) + len(failed)
+        run_s = time.monotonic() - run_started  # agents, verification, commits, pushes
         if not fixed:
             number, first = failed[0] if failed else (t.issue_number, None)
             if first is None:
@@ -198,12 +198,13 @@ class FixRunner:
         finally:
             self.land_s = time.monotonic() - landing
             # s is what one more agent costs: a cold spawn plus its own fix PR and merge;
-            # t is the agent's own run per issue. A warm claim teaches only t.
+            # t is one issue's work: agent, verification, commit, push. A warm claim teaches
+            # only t.
             await self.store.record_costs(
                 t.repo,
                 t.agent,
                 None if warm else spawn_s + self.land_s,
-                self.agent_s / worked,
+                run_s / worked,
                 prior_spawn_s=self.fleet.runtime.settings.prior_spawn_s,
             )
 
@@ -237,7 +238,6 @@ class FixRunner:
         result = await run_agent(
             spec, wt.path, brief, task=AgentTask(targets=agent_targets, task_id=str(t.id))
         )
-        self.agent_s += result.duration_s
         identity = await self._identity()
         if not result.ok:
             if not t.batch:

@@ -116,7 +116,9 @@ class WarmPool:
         """Take a ready warm worktree at `sha`, move it to `path` on `branch`; None if none.
 
         One still being prepared (its checkout or setup running) is waited for, up to
-        `wait_s`: it is further along than a cold spawn would be."""
+        `wait_s`: it is further along than a cold spawn would be. Every task of a parallel
+        round waits, and those that lose the claim then spawn cold: the measured spawn cost
+        s includes that wait, so the planner sees what parallel really costs."""
         parent = self._dir(repo, sha)
         if not parent.is_dir():
             return None
@@ -168,7 +170,7 @@ class WarmPool:
             removed += 1
         for commit_dir in self.root.glob("*/*"):  # one folder per audited commit
             if now - commit_dir.stat().st_mtime > max_age_s and not any(
-                p.name != ".prepared" for p in commit_dir.iterdir()
+                not p.name.startswith(".") for p in commit_dir.iterdir()
             ):
                 shutil.rmtree(commit_dir, ignore_errors=True)
         return removed
