@@ -1,7 +1,9 @@
 """Dispatch a stored delivery to every handler registered for its event and action.
 
 One failing handler is logged with its name and the delivery id and never stops the others;
-the outcome of each is recorded on the delivery.
+the outcome of each is recorded on the delivery. A delivery with a failed handler is retried
+(every handler again: they are idempotent) until the job's last attempt, so a passing fault
+(a GitHub 502, a database hiccup) loses nothing.
 """
 
 import json
@@ -28,6 +30,15 @@ async def _finish(runtime: Runtime, delivery_id: str, status: str, outcome: dict
         )
 
 
+async def _record(runtime: Runtime, delivery_id: str, outcome: dict[str, Any]) -> None:
+    """Note the outcome of an attempt that will be retried (the status stays queued)."""
+    async with runtime.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE review_loop_deliveries SET outcome = %s::jsonb WHERE id = %s",
+            (json.dumps(outcome), delivery_id),
+        )
+
+
 async def ignored_sender(runtime: Runtime, envelope: Envelope) -> str | None:
     """Why the sender's events are ignored, or None to act on them."""
     sender = envelope.sender
@@ -43,7 +54,11 @@ async def ignored_sender(runtime: Runtime, envelope: Envelope) -> str | None:
     return f"event sent by bot {sender.login} (not in REVIEW_LOOP_ALLOWED_BOTS)"
 
 
-async def dispatch(runtime: Runtime, delivery_id: str) -> None:
+class HandlerFailed(Exception):
+    """A handler raised; the dispatch job is retried."""
+
+
+async def dispatch(runtime: Runtime, delivery_id: str, *, final_attempt: bool = True) -> None:
     with delivery_context(delivery_id):
         async with runtime.pool.connection() as conn:
             cur = await conn.execute(
@@ -96,5 +111,8 @@ async def dispatch(runtime: Runtime, delivery_id: str) -> None:
                 outcome[name] = f"error: {type(exc).__name__}: {exc}"
             else:
                 outcome[name] = "ok"
-        failed = any(v != "ok" for v in outcome.values())
+        failed = [name for name, result in outcome.items() if result != "ok"]
+        if failed and not final_attempt:
+            await _record(runtime, delivery_id, outcome)
+            raise HandlerFailed(f"{', '.join(failed)} failed; the delivery will be retried")
         await _finish(runtime, delivery_id, "failed" if failed else "done", outcome)

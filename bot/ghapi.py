@@ -322,13 +322,14 @@ class RepoAPI:
     async def upsert_comment(
         self, number: int, marker: Mapping[str, Any], body_without_marker: str
     ) -> int:
-        """The bot's one comment of `marker["kind"]`: created once, edited when its text changes."""
+        """The bot's one comment carrying exactly `marker`: created once, edited when its text
+        changes (replies to different comments carry different markers)."""
         body = with_marker(marker, body_without_marker)
         for existing in await self.list_comments(number):
             if self.bot_login and existing.user_login != self.bot_login:
                 continue
             found = parse_marker(existing.body)
-            if found is None or found.get("kind") != marker.get("kind"):
+            if found != dict(marker):
                 continue
             if existing.body != body:
                 await self.gh.rest.issues.async_update_comment(

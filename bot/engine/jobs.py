@@ -25,7 +25,10 @@ async def dispatch_delivery(context: JobContext, delivery_id: str) -> None:
     """Run every handler registered for a stored delivery."""
     from bot.dispatch import dispatch
 
-    await dispatch(runtime_of(context), delivery_id)
+    final = DISPATCH_RETRY.max_attempts is not None and (
+        context.job.attempts >= DISPATCH_RETRY.max_attempts
+    )
+    await dispatch(runtime_of(context), delivery_id, final_attempt=final)
 
 
 LOOP_RETRY = RetryStrategy(max_attempts=3, exponential_wait=2)

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.agents.briefs import BriefFinding, BriefTask, build_brief
+from bot.agents.briefs import BriefFinding, BriefTask, build_brief, redact_secrets
 from bot.agents.catalog import AgentSpec
 from bot.agents.diffcheck import check_change
 from bot.agents.runner import AgentTask, FixTarget, run_agent
@@ -46,10 +46,11 @@ AGENT_ANALYZERS = {agent: [analyzer] for analyzer, agent in DEFAULT_AGENTS.items
 class TaskFailed(Exception):
     """The task (or one issue of it) cannot produce a fix; `status` says how it ended."""
 
-    def __init__(self, status: str, reason: str) -> None:
+    def __init__(self, status: str, reason: str, *, tampered: bool = False) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.tampered = tampered  # the agent touched git's config or hooks
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,8 @@ class FixRunner:
                 if await self._fix_issue(wt, number, spec, config.auditors, clone_url, token):
                     fixed.append(number)
             except TaskFailed as exc:
+                if exc.tampered:
+                    raise  # the worktree is not to be trusted, not even to reset it
                 failed.append((number, exc))
                 # Undo this issue's leftovers so the next one starts from the last good commit.
                 await git("reset", "--hard", "--quiet", cwd=wt.path)
@@ -242,10 +245,13 @@ class FixRunner:
         if not result.ok:
             if not t.batch:
                 await self._keep_partial(wt, number, clone_url, token, identity)
-            raise TaskFailed("failed", f"agent {t.agent} failed: {result.error}")
+            raise TaskFailed(
+                "failed", f"agent {t.agent} failed: {redact_secrets(result.error or '')}"
+            )
         problems = await check_change(wt.path, "HEAD")
         if problems:
-            raise TaskFailed("refused", "; ".join(problems))
+            tampered = any("git" in p and ("config" in p or "hook" in p) for p in problems)
+            raise TaskFailed("refused", "; ".join(problems), tampered=tampered)
         if not await changed_files(wt, "HEAD"):
             raise TaskFailed("failed", f"agent {t.agent} changed nothing")
         # The analyzer that produced the finding judges the fix (DESIGN 1.6); a person's
@@ -343,6 +349,10 @@ class FixRunner:
     ) -> None:
         """Commit whatever the agent left and push it to the task branch; label the issue."""
         t = self.task
+        problems = await check_change(wt.path, "HEAD")
+        if problems:  # never commit (let alone push) a change that fails the checks
+            log.warning("partial work of task %s not kept: %s", t.id, "; ".join(problems))
+            return
         message = f"Partial work for #{number} (agent {t.agent})\n"
         if await commit_all(wt, message, identity.name, identity.email) is None:
             return

@@ -13,6 +13,9 @@ from bot.runtime import Runtime
 log = logging.getLogger(__name__)
 
 BUSY_RETRY_S = 2.0
+# A task left in one of these by a crashed worker is picked up again by the retried job;
+# "pushed" included: opening and merging its fix PR are idempotent.
+RESUMABLE = ("queued", "running", "pushed")
 
 
 def lease_ttl(runtime: Runtime) -> float:
@@ -46,7 +49,7 @@ async def reconcile_pr(runtime: Runtime, repo: str, number: int, generation: int
 async def run_fix_task(runtime: Runtime, task_id: int) -> None:
     store = LoopStore(runtime.pool)
     row = await store.task(task_id)
-    if row is None or row.status not in ("queued", "running"):
+    if row is None or row.status not in RESUMABLE:
         return  # finished already: a redelivered job changes nothing
     fleet = Fleet.of(runtime)
     key = f"issue:{row.repo}#{row.issue_number}"
@@ -56,6 +59,9 @@ async def run_fix_task(runtime: Runtime, task_id: int) -> None:
                 schedule_in={"seconds": BUSY_RETRY_S}
             )
             await job.defer_async(task_id=task_id)
+            return
+        row = await store.task(task_id)  # it may have finished while we waited for the lease
+        if row is None or row.status not in RESUMABLE:
             return
         await store.update_task(task_id, status="running", attempts=row.attempts + 1)
         row = await store.task(task_id)

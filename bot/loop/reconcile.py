@@ -109,7 +109,7 @@ class PrReconciler:
             await self._report(pr, Outcome(report.STOPPED, "", self.row.round), [], [], config)
             return
         await self.api.ensure_labels(LABELS)
-        is_fork = pr.head_repo is not None and pr.head_repo != self.repo
+        is_fork = pr.head_repo != self.repo  # None: the fork was deleted
         own_fix_pr = (
             pr.head_ref.startswith(FIX_BRANCH_PREFIX) and pr.base_ref != repo_info.default_branch
         )
@@ -206,6 +206,7 @@ class PrReconciler:
             issue_for[draft.fingerprint] = made.number
             created.append(made)
         for upd in plan.update:
+            await self.fleet.runtime.leases.check(self.lease)
             await self.api.update_issue(upd.number, title=upd.title, body=upd.body)
         for close in plan.close:
             await self.fleet.runtime.leases.check(self.lease)
@@ -217,6 +218,7 @@ class PrReconciler:
             if close.state_reason == "completed" and isinstance(fp, str):
                 await self.store.record_fixed(self.repo, self.number, fp, close.number, head_sha)
         for reopen in plan.reopen:
+            await self.fleet.runtime.leases.check(self.lease)
             await self.api.update_issue(
                 reopen.number, state="open", title=reopen.title, body=reopen.body
             )
@@ -344,6 +346,8 @@ class PrReconciler:
                 if row is not None:
                     await queue_fix(self.fleet.runtime, row.id)
                     queued += 1
+        if queued == 0:  # this round's tasks exist already and ended: nothing will move
+            return Outcome(report.NEEDS_HUMAN, f"round {round_}'s fixes all ended unfixed", round_)
         return Outcome(report.FIXING, f"round {round_}: {queued} fixes queued", round_)
 
     # -- telling people ------------------------------------------------------------------------
@@ -392,6 +396,7 @@ class PrReconciler:
     async def _check_run(
         self, pr: PullInfo, state: str, reason: str, findings: Sequence[Finding]
     ) -> None:
+        await self.fleet.runtime.leases.check(self.lease)
         status, conclusion = report.check_conclusion(state)
         title = {
             report.READY: "Ready for human review",

@@ -4,7 +4,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from bot.engine.database import Pool
+from bot.engine.database import Conn, Pool
 
 ACTIVE_TASK_STATES = ("queued", "running", "pushed")
 
@@ -63,34 +63,39 @@ class LoopStore:
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
 
-    async def bump(self, repo: str, number: int, installation_id: int, **flags: bool) -> int:
-        """Record that something happened to the PR; returns its new generation."""
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                """INSERT INTO review_loop_prs (repo, number, installation_id, generation)
+    async def bump(
+        self,
+        repo: str,
+        number: int,
+        installation_id: int,
+        conn: Conn | None = None,
+        **flags: bool,
+    ) -> int:
+        """Record that something happened to the PR (and set `flags`); its new generation.
+        With `conn`, inside the caller's transaction."""
+        if conn is None:
+            async with self._pool.connection() as own:
+                return await self.bump(repo, number, installation_id, own, **flags)
+        cur = await conn.execute(
+            """INSERT INTO review_loop_prs (repo, number, installation_id, generation)
                     VALUES (%(repo)s, %(number)s, %(iid)s, 1)
                     ON CONFLICT (repo, number) DO UPDATE
                        SET generation = review_loop_prs.generation + 1,
                            installation_id = excluded.installation_id,
                            updated_at = now()
                     RETURNING generation""",
-                {"repo": repo, "number": number, "iid": installation_id},
-            )
-            row = await cur.fetchone()
+            {"repo": repo, "number": number, "iid": installation_id},
+        )
+        row = await cur.fetchone()
         assert row is not None
-        await self.set_flags(repo, number, **flags)
-        return int(row["generation"])
-
-    async def set_flags(self, repo: str, number: int, **flags: object) -> None:
-        if not flags:
-            return
-        sets = ", ".join(f"{name} = %({name})s" for name in flags)
-        async with self._pool.connection() as conn:
+        if flags:
+            sets = ", ".join(f"{name} = %({name})s" for name in flags)
             await conn.execute(
-                f"""UPDATE review_loop_prs SET {sets}, updated_at = now()
+                f"""UPDATE review_loop_prs SET {sets}
                      WHERE repo = %(repo)s AND number = %(number)s""",  # noqa: S608
                 {"repo": repo, "number": number, **flags},
             )
+        return int(row["generation"])
 
     async def get(self, repo: str, number: int) -> PrRow | None:
         async with self._pool.connection() as conn:

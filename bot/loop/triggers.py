@@ -18,12 +18,18 @@ async def request_reconcile(
     delay_s: float = 0,
     **flags: bool,
 ) -> int:
-    """Queue a reconcile of PR `repo#number`; returns the generation it will handle."""
-    generation = await LoopStore(runtime.pool).bump(repo, number, installation_id, **flags)
-    job = task(runtime.jobs, "reconcile_pr")
-    if delay_s:
-        job = job.configure(schedule_in={"seconds": delay_s})
-    await job.defer_async(repo=repo, number=number, generation=generation)
+    """Queue a reconcile of PR `repo#number`; returns the generation it will handle.
+
+    The bump and the job are written in one transaction: a bump without its job would make
+    the already queued job (an older generation) exit, and nothing would reconcile the PR."""
+    store = LoopStore(runtime.pool)
+    async with runtime.pool.connection() as conn, conn.transaction():
+        generation = await store.bump(repo, number, installation_id, conn, **flags)
+        options: dict[str, object] = {"connection": conn}
+        if delay_s:
+            options["schedule_in"] = {"seconds": delay_s}
+        job = task(runtime.jobs, "reconcile_pr").configure(**options)
+        await job.defer_async(repo=repo, number=number, generation=generation)
     return generation
 
 

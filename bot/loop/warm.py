@@ -92,12 +92,17 @@ class WarmPool:
             return False
         token = uuid.uuid4().hex[:10]
         path = parent / token
-        wt = await self.mirrors.add_worktree(mirror, path, f"review-loop/warm/{token}", sha)
+        try:
+            wt = await self.mirrors.add_worktree(mirror, path, f"review-loop/warm/{token}", sha)
+        except BaseException:
+            shutil.rmtree(parent, ignore_errors=True)  # nothing half-made for claims to wait on
+            raise
         try:
             if setup:
                 await run_setup(wt.path, setup)
-        except SetupFailed:
+        except BaseException:
             await self.mirrors.remove_worktree(wt)
+            shutil.rmtree(parent, ignore_errors=True)
             raise
         (parent / f"{token}{READY}").write_text(str(time.time()))
         log.info("warm worktree ready for %s at %s", repo, sha[:8])

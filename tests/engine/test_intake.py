@@ -12,6 +12,7 @@ import pytest
 from bot.app import create_app
 from bot.config import ConfigError, LogFormat
 from bot.context import Context
+from bot.dispatch import dispatch
 from bot.logs import setup_logging
 from bot.routing import Router
 from bot.runtime import Runtime
@@ -189,10 +190,18 @@ async def test_failing_handler_is_isolated_and_recorded(runtime: Runtime, router
     await drain(runtime)
     assert ran == ["d-fail"]
     row = await delivery(runtime, "d-fail")
-    assert row["status"] == "failed"
+    assert row["status"] == "queued"  # kept for the retry, nothing lost
     outcomes = {name.rsplit(".", 1)[-1]: result for name, result in row["outcome"].items()}
     assert outcomes["healthy"] == "ok"
     assert outcomes["broken"] == "error: RuntimeError: boom"
+    async with runtime.pool.connection() as conn:
+        cur = await conn.execute("SELECT status::text AS s FROM procrastinate_jobs")
+        jobs = [r["s"] for r in await cur.fetchall()]
+    assert jobs == ["todo"]  # the dispatch job is scheduled again
+
+    await dispatch(runtime, "d-fail", final_attempt=True)  # the last attempt gives up
+    assert ran == ["d-fail", "d-fail"]
+    assert (await delivery(runtime, "d-fail"))["status"] == "failed"
 
 
 async def test_events_sent_by_the_bot_itself_are_ignored(runtime: Runtime, router: Router) -> None:
