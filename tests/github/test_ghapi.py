@@ -45,6 +45,20 @@ async def test_upsert_comment_creates_once_and_edits_only_on_change(
     assert body.endswith("round 2")
 
 
+async def test_replies_to_different_commands_are_separate_comments(
+    fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """Two replies of one kind but to different comments do not overwrite each other."""
+    pr = fake.add_pull("feature").number
+    first = await api.upsert_comment(pr, {"kind": "reply", "comment": 1}, "answer one")
+    second = await api.upsert_comment(pr, {"kind": "reply", "comment": 2}, "answer two")
+    again = await api.upsert_comment(pr, {"kind": "reply", "comment": 1}, "answer one")
+
+    assert first != second and again == first
+    assert fake.comments[first].body.endswith("answer one")
+    assert fake.comments[second].body.endswith("answer two")
+
+
 async def test_upsert_comment_ignores_markers_in_other_peoples_comments(
     fake: FakeGitHub, api: RepoAPI
 ) -> None:
