@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     prewarm: bool = True
     # How often workers look for failed webhook deliveries to redeliver (0 = never).
     redeliver_interval_s: float = Field(default=300.0, ge=0)
+    # Resync: PRs whose loop is not at rest and has not moved for `resync_quiet_s` get a
+    # fresh reconcile, checked every `resync_interval_s` (0 = never).
+    resync_interval_s: float = Field(default=300.0, ge=0)
+    resync_quiet_s: float = Field(default=900.0, gt=0)
     # GET /status lists recent deliveries (repositories, senders): off unless asked for.
     status_page: bool = False
     # Bots other than ourselves whose events are acted on (logins, e.g. "renovate[bot]").

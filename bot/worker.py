@@ -30,6 +30,13 @@ async def run_worker(runtime: Runtime, *, install_signal_handlers: bool = True) 
     )
     janitor = asyncio.create_task(run_janitor(runtime), name="janitor")
     background = [reaper, janitor]
+    if settings.resync_interval_s > 0:
+        from bot.loop.resync import run_resync
+
+        resyncing = run_resync(
+            runtime, interval_s=settings.resync_interval_s, quiet_for_s=settings.resync_quiet_s
+        )
+        background.append(asyncio.create_task(resyncing))
     if settings.redeliver_interval_s > 0 and settings.app_id is not None:
         from bot.redeliver import run_redeliverer
 
