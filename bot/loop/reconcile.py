@@ -101,9 +101,13 @@ class PrReconciler:
         opted_in = config.enabled or LOOP_LABEL in pr.labels or self.row.force_audit
         if not opted_in:
             log.info("%s#%d: the loop is not enabled here; nothing to do", self.repo, self.number)
+            await self._save(
+                report.AUDITED, "the loop is not enabled on this repository", pr.head_sha
+            )
             return
         if pr.draft and not config.drafts and not self.row.force_audit:
             log.info("%s#%d is a draft; skipped", self.repo, self.number)
+            await self._save(report.AUDITED, "draft pull request: skipped", pr.head_sha)
             return
         if self.row.stopped:
             await self._report(pr, Outcome(report.STOPPED, "", self.row.round), [], [], config)
