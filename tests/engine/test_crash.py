@@ -1,5 +1,6 @@
 """A worker killed with SIGKILL mid-job: another worker finishes the job; nothing is lost."""
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -76,5 +77,10 @@ async def test_job_of_a_killed_worker_is_finished_by_another(
             str(first.pid),
             str(second.pid),
         ]
+        # The task writes its done file just before the worker records the job's end.
+        deadline = time.monotonic() + 30
         status = await runtime.jobs.job_manager.get_job_status_async(job_id)
+        while status.value == "doing" and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            status = await runtime.jobs.job_manager.get_job_status_async(job_id)
         assert status.value == "succeeded"
