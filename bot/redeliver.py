@@ -10,6 +10,7 @@ import logging
 import re
 from datetime import UTC, datetime, timedelta
 
+from bot.engine.database import try_advisory_lock
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -24,9 +25,7 @@ LOOKBACK = timedelta(hours=6)
 async def redeliver_missed(runtime: Runtime, *, lookback: timedelta = LOOKBACK) -> list[str]:
     """Ask GitHub to redeliver every recent delivery that failed and was never stored."""
     async with runtime.pool.connection() as conn, conn.transaction():
-        cur = await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS got", (_LOCK,))
-        row = await cur.fetchone()
-        if not row or not row["got"]:
+        if not await try_advisory_lock(conn, _LOCK):
             return []
         since = datetime.now(UTC) - lookback
         async with runtime.github.app_client() as gh:

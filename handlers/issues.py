@@ -2,12 +2,11 @@
 finding waives it."""
 
 from bot.context import Context
-from bot.engine.jobs import task
 from bot.ghmodels import can_write
 from bot.ledger import FINDING_LABEL, parse_marker
 from bot.loop.reconcile import fix_branch
 from bot.loop.store import LoopStore
-from bot.loop.triggers import request_reconcile
+from bot.loop.triggers import queue_fix, request_reconcile
 from bot.router import AGENT_LABEL_PREFIX, FIX_LABEL
 from bot.routing import Router
 
@@ -85,7 +84,7 @@ async def fix_filed_issue(ctx: Context, labels: list[str]) -> None:
         branch=fix_branch(None, ctx.number),
     )
     if row is not None:
-        await task(ctx.runtime.jobs, "run_fix_task").defer_async(task_id=row.id)
+        await queue_fix(ctx.runtime, row.id)
 
 
 @router.register("issues", action="closed")

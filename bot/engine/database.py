@@ -78,6 +78,14 @@ def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
     )
 
 
+async def try_advisory_lock(conn: Conn, key: int) -> bool:
+    """Take a transaction-scoped advisory lock if it is free: one periodic pass (reaper,
+    redelivery, resync) at a time across all processes."""
+    cur = await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS got", (key,))
+    row = await cur.fetchone()
+    return bool(row and row["got"])
+
+
 async def reachable(pool: Pool) -> bool:
     try:
         async with pool.connection(timeout=2) as conn:

@@ -10,7 +10,7 @@ import logging
 import procrastinate
 from procrastinate import exceptions as proc_exc
 
-from bot.engine.database import Pool
+from bot.engine.database import Pool, try_advisory_lock
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +22,7 @@ async def reap_once(jobs: procrastinate.App, pool: Pool, stalled_after_s: float)
     `stalled_after_s`; return their ids."""
     retried: list[int] = []
     async with pool.connection() as conn, conn.transaction():
-        cur = await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS got", (_REAPER_LOCK,))
-        row = await cur.fetchone()
-        if not row or not row["got"]:
+        if not await try_advisory_lock(conn, _REAPER_LOCK):
             return retried
         stalled = await jobs.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after_s)
         for job in stalled:

@@ -105,7 +105,6 @@ class FixRunner:
         self.store = LoopStore(fleet.runtime.pool)
         self.remote_sha: str | None = None  # the task branch on GitHub, as last seen/pushed
         self.base_findings: list[Finding] | None = None  # set when resuming earlier work
-        self.land_s = 0.0  # opening and merging the fix PR (paid once per task)
 
     async def run(self) -> None:
         t = self.task
@@ -199,14 +198,14 @@ class FixRunner:
         try:
             await self._propose(wt, fixed, failed, config, clone_url, token)
         finally:
-            self.land_s = time.monotonic() - landing
+            land_s = time.monotonic() - landing
             # s is what one more agent costs: a cold spawn plus its own fix PR and merge;
             # t is one issue's work: agent, verification, commit, push. A warm claim teaches
             # only t.
             await self.store.record_costs(
                 t.repo,
                 t.agent,
-                None if warm else spawn_s + self.land_s,
+                None if warm else spawn_s + land_s,
                 run_s / worked,
                 prior_spawn_s=self.fleet.runtime.settings.prior_spawn_s,
             )

@@ -43,7 +43,6 @@ class Summary:
     head_sha: str
     issues: Sequence[IssueLine] = ()
     tasks: Sequence[TaskRow] = ()
-    notes: Sequence[str] = field(default_factory=tuple)
     fanout: Sequence[str] = field(default_factory=tuple)  # the latest round's decisions
 
 
@@ -77,8 +76,6 @@ def render_summary(s: Summary) -> str:
     if s.fanout:
         lines += ["", "Fan-out (spawn only when (N-1)*t > s):"]
         lines += [f"- {decision}" for decision in s.fanout]
-    if s.notes:
-        lines += ["", *[f"- {note}" for note in s.notes]]
     lines += ["", "<sub>Commands: `@review-loop help`. This comment is updated in place.</sub>"]
     return "\n".join(lines)
 

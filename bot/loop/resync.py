@@ -5,6 +5,7 @@ moved for a while get a fresh reconcile; being level-triggered, it just looks ag
 import asyncio
 import logging
 
+from bot.engine.database import try_advisory_lock
 from bot.loop.triggers import request_reconcile
 from bot.runtime import Runtime
 
@@ -18,9 +19,7 @@ async def resync_once(runtime: Runtime, *, quiet_for_s: float) -> list[tuple[str
     """Reconcile again every PR not at rest whose row has not changed for `quiet_for_s`
     and that has no reconcile queued or running."""
     async with runtime.pool.connection() as conn, conn.transaction():
-        cur = await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS got", (_LOCK,))
-        row = await cur.fetchone()
-        if not row or not row["got"]:
+        if not await try_advisory_lock(conn, _LOCK):
             return []
         cur = await conn.execute(
             """SELECT p.repo, p.number, p.installation_id FROM review_loop_prs p

@@ -185,21 +185,17 @@ class LoopStore:
         return None if row is None else TaskRow(**row)
 
     async def tasks_for_pr(self, repo: str, pr_number: int) -> list[TaskRow]:
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"""SELECT {_TASK_COLUMNS} FROM review_loop_tasks
-                     WHERE repo = %s AND pr_number = %s ORDER BY id""",  # noqa: S608
-                (repo, pr_number),
-            )
-            rows = await cur.fetchall()
-        return [TaskRow(**r) for r in rows]
+        return await self._tasks_where("pr_number", repo, pr_number)
 
     async def tasks_for_issue(self, repo: str, issue_number: int) -> list[TaskRow]:
+        return await self._tasks_where("issue_number", repo, issue_number)
+
+    async def _tasks_where(self, column: str, repo: str, number: int) -> list[TaskRow]:
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 f"""SELECT {_TASK_COLUMNS} FROM review_loop_tasks
-                     WHERE repo = %s AND issue_number = %s ORDER BY id""",  # noqa: S608
-                (repo, issue_number),
+                     WHERE repo = %s AND {column} = %s ORDER BY id""",  # noqa: S608 - ours
+                (repo, number),
             )
             rows = await cur.fetchall()
         return [TaskRow(**r) for r in rows]
