@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -13,7 +14,9 @@ from tests.sandbox.conftest import REPO, Receiver, World, app_client
 OWNER, NAME = REPO.split("/")
 
 
-def git(cwd: Path, *args: str, trace: bool = False) -> subprocess.CompletedProcess[str]:
+def git(
+    cwd: Path, *args: str, trace: bool = False, date: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "GIT_TERMINAL_PROMPT": "0",
@@ -22,6 +25,8 @@ def git(cwd: Path, *args: str, trace: bool = False) -> subprocess.CompletedProce
         "GIT_COMMITTER_NAME": "bot",
         "GIT_COMMITTER_EMAIL": "bot@example.com",
     }
+    if date:
+        env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = date
     if trace:
         env["GIT_TRACE_CURL"] = "1"
         env["GIT_TRACE_CURL_NO_DATA"] = "1"
@@ -78,10 +83,14 @@ def test_big_pushes_and_gzip_fetches_stream_through(world: World, tmp_path: Path
     git(work, "commit", "--quiet", "-m", "big")
     git(work, "push", "--quiet", "origin", "HEAD:refs/heads/big")
     git(work, "checkout", "--quiet", "-b", "local")
+    future = int(time.time()) + 3600
     for n in range(60):  # local-only commits: the fetch sends a "have" for each
         (work / "n.txt").write_text(str(n))
         git(work, "add", "n.txt")
-        git(work, "commit", "--quiet", "-m", f"local {n}")
+        # Dated after everything on the server, so that negotiation walks all of them before
+        # it reaches a common commit: a later round's request is then over git's 1 KiB gzip
+        # threshold. (Same-second dates let the common commit come first, one round, no gzip.)
+        git(work, "commit", "--quiet", "-m", f"local {n}", date=f"@{future + n} +0000")
     world.driver.push(REPO, "main", {"new.txt": "new\n"}, as_user="alice")
     fetched = git(work, "fetch", "origin", trace=True)
     assert "Content-Encoding: gzip" in fetched.stderr

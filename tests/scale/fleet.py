@@ -33,6 +33,12 @@ class Worker:
     def pid(self) -> int:
         return self.proc.pid
 
+    def ran(self, run: "AgentRun") -> bool:
+        """Whether this worker started `run`: its worktree lies in the worker's data directory.
+        (The run's parent pid is no proof: an agent whose worker was killed before it logged
+        its start reports init as its parent.)"""
+        return run.cwd.startswith(f"{self.data_dir.resolve()}{os.sep}")
+
 
 @contextlib.contextmanager
 def worker_processes(

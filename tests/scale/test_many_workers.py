@@ -127,10 +127,10 @@ async def test_killed_worker_batch_is_resumed_without_redoing_pushed_fixes(
                 return [c for ref in fix_branches(stack, number) for c in fix_commits(stack, ref)]
 
             await poll(pushed, timeout=90, what="the batch's first pushed fix")
-            victim = next(w for w in workers if w.pid == agent_runs(log)[-1].worker_pid)
+            victim = next(w for w in workers if w.ran(agent_runs(log)[-1]))
             victim.proc.send_signal(signal.SIGKILL)
             victim.proc.wait()
-            kill_orphaned_agents(log, victim)
+            kill_orphaned_agents(victim)
             before_kill = pushed()
             survivors = [w for w in workers if w is not victim]
             row = await wait_settled(stack, REPO, number, timeout=90, on_progress=alive(survivors))
@@ -147,8 +147,8 @@ async def test_killed_worker_batch_is_resumed_without_redoing_pushed_fixes(
     runs = agent_runs(log)
     for _, files in before_kill:
         [run] = [r for r in runs if set(r.paths) & set(files)]
-        assert run.worker_pid == victim.pid, "a fix pushed before the kill is not redone"
-    redone = [r for r in runs if r.worker_pid != victim.pid]
+        assert victim.ran(run), "a fix pushed before the kill is not redone"
+    redone = [r for r in runs if not victim.ran(r)]
     assert len(redone) == FILES_PER_PR - len(before_kill)
     assert all(r.ended is not None for r in redone)
     print(
@@ -169,12 +169,17 @@ def alive(workers: list[Worker]) -> Any:
     return check
 
 
-def kill_orphaned_agents(log: Path, victim: Worker) -> None:
-    """Agents run in their own session and outlive a killed worker: stop the ones it left."""
-    for run in agent_runs(log):
-        if run.worker_pid == victim.pid and run.ended is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(run.pid, signal.SIGKILL)
+def kill_orphaned_agents(victim: Worker) -> None:
+    """Agents run in their own session and outlive a killed worker: stop the ones it left,
+    found by their working directory (one started just before the kill may not have logged
+    its start yet)."""
+    inside = f"{victim.data_dir.resolve()}{os.sep}"
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if os.readlink(proc / "cwd").startswith(inside):
+                os.kill(int(proc.name), signal.SIGKILL)
 
 
 def pairs(runs: list[AgentRun]) -> list[tuple[AgentRun, AgentRun]]:
