@@ -214,6 +214,10 @@ class RepoAPI:
         result = resp.parsed_data
         return MergeResult(result.merged, result.sha, conflict=False, message=result.message)
 
+    async def close_pull(self, number: int) -> None:
+        """Close a pull request without merging it (closing a closed one changes nothing)."""
+        await self.gh.rest.pulls.async_update(self.owner, self.name, number, state="closed")
+
     async def request_reviewers(
         self, number: int, reviewers: Sequence[str], team_reviewers: Sequence[str] = ()
     ) -> None:

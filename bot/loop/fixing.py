@@ -7,6 +7,7 @@ nothing new appeared. A single-issue task whose agent fails keeps the partial wo
 branch; in a batch, a failed issue's leftovers are undone so the next issue starts clean.
 """
 
+import contextlib
 import logging
 import os
 import socket
@@ -14,25 +15,26 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bot.agents.briefs import BriefFinding, BriefTask, build_brief, redact_secrets
 from bot.agents.catalog import AgentSpec
 from bot.agents.diffcheck import check_change
 from bot.agents.runner import AgentTask, FixTarget, run_agent
-from bot.audit import audit
+from bot.audit import audit, changed_lines, filter_ignored, filter_to_changed
 from bot.audit.findings import Finding, normalise_code
 from bot.engine.leases import Lease
 from bot.ghapi import RepoAPI
-from bot.gitcmd import git
+from bot.ghmodels import PullInfo
+from bot.gitcmd import GitError, git
 from bot.ledger import FindingGroup, parse_marker
 from bot.loop.auditing import audit_commit
 from bot.loop.config import load_repo_config
 from bot.loop.fleetctx import Fleet
-from bot.loop.reconcile import PARTIAL_LABEL
+from bot.loop.reconcile import PARTIAL_LABEL, fix_pr_verdict, upsert_loop_check
 from bot.loop.store import LoopStore, TaskRow
-from bot.loop.warm import SetupFailed, run_setup
+from bot.loop.warm import RepoCommandFailed, run_repo_command
 from bot.repo_config import RepoConfig
 from bot.router import DEFAULT_AGENTS
 from bot.worktrees import Worktree, changed_files, commit_all, push
@@ -105,6 +107,7 @@ class FixRunner:
         self.store = LoopStore(fleet.runtime.pool)
         self.remote_sha: str | None = None  # the task branch on GitHub, as last seen/pushed
         self.base_findings: list[Finding] | None = None  # set when resuming earlier work
+        self.mirror: Path | None = None  # the repository's mirror, once fetched
 
     async def run(self) -> None:
         t = self.task
@@ -119,7 +122,7 @@ class FixRunner:
             raise TaskFailed("failed", f"no agent {t.agent!r} in the server's catalog")
         started = time.monotonic()
         token = await self.fleet.token(t.installation_id, t.repo)
-        mirror = await self.fleet.mirrors.ensure(t.repo, repo_info.clone_url, token)
+        mirror = self.mirror = await self.fleet.mirrors.ensure(t.repo, repo_info.clone_url, token)
         if t.pr_number is not None and pr.head_sha != t.base_sha:
             # Sibling fixes merged meanwhile: fine, the fix merges on top. A rewritten branch
             # (force-push) is not: the next round plans again from the new head.
@@ -145,9 +148,9 @@ class FixRunner:
         try:
             if config.setup and not warm:
                 try:
-                    await run_setup(wt.path, config.setup)
-                except SetupFailed as exc:
-                    raise TaskFailed("failed", f"the repository's setup command: {exc}") from exc
+                    await run_repo_command(wt.path, config.setup)
+                except RepoCommandFailed as exc:
+                    raise TaskFailed("failed", f"the repository's {exc}") from exc
             spawn_s = time.monotonic() - started
             await self.store.update_task(t.id, spawn_s=spawn_s, warm=warm)
             await self._fix_batch(wt, spec, config, repo_info.clone_url, token, spawn_s, warm)
@@ -170,7 +173,7 @@ class FixRunner:
         run_started = time.monotonic()
         for number in t.issues:
             try:
-                if await self._fix_issue(wt, number, spec, config.auditors, clone_url, token):
+                if await self._fix_issue(wt, number, spec, config, clone_url, token):
                     fixed.append(number)
             except TaskFailed as exc:
                 if exc.tampered:
@@ -196,7 +199,7 @@ class FixRunner:
             raise TaskFailed(first.status, "; ".join(f"#{n}: {e.reason}" for n, e in failed))
         landing = time.monotonic()
         try:
-            await self._propose(wt, fixed, failed, config, clone_url, token)
+            await self._propose(wt, spec, fixed, failed, config, clone_url, token)
         finally:
             land_s = time.monotonic() - landing
             # s is what one more agent costs: a cold spawn plus its own fix PR and merge;
@@ -215,12 +218,13 @@ class FixRunner:
         wt: Worktree,
         number: int,
         spec: AgentSpec,
-        auditors: list[str],
+        config: RepoConfig,
         clone_url: str,
         token: str,
     ) -> bool:
         """Fix one issue in the worktree and commit it; False if there was nothing to fix."""
         t = self.task
+        auditors = config.auditors
         issue = await self.api.get_issue(number)
         if issue.state != "open":
             return False
@@ -263,8 +267,24 @@ class FixRunner:
         title = f"Fix #{number}: {issue.title}"[:200]
         sha = await commit_all(wt, f"{title}\n\nFixes #{number}\n", identity.name, identity.email)
         assert sha is not None
+        if config.test:
+            await self._run_tests(wt, config.test, undo=True)
         await self._push(wt, clone_url, token)  # a checkpoint a successor can resume from
         return True
+
+    async def _run_tests(self, wt: Worktree, command: str, *, undo: bool) -> None:
+        """The repository's `test` command on the committed change (DESIGN 1.6). Whatever the
+        tests leave in the worktree is discarded; on failure, with `undo`, so is the commit."""
+        try:
+            await run_repo_command(wt.path, command, what="test")
+        except RepoCommandFailed as exc:
+            await git("reset", "--hard", "--quiet", "HEAD~1" if undo else "HEAD", cwd=wt.path)
+            await git("clean", "-fdq", cwd=wt.path)
+            raise TaskFailed(
+                "refused", f"the repository's tests fail with this change: {exc}"
+            ) from exc
+        await git("reset", "--hard", "--quiet", cwd=wt.path)
+        await git("clean", "-fdq", cwd=wt.path)
 
     def _fixed_earlier(self, marker: dict[str, object], now: list[Finding]) -> bool:
         """True when the branch's earlier commits (a resumed task) removed the finding without
@@ -287,6 +307,7 @@ class FixRunner:
     async def _propose(
         self,
         wt: Worktree,
+        spec: AgentSpec,
         fixed: list[int],
         failed: list[tuple[int, TaskFailed]],
         config: RepoConfig,
@@ -295,7 +316,6 @@ class FixRunner:
     ) -> None:
         """Open (or find) the fix PR for the task's branch and, for a PR's findings, merge it."""
         t = self.task
-        head = (await git("rev-parse", "HEAD", cwd=wt.path)).strip()
         closes = "\n".join(f"Fixes #{n}" for n in fixed)
         title = (
             f"Fix #{fixed[0]}"
@@ -319,16 +339,159 @@ class FixRunner:
             marker={"kind": "fix", "issues": fixed, "task": t.id},
         )
         await self.store.update_task(t.id, status="pushed", fix_pr=fix_pr.number)
+        await self._audit_fix_pr(wt, config)
         if config.merge_fixes != "auto" or t.pr_number is None:
             return  # a person's issue: its PR targets the default branch, which we never merge
+        merge_title = f"Merge {title}"[:200]
+        if await self._merge(fix_pr, wt, merge_title):
+            return
+        # A conflict (DESIGN 1.7): rebase once onto the branch's new head; if that conflicts
+        # too, the agent works again on the new head; a fix that still conflicts goes to a
+        # person, with its PR left open.
+        if await self._rebase_onto_head(wt, fixed, config, clone_url, token, fix_pr):
+            await self._audit_fix_pr(wt, config)
+            if await self._merge(fix_pr, wt, merge_title):
+                return
+        await self._rerun_on_head(wt, spec, fixed, config, clone_url, token, fix_pr)
+        await self._audit_fix_pr(wt, config)
+        if await self._merge(fix_pr, wt, merge_title):
+            return
+        raise TaskFailed(
+            "conflict",
+            f"fix PR #{fix_pr.number} conflicts with `{t.base_ref}`, also after a rebase and "
+            "after the agent ran again on its new head; a person has to resolve it",
+        )
+
+    async def _merge(self, fix_pr: PullInfo, wt: Worktree, title: str) -> bool:
+        """Merge the fix PR at the worktree's HEAD; False on a merge conflict."""
         await self.fleet.runtime.leases.check(self.lease)
-        merged = await self.api.merge_pull(fix_pr.number, head, title=f"Merge {title}"[:200])
+        head = (await git("rev-parse", "HEAD", cwd=wt.path)).strip()
+        merged = await self.api.merge_pull(fix_pr.number, head, title=title)
         if merged.merged:
-            await self.store.update_task(t.id, status="merged")
-        elif merged.conflict:
-            raise TaskFailed("conflict", f"fix PR #{fix_pr.number} conflicts: {merged.message}")
-        else:
+            await self.store.update_task(self.task.id, status="merged")
+            return True
+        if not merged.conflict:
             raise TaskFailed("failed", f"fix PR #{fix_pr.number} not merged: {merged.message}")
+        log.info("fix PR #%d conflicts: %s", fix_pr.number, merged.message)
+        return False
+
+    async def _audit_fix_pr(self, wt: Worktree, config: RepoConfig) -> None:
+        """The fleet audits its own work (one level deep, unless `max_depth: 0`): every auditor
+        on the lines the fix changed, shown as the fix PR's check run, never filed."""
+        if self.task.pr_number is None or config.max_depth < 1:
+            return  # a person's issue: its fix PR runs the whole loop as a PR of its own
+        assert self.mirror is not None
+        head = (await git("rev-parse", "HEAD", cwd=wt.path)).strip()
+        findings = await audit(wt.path, config.auditors)
+        if config.changed_lines_only:
+            changed = await changed_lines(self.mirror, self.task.base_sha, head)
+            findings = filter_to_changed(findings, changed)
+        findings = filter_ignored(findings, config.ignore)
+        await self.fleet.runtime.leases.check(self.lease)
+        await upsert_loop_check(self.api, head, *fix_pr_verdict(findings), findings)
+
+    async def _new_base(self, clone_url: str) -> str:
+        """Move the task onto the PR branch's current head (fetched now); return it."""
+        t = self.task
+        head = await self.fleet.branch_head(t.repo, clone_url, t.installation_id, t.base_ref)
+        self.task = replace(t, base_sha=head)
+        await self.store.update_task(t.id, base_sha=head)
+        return head
+
+    async def _rebase_onto_head(
+        self,
+        wt: Worktree,
+        fixed: list[int],
+        config: RepoConfig,
+        clone_url: str,
+        token: str,
+        fix_pr: PullInfo,
+    ) -> bool:
+        """Rebase the task's commits onto the PR branch's new head, verify the result as a new
+        fix, push it. False when the rebase conflicts or the rebased change fails verification."""
+        old_base = self.task.base_sha
+        new_base = await self._new_base(clone_url)
+        identity = await self._identity()
+        env = {"GIT_COMMITTER_NAME": identity.name, "GIT_COMMITTER_EMAIL": identity.email}
+        try:
+            await git(
+                "-c", "commit.gpgSign=false", "rebase", "--no-verify", "--quiet",
+                "--onto", new_base, old_base, cwd=wt.path, env=env,
+            )  # fmt: skip
+        except GitError as exc:
+            log.info("task %s: the rebase onto %s conflicts: %s", self.task.id, new_base[:8], exc)
+            with contextlib.suppress(GitError):
+                await git("rebase", "--abort", cwd=wt.path)
+            return False
+        if (await git("rev-parse", "HEAD", cwd=wt.path)).strip() == new_base:
+            await self._close_obsolete(fix_pr, new_base)  # every commit was already there
+        why = await self._verify_against(wt, new_base, fixed, config)
+        if why:
+            log.info("task %s: the rebased fix is refused: %s", self.task.id, why)
+            return False
+        await self._push(wt, clone_url, token)
+        return True
+
+    async def _verify_against(
+        self, wt: Worktree, base: str, fixed: list[int], config: RepoConfig
+    ) -> str | None:
+        """Why the worktree's change on top of `base` must not land, or None: judged like a new
+        fix (its findings gone, nothing new, the repository's tests pass)."""
+        assert self.mirror is not None
+        before = await audit_commit(
+            self.fleet.mirrors, self.mirror, self.task.repo, base, config, base_sha=None
+        )
+        targets: list[Finding] = []
+        for number in fixed:
+            issue = await self.api.get_issue(number)
+            targets += targets_of(before, parse_marker(issue.body) or {})
+        judges = sorted({f.analyzer for f in targets}) or config.auditors
+        after = await audit(wt.path, judges)
+        why = verify([f for f in before if f.analyzer in judges], after, targets)
+        if why is None and config.test:
+            try:
+                await self._run_tests(wt, config.test, undo=False)
+            except TaskFailed as exc:
+                why = exc.reason
+        return why
+
+    async def _rerun_on_head(
+        self,
+        wt: Worktree,
+        spec: AgentSpec,
+        fixed: list[int],
+        config: RepoConfig,
+        clone_url: str,
+        token: str,
+        fix_pr: PullInfo,
+    ) -> None:
+        """Start over from the PR branch's new head: the agent fixes the same issues again
+        and the fix PR's branch is replaced by the new commits."""
+        new_base = await self._new_base(clone_url)
+        await git("reset", "--hard", "--quiet", new_base, cwd=wt.path)
+        await git("clean", "-fdq", cwd=wt.path)
+        self.base_findings = None
+        refixed = []
+        for number in fixed:
+            try:
+                if await self._fix_issue(wt, number, spec, config, clone_url, token):
+                    refixed.append(number)
+            except TaskFailed as exc:
+                raise TaskFailed(exc.status, f"run again on the new head: {exc.reason}") from exc
+        if not refixed:
+            await self._close_obsolete(fix_pr, new_base)
+
+    async def _close_obsolete(self, fix_pr: PullInfo, base: str) -> None:
+        """The PR branch's new head no longer has what the fix PR fixed: close it, say why."""
+        await self.fleet.runtime.leases.check(self.lease)
+        await self.api.upsert_comment(
+            fix_pr.number,
+            {"kind": "obsolete", "pr": fix_pr.number},
+            f"Closed: `{self.task.base_ref}` at {base[:10]} no longer has the findings this "
+            "pull request fixed.",
+        )
+        await self.api.close_pull(fix_pr.number)
+        raise TaskFailed("obsolete", "the pull request's new head no longer has the findings")
 
     async def _push(self, wt: Worktree, clone_url: str, token: str) -> None:
         # The issue's lease makes this task the branch's only writer; the ref lease still

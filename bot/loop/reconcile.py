@@ -117,6 +117,9 @@ class PrReconciler:
         own_fix_pr = (
             pr.head_ref.startswith(FIX_BRANCH_PREFIX) and pr.base_ref != repo_info.default_branch
         )
+        if own_fix_pr and config.max_depth == 0:
+            await self._save(report.AUDITED, "fix PRs are not audited (max_depth: 0)", pr.head_sha)
+            return
 
         try:
             findings = await self._audit(pr, config, repo_info.clone_url, fork=is_fork)
@@ -126,9 +129,7 @@ class PrReconciler:
             return
         if own_fix_pr:
             # The fleet's own work is audited too, but one level deep only: no issues, no fixes.
-            state = report.READY if not findings else report.AUDITED
-            reason = f"{len(findings)} findings in this fix (not filed: depth cap)"
-            await self._check_run(pr, state, reason, findings)
+            await self._check_run(pr, *fix_pr_verdict(findings), findings)
             return
         issues = await self._ledger(pr, findings, config)
         outcome = await self._decide(pr, config, issues, tasks, fork=is_fork)
@@ -263,24 +264,33 @@ class PrReconciler:
                 round_,
             )
         failures: dict[int, int] = {}
+        conflicts: set[int] = set()
         for t in tasks:
+            if t.status == "conflict":
+                # A conflict survived a rebase and a fresh run on the new head: a person's call.
+                conflicts.update(t.issues)
+                continue
             # A single task that ended badly failed its issue; a batch names its failures.
             failed = (
                 t.failed
                 if t.batch
-                else ([t.issue_number] if t.status in ("failed", "refused", "conflict") else [])
+                else ([t.issue_number] if t.status in ("failed", "refused") else [])
             )
-            if t.batch and t.status in ("failed", "refused", "conflict"):
+            if t.batch and t.status in ("failed", "refused"):
                 failed = [n for n in t.issues if n not in t.fixed]
             for number in set(failed):
                 failures[number] = failures.get(number, 0) + 1
         fixable: list[tuple[int, str]] = []
-        stuck: list[int] = []
+        stuck: dict[int, str] = {}
         for fp in open_fps:
             number = ledger.issue_for[fp]
             agent = ledger.agents.get(fp)
-            if agent is None or failures.get(number, 0) >= MAX_FAILED_TASKS:
-                stuck.append(number)
+            if agent is None:
+                stuck[number] = "no agent is routed to it"
+            elif number in conflicts:
+                stuck[number] = "its fix conflicts with the branch"
+            elif failures.get(number, 0) >= MAX_FAILED_TASKS:
+                stuck[number] = "failed twice"
             else:
                 fixable.append((number, agent))
         labelled = {i.number for i in ledger.issues if NEEDS_HUMAN_LABEL in i.labels}
@@ -288,12 +298,8 @@ class PrReconciler:
             if number not in labelled:
                 await self.api.add_labels(number, [NEEDS_HUMAN_LABEL])
         if not fixable:
-            listed = ", ".join(f"#{n}" for n in sorted(stuck))
-            return Outcome(
-                report.NEEDS_HUMAN,
-                f"no agent could fix {listed} (unroutable or failed twice)",
-                round_,
-            )
+            listed = ", ".join(f"#{n} ({why})" for n, why in sorted(stuck.items()))
+            return Outcome(report.NEEDS_HUMAN, f"no agent could fix {listed}", round_)
         if round_ >= config.max_rounds:
             return Outcome(
                 report.NEEDS_HUMAN,
@@ -401,30 +407,7 @@ class PrReconciler:
         self, pr: PullInfo, state: str, reason: str, findings: Sequence[Finding]
     ) -> None:
         await self.fleet.runtime.leases.check(self.lease)
-        status, conclusion = report.check_conclusion(state)
-        title = {
-            report.READY: "Ready for human review",
-            report.NEEDS_HUMAN: "Needs a human",
-            report.FIXING: "Fixing findings",
-            report.STOPPED: "Stopped",
-            report.AUDITED: "Audited",
-        }[state]
-        await self.api.upsert_check_run(
-            report.CHECK_NAME,
-            pr.head_sha,
-            status=status,
-            conclusion=conclusion,
-            title=f"{title}: {len(findings)} findings",
-            summary=reason or title,
-            annotations=report.annotations(findings),
-            actions=[
-                {
-                    "label": "Re-audit",
-                    "identifier": "reaudit",
-                    "description": "Audit this pull request again",
-                }
-            ],
-        )
+        await upsert_loop_check(self.api, pr.head_sha, state, reason, findings)
 
     async def _save(
         self,
@@ -443,6 +426,47 @@ class PrReconciler:
             audited_sha=sha,
             summary=summary or {},
         )
+
+
+def fix_pr_verdict(findings: Sequence[Finding]) -> tuple[str, str]:
+    """(state, reason) of the audit of one of the bot's own fix PRs: its findings are shown,
+    never filed or fixed (the depth cap that keeps the loop from recursing)."""
+    if not findings:
+        return report.READY, "no findings on the lines this fix changed"
+    return report.AUDITED, (
+        f"{len(findings)} findings on the lines this fix changed; the bot's own fix PRs are "
+        "audited but not fixed (depth cap); once merged, the pull request's audit files them"
+    )
+
+
+async def upsert_loop_check(
+    api: RepoAPI, head_sha: str, state: str, reason: str, findings: Sequence[Finding]
+) -> None:
+    """The `review-loop` check run of a commit, created once and edited in place."""
+    status, conclusion = report.check_conclusion(state)
+    title = {
+        report.READY: "Ready for human review",
+        report.NEEDS_HUMAN: "Needs a human",
+        report.FIXING: "Fixing findings",
+        report.STOPPED: "Stopped",
+        report.AUDITED: "Audited",
+    }[state]
+    await api.upsert_check_run(
+        report.CHECK_NAME,
+        head_sha,
+        status=status,
+        conclusion=conclusion,
+        title=f"{title}: {len(findings)} findings",
+        summary=reason or title,
+        annotations=report.annotations(findings),
+        actions=[
+            {
+                "label": "Re-audit",
+                "identifier": "reaudit",
+                "description": "Audit this pull request again",
+            }
+        ],
+    )
 
 
 @dataclass

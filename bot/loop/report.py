@@ -69,7 +69,7 @@ def render_summary(s: Summary) -> str:
                 for t in fix_prs
             ),
         ]
-    failed = [t for t in s.tasks if t.status in ("failed", "refused", "escalated")]
+    failed = [t for t in s.tasks if t.status in ("failed", "refused", "conflict")]
     if failed:
         lines += ["", "Fixes that did not land:"]
         lines += [f"- #{t.issue_number} `{t.agent}`: {t.status} — {t.error or ''}" for t in failed]

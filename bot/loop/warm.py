@@ -27,13 +27,16 @@ STALE_AFTER_S = 600.0
 CLAIM_WAIT_S = 60.0
 
 
-class SetupFailed(Exception):
-    pass
+class RepoCommandFailed(Exception):
+    """The repository's `setup` or `test` command exited non-zero or timed out."""
 
 
-async def run_setup(worktree: Path, command: str, timeout_s: float = SETUP_TIMEOUT_S) -> None:
-    """The repository's `setup` command, run in the worktree the way CI would run it: a shell,
-    a temporary HOME, and neither the App's token nor any agent's key in its environment."""
+async def run_repo_command(
+    worktree: Path, command: str, *, what: str = "setup", timeout_s: float = SETUP_TIMEOUT_S
+) -> None:
+    """A command of the repository's config (`setup`, `test`), run in the worktree the way CI
+    would run it: a shell, a temporary HOME, and neither the App's token nor any agent's key
+    in its environment."""
     home = tempfile.mkdtemp(prefix="review-loop-setup-home-")
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -57,13 +60,13 @@ async def run_setup(worktree: Path, command: str, timeout_s: float = SETUP_TIMEO
         except TimeoutError:
             _kill_group(proc.pid)
             await proc.wait()
-            raise SetupFailed(f"setup command timed out after {timeout_s:.0f} s") from None
+            raise RepoCommandFailed(f"{what} command timed out after {timeout_s:.0f} s") from None
         except asyncio.CancelledError:  # the task stopped (lease lost, shutdown): so does setup
             _kill_group(proc.pid)
             raise
         if proc.returncode != 0:
             tail = out.decode(errors="replace")[-2000:]
-            raise SetupFailed(f"setup command exited {proc.returncode}: {tail}")
+            raise RepoCommandFailed(f"{what} command exited {proc.returncode}: {tail}")
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -99,7 +102,7 @@ class WarmPool:
             raise
         try:
             if setup:
-                await run_setup(wt.path, setup)
+                await run_repo_command(wt.path, setup)
         except BaseException:
             await self.mirrors.remove_worktree(wt)
             shutil.rmtree(parent, ignore_errors=True)

@@ -1,0 +1,135 @@
+"""A fix that conflicts with the PR branch: rebased, else fixed again on the new head, else a
+person decides (DESIGN 1.7). The conflicts are real: a person pushes to the PR branch while
+the agent works, changing the line next to the one the agent deletes."""
+
+import asyncio
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.stack import local_stack, wait_settled
+from tests.loop.scenario import AUTHOR, REPO, open_pr, poll, write_agent, write_catalog
+
+pytestmark = pytest.mark.slow
+
+MODULE = (
+    '"""Pricing."""\n\nimport os\nimport sys\n\n\ndef price() -> str:\n    return sys.version\n'
+)
+CONFIG = "routes:\n  - rule: F401\n    agent: gated\n"
+
+
+def gated_agent(workdir: Path) -> list[str]:
+    """Deletes `import os`; run N logs `started-N` and waits for `go-N` before it edits."""
+    return write_agent(
+        workdir,
+        "gated",
+        f"""
+        runs = pathlib.Path({str(workdir)!r})
+        n = 1
+        while (runs / f"started-{{n}}").exists():
+            n += 1
+        (runs / f"started-{{n}}").write_text(os.getcwd())
+        deadline = time.time() + 60
+        while not (runs / f"go-{{n}}").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        p = pathlib.Path("shop/pricing.py")
+        p.write_text(p.read_text().replace("import os\\n", ""))
+        """,
+    )
+
+
+def rename_sys(alias: str) -> dict[str, str | None]:
+    """The person's edit: the line right below `import os` changes, so the agent's deletion
+    and this edit touch and git cannot merge them."""
+    text = MODULE.replace("import sys\n", f"import sys as {alias}\n")
+    return {"shop/pricing.py": text.replace("sys.version", f"{alias}.version")}
+
+
+async def push_while_agent_waits(stack: Any, workdir: Path, run: int, alias: str) -> str:
+    await poll((workdir / f"started-{run}").exists, what=f"agent run {run} to start")
+    driver = stack.sandbox.driver
+    head = await asyncio.to_thread(
+        driver.push, REPO, "change", rename_sys(alias), as_user=AUTHOR, message=f"Use {alias}"
+    )
+    (workdir / f"go-{run}").touch()
+    return str(head)
+
+
+def fix_pulls(stack: Any, number: int) -> list[dict[str, Any]]:
+    return [
+        p
+        for p in stack.sandbox.driver.pulls(REPO, "all")
+        if p["head"]["ref"].startswith(f"review-loop/pr-{number}/")
+    ]
+
+
+def bare_git(stack: Any, *args: str) -> str:
+    """git in the sandbox's bare repository (what GitHub holds)."""
+    bare = stack.sandbox.hub.store.repos_dir / f"{REPO}.git"
+    out = subprocess.run(["git", *args], cwd=bare, capture_output=True, text=True, check=True)
+    return out.stdout
+
+
+async def task_rows(stack: Any) -> list[dict[str, Any]]:
+    async with stack.runtime.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT status, error, base_sha, fix_pr FROM review_loop_tasks ORDER BY id"
+        )
+        return list(await cur.fetchall())
+
+
+async def test_a_conflicting_fix_is_made_again_on_the_new_head(workdir: Path, e2e_db: str) -> None:
+    """The fix PR conflicts with a person's push and so does its rebase: the agent runs again
+    on the new head and the same fix PR, now on top of the person's commit, merges."""
+    catalog = write_catalog(workdir, {"gated": gated_agent(workdir)})
+    async with local_stack(workdir, database_url=e2e_db, agents_file=catalog) as stack:
+        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config=CONFIG)
+        human_head = await push_while_agent_waits(stack, workdir, 1, "system")
+        (workdir / "go-2").touch()  # the second run goes straight through
+        row = await wait_settled(stack, REPO, number)
+        driver = stack.sandbox.driver
+        [fix] = fix_pulls(stack, number)
+        tasks = await task_rows(stack)
+        pr = driver.pull(REPO, number)
+        final = bare_git(stack, "show", f"{pr['head']['sha']}:shop/pricing.py")
+        parents = bare_git(stack, "rev-parse", f"{fix['head']['sha']}^@").split()
+        fix_checks = driver.check_runs(REPO, fix["head"]["sha"])
+
+    assert row.state == "ready", row.reason
+    assert fix["merged_at"] is not None
+    assert parents == [human_head], "the fix was made again on the new head"
+    assert "import os" not in final and "import sys as system" in final
+    assert [t["status"] for t in tasks] == ["merged"]
+    assert tasks[0]["base_sha"] == human_head
+    assert (workdir / "started-2").exists() and not (workdir / "started-3").exists()
+    # The fleet audits its own fix PR one level deep: a check run on its head.
+    assert [(c["name"], c["conclusion"]) for c in fix_checks] == [("review-loop", "success")]
+
+
+async def test_a_fix_that_keeps_conflicting_goes_to_a_person(workdir: Path, e2e_db: str) -> None:
+    """The person pushes again while the agent's second run works: the fix still conflicts,
+    so the issue is handed to a person, the fix PR stays open and the summary says why."""
+    catalog = write_catalog(workdir, {"gated": gated_agent(workdir)})
+    async with local_stack(workdir, database_url=e2e_db, agents_file=catalog) as stack:
+        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config=CONFIG)
+        await push_while_agent_waits(stack, workdir, 1, "system")
+        await push_while_agent_waits(stack, workdir, 2, "platform")
+        row = await wait_settled(stack, REPO, number)
+        driver = stack.sandbox.driver
+        [fix] = fix_pulls(stack, number)
+        tasks = await task_rows(stack)
+        issues = [i for i in driver.issues(REPO, "all") if "pull_request" not in i]
+        summary = next(c["body"] for c in driver.comments(REPO, number) if "Round" in c["body"])
+
+    assert row.state == "needs-human"
+    assert "its fix conflicts with the branch" in (row.reason or "")
+    assert fix["state"] == "open" and fix["merged_at"] is None
+    assert [t["status"] for t in tasks] == ["conflict"]
+    assert "also after a rebase" in tasks[0]["error"]
+    [issue] = issues
+    assert issue["state"] == "open"
+    assert "review-loop:needs-human" in {lbl["name"] for lbl in issue["labels"]}
+    assert "conflicts with the branch" in summary
+    assert not (workdir / "started-3").exists(), "no third run: a person decides"

@@ -1,0 +1,96 @@
+"""Verification beyond the analyzer: the repository's `test` command judges every fix, and
+the fleet's own fix PRs are audited only as deep as `max_depth` says."""
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.stack import local_stack, wait_settled
+from tests.loop.scenario import REPO, open_pr
+
+pytestmark = pytest.mark.slow
+
+MODULE = '"""Pricing."""\n\nimport os\n\n\ndef price() -> str:\n    return "ok"\n'
+
+
+def fix_pulls(stack: Any, number: int) -> list[dict[str, Any]]:
+    return [
+        p
+        for p in stack.sandbox.driver.pulls(REPO, "all")
+        if p["head"]["ref"].startswith(f"review-loop/pr-{number}/")
+    ]
+
+
+def tree(stack: Any, sha: str) -> list[str]:
+    bare = stack.sandbox.hub.store.repos_dir / f"{REPO}.git"
+    out = subprocess.run(
+        ["git", "ls-tree", "-r", "--name-only", sha],
+        cwd=bare,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.split()
+
+
+async def task_errors(stack: Any) -> list[tuple[str, str | None]]:
+    async with stack.runtime.pool.connection() as conn:
+        cur = await conn.execute("SELECT status, error FROM review_loop_tasks ORDER BY id")
+        return [(r["status"], r["error"]) for r in await cur.fetchall()]
+
+
+async def test_passing_tests_land_the_fix_and_leave_nothing_behind(
+    workdir: Path, e2e_db: str
+) -> None:
+    """A `test` command that passes (and writes byte-code as it goes): the fix lands, and
+    nothing the tests wrote is committed."""
+    config = f"test: {sys.executable} -m compileall -q shop\n"
+    async with local_stack(workdir, database_url=e2e_db) as stack:
+        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config=config)
+        row = await wait_settled(stack, REPO, number)
+        fixes = fix_pulls(stack, number)  # the lint fix, then the formatting it leaves
+        files = tree(stack, stack.sandbox.driver.pull(REPO, number)["head"]["sha"])
+        checks = [stack.sandbox.driver.check_runs(REPO, f["head"]["sha"]) for f in fixes]
+
+    assert row.state == "ready", row.reason
+    assert fixes and all(f["merged_at"] is not None for f in fixes)
+    assert "shop/pricing.py" in files
+    assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
+    for runs in checks:  # each fix PR audited one level deep
+        assert [(c["name"], c["conclusion"]) for c in runs] == [("review-loop", "success")]
+
+
+async def test_a_fix_that_breaks_the_tests_is_never_proposed(workdir: Path, e2e_db: str) -> None:
+    """A `test` command the fix makes fail: no fix PR, and after two refusals a person is
+    asked, with the tests named as the reason."""
+    config = "test: grep -q 'import os' shop/pricing.py\n"
+    async with local_stack(workdir, database_url=e2e_db) as stack:
+        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config=config)
+        row = await wait_settled(stack, REPO, number)
+        pulls = fix_pulls(stack, number)
+        errors = await task_errors(stack)
+
+    assert row.state == "needs-human"
+    assert "failed twice" in (row.reason or "")
+    assert pulls == []
+    assert [status for status, _ in errors] == ["refused", "refused"]
+    assert all("tests fail with this change" in (error or "") for _, error in errors)
+
+
+async def test_max_depth_zero_leaves_fix_prs_unaudited(workdir: Path, e2e_db: str) -> None:
+    """`max_depth: 0`: the fix PR lands as usual but gets no check run of its own."""
+    async with local_stack(workdir, database_url=e2e_db) as stack:
+        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config="max_depth: 0\n")
+        row = await wait_settled(stack, REPO, number)
+        fixes = fix_pulls(stack, number)
+        fix_checks = [stack.sandbox.driver.check_runs(REPO, f["head"]["sha"]) for f in fixes]
+        pr_head = stack.sandbox.driver.pull(REPO, number)["head"]["sha"]
+        pr_checks = stack.sandbox.driver.check_runs(REPO, pr_head)
+
+    assert row.state == "ready", row.reason
+    assert fixes and all(f["merged_at"] is not None for f in fixes)
+    assert fix_checks == [[] for _ in fixes]
+    assert [(c["name"], c["conclusion"]) for c in pr_checks] == [("review-loop", "success")]
