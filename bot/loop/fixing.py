@@ -197,6 +197,12 @@ class FixRunner:
             if len(failed) == 1:
                 raise first
             raise TaskFailed(first.status, "; ".join(f"#{n}: {e.reason}" for n, e in failed))
+        if self.base_findings is not None:
+            # Resumed from the branch: it may hold a failed run's partial work, committed
+            # unverified. The whole branch is judged against the base, like one new fix.
+            why = await self._verify_against(wt, t.base_sha, fixed, config)
+            if why:
+                raise TaskFailed("refused", f"the work resumed from the branch fails: {why}")
         landing = time.monotonic()
         try:
             await self._propose(wt, spec, fixed, failed, config, clone_url, token)

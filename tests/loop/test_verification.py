@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.stack import local_stack, wait_settled
-from tests.loop.scenario import REPO, open_pr
+from tests.loop.scenario import REPO, open_pr, write_agent, write_catalog
 
 pytestmark = pytest.mark.slow
 
@@ -94,3 +94,53 @@ async def test_max_depth_zero_leaves_fix_prs_unaudited(workdir: Path, e2e_db: st
     assert fixes and all(f["merged_at"] is not None for f in fixes)
     assert fix_checks == [[] for _ in fixes]
     assert [(c["name"], c["conclusion"]) for c in pr_checks] == [("review-loop", "success")]
+
+
+async def test_partial_work_of_a_failed_run_is_not_landed_unverified(
+    workdir: Path, e2e_db: str
+) -> None:
+    """A failed run's partial work (here: a new unused import) stays on the task branch; the
+    next round resumes from it, and its agent's fix passes on its own, but the branch as a
+    whole adds a finding against the base, so nothing is proposed."""
+    marker = workdir / "first-run-done"
+    messy = write_agent(
+        workdir,
+        "messy",
+        f"""
+        p = pathlib.Path("shop/pricing.py")
+        if not os.path.exists({str(marker)!r}):
+            open({str(marker)!r}, "w").close()
+            p.write_text(p.read_text().replace("import os\\n", "import os\\nimport sys\\n"))
+            sys.exit("gave up half way")
+        p.write_text(p.read_text().replace("import os\\n", ""))
+        """,
+    )
+    catalog = write_catalog(workdir, {"messy": messy})
+    config = "routes:\n  - rule: F401\n    agent: messy\n"
+    async with local_stack(workdir, database_url=e2e_db, agents_file=catalog) as stack:
+        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config=config)
+        row = await wait_settled(stack, REPO, number)
+        pulls = fix_pulls(stack, number)
+        errors = await task_errors(stack)
+        pr_head = stack.sandbox.driver.pull(REPO, number)["head"]["sha"]
+        at_head = show(stack, pr_head, "shop/pricing.py")
+        async with stack.runtime.pool.connection() as conn:
+            cur = await conn.execute("SELECT DISTINCT branch FROM review_loop_tasks")
+            [branch] = [r["branch"] for r in await cur.fetchall()]
+        kept = show(stack, branch, "shop/pricing.py")
+
+    assert row.state == "needs-human"
+    assert pulls == []
+    assert [status for status, _ in errors] == ["failed", "refused"]
+    assert "resumed from the branch" in (errors[1][1] or "")
+    assert "adds a new finding" in (errors[1][1] or "")
+    assert at_head == MODULE  # nothing reached the PR branch
+    assert "import sys" in kept  # the partial work is kept on the task branch for a person
+
+
+def show(stack: Any, ref: str, path: str) -> str:
+    bare = stack.sandbox.hub.store.repos_dir / f"{REPO}.git"
+    out = subprocess.run(
+        ["git", "show", f"{ref}:{path}"], cwd=bare, capture_output=True, text=True, check=True
+    )
+    return out.stdout
