@@ -54,7 +54,7 @@ class Hub:
                 return False
             if who.token.repo_ids is not None and repo.id not in who.token.repo_ids:
                 return False
-            return need in ("read", "write")
+            return need in ("read", "triage", "write")
         have = self.store.permission(repo, who.account)
         return PERMISSION_RANK[have] >= PERMISSION_RANK[need]
 

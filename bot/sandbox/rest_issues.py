@@ -166,7 +166,7 @@ async def list_issues(call: Call) -> Response:
 
 
 async def add_labels(call: Call) -> Response:
-    repo = call.repo("write")
+    repo = call.repo("triage")  # as on GitHub: triagers label, though they cannot push
     issue = find_issue(call, repo)
     body = await call.json_any()
     names = _label_names(body.get("labels", []) if isinstance(body, dict) else body)
@@ -175,7 +175,7 @@ async def add_labels(call: Call) -> Response:
 
 
 async def replace_labels(call: Call) -> Response:
-    repo = call.repo("write")
+    repo = call.repo("triage")  # as on GitHub: triagers label, though they cannot push
     issue = find_issue(call, repo)
     body = await call.body()
     set_labels(call, repo, issue, _label_names(body.get("labels", [])))
@@ -183,7 +183,7 @@ async def replace_labels(call: Call) -> Response:
 
 
 async def remove_label(call: Call) -> Response:
-    repo = call.repo("write")
+    repo = call.repo("triage")  # as on GitHub: triagers label, though they cannot push
     issue = find_issue(call, repo)
     name = call.param("name").lower()
     if name not in {n.lower() for n in issue.label_names}:

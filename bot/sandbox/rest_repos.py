@@ -11,7 +11,7 @@ from bot.sandbox import gitops
 from bot.sandbox.api import Call, Routes, json_response, paginate
 from bot.sandbox.errors import ApiError
 from bot.sandbox.render import Json
-from bot.sandbox.state import Label, Repo
+from bot.sandbox.state import LEGACY_PERMISSION, PERMISSION_RANK, Label, Repo
 
 COLOR = re.compile(r"^[0-9a-fA-F]{6}$")
 
@@ -28,14 +28,7 @@ def _permissions(call: Call, repo: Repo) -> dict[str, bool]:
         level = call.hub.store.permission(repo, call.who.account)
     else:
         level = "write"
-    rank = ["none", "read", "triage", "write", "maintain", "admin"].index(level)
-    return {
-        "admin": rank >= 5,
-        "maintain": rank >= 4,
-        "push": rank >= 3,
-        "triage": rank >= 2,
-        "pull": rank >= 1,
-    }
+    return _permissions_of_level(level)
 
 
 def _content_item(call: Call, repo: Repo, path: str, ref: str, entry: gitops.TreeEntry) -> Json:
@@ -89,23 +82,22 @@ async def collaborator_permission(call: Call) -> Response:
     user = call.hub.store.account_by_login(call.param("username"))
     if user is None:
         raise ApiError(404, "Not Found")
-    level = call.hub.store.permission(repo, user)
-    role = {"admin": "admin", "write": "write", "read": "read", "none": "none"}[level]
+    role = call.hub.store.permission(repo, user)
     rendered = call.hub.render.user(user)
     rendered["role_name"] = role
-    permissions = _permissions_of_level(level)
-    rendered["permissions"] = permissions
-    return json_response({"permission": level, "role_name": role, "user": rendered})
+    rendered["permissions"] = _permissions_of_level(role)
+    legacy = LEGACY_PERMISSION.get(role, role)
+    return json_response({"permission": legacy, "role_name": role, "user": rendered})
 
 
-def _permissions_of_level(level: str) -> dict[str, bool]:
-    rank = {"none": 0, "read": 1, "write": 2, "admin": 3}[level]
+def _permissions_of_level(role: str) -> dict[str, bool]:
+    rank = PERMISSION_RANK[role]
     return {
-        "admin": rank >= 3,
-        "maintain": rank >= 3,
-        "push": rank >= 2,
-        "triage": rank >= 2,
-        "pull": rank >= 1,
+        "admin": rank >= PERMISSION_RANK["admin"],
+        "maintain": rank >= PERMISSION_RANK["maintain"],
+        "push": rank >= PERMISSION_RANK["write"],
+        "triage": rank >= PERMISSION_RANK["triage"],
+        "pull": rank >= PERMISSION_RANK["read"],
     }
 
 

@@ -12,7 +12,17 @@ from typing import Literal
 
 AccountType = Literal["User", "Organization", "Bot"]
 Permission = Literal["admin", "write", "read", "none"]
-PERMISSION_RANK: dict[str, int] = {"none": 0, "read": 1, "write": 2, "admin": 3}
+# Repository roles, weakest first. GitHub's legacy `permission` field folds triage into read
+# and maintain into write; `role_name` keeps them.
+PERMISSION_RANK: dict[str, int] = {
+    "none": 0,
+    "read": 1,
+    "triage": 2,
+    "write": 3,
+    "maintain": 4,
+    "admin": 5,
+}
+LEGACY_PERMISSION: dict[str, str] = {"triage": "read", "maintain": "write"}
 
 APP_PERMISSIONS: dict[str, str] = {
     "checks": "write",

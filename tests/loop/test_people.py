@@ -97,6 +97,50 @@ async def test_sixty_findings_are_filed_without_tripping_the_creation_limit(
         assert waited > 0  # the throttle, not luck, kept the bot under the limit
 
 
+async def test_a_triagers_fix_label_is_refused_a_writers_is_not(workdir: Path, e2e_db: str) -> None:
+    """Triagers may label issues on GitHub, but a fix label spends the operator's agents: a
+    triager's `agent:ruff-fix` gets a refusal and no task; the same label from a writer does."""
+    async with local_stack(workdir, database_url=e2e_db) as stack:
+        driver = stack.sandbox.driver
+        await open_pr(
+            stack,
+            base_files={"shop/pricing.py": MODULE},  # the issue is about the default branch
+            pr_files={"shop/extra.py": '"""Extra."""\n'},
+            config=NO_FIXES,
+        )
+
+        def triager_labels() -> int:
+            driver.create_user("carol")
+            driver.set_permission(REPO, "carol", "triage")
+            issue = driver.file_issue(
+                REPO, "Unused import", as_user="carol", body="shop/pricing.py imports os."
+            )
+            driver.add_label(REPO, issue["number"], "agent:ruff-fix", as_user="carol")
+            return int(issue["number"])
+
+        issue = await asyncio.to_thread(triager_labels)
+        await poll(lambda: replies(stack, issue), what="the refusal on the issue")
+        refused_tasks = await _count(stack, "SELECT count(*) AS n FROM review_loop_tasks")
+
+        def writer_relabels() -> None:
+            driver.remove_label(REPO, issue, "agent:ruff-fix", as_user=AUTHOR)
+            driver.add_label(REPO, issue, "agent:ruff-fix", as_user=AUTHOR)
+
+        await asyncio.to_thread(writer_relabels)
+        await poll(
+            lambda: any(
+                p["head"]["ref"] == f"review-loop/default/{issue}"
+                for p in driver.pulls(REPO, "all")
+            ),
+            what="the fix PR a writer's label asks for",
+        )
+        answers = replies(stack, issue)
+
+    assert refused_tasks == 0
+    assert len(answers) == 1, "one refusal, and none for the writer"
+    assert "@carol" in answers[0] and "only people with write access" in answers[0]
+
+
 async def _count(stack, sql: str) -> int:  # type: ignore[no-untyped-def]
     async with stack.runtime.pool.connection() as conn:
         cur = await conn.execute(sql)

@@ -9,6 +9,7 @@ from githubkit import GitHub
 from githubkit.exception import RequestFailed
 from githubkit_schemas.latest.models import ValidationError
 
+from bot.sandbox import DriverError
 from tests.sandbox.conftest import FILES, REPO, World, app_client, human_client
 
 OWNER, NAME = REPO.split("/")
@@ -285,8 +286,34 @@ def test_collaborator_permission_levels(world: World, bot: GitHub[Any]) -> None:
     assert bob.permission == "none"
 
 
+def test_triage_and_maintain_read_as_githubs_legacy_levels_with_their_role_name(
+    world: World, bot: GitHub[Any]
+) -> None:
+    """As on GitHub, `permission` folds triage into read and maintain into write, and
+    `role_name` keeps the role."""
+    world.driver.create_user("carol")
+    world.driver.set_permission(REPO, "bob", "triage")
+    world.driver.set_permission(REPO, "carol", "maintain")
+    read = bot.rest.repos.get_collaborator_permission_level
+    bob, carol = (read(OWNER, NAME, login).parsed_data for login in ("bob", "carol"))
+    assert (bob.permission, bob.role_name) == ("read", "triage")
+    assert (carol.permission, carol.role_name) == ("write", "maintain")
+
+
+def test_triagers_label_but_cannot_push(world: World) -> None:
+    """Triage may add and remove labels, but a push needs write."""
+    world.driver.set_permission(REPO, "bob", "triage")
+    bob = human_client(world, "bob", auto_retry=False)
+    number = world.driver.file_issue(REPO, "q", as_user="alice")["number"]
+    labels = bob.rest.issues.add_labels(OWNER, NAME, number, labels=["x"]).parsed_data
+    assert [label.name for label in labels] == ["x"]
+    bob.rest.issues.remove_label(OWNER, NAME, number, "x")
+    with pytest.raises(DriverError, match=r"403|denied|not granted"):
+        world.driver.push(REPO, "nope", {"x": "y"}, as_user="bob")
+
+
 def test_humans_with_read_permission_cannot_label(world: World) -> None:
-    """A reader may comment but labelling needs write: 403 in GitHub's shape."""
+    """A reader may comment but labelling needs triage: 403 in GitHub's shape."""
     bob = human_client(world, "bob", auto_retry=False)
     number = world.driver.file_issue(REPO, "q", as_user="bob")["number"]
     assert bob.rest.issues.create_comment(OWNER, NAME, number, body="hi").parsed_data.id
