@@ -18,6 +18,7 @@ from githubkit.exception import GitHubException, RateLimitExceeded, RequestFaile
 from githubkit.retry import RetryOption
 
 from bot.config import Settings
+from bot.engine.database import Pool
 from bot.ghapi import RepoAPI
 from bot.throttle import Throttles
 
@@ -52,18 +53,25 @@ class AppIdentity:
 
 
 class GitHubApp:
-    """Builds clients for the configured App. One instance per process, built from Settings."""
+    """Builds clients for the configured App. One instance per process, built from Settings.
+
+    With the database's `pool`, content-creating requests of one installation share one
+    throttle across every process on that database; without, across this process only.
+    """
 
     def __init__(
-        self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        pool: Pool | None = None,
     ) -> None:
         self._settings = settings
         self._transport = transport
         self._identity: AppIdentity | None = None
         self._identity_lock = asyncio.Lock()
         self._tokens: dict[tuple[int, str | None], tuple[str, float]] = {}
-        # Content-creating requests of one installation share one throttle in this process.
-        self.throttles = Throttles.from_settings(settings)
+        self.throttles = Throttles.from_settings(settings, pool)
 
     @property
     def base_url(self) -> str:

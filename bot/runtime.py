@@ -58,7 +58,7 @@ async def open_runtime(
                 pool=pool,
                 jobs=jobs,
                 leases=Leases(pool),
-                github=GitHubApp(settings, transport=github_transport),
+                github=GitHubApp(settings, transport=github_transport, pool=pool),
                 database_url=where.url,
                 embedded=where.embedded,
             )

@@ -2,20 +2,23 @@
 
 Content-creating requests are limited to 80 a minute and 500 an hour per installation, with
 at least a second between them recommended; a refused request comes back 403/429 with
-`retry-after` (or `x-ratelimit-reset`). Every client of one installation in this process
-shares one `WriteThrottle`, through the `ThrottledTransport` its httpx client sends with.
+`retry-after` (or `x-ratelimit-reset`). Every client of one installation shares one throttle,
+through the `ThrottledTransport` its httpx client sends with: a `WriteThrottle` in memory
+(one process), or a `SharedWriteThrottle` in PostgreSQL (every process on the database).
 """
 
+import abc
 import asyncio
-import functools
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
+
+from bot.engine.database import Pool
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -54,76 +57,85 @@ class ThrottleStats:
     pauses: int
 
 
-class WriteThrottle:
-    """Spaces one installation's writes: `min_interval_s` apart, at most `per_minute` in any
-    60 s and `per_hour` in any 3600 s (sliding windows), none while GitHub asked us to pause.
+@dataclass(frozen=True)
+class WriteLimits:
+    """How one installation's writes are spaced: `min_interval_s` apart, at most `per_minute`
+    in any `minute_s` and `per_hour` in any `hour_s` (sliding windows; tests shorten them)."""
 
-    `clock` and `sleep` are injectable so tests run without waiting.
+    min_interval_s: float = 1.0
+    per_minute: int = 80
+    per_hour: int = 500
+    minute_s: float = MINUTE_S
+    hour_s: float = HOUR_S
+
+    def __post_init__(self) -> None:
+        if self.per_minute < 1 or self.per_hour < 1:
+            raise ValueError("per_minute and per_hour must be at least 1")
+
+
+def next_slot(limits: WriteLimits, sent: Sequence[float], now: float, paused_until: float) -> float:
+    """The earliest time, `now` or later, the next write may be sent.
+
+    `sent` holds the send times of the last `limits.hour_s`, oldest first.
     """
+    slot = max(now, paused_until)
+    if sent:
+        slot = max(slot, sent[-1] + limits.min_interval_s)
+    if len(sent) >= limits.per_hour:
+        slot = max(slot, sent[-limits.per_hour] + limits.hour_s)
+    recent = sum(1 for t in sent if t > now - limits.minute_s)
+    if recent >= limits.per_minute:
+        slot = max(slot, sent[-limits.per_minute] + limits.minute_s)
+    return slot
+
+
+class Throttle(abc.ABC):
+    """What a `ThrottledTransport` asks of one installation's throttle. Writes of this process
+    queue in arrival order; `sleep` and the clocks are injectable so tests need not wait."""
 
     def __init__(
-        self,
-        min_interval_s: float = 1.0,
-        per_minute: int = 80,
-        per_hour: int = 500,
-        *,
-        max_wait_s: float = 120.0,
-        clock: Clock = time.monotonic,
-        wall_clock: Clock = time.time,
-        sleep: Sleep = asyncio.sleep,
+        self, limits: WriteLimits, *, max_wait_s: float, wall_clock: Clock, sleep: Sleep
     ) -> None:
-        if per_minute < 1 or per_hour < 1:
-            raise ValueError("per_minute and per_hour must be at least 1")
-        self.min_interval_s = min_interval_s
-        self.per_minute = per_minute
-        self.per_hour = per_hour
+        self.limits = limits
         self.max_wait_s = max_wait_s
-        self.clock = clock
         self.wall_clock = wall_clock
         self._sleep = sleep
         self._lock = asyncio.Lock()
-        self._sent: deque[float] = deque()  # send times within the last hour, oldest first
-        self._paused_until = float("-inf")
         self._writes = 0
         self._waits = 0
         self._waited_s = 0.0
         self._pauses = 0
 
     def stats(self) -> ThrottleStats:
+        """This process's writes, waits and pauses."""
         return ThrottleStats(self._writes, self._waits, self._waited_s, self._pauses)
 
-    def _next_slot(self, now: float) -> float:
-        while self._sent and self._sent[0] <= now - HOUR_S:
-            self._sent.popleft()
-        slot = max(now, self._paused_until)
-        if self._sent:
-            slot = max(slot, self._sent[-1] + self.min_interval_s)
-        if len(self._sent) >= self.per_hour:
-            slot = max(slot, self._sent[-self.per_hour] + HOUR_S)
-        recent = sum(1 for t in self._sent if t > now - MINUTE_S)
-        if recent >= self.per_minute:
-            slot = max(slot, self._sent[-self.per_minute] + MINUTE_S)
-        return slot
+    @abc.abstractmethod
+    async def _claim(self) -> tuple[float, float]:
+        """The time now and the next write's slot; the write is counted as sent when the
+        slot has come (slot <= now)."""
 
-    async def acquire(self) -> None:
-        """Wait for this write's turn and count it as sent. Writes go in arrival order."""
+    @abc.abstractmethod
+    async def _hold(self, seconds: float) -> None:
+        """Let no write go for `seconds` from now."""
+
+    async def acquire(self) -> float:
+        """Wait for this write's turn, count it as sent and return its send time."""
         async with self._lock:
             while True:
-                now = self.clock()
-                slot = self._next_slot(now)
+                now, slot = await self._claim()
                 if slot <= now:
                     break
-                # A pause may arrive while we sleep: look again afterwards.
+                # A pause (or another process's write) may come while we sleep: look again.
                 self._waits += 1
                 self._waited_s += slot - now
                 await self._sleep(slot - now)
-            self._sent.append(now)
             self._writes += 1
+            return now
 
-    def pause(self, seconds: float) -> None:
+    async def pause(self, seconds: float) -> None:
         """Hold every write for `seconds` (at most `max_wait_s`): GitHub refused one."""
-        seconds = min(max(seconds, 0.0), self.max_wait_s)
-        self._paused_until = max(self._paused_until, self.clock() + seconds)
+        await self._hold(min(max(seconds, 0.0), self.max_wait_s))
         self._pauses += 1
 
     def refusal_wait(self, response: httpx.Response) -> float | None:
@@ -150,11 +162,114 @@ class WriteThrottle:
         return None  # a 403 about permissions
 
 
+class WriteThrottle(Throttle):
+    """One installation's writes in this process, counted in memory by `clock`."""
+
+    def __init__(
+        self,
+        min_interval_s: float = 1.0,
+        per_minute: int = 80,
+        per_hour: int = 500,
+        *,
+        max_wait_s: float = 120.0,
+        clock: Clock = time.monotonic,
+        wall_clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        limits = WriteLimits(min_interval_s, per_minute, per_hour)
+        super().__init__(limits, max_wait_s=max_wait_s, wall_clock=wall_clock, sleep=sleep)
+        self.clock = clock
+        self._sent: deque[float] = deque()  # send times within the last hour, oldest first
+        self._paused_until = float("-inf")
+
+    async def _claim(self) -> tuple[float, float]:
+        now = self.clock()
+        while self._sent and self._sent[0] <= now - self.limits.hour_s:
+            self._sent.popleft()
+        slot = next_slot(self.limits, self._sent, now, self._paused_until)
+        if slot <= now:
+            self._sent.append(now)
+        return now, slot
+
+    async def _hold(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, self.clock() + seconds)
+
+
+class SharedWriteThrottle(Throttle):
+    """One installation's writes from every process on the database, counted in PostgreSQL by
+    the database's clock (seconds since the epoch), which every machine agrees on.
+
+    A claim is one short transaction holding an advisory lock on the installation: it drops
+    send times older than the hour window, reads the rest and the pause, and records the
+    write if its slot has come. Otherwise it commits and the caller sleeps, holding no
+    connection, until the slot; then it claims again, since another process may have taken
+    that slot or paused the installation in the meantime.
+    """
+
+    def __init__(
+        self,
+        pool: Pool,
+        installation_id: int,
+        limits: WriteLimits,
+        *,
+        max_wait_s: float = 120.0,
+        wall_clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        super().__init__(limits, max_wait_s=max_wait_s, wall_clock=wall_clock, sleep=sleep)
+        self.pool = pool
+        self.installation_id = installation_id
+
+    async def _claim(self) -> tuple[float, float]:
+        iid = self.installation_id
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended('review_loop_write_sends', %s))",
+                (iid,),
+            )
+            cur = await conn.execute(
+                """WITH clock AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS now),
+                        pruned AS (
+                          DELETE FROM review_loop_write_sends
+                           WHERE installation_id = %(iid)s
+                             AND sent_at <= (SELECT now FROM clock) - %(hour_s)s)
+                   SELECT now,
+                          ARRAY(SELECT sent_at FROM review_loop_write_sends
+                                 WHERE installation_id = %(iid)s AND sent_at > now - %(hour_s)s
+                                 ORDER BY sent_at) AS sent,
+                          coalesce((SELECT paused_until FROM review_loop_write_pauses
+                                     WHERE installation_id = %(iid)s), '-infinity') AS paused_until
+                     FROM clock""",
+                {"iid": iid, "hour_s": self.limits.hour_s},
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            now: float = row["now"]
+            slot = next_slot(self.limits, row["sent"], now, row["paused_until"])
+            if slot <= now:
+                await conn.execute(
+                    """INSERT INTO review_loop_write_sends (installation_id, sent_at)
+                       VALUES (%s, %s)""",
+                    (iid, now),
+                )
+        return now, slot
+
+    async def _hold(self, seconds: float) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                """INSERT INTO review_loop_write_pauses AS p (installation_id, paused_until)
+                   VALUES (%s, extract(epoch FROM clock_timestamp())::float8 + %s)
+                   ON CONFLICT (installation_id) DO UPDATE
+                      SET paused_until = greatest(p.paused_until, excluded.paused_until)""",
+                (self.installation_id, seconds),
+            )
+
+
 class ThrottledTransport(httpx.AsyncBaseTransport):
     """Sends writes when `throttle` allows; a write refused by a rate limit is retried once
     after GitHub's wait (GitHub performed nothing it refused). Reads pass straight through."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, throttle: WriteThrottle) -> None:
+    def __init__(self, inner: httpx.AsyncBaseTransport, throttle: Throttle) -> None:
         self.inner = inner
         self.throttle = throttle
 
@@ -166,13 +281,13 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
         if wait is None:
             return response
         # Any refusal, a read's too, holds the installation's writes.
-        self.throttle.pause(wait)
+        await self.throttle.pause(wait)
         if not write or wait > self.throttle.max_wait_s:
             return response
         await self.throttle.acquire()
         response, wait = await self._send(request)
         if wait is not None:
-            self.throttle.pause(wait)
+            await self.throttle.pause(wait)
         return response
 
     async def _send(self, request: httpx.Request) -> tuple[httpx.Response, float | None]:
@@ -209,7 +324,9 @@ class ThrottleSettings(Protocol):
 
 
 class Throttles:
-    """One `WriteThrottle` per installation id, shared by every client of the process."""
+    """One throttle per installation id, shared by every client of the process. With `pool`,
+    the throttles live in that database and every process on it shares them (`clock` is then
+    the database's)."""
 
     def __init__(
         self,
@@ -221,31 +338,46 @@ class Throttles:
         clock: Clock = time.monotonic,
         wall_clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
+        pool: Pool | None = None,
     ) -> None:
-        self._make: Callable[[], WriteThrottle] = functools.partial(
-            WriteThrottle,
-            min_interval_s,
-            per_minute,
-            per_hour,
-            max_wait_s=max_wait_s,
-            clock=clock,
-            wall_clock=wall_clock,
-            sleep=sleep,
-        )
-        self._throttles: dict[int, WriteThrottle] = {}
+        limits = WriteLimits(min_interval_s, per_minute, per_hour)
+
+        def make(installation_id: int) -> Throttle:
+            if pool is None:
+                return WriteThrottle(
+                    min_interval_s,
+                    per_minute,
+                    per_hour,
+                    max_wait_s=max_wait_s,
+                    clock=clock,
+                    wall_clock=wall_clock,
+                    sleep=sleep,
+                )
+            return SharedWriteThrottle(
+                pool,
+                installation_id,
+                limits,
+                max_wait_s=max_wait_s,
+                wall_clock=wall_clock,
+                sleep=sleep,
+            )
+
+        self._make = make
+        self._throttles: dict[int, Throttle] = {}
 
     @classmethod
-    def from_settings(cls, settings: ThrottleSettings) -> "Throttles":
+    def from_settings(cls, settings: ThrottleSettings, pool: Pool | None = None) -> "Throttles":
         return cls(
             min_interval_s=settings.write_interval_s,
             per_minute=settings.writes_per_minute,
             per_hour=settings.writes_per_hour,
+            pool=pool,
         )
 
-    def for_installation(self, installation_id: int) -> WriteThrottle:
+    def for_installation(self, installation_id: int) -> Throttle:
         throttle = self._throttles.get(installation_id)
         if throttle is None:
-            throttle = self._throttles[installation_id] = self._make()
+            throttle = self._throttles[installation_id] = self._make(installation_id)
         return throttle
 
     def transport(
@@ -257,4 +389,5 @@ class Throttles:
         )
 
     def stats(self) -> dict[int, ThrottleStats]:
+        """This process's counts, per installation."""
         return {iid: throttle.stats() for iid, throttle in self._throttles.items()}

@@ -191,7 +191,7 @@ async def test_installations_share_one_throttle_each() -> None:
     try:
         assert first.throttle is again.throttle is throttles.for_installation(1)
         assert other.throttle is not first.throttle
-        assert first.throttle.min_interval_s == 0.5
+        assert first.throttle.limits.min_interval_s == 0.5
     finally:
         for transport in (first, again, other):
             await transport.aclose()
