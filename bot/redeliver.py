@@ -7,15 +7,20 @@ the X-GitHub-Delivery id, so the intake's dedupe makes this safe to repeat.
 
 import asyncio
 import logging
+import os
 import re
+import socket
 from datetime import UTC, datetime, timedelta
 
-from bot.engine.database import try_advisory_lock
+from bot.engine.database import Pool
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-_LOCK = 0x72656476  # "redv": one redelivery pass at a time across workers
+# One redelivery pass at a time across workers. A lease rather than an advisory lock: a lock
+# lives on a connection, and a pass must not hold a pooled connection while it waits on GitHub.
+LEASE_KEY = "redeliver"
+LEASE_TTL_S = 60.0
 _CURSOR = re.compile(r"[?&]cursor=([^&>]+)[^>]*>;\s*rel=\"next\"")
 MAX_PAGES = 10
 MAX_ATTEMPTS = 3
@@ -23,9 +28,11 @@ LOOKBACK = timedelta(hours=6)
 
 
 async def redeliver_missed(runtime: Runtime, *, lookback: timedelta = LOOKBACK) -> list[str]:
-    """Ask GitHub to redeliver every recent delivery that failed and was never stored."""
-    async with runtime.pool.connection() as conn, conn.transaction():
-        if not await try_advisory_lock(conn, _LOCK):
+    """Ask GitHub to redeliver every recent delivery that failed and was never stored; []
+    when another worker's pass is running."""
+    holder = f"{socket.gethostname()}:{os.getpid()}"
+    async with runtime.leases.hold(LEASE_KEY, holder, LEASE_TTL_S) as lease:
+        if lease is None:
             return []
         since = datetime.now(UTC) - lookback
         async with runtime.github.app_client() as gh:
@@ -53,19 +60,27 @@ async def redeliver_missed(runtime: Runtime, *, lookback: timedelta = LOOKBACK) 
             }
             if not missed:
                 return []
-            cur = await conn.execute(
-                "SELECT id FROM review_loop_deliveries WHERE id = ANY(%s)", (list(missed),)
-            )
-            stored = {r["id"] for r in await cur.fetchall()}
+            stored = await _stored(runtime.pool, list(missed))
             again = []
             for guid, delivery_id in sorted(missed.items()):
                 if guid in stored:
                     continue
+                # Fencing: a pass that stalled past its lease stops before asking again.
+                await runtime.leases.check(lease)
                 await gh.rest.apps.async_redeliver_webhook_delivery(delivery_id)
                 again.append(guid)
     if again:
         log.warning("asked GitHub to redeliver %d missed deliveries", len(again))
     return again
+
+
+async def _stored(pool: Pool, guids: list[str]) -> set[str]:
+    """The deliveries among `guids` that reached the bot."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT id FROM review_loop_deliveries WHERE id = ANY(%s)", (guids,)
+        )
+        return {r["id"] for r in await cur.fetchall()}
 
 
 async def run_redeliverer(runtime: Runtime, *, interval_s: float) -> None:

@@ -3,7 +3,7 @@
 from bot.context import Context
 from bot.ghapi import RepoAPI, can_write
 from bot.ledger import WAIVED_LABEL, parse_marker
-from bot.loop.commands import HELP, BadCommand, Command, parse_command
+from bot.loop.commands import HELP, BadCommand, Command, parse_command, retry_reset
 from bot.loop.store import LoopStore
 from bot.loop.triggers import request_reconcile
 from bot.routing import Router
@@ -78,8 +78,8 @@ async def act(ctx: Context, api: RepoAPI, cmd: Command, user: str) -> str | None
             return None
         if cmd.verb == "retry":
             for t in await store.tasks_for_issue(repo, cmd.issue):
-                if t.status not in ("queued", "running", "pushed"):
-                    await store.update_task(t.id, status="retried")
+                if (reset := retry_reset(t, cmd.issue)) is not None:
+                    await store.update_task(t.id, **reset)
     if cmd.verb in ("fix", "retry"):
         await request_reconcile(
             ctx.runtime, repo, number, iid, fixes_allowed=True, force_audit=True

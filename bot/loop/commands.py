@@ -1,7 +1,9 @@
-"""`@review-loop <verb>` commands in PR comments: parsing, a pure function."""
+"""`@review-loop <verb>` commands in PR comments: parsing, and what `retry` forgives; pure."""
 
 import re
 from dataclasses import dataclass
+
+from bot.loop.store import ACTIVE_TASK_STATES, ENDED_BADLY, TaskRow
 
 VERBS = ("audit", "fix", "status", "stop", "resume", "retry", "waive", "help")
 
@@ -70,3 +72,21 @@ def parse_command(body: str, mention: str = "@review-loop") -> Command | BadComm
     if verb == "fix" and args:
         return BadCommand("`fix` takes at most one issue: `@review-loop fix #123`.")
     return Command(verb, issue, " ".join(args))
+
+
+def retry_reset(task: TaskRow, issue: int) -> dict[str, object] | None:
+    """What `retry #issue` changes on one of the issue's tasks so that the task no longer
+    counts against `issue`; None when it does not (or is still running).
+
+    Only that issue's failure is forgiven: a batch's other failures still count, and its
+    fixes stay recorded as they are (a merged batch stays merged; what it fixed is closed and
+    is not fixed again).
+    """
+    failed = task.failed_issues
+    if task.status in ACTIVE_TASK_STATES or issue not in failed:
+        return None
+    rest = [n for n in failed if n != issue]
+    if task.status in ENDED_BADLY:
+        # "retried" makes the reconciler count the task's `failed` list, now without `issue`.
+        return {"status": "retried", "failed": rest}
+    return {"failed": rest}

@@ -269,16 +269,7 @@ class PrReconciler:
             if t.status == "conflict":
                 # A conflict survived a rebase and a fresh run on the new head: a person's call.
                 conflicts.update(t.issues)
-                continue
-            # A single task that ended badly failed its issue; a batch names its failures.
-            failed = (
-                t.failed
-                if t.batch
-                else ([t.issue_number] if t.status in ("failed", "refused") else [])
-            )
-            if t.batch and t.status in ("failed", "refused"):
-                failed = [n for n in t.issues if n not in t.fixed]
-            for number in set(failed):
+            for number in set(t.failed_issues):
                 failures[number] = failures.get(number, 0) + 1
         fixable: list[tuple[int, str]] = []
         stuck: dict[int, str] = {}

@@ -7,6 +7,8 @@ from typing import Any
 from bot.engine.database import Conn, Pool
 
 ACTIVE_TASK_STATES = ("queued", "running", "pushed")
+# How a task ends when it could not fix what it was given.
+ENDED_BADLY = ("failed", "refused", "conflict")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,15 @@ class TaskRow:
     def issues(self) -> list[int]:
         """The issues this task fixes: its batch, or its one issue."""
         return list(self.batch) or [self.issue_number]
+
+    @property
+    def failed_issues(self) -> list[int]:
+        """The issues this task counts as failed (two failures hand an issue to a person).
+        A task that ended badly landed nothing, so it failed all its issues, even those it
+        had fixed on its branch; otherwise its `failed` list names them."""
+        if self.status in ENDED_BADLY:
+            return self.issues
+        return list(self.failed)
 
 
 _PR_COLUMNS = ", ".join(PrRow.__dataclass_fields__)
@@ -188,7 +199,18 @@ class LoopStore:
         return await self._tasks_where("pr_number", repo, pr_number)
 
     async def tasks_for_issue(self, repo: str, issue_number: int) -> list[TaskRow]:
-        return await self._tasks_where("issue_number", repo, issue_number)
+        """The tasks that worked on this issue: alone, or as any issue of an inline batch
+        (`issue_number` names only a batch's first issue)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"""SELECT {_TASK_COLUMNS} FROM review_loop_tasks
+                     WHERE repo = %(repo)s
+                       AND (issue_number = %(n)s OR %(n)s = ANY(batch))
+                     ORDER BY id""",  # noqa: S608 - ours
+                {"repo": repo, "n": issue_number},
+            )
+            rows = await cur.fetchall()
+        return [TaskRow(**r) for r in rows]
 
     async def _tasks_where(self, column: str, repo: str, number: int) -> list[TaskRow]:
         async with self._pool.connection() as conn:

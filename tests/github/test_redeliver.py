@@ -1,0 +1,111 @@
+"""Redelivery passes: one at a time across workers, and no connection held while on GitHub."""
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from githubkit_schemas.latest import models
+from pydantic import SecretStr
+
+from bot.redeliver import redeliver_missed
+from bot.routing import Router
+from bot.runtime import Runtime, open_runtime
+from tests.conftest import make_settings
+from tests.github.fakegithub import BASE_URL, FakeGitHub, skeleton
+
+DELIVERIES = r"/app/hook/deliveries"
+ATTEMPTS = r"/app/hook/deliveries/(\d+)/attempts"
+
+
+@pytest.fixture(scope="module")
+def private_key() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def delivery(id_: int, guid: str, status_code: int) -> dict[str, object]:
+    return {
+        **skeleton(models.HookDeliveryItem),
+        "id": id_,
+        "guid": guid,
+        "status_code": status_code,
+        "delivered_at": datetime.now(UTC).isoformat(),
+    }
+
+
+class GatedGitHub:
+    """The fake GitHub with the App's delivery log; the first listing waits for `release`."""
+
+    def __init__(self, log: list[dict[str, object]]) -> None:
+        self.fake = FakeGitHub()
+        self.listing = asyncio.Event()  # the first pass is inside its GitHub call
+        self.release = asyncio.Event()
+        self.fake.routes += [
+            ("GET", re.compile(DELIVERIES + "$"), lambda m, r: httpx.Response(200, json=log)),
+            ("POST", re.compile(ATTEMPTS + "$"), lambda m, r: httpx.Response(202, json={})),
+        ]
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == DELIVERIES and not self.listing.is_set():
+            self.listing.set()
+            await self.release.wait()
+        return self.fake.handle(request)
+
+    def redelivered(self) -> list[int]:
+        return [
+            int(re.search(ATTEMPTS, r.url.path).group(1))  # type: ignore[union-attr]
+            for r in self.fake.calls("POST", ATTEMPTS)
+        ]
+
+
+@pytest.fixture
+def github() -> GatedGitHub:
+    log = [delivery(11, "missed-1", 502), delivery(12, "ok", 202), delivery(13, "missed-2", 0)]
+    return GatedGitHub(log)
+
+
+@pytest.fixture
+async def one_connection_runtime(
+    tmp_path: Path, db_url: str, private_key: str, github: GatedGitHub
+) -> AsyncIterator[Runtime]:
+    """A runtime whose pool has a single connection, talking to the gated fake GitHub."""
+    settings = make_settings(
+        tmp_path,
+        db_url,
+        app_id=7,
+        private_key=SecretStr(private_key),
+        github_url=BASE_URL,
+    )
+    transport = httpx.MockTransport(github.handle)
+    async with open_runtime(settings, Router(), github_transport=transport, pool_size=1) as rt:
+        yield rt
+
+
+async def test_a_second_concurrent_pass_redelivers_nothing(
+    one_connection_runtime: Runtime, github: GatedGitHub
+) -> None:
+    """While one pass waits on GitHub, a second pass (on the same one-connection pool, so
+    the first must not be holding it) returns at once without redelivering; the first then
+    redelivers each missed delivery once."""
+    runtime = one_connection_runtime
+    first = asyncio.create_task(redeliver_missed(runtime))
+    await asyncio.wait_for(github.listing.wait(), timeout=10)
+
+    second = await asyncio.wait_for(redeliver_missed(runtime), timeout=10)
+
+    assert second == []
+    assert github.redelivered() == []
+    github.release.set()
+    assert await asyncio.wait_for(first, timeout=10) == ["missed-1", "missed-2"]
+    assert github.redelivered() == [11, 13]
+    assert await redeliver_missed(runtime) == ["missed-1", "missed-2"]  # the lease was let go
