@@ -103,7 +103,7 @@ async def local_stack(
         await asyncio.to_thread(sandbox.stop)
 
 
-SETTLED_STATES = ("ready", "needs-human")
+SETTLED_STATES = ("ready", "needs-human", "waiting")
 
 
 async def pending_jobs(runtime: Runtime) -> int:

@@ -253,6 +253,14 @@ class PrReconciler:
         if not open_fps and not active:
             return Outcome(report.READY, "no open findings", round_)
         if active:
+            proposed = [t.fix_pr for t in active if t.status == "pushed" and t.fix_pr]
+            if config.merge_fixes == "manual" and len(proposed) == len(active):
+                listed = ", ".join(f"#{n}" for n in sorted(proposed))
+                return Outcome(
+                    report.WAITING,
+                    f"fix PRs {listed} wait for a person to merge them (merge_fixes: manual)",
+                    round_,
+                )
             return Outcome(report.FIXING, f"{len(active)} fixes running", round_)
         if fork:
             # Fix branches would have to live in the base repository and be merged into the
@@ -439,6 +447,7 @@ async def upsert_loop_check(
         report.READY: "Ready for human review",
         report.NEEDS_HUMAN: "Needs a human",
         report.FIXING: "Fixing findings",
+        report.WAITING: "Waiting for fix PRs to be merged",
         report.STOPPED: "Stopped",
         report.AUDITED: "Audited",
     }[state]

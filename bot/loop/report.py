@@ -16,6 +16,7 @@ NEEDS_HUMAN = "needs-human"
 FIXING = "fixing"
 STOPPED = "stopped"
 AUDITED = "audited"
+WAITING = "waiting"  # `merge_fixes: manual`: fix PRs wait for a person to merge them
 
 _STATE_LINE = {
     READY: "✅ **Ready for human review**: no open findings, no fixes running.",
@@ -23,6 +24,7 @@ _STATE_LINE = {
     FIXING: "🔧 **Fixing**: {reason}",
     STOPPED: "⏸️ **Stopped** by `@review-loop stop`; say `@review-loop resume` to go on.",
     AUDITED: "🔎 **Audited**: {reason}",
+    WAITING: "⏳ **Waiting for a person**: {reason}",
 }
 
 

@@ -12,7 +12,7 @@ from bot.runtime import Runtime
 log = logging.getLogger(__name__)
 
 _LOCK = 0x72737963  # "rsyc": one resync pass at a time across workers
-AT_REST = ("ready", "needs-human", "stopped", "audited")
+AT_REST = ("ready", "needs-human", "stopped", "audited", "waiting")
 
 
 async def resync_once(runtime: Runtime, *, quiet_for_s: float) -> list[tuple[str, int]]:

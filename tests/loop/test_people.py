@@ -141,6 +141,42 @@ async def test_a_triagers_fix_label_is_refused_a_writers_is_not(workdir: Path, e
     assert "@carol" in answers[0] and "only people with write access" in answers[0]
 
 
+async def test_manual_merging_waits_for_a_person_and_goes_on_after_each_merge(
+    workdir: Path, e2e_db: str
+) -> None:
+    """`merge_fixes: manual`: the loop opens fix PRs and waits (check run still in
+    progress) until a person merges them; each merge moves the loop on, to ready at last."""
+    async with local_stack(workdir, database_url=e2e_db) as stack:
+        driver = stack.sandbox.driver
+        number = await open_pr(
+            stack, pr_files={"shop/pricing.py": MODULE}, config="merge_fixes: manual\n"
+        )
+        waits = []
+        for _ in range(4):
+            row = await wait_settled(stack, REPO, number)
+            if row.state != "waiting":
+                break
+            fixes = [
+                p
+                for p in driver.pulls(REPO, "open")
+                if p["head"]["ref"].startswith(f"review-loop/pr-{number}/")
+            ]
+            head = driver.pull(REPO, number)["head"]["sha"]
+            [check] = driver.check_runs(REPO, head)
+            waits.append((row.reason, [p["number"] for p in fixes], check["status"]))
+            for fix in fixes:
+                await asyncio.to_thread(driver.merge, REPO, fix["number"], as_user=AUTHOR)
+        merged = [p for p in driver.pulls(REPO, "all") if p["merged_at"]]
+
+    assert row.state == "ready", row.reason
+    assert waits, "the loop waited for the person at least once"
+    for reason, fixes, status in waits:
+        assert fixes and status == "in_progress"
+        assert all(f"#{n}" in (reason or "") for n in fixes)
+        assert "merge_fixes: manual" in (reason or "")
+    assert sorted(p["number"] for p in merged) == sorted(n for _, f, _ in waits for n in f)
+
+
 async def _count(stack, sql: str) -> int:  # type: ignore[no-untyped-def]
     async with stack.runtime.pool.connection() as conn:
         cur = await conn.execute(sql)
