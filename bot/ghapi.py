@@ -203,13 +203,15 @@ class RepoAPI:
             )
         except RequestFailed as exc:
             status = _status(exc)
-            if status == 409:  # the head moved since `sha`
-                return MergeResult(False, None, conflict=False, message=_message(exc))
+            if status == 409:  # the head moved since `sha`, or GitHub has not caught up yet
+                return MergeResult(False, None, False, _message(exc), head_moved=True)
             if status != 405:
                 raise
             pull = await self.get_pull(number)
             if pull.merged:
                 return MergeResult(True, pull.merge_commit_sha, False, "already merged")
+            if pull.state != "open":
+                return MergeResult(False, None, False, "the pull request is closed", closed=True)
             return MergeResult(False, None, conflict=True, message=_message(exc))
         result = resp.parsed_data
         return MergeResult(result.merged, result.sha, conflict=False, message=result.message)

@@ -93,6 +93,8 @@ class MergeResult:
     sha: str | None
     conflict: bool  # 405: GitHub cannot merge it as it stands
     message: str
+    head_moved: bool = False  # 409: the head is not the sha we asked to merge (yet)
+    closed: bool = False  # 405 because the pull request was closed
 
 
 def repo_info(repo: FullRepository) -> RepoInfo:

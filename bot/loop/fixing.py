@@ -7,6 +7,7 @@ nothing new appeared. A single-issue task whose agent fails keeps the partial wo
 branch; in a batch, a failed issue's leftovers are undone so the next issue starts clean.
 """
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from bot.agents.briefs import BriefFinding, BriefTask, build_brief, redact_secrets
 from bot.agents.catalog import AgentSpec
-from bot.agents.diffcheck import check_change
+from bot.agents.diffcheck import check_change, git_tampering
 from bot.agents.runner import AgentTask, FixTarget, run_agent
 from bot.audit import audit, changed_lines, filter_ignored, filter_to_changed
 from bot.audit.findings import Finding, normalise_code
@@ -33,7 +34,7 @@ from bot.loop.auditing import audit_commit
 from bot.loop.config import load_repo_config
 from bot.loop.fleetctx import Fleet
 from bot.loop.reconcile import PARTIAL_LABEL, fix_pr_verdict, upsert_loop_check
-from bot.loop.store import LoopStore, TaskRow
+from bot.loop.store import REJECTED_ERROR, LoopStore, TaskRow
 from bot.loop.warm import RepoCommandFailed, run_repo_command
 from bot.repo_config import RepoConfig
 from bot.router import DEFAULT_AGENTS
@@ -42,6 +43,8 @@ from bot.worktrees import Worktree, changed_files, commit_all, push
 log = logging.getLogger(__name__)
 
 LEASE_TTL_S = 120.0
+MERGE_ATTEMPTS = 4
+MERGE_RETRY_S = 1.0
 AGENT_ANALYZERS = {agent: [analyzer] for analyzer, agent in DEFAULT_AGENTS.items()}
 
 
@@ -108,6 +111,8 @@ class FixRunner:
         self.remote_sha: str | None = None  # the task branch on GitHub, as last seen/pushed
         self.base_findings: list[Finding] | None = None  # set when resuming earlier work
         self.mirror: Path | None = None  # the repository's mirror, once fetched
+        self.ignore: list[str] = []  # the repository's `ignore` globs
+        self.rerunning = False  # the agent works again on a new head, for an open fix PR
 
     async def run(self) -> None:
         t = self.task
@@ -117,6 +122,9 @@ class FixRunner:
                 raise TaskFailed("obsolete", "the pull request was closed")
         repo_info = await self.api.get_repo()
         config = await load_repo_config(self.api, repo_info)
+        self.ignore = list(config.ignore)
+        if t.fix_pr is not None and await self._fix_pr_settled(t.fix_pr, config):
+            return
         spec = self.fleet.catalog.get(t.agent)
         if spec is None:
             raise TaskFailed("failed", f"no agent {t.agent!r} in the server's catalog")
@@ -252,7 +260,7 @@ class FixRunner:
         )
         identity = await self._identity()
         if not result.ok:
-            if not t.batch:
+            if not t.batch and not self.rerunning:  # a rerun's fix PR is open: keep it clean
                 await self._keep_partial(wt, number, clone_url, token, identity)
             raise TaskFailed(
                 "failed", f"agent {t.agent} failed: {redact_secrets(result.error or '')}"
@@ -283,6 +291,11 @@ class FixRunner:
         tests leave in the worktree is discarded; on failure, with `undo`, so is the commit."""
         try:
             await run_repo_command(wt.path, command, what="test")
+            # The tests ran the agent's code: it must not have rewired git before a push
+            # that carries the token.
+            tampering = await git_tampering(wt.path)
+            if tampering:
+                raise TaskFailed("refused", "; ".join(tampering), tampered=True)
         except RepoCommandFailed as exc:
             await git("reset", "--hard", "--quiet", "HEAD~1" if undo else "HEAD", cwd=wt.path)
             await git("clean", "-fdq", cwd=wt.path)
@@ -301,6 +314,7 @@ class FixRunner:
         if not base_targets:
             return False
         judges = {f.analyzer for f in base_targets}
+        now = filter_ignored(now, self.ignore)  # as the base's audit was
         why = verify(
             [f for f in self.base_findings if f.analyzer in judges],
             [f for f in now if f.analyzer in judges],
@@ -370,15 +384,37 @@ class FixRunner:
 
     async def _merge(self, fix_pr: PullInfo, wt: Worktree, title: str) -> bool:
         """Merge the fix PR at the worktree's HEAD; False on a merge conflict."""
-        await self.fleet.runtime.leases.check(self.lease)
         head = (await git("rev-parse", "HEAD", cwd=wt.path)).strip()
-        merged = await self.api.merge_pull(fix_pr.number, head, title=title)
-        if merged.merged:
+        for attempt in range(1, MERGE_ATTEMPTS + 1):
+            await self.fleet.runtime.leases.check(self.lease)
+            merged = await self.api.merge_pull(fix_pr.number, head, title=title)
+            if merged.merged:
+                await self.store.update_task(self.task.id, status="merged")
+                return True
+            if merged.conflict:
+                log.info("fix PR #%d conflicts: %s", fix_pr.number, merged.message)
+                return False
+            if merged.closed:
+                raise TaskFailed("rejected", REJECTED_ERROR)
+            if not merged.head_moved or attempt == MERGE_ATTEMPTS:
+                break
+            # GitHub moves a PR's head a moment after the push: give it that moment.
+            await asyncio.sleep(MERGE_RETRY_S * attempt)
+        raise TaskFailed("failed", f"fix PR #{fix_pr.number} not merged: {merged.message}")
+
+    async def _fix_pr_settled(self, number: int, config: RepoConfig) -> bool:
+        """For a retried task that had opened its fix PR: True when nothing is left to do,
+        because the PR was merged (the worker died before recording it) or waits for a person
+        to merge it; a PR a person closed ends the task."""
+        pull = await self.api.get_pull(number)
+        if pull.merged:
             await self.store.update_task(self.task.id, status="merged")
             return True
-        if not merged.conflict:
-            raise TaskFailed("failed", f"fix PR #{fix_pr.number} not merged: {merged.message}")
-        log.info("fix PR #%d conflicts: %s", fix_pr.number, merged.message)
+        if pull.state != "open":
+            raise TaskFailed("rejected", REJECTED_ERROR)
+        if config.merge_fixes != "auto" or self.task.pr_number is None:
+            await self.store.update_task(self.task.id, status="pushed")
+            return True
         return False
 
     async def _audit_fix_pr(self, wt: Worktree, config: RepoConfig) -> None:
@@ -400,6 +436,10 @@ class FixRunner:
         """Move the task onto the PR branch's current head (fetched now); return it."""
         t = self.task
         head = await self.fleet.branch_head(t.repo, clone_url, t.installation_id, t.base_ref)
+        assert self.mirror is not None
+        if head != t.base_sha and not await _descends(self.mirror, head, t.base_sha):
+            raise TaskFailed("stale", "the pull request was rewritten; the next round re-plans")
+        await self.fleet.runtime.leases.check(self.lease)
         self.task = replace(t, base_sha=head)
         await self.store.update_task(t.id, base_sha=head)
         return head
@@ -452,7 +492,7 @@ class FixRunner:
             issue = await self.api.get_issue(number)
             targets += targets_of(before, parse_marker(issue.body) or {})
         judges = sorted({f.analyzer for f in targets}) or config.auditors
-        after = await audit(wt.path, judges)
+        after = filter_ignored(await audit(wt.path, judges), config.ignore)  # as `before` is
         why = verify([f for f in before if f.analyzer in judges], after, targets)
         if why is None and config.test:
             try:
@@ -477,13 +517,16 @@ class FixRunner:
         await git("reset", "--hard", "--quiet", new_base, cwd=wt.path)
         await git("clean", "-fdq", cwd=wt.path)
         self.base_findings = None
+        self.rerunning = True
         refixed = []
         for number in fixed:
             try:
                 if await self._fix_issue(wt, number, spec, config, clone_url, token):
                     refixed.append(number)
             except TaskFailed as exc:
-                raise TaskFailed(exc.status, f"run again on the new head: {exc.reason}") from exc
+                raise TaskFailed(
+                    exc.status, f"run again on the new head: {exc.reason}", tampered=exc.tampered
+                ) from exc
         if not refixed:
             await self._close_obsolete(fix_pr, new_base)
 

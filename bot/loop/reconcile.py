@@ -30,7 +30,7 @@ from bot.loop import report
 from bot.loop.auditing import audit_commit
 from bot.loop.config import load_repo_config
 from bot.loop.fleetctx import Fleet
-from bot.loop.store import ACTIVE_TASK_STATES, LoopStore, PrRow, TaskRow
+from bot.loop.store import ACTIVE_TASK_STATES, REJECTED_ERROR, LoopStore, PrRow, TaskRow
 from bot.loop.triggers import queue_fix
 from bot.planner import Costs, plan_fanout, split
 from bot.repo_config import RepoConfig, RepoConfigError
@@ -115,7 +115,9 @@ class PrReconciler:
         await self.api.ensure_labels(LABELS)
         is_fork = pr.head_repo != self.repo  # None: the fork was deleted
         own_fix_pr = (
-            pr.head_ref.startswith(FIX_BRANCH_PREFIX) and pr.base_ref != repo_info.default_branch
+            not is_fork  # the bot's fix branches live in the base repository, never in a fork
+            and pr.head_ref.startswith(FIX_BRANCH_PREFIX)
+            and pr.base_ref != repo_info.default_branch
         )
         if own_fix_pr and config.max_depth == 0:
             await self._save(report.AUDITED, "fix PRs are not audited (max_depth: 0)", pr.head_sha)
@@ -244,6 +246,8 @@ class PrReconciler:
     ) -> Outcome:
         round_ = self.row.round
         open_fps = ledger.open_fingerprints()
+        if config.merge_fixes == "manual":
+            tasks = await self._settle_proposed(tasks)
         active = [t for t in tasks if t.status in ACTIVE_TASK_STATES]
         if ledger.plan.oscillations:
             names = ", ".join(f"#{o.number}" for o in ledger.plan.oscillations)
@@ -273,10 +277,13 @@ class PrReconciler:
             )
         failures: dict[int, int] = {}
         conflicts: set[int] = set()
+        rejected: set[int] = set()
         for t in tasks:
             if t.status == "conflict":
                 # A conflict survived a rebase and a fresh run on the new head: a person's call.
                 conflicts.update(t.issues)
+            if t.status == "rejected":  # a person closed the fix PR: not proposed again
+                rejected.update(t.issues)
             for number in set(t.failed_issues):
                 failures[number] = failures.get(number, 0) + 1
         fixable: list[tuple[int, str]] = []
@@ -288,6 +295,8 @@ class PrReconciler:
                 stuck[number] = "no agent is routed to it"
             elif number in conflicts:
                 stuck[number] = "its fix conflicts with the branch"
+            elif number in rejected:
+                stuck[number] = "a person closed its fix PR"
             elif failures.get(number, 0) >= MAX_FAILED_TASKS:
                 stuck[number] = "failed twice"
             else:
@@ -358,6 +367,23 @@ class PrReconciler:
         if queued == 0:  # this round's tasks exist already and ended: nothing will move
             return Outcome(report.NEEDS_HUMAN, f"round {round_}'s fixes all ended unfixed", round_)
         return Outcome(report.FIXING, f"round {round_}: {queued} fixes queued", round_)
+
+    async def _settle_proposed(self, tasks: list[TaskRow]) -> list[TaskRow]:
+        """Fix PRs waiting for a person: look at each again, so a merge or close whose webhook
+        never arrived is seen anyway (the `closed` handler does the same on the event)."""
+        changed = False
+        for t in tasks:
+            if t.status != "pushed" or t.fix_pr is None:
+                continue
+            pull = await self.api.get_pull(t.fix_pr)
+            if pull.merged:
+                await self.store.update_task(t.id, status="merged")
+            elif pull.state != "open":
+                await self.store.update_task(t.id, status="rejected", error=REJECTED_ERROR)
+            else:
+                continue
+            changed = True
+        return await self.store.tasks_for_pr(self.repo, self.number) if changed else tasks
 
     # -- telling people ------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from bot.audit.findings import Finding
 from bot.ghmodels import CheckConclusion, CheckStatus
-from bot.loop.store import TaskRow
+from bot.loop.store import ENDED_BADLY, TaskRow
 
 CHECK_NAME = "review-loop"
 MAX_ANNOTATIONS = 500  # GitHub keeps at most this many per check run we send
@@ -71,7 +71,7 @@ def render_summary(s: Summary) -> str:
                 for t in fix_prs
             ),
         ]
-    failed = [t for t in s.tasks if t.status in ("failed", "refused", "conflict")]
+    failed = [t for t in s.tasks if t.status in ENDED_BADLY]
     if failed:
         lines += ["", "Fixes that did not land:"]
         lines += [f"- #{t.issue_number} `{t.agent}`: {t.status} — {t.error or ''}" for t in failed]

@@ -7,8 +7,10 @@ from typing import Any
 from bot.engine.database import Conn, Pool
 
 ACTIVE_TASK_STATES = ("queued", "running", "pushed")
-# How a task ends when it could not fix what it was given.
-ENDED_BADLY = ("failed", "refused", "conflict")
+# How a task ends when it could not fix what it was given ("rejected": a person closed its
+# fix PR without merging it).
+ENDED_BADLY = ("failed", "refused", "conflict", "rejected")
+REJECTED_ERROR = "a person closed the fix PR without merging it"
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,16 @@ class LoopStore:
             )
             row = await cur.fetchone()
         return None if row is None else PrRow(**row)
+
+    async def prs_audited_at(self, repo: str, sha: str) -> list[int]:
+        """The PRs of `repo` whose last audit was at commit `sha`."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """SELECT number FROM review_loop_prs
+                    WHERE repo = %s AND audited_sha = %s ORDER BY number""",
+                (repo, sha),
+            )
+            return [int(r["number"]) for r in await cur.fetchall()]
 
     async def mark_handled(self, repo: str, number: int, generation: int) -> None:
         async with self._pool.connection() as conn:

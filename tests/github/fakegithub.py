@@ -494,7 +494,7 @@ class FakeGitHub:
         pull = issue.pull
         assert pull is not None
         data = json.loads(request.content or b"{}")
-        if pull.merged or not pull.mergeable:
+        if pull.merged or not pull.mergeable or issue.state != "open":
             return self._error(405, "Pull Request is not mergeable")
         if data.get("sha") not in (None, pull.head_sha):
             return self._error(409, "Head branch was modified. Review and try the merge again.")

@@ -240,7 +240,11 @@ async def test_upsert_check_run_refuses_actions_github_would_reject(
             {},
             "c" * 40,
             MergeResult(
-                False, None, False, "Head branch was modified. Review and try the merge again."
+                False,
+                None,
+                False,
+                "Head branch was modified. Review and try the merge again.",
+                head_moved=True,
             ),
             id="head-moved",
         ),
@@ -249,6 +253,12 @@ async def test_upsert_check_run_refuses_actions_github_would_reject(
             SHA,
             MergeResult(True, "f" * 40, False, "already merged"),
             id="already-merged",
+        ),
+        pytest.param(
+            {"state": "closed"},
+            SHA,
+            MergeResult(False, None, False, "the pull request is closed", closed=True),
+            id="closed-by-a-person",
         ),
     ],
 )

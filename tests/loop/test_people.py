@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from bot.ledger import parse_marker
+from bot.loop.triggers import request_reconcile
 from bot.stack import local_stack, wait_settled
 from tests.loop.scenario import AUTHOR, REPO, open_pr, poll
 
@@ -175,6 +176,42 @@ async def test_manual_merging_waits_for_a_person_and_goes_on_after_each_merge(
         assert all(f"#{n}" in (reason or "") for n in fixes)
         assert "merge_fixes: manual" in (reason or "")
     assert sorted(p["number"] for p in merged) == sorted(n for _, f, _ in waits for n in f)
+
+
+async def test_a_fix_pr_a_person_closes_is_not_proposed_again(workdir: Path, e2e_db: str) -> None:
+    """`merge_fixes: manual`: a person closes the fix PR, and that webhook is lost. The next
+    reconcile looks at the fix PR itself, hands the issue to a person and opens no new one."""
+    async with local_stack(workdir, database_url=e2e_db) as stack:
+        driver = stack.sandbox.driver
+        number = await open_pr(
+            stack, pr_files={"shop/pricing.py": MODULE}, config="merge_fixes: manual\n"
+        )
+        waiting = await wait_settled(stack, REPO, number)
+        [fix] = [p for p in driver.pulls(REPO, "open") if p["number"] != number]
+
+        def close_unheard() -> None:
+            driver.set_faults(drop_webhook_rate=1.0)
+            driver.set_issue_state(REPO, fix["number"], "closed", as_user=AUTHOR)
+            stack.sandbox.wait_for_deliveries()
+            driver.set_faults(drop_webhook_rate=0.0)
+
+        await asyncio.to_thread(close_unheard)
+        await request_reconcile(stack.runtime, REPO, number, waiting.installation_id)
+        row = await wait_settled(stack, REPO, number)
+        pulls = [p["number"] for p in driver.pulls(REPO, "all") if p["number"] != number]
+        statuses = await _statuses(stack)
+
+    assert waiting.state == "waiting"
+    assert row.state == "needs-human"
+    assert "a person closed its fix PR" in (row.reason or "")
+    assert pulls == [fix["number"]], "no second fix PR"
+    assert statuses == ["rejected"]
+
+
+async def _statuses(stack) -> list[str]:  # type: ignore[no-untyped-def]
+    async with stack.runtime.pool.connection() as conn:
+        cur = await conn.execute("SELECT status FROM review_loop_tasks ORDER BY id")
+        return [r["status"] for r in await cur.fetchall()]
 
 
 async def _count(stack, sql: str) -> int:  # type: ignore[no-untyped-def]

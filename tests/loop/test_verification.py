@@ -45,22 +45,33 @@ async def task_errors(stack: Any) -> list[tuple[str, str | None]]:
 async def test_passing_tests_land_the_fix_and_leave_nothing_behind(
     workdir: Path, e2e_db: str
 ) -> None:
-    """A `test` command that passes (and writes byte-code as it goes): the fix lands, and
-    nothing the tests wrote is committed."""
+    """A `test` command that passes and writes byte-code as it goes: the inline batch's fixes
+    land, and nothing the tests wrote reaches a later commit of the batch."""
     config = f"test: {sys.executable} -m compileall -q shop\n"
-    async with local_stack(workdir, database_url=e2e_db) as stack:
-        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config=config)
+    files = {"shop/pricing.py": MODULE, "shop/tax.py": MODULE.replace("Pricing", "Tax")}
+    async with local_stack(workdir, database_url=e2e_db, fanout="inline") as stack:
+        number = await open_pr(stack, pr_files=files, config=config)
         row = await wait_settled(stack, REPO, number)
-        fixes = fix_pulls(stack, number)  # the lint fix, then the formatting it leaves
-        files = tree(stack, stack.sandbox.driver.pull(REPO, number)["head"]["sha"])
+        fixes = fix_pulls(stack, number)  # the lint fixes, then the formatting they leave
+        files_at_head = tree(stack, stack.sandbox.driver.pull(REPO, number)["head"]["sha"])
         checks = [stack.sandbox.driver.check_runs(REPO, f["head"]["sha"]) for f in fixes]
+        batches = await batch_sizes(stack)
 
     assert row.state == "ready", row.reason
     assert fixes and all(f["merged_at"] is not None for f in fixes)
-    assert "shop/pricing.py" in files
-    assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
+    assert max(batches) == 2, "one task fixed both files, one commit after the other"
+    assert {"shop/pricing.py", "shop/tax.py"} <= set(files_at_head)
+    assert not [f for f in files_at_head if "__pycache__" in f or f.endswith(".pyc")]
     for runs in checks:  # each fix PR audited one level deep
         assert [(c["name"], c["conclusion"]) for c in runs] == [("review-loop", "success")]
+
+
+async def batch_sizes(stack: Any) -> list[int]:
+    async with stack.runtime.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT coalesce(cardinality(batch), 1) AS n FROM review_loop_tasks ORDER BY id"
+        )
+        return [r["n"] for r in await cur.fetchall()]
 
 
 async def test_a_fix_that_breaks_the_tests_is_never_proposed(workdir: Path, e2e_db: str) -> None:
@@ -144,3 +155,39 @@ def show(stack: Any, ref: str, path: str) -> str:
         ["git", "show", f"{ref}:{path}"], cwd=bare, capture_output=True, text=True, check=True
     )
     return out.stdout
+
+
+async def test_a_failed_runs_sound_partial_work_is_resumed_and_lands(
+    workdir: Path, e2e_db: str
+) -> None:
+    """The first run fixes the finding, then fails: its work is kept on the branch, the next
+    round resumes from it, judges it against the base (an ignored path's old finding does
+    not count as new) and lands it without running the agent on the issue again."""
+    marker = workdir / "first-run-done"
+    quitter = write_agent(
+        workdir,
+        "quitter",
+        f"""
+        p = pathlib.Path("shop/pricing.py")
+        if os.path.exists({str(marker)!r}):
+            sys.exit("the second run should not be needed")
+        open({str(marker)!r}, "w").close()
+        p.write_text(p.read_text().replace("import os\\n\\n", ""))
+        sys.exit("done, but says it failed")
+        """,
+    )
+    catalog = write_catalog(workdir, {"quitter": quitter})
+    config = 'routes:\n  - rule: F401\n    agent: quitter\nignore: ["legacy/**"]\n'
+    legacy = {"legacy/old.py": "import json\n"}  # an old finding in an ignored path
+    async with local_stack(workdir, database_url=e2e_db, agents_file=catalog) as stack:
+        number = await open_pr(
+            stack, pr_files={"shop/pricing.py": MODULE}, base_files=legacy, config=config
+        )
+        row = await wait_settled(stack, REPO, number)
+        errors = await task_errors(stack)
+        pr_head = stack.sandbox.driver.pull(REPO, number)["head"]["sha"]
+        at_head = show(stack, pr_head, "shop/pricing.py")
+
+    assert row.state == "ready", row.reason
+    assert [status for status, _ in errors] == ["failed", "merged"], errors
+    assert "import os" not in at_head
