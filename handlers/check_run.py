@@ -15,9 +15,15 @@ async def reaudit(ctx: Context) -> None:
     run = ctx.envelope.check_run
     if run is None or run.name != CHECK_NAME:
         return
-    for pr in ctx.payload.get("check_run", {}).get("pull_requests", []) or []:
-        number = pr.get("number")
-        if isinstance(number, int) and await LoopStore(ctx.runtime.pool).get(ctx.repo, number):
+    store = LoopStore(ctx.runtime.pool)
+    listed = ctx.payload.get("check_run", {}).get("pull_requests", []) or []
+    numbers = [pr.get("number") for pr in listed]
+    if not numbers and run.head_sha:
+        # GitHub lists no pull requests on a check run whose head was pushed to a fork: the
+        # run is ours, so the PR is the one the loop audited at that commit.
+        numbers = await store.prs_audited_at(ctx.repo, run.head_sha)
+    for number in numbers:
+        if isinstance(number, int) and await store.get(ctx.repo, number):
             await request_reconcile(
                 ctx.runtime, ctx.repo, number, ctx.installation_id, force_audit=True
             )

@@ -63,14 +63,15 @@ class Fleet:
         return out.strip()
 
     async def fetch_pull(self, mirror: Path, installation_id: int, repo: str, number: int) -> None:
-        """Fetch a pull request's head (how a fork's commits are reached) into the mirror."""
+        """Fetch a pull request's head (how a fork's commits are reached) into the mirror.
+
+        It lands where GitHub keeps it, `refs/pull/<n>/head`: outside `refs/remotes/origin/`,
+        where the mirror's next `fetch --prune` would delete it and a branch named
+        `pull/<n>` would collide with it.
+        """
         token = await self.token(installation_id, repo)
+        ref = f"refs/pull/{number}/head"
         async with self.mirrors.lock(mirror):
             await git(
-                "fetch",
-                "--no-tags",
-                "origin",
-                f"+refs/pull/{number}/head:refs/remotes/origin/pull/{number}",
-                cwd=mirror,
-                env=auth_env(token),
+                "fetch", "--no-tags", "origin", f"+{ref}:{ref}", cwd=mirror, env=auth_env(token)
             )

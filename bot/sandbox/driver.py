@@ -1,4 +1,4 @@
-"""Plays the humans: accounts, repositories, pushes over real git, PRs, comments, labels,
+"""Plays the humans: accounts, repositories and forks, pushes over real git, PRs, comments, labels,
 approvals. Human actions go through the same REST endpoints the bot uses, with the user's
 personal token; what GitHub does in its web UI goes through `/_sandbox/*`."""
 
@@ -94,6 +94,17 @@ class Driver:
             repo: Json = self._call("POST", "/_sandbox/repos", json=body)
         return repo
 
+    def fork(self, full_name: str, *, as_user: str, organization: str | None = None) -> Json:
+        """Fork `full_name` into `as_user`'s account (or `organization`), as `POST .../forks`
+        does; push to the fork with `push(fork["full_name"], ..., as_user=...)` and open its
+        pull request in the parent with `open_pr(full_name, "<owner>:<branch>", ...)`."""
+        body = {} if organization is None else {"organization": organization}
+        fork: Json = self._api("POST", f"/repos/{full_name}/forks", as_user, json=body)
+        return fork
+
+    def delete_repo(self, full_name: str, *, as_user: str) -> None:
+        self._api("DELETE", f"/repos/{full_name}", as_user)
+
     def set_permission(self, full_name: str, login: str, permission: str) -> None:
         """Make `login` a collaborator with admin, write or read permission (or none)."""
         path = f"/_sandbox/repos/{full_name}/permissions/{login}"
@@ -117,7 +128,7 @@ class Driver:
         self,
         full_name: str,
         branch: str,
-        files: dict[str, str | None],
+        files: Mapping[str, str | None],
         *,
         as_user: str,
         message: str = "Update files",

@@ -72,9 +72,12 @@ async def _serve(hub: Hub, request: Request) -> Response:
         "CONTENT_TYPE": request.headers.get("content-type", ""),
         "REMOTE_USER": who.account.login,
         "REMOTE_ADDR": request.client.host if request.client else "127.0.0.1",
-        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_COUNT": "2",
         "GIT_CONFIG_KEY_0": "http.receivepack",
         "GIT_CONFIG_VALUE_0": "true",
+        # As on GitHub, `refs/pull/*` can be fetched but not pushed: GitHub keeps them.
+        "GIT_CONFIG_KEY_1": "receive.hideRefs",
+        "GIT_CONFIG_VALUE_1": "refs/pull",
     }
     for header in ("content-encoding", "git-protocol", "content-length"):
         if value := request.headers.get(header):

@@ -47,6 +47,36 @@ def init_bare(path: Path, default_branch: str) -> None:
     git(path, "config", "http.receivepack", "true")
 
 
+def clone_bare(source: Path, path: Path, branch: str | None = None) -> None:
+    """A new bare repository with `source`'s branches and tags (only `branch`, when given),
+    standing alone: no remote, as a GitHub fork does not track its parent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    only = ["--single-branch", "--branch", branch] if branch else []
+    subprocess.run(
+        ["git", "clone", "--quiet", "--bare", *only, str(source), str(path)],
+        check=True,
+        capture_output=True,
+    )
+    git(path, "remote", "remove", "origin")
+    git(path, "config", "http.receivepack", "true")
+
+
+def pull_head_ref(number: int) -> str:
+    """Where GitHub keeps a pull request's head in its base repository, forks included."""
+    return f"refs/pull/{number}/head"
+
+
+def fetch_commit(repo: Path, source: Path, sha: str) -> None:
+    """Copy commit `sha` and its history from `source` (a fork in the same network) into `repo`:
+    GitHub's forks share their objects, the sandbox's bare repositories do not."""
+    if source != repo:
+        git(repo, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", str(source), sha)
+
+
+def set_pull_head(repo: Path, number: int, sha: str) -> None:
+    git(repo, "update-ref", pull_head_ref(number), sha)
+
+
 def commit_directory(
     repo: Path, source: Path, branch: str, message: str, author: tuple[str, str]
 ) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.sandbox import events
+from bot.sandbox import events, gitops
 from bot.sandbox.hub import Hub
 from bot.sandbox.state import Account, Issue, Repo
 
@@ -15,21 +15,35 @@ CLOSING = re.compile(r"\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?):?\s+#(\d+)\b"
 def branches_moved(
     hub: Hub, repo: Repo, before: dict[str, str], after: dict[str, str], sender: Account
 ) -> None:
-    """Update open pull requests whose head branch moved and send `synchronize` for each."""
+    """Update open pull requests whose head branch moved and send `synchronize` for each.
+
+    The pull requests may live in another repository: a push to a fork's branch moves the PRs
+    it heads in the fork's parent (their `refs/pull/<n>/head` there) and synchronizes them.
+    """
     moved = {b: sha for b, sha in after.items() if before.get(b) != sha}
     if not moved:
         return
     repo.pushed_at = hub.store.now()
-    for issue in list(repo.issues.values()):
-        pull = issue.pull
-        if pull is None or issue.state != "open" or pull.head_ref not in moved:
-            continue
-        old, new = pull.head_sha, moved[pull.head_ref]
-        if old == new:
-            continue
-        pull.head_sha = new
-        issue.updated_at = hub.store.now()
-        events.pull_request_changed(hub, repo, issue, "synchronize", sender, before=old, after=new)
+    for base in list(hub.store.repos.values()):
+        for issue in list(base.issues.values()):
+            pull = issue.pull
+            if (
+                pull is None
+                or issue.state != "open"
+                or pull.head_repo_id != repo.id
+                or pull.head_ref not in moved
+            ):
+                continue
+            old, new = pull.head_sha, moved[pull.head_ref]
+            if old == new:
+                continue
+            gitops.fetch_commit(base.path, repo.path, new)
+            gitops.set_pull_head(base.path, issue.number, new)
+            pull.head_sha = new
+            issue.updated_at = hub.store.now()
+            events.pull_request_changed(
+                hub, base, issue, "synchronize", sender, before=old, after=new
+            )
 
 
 def closed_by_merge(repo: Repo, pull_request: Issue) -> list[Issue]:

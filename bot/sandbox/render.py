@@ -135,6 +135,7 @@ class Renderer:
         full = self.store.full_name(repo)
         api = f"{self.api}/repos/{full}"
         open_issues = sum(1 for i in repo.issues.values() if i.state == "open")
+        forks = len(self.store.forks_of(repo))
         data: Json = {
             "id": repo.id,
             "node_id": node_id("R", repo.id),
@@ -144,7 +145,7 @@ class Renderer:
             "owner": self.user_id(repo.owner_id),
             "html_url": f"{self.web}/{full}",
             "description": repo.description,
-            "fork": False,
+            "fork": repo.parent_id is not None,
             "url": api,
             "forks_url": f"{api}/forks",
             "keys_url": f"{api}/keys{{/key_id}}",
@@ -200,7 +201,7 @@ class Renderer:
             "has_wiki": False,
             "has_pages": False,
             "has_discussions": False,
-            "forks_count": 0,
+            "forks_count": forks,
             "mirror_url": None,
             "archived": False,
             "disabled": False,
@@ -212,14 +213,23 @@ class Renderer:
             "topics": [],
             "visibility": "private" if repo.private else "public",
             "custom_properties": {},
-            "forks": 0,
+            "forks": forks,
             "open_issues": open_issues,
             "watchers": 0,
             "default_branch": repo.default_branch,
         }
         if not webhook:
             data["subscribers_count"] = 0
-            data["network_count"] = 0
+            data["network_count"] = len(self.store.forks_of(self.store.source(repo)))
+        return data
+
+    def full_repository(self, repo: Repo) -> Json:
+        """`GET /repos/{owner}/{repo}`'s shape: a fork also names its `parent` and `source`."""
+        data = self.repository(repo)
+        parent = None if repo.parent_id is None else self.store.repos.get(repo.parent_id)
+        if parent is not None:
+            data["parent"] = self.repository(parent)
+            data["source"] = self.repository(self.store.source(repo))
         return data
 
     # issues, labels, comments

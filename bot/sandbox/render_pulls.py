@@ -14,15 +14,22 @@ def pull_of(issue: Issue) -> PullData:
     return issue.pull
 
 
-def _branch_side(r: Renderer, repo: Repo, ref: str, sha: str, webhook: bool) -> Json:
-    owner = r.store.accounts[repo.owner_id]
+def _branch_side(
+    r: Renderer, owner_id: int, repo: Repo | None, ref: str, sha: str, webhook: bool
+) -> Json:
+    """`head` or `base`: `repo` is None for the head of a pull request whose fork is gone."""
+    owner = r.store.accounts[owner_id]
     return {
         "label": f"{owner.login}:{ref}",
         "ref": ref,
         "sha": sha,
         "user": r.user(owner),
-        "repo": r.repository(repo, webhook=webhook),
+        "repo": None if repo is None else r.repository(repo, webhook=webhook),
     }
+
+
+def head_repo(r: Renderer, pull: PullData) -> Repo | None:
+    return None if pull.head_repo_id is None else r.store.repos.get(pull.head_repo_id)
 
 
 def pull_request(
@@ -76,8 +83,10 @@ def pull_request(
         "assignees": [],
         "requested_reviewers": [r.user_id(i) for i in pull.requested_reviewer_ids],
         "requested_teams": [],
-        "head": _branch_side(r, repo, pull.head_ref, pull.head_sha, webhook),
-        "base": _branch_side(r, repo, pull.base_ref, base_sha, webhook),
+        "head": _branch_side(
+            r, pull.head_owner_id, head_repo(r, pull), pull.head_ref, pull.head_sha, webhook
+        ),
+        "base": _branch_side(r, repo.owner_id, repo, pull.base_ref, base_sha, webhook),
         "_links": links,
         "author_association": r.author_association(repo, issue.user_id),
         "auto_merge": None,
@@ -149,10 +158,15 @@ def _minimal_pull(r: Renderer, issue: Issue, repo: Repo) -> Json:
 def check_run(r: Renderer, run: CheckRun, repo: Repo, *, webhook: bool = False) -> Json:
     name = r.store.full_name(repo)
     url = f"{r.api}/repos/{name}/check-runs/{run.id}"
+    # As on GitHub, only pull requests whose head branch is in this repository are listed:
+    # "pushes to a branch in a forked repository are not detected" (an empty list for forks).
     pulls = [
         _minimal_pull(r, i, repo)
         for i in repo.issues.values()
-        if i.pull is not None and i.state == "open" and i.pull.head_sha == run.head_sha
+        if i.pull is not None
+        and i.state == "open"
+        and i.pull.head_sha == run.head_sha
+        and i.pull.head_repo_id == repo.id
     ]
     head_branch = next((p["head"]["ref"] for p in pulls), None)
     suite_conclusion = run.conclusion if run.status == "completed" else None

@@ -34,33 +34,53 @@ def _branch(repo: Repo, spec: str, field: str) -> str:
     return branch
 
 
+def _head_repo(call: Call, base: Repo, spec: str, head_repo: object) -> Repo:
+    """The repository `head` (`branch` or `owner:branch`, GitHub's cross-repository form)
+    names: the base repository or a fork in its network that the caller can read.
+    `head_repo` picks among one owner's repositories, as on GitHub."""
+    store = call.hub.store
+    login = spec.partition(":")[0] if ":" in spec else store.accounts[base.owner_id].login
+    owner = store.account_by_login(login)
+    network = store.source(base).id
+    candidates = sorted(
+        (
+            r
+            for r in store.repos.values()
+            if owner is not None
+            and r.owner_id == owner.id
+            and store.source(r).id == network
+            and (head_repo is None or r.name.lower() == str(head_repo).lower())
+        ),
+        key=lambda r: (r.id != base.id, r.id),
+    )
+    if not candidates or not call.hub.can(call.who, candidates[0], "read"):
+        raise ApiError.invalid("PullRequest", "head")
+    return candidates[0]
+
+
 async def create_pull(call: Call) -> Response:
     repo = call.repo()
     body = await call.body()
     for field in ("title", "head", "base"):
         if not isinstance(body.get(field), str) or not body[field].strip():
             raise ApiError.invalid("PullRequest", field, "missing_field")
-    head = _branch(repo, body["head"], "head")
+    source = _head_repo(call, repo, body["head"], body.get("head_repo"))
+    head = _branch(source, body["head"], "head")
     base = _branch(repo, body["base"], "base")
-    owner = call.hub.store.accounts[repo.owner_id].login
+    label = f"{call.hub.store.accounts[source.owner_id].login}:{head}"
     for other in repo.issues.values():
+        pull = other.pull
         if (
-            other.pull
+            pull is not None
             and other.state == "open"
-            and (other.pull.head_ref, other.pull.base_ref)
-            == (
-                head,
-                base,
-            )
+            and (pull.head_repo_id, pull.head_ref, pull.base_ref) == (source.id, head, base)
         ):
             raise ApiError.invalid(
-                "PullRequest",
-                "head",
-                "custom",
-                f"A pull request already exists for {owner}:{head}.",
+                "PullRequest", "head", "custom", f"A pull request already exists for {label}."
             )
-    head_sha = gitops.resolve(repo.path, f"refs/heads/{head}")
+    head_sha = gitops.resolve(source.path, f"refs/heads/{head}")
     assert head_sha is not None
+    gitops.fetch_commit(repo.path, source.path, head_sha)
     if gitops.diff_stats(repo.path, f"refs/heads/{base}", head_sha).commits == 0:
         raise ApiError.invalid(
             "PullRequest", "head", "custom", f"No commits between {base} and {head}"
@@ -78,12 +98,15 @@ async def create_pull(call: Call) -> Response:
             id=call.hub.store.new_id(),
             head_ref=head,
             head_sha=head_sha,
+            head_repo_id=source.id,
+            head_owner_id=source.owner_id,
             base_ref=base,
             draft=flag(body.get("draft")),
             maintainer_can_modify=body.get("maintainer_can_modify", True) is not False,
         ),
     )
     repo.issues[issue.number] = issue
+    gitops.set_pull_head(repo.path, issue.number, head_sha)
     events.pull_request_changed(call.hub, repo, issue, "opened", call.sender)
     return json_response(pull_request(call.hub.render, issue, repo), status=201)
 
@@ -99,9 +122,13 @@ async def list_pulls(call: Call) -> Response:
     pulls = [i for i in repo.issues.values() if i.pull and (state == "all" or i.state == state)]
     if head := call.query("head"):
         owner, _, branch = head.rpartition(":")
-        if owner and owner.lower() != call.hub.store.accounts[repo.owner_id].login.lower():
-            pulls = []
-        pulls = [i for i in pulls if pull_of(i).head_ref == branch]
+        accounts = call.hub.store.accounts
+        pulls = [
+            i
+            for i in pulls
+            if pull_of(i).head_ref == branch
+            and (not owner or accounts[pull_of(i).head_owner_id].login.lower() == owner.lower())
+        ]
     if base := call.query("base"):
         pulls = [i for i in pulls if pull_of(i).base_ref == base]
     key = "updated_at" if call.query("sort") == "updated" else "created_at"
@@ -154,7 +181,7 @@ async def merge_pull(call: Call) -> Response:
     tree = None if base_sha is None else gitops.merged_tree(repo.path, base_sha, pull.head_sha)
     if base_sha is None or tree is None:
         raise ApiError(405, NOT_MERGEABLE)
-    owner = call.hub.store.accounts[repo.owner_id].login
+    owner = call.hub.store.accounts[pull.head_owner_id].login
     title = body.get("commit_title") or (
         f"Merge pull request #{issue.number} from {owner}/{pull.head_ref}"
         if method == "merge"

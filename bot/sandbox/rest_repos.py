@@ -18,7 +18,7 @@ COLOR = re.compile(r"^[0-9a-fA-F]{6}$")
 
 async def get_repo(call: Call) -> Response:
     repo = call.repo()
-    data = call.hub.render.repository(repo)
+    data = call.hub.render.full_repository(repo)
     data["permissions"] = _permissions(call, repo)
     return json_response(data)
 

@@ -23,6 +23,7 @@ from bot.sandbox import (
     rest_admin,
     rest_app,
     rest_checks,
+    rest_forks,
     rest_issues,
     rest_pulls,
     rest_repos,
@@ -40,7 +41,7 @@ START_TIMEOUT_S = 10.0
 
 def build_app(hub: Hub) -> Starlette:
     routes = Routes(hub, RateLimits())
-    for module in (rest_app, rest_repos, rest_issues, rest_pulls, rest_checks):
+    for module in (rest_app, rest_repos, rest_forks, rest_issues, rest_pulls, rest_checks):
         module.add_routes(routes)
 
     @contextlib.asynccontextmanager

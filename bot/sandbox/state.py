@@ -100,6 +100,10 @@ class PullData:
     id: int
     head_ref: str
     head_sha: str
+    # Where the head branch lives: the base repository itself or a fork of it. None once
+    # that fork is deleted (GitHub then sends `head.repo: null`); the label keeps its owner.
+    head_repo_id: int | None
+    head_owner_id: int
     base_ref: str
     draft: bool
     maintainer_can_modify: bool = True
@@ -180,6 +184,7 @@ class Repo:
     description: str | None
     created_at: datetime
     pushed_at: datetime
+    parent_id: int | None = None  # set on forks: the repository this one was forked from
     next_number: int = 1
     issues: dict[int, Issue] = field(default_factory=dict)
     labels: dict[str, Label] = field(default_factory=dict)  # key: lower-case name
@@ -255,6 +260,15 @@ class Store:
 
     def full_name(self, repo: Repo) -> str:
         return f"{self.accounts[repo.owner_id].login}/{repo.name}"
+
+    def source(self, repo: Repo) -> Repo:
+        """The root of `repo`'s fork network (the repository itself when it is no fork)."""
+        while repo.parent_id is not None and repo.parent_id in self.repos:
+            repo = self.repos[repo.parent_id]
+        return repo
+
+    def forks_of(self, repo: Repo) -> list[Repo]:
+        return [r for r in self.repos.values() if r.parent_id == repo.id]
 
     def permission(self, repo: Repo, account: Account) -> str:
         """A user's permission on a repository: owner and org admins are admins."""
