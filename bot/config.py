@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # fresh reconcile, checked every `resync_interval_s` (0 = never).
     resync_interval_s: float = Field(default=300.0, ge=0)
     resync_quiet_s: float = Field(default=900.0, gt=0)
+    # Sweep: every `sweep_interval_s` (and at start) list every open PR of every installation
+    # and reconcile those whose head the loop has not seen (0 = never).
+    sweep_interval_s: float = Field(default=3600.0, ge=0)
     # GET /status lists recent deliveries (repositories, senders): off unless asked for.
     status_page: bool = False
     # Bots other than ourselves whose events are acted on (logins, e.g. "renovate[bot]").

@@ -37,6 +37,11 @@ async def run_worker(runtime: Runtime, *, install_signal_handlers: bool = True) 
             runtime, interval_s=settings.resync_interval_s, quiet_for_s=settings.resync_quiet_s
         )
         background.append(asyncio.create_task(resyncing))
+    if settings.sweep_interval_s > 0 and settings.app_id is not None:
+        from bot.loop.resync import run_sweeper
+
+        sweeping = run_sweeper(runtime, interval_s=settings.sweep_interval_s)
+        background.append(asyncio.create_task(sweeping))
     if settings.redeliver_interval_s > 0 and settings.app_id is not None:
         from bot.redeliver import run_redeliverer
 

@@ -1,11 +1,20 @@
 """Periodic resync: webhooks are hints, and a hint can be lost for good (a reconcile that
-exhausted its retries, an event GitHub never sent). PRs whose loop is not at rest and has not
-moved for a while get a fresh reconcile; being level-triggered, it just looks again."""
+exhausted its retries, an event GitHub never sent or sent while the bot was down for longer
+than its delivery log reaches back). Two passes, both level-triggered: they only ask for a
+fresh reconcile, which looks again.
+
+- `resync_once`: PRs the loop knows, not at rest, that have not moved for a while.
+- `sweep_open_prs`: every open PR of every installation whose head the loop has not seen.
+"""
 
 import asyncio
 import logging
+import os
+import socket
 
 from bot.engine.database import try_advisory_lock
+from bot.loop.reconcile import FIX_BRANCH_PREFIX
+from bot.loop.store import LoopStore
 from bot.loop.triggers import request_reconcile
 from bot.runtime import Runtime
 
@@ -47,3 +56,69 @@ async def run_resync(runtime: Runtime, *, interval_s: float, quiet_for_s: float)
             await resync_once(runtime, quiet_for_s=quiet_for_s)
         except Exception:
             log.warning("resync pass failed; will try again", exc_info=True)
+
+
+SWEEP_LEASE = "sweep"
+SWEEP_LEASE_TTL_S = 120.0
+
+
+async def sweep_open_prs(runtime: Runtime) -> list[tuple[str, int]]:
+    """Ask for a reconcile of every open PR, in every repository of every installation, whose
+    head the loop has not audited and for which none is pending; [] when another worker's
+    sweep is running. The bot's own fix PRs into a PR branch are left out (their fixer audits
+    them). Costs one list request per repository, reads only."""
+    store = LoopStore(runtime.pool)
+    holder = f"{socket.gethostname()}:{os.getpid()}"
+    asked: list[tuple[str, int]] = []
+    async with runtime.leases.hold(SWEEP_LEASE, holder, SWEEP_LEASE_TTL_S) as lease:
+        if lease is None:
+            return []
+        async with runtime.github.app_client() as app:
+            installations = [
+                i
+                async for i in app.rest.paginate(app.rest.apps.async_list_installations)
+                if i.suspended_at is None
+            ]
+        for installation in installations:
+            async with runtime.github.installation_client(installation.id) as gh:
+                repos = gh.rest.paginate(
+                    gh.rest.apps.async_list_repos_accessible_to_installation,
+                    map_func=lambda r: r.parsed_data.repositories,
+                    per_page=100,
+                )
+                async for repo in repos:
+                    if repo.archived:
+                        continue
+                    owner, name = repo.full_name.split("/")
+                    pulls = gh.rest.paginate(
+                        gh.rest.pulls.async_list, owner=owner, repo=name, state="open", per_page=100
+                    )
+                    async for pr in pulls:
+                        own_fix = (
+                            pr.head.repo is not None
+                            and pr.head.repo.full_name == repo.full_name
+                            and pr.head.ref.startswith(FIX_BRANCH_PREFIX)
+                            and pr.base.ref != repo.default_branch
+                        )
+                        row = await store.get(repo.full_name, pr.number)
+                        seen = row is not None and (
+                            row.audited_sha == pr.head.sha or row.handled < row.generation
+                        )
+                        if own_fix or seen:
+                            continue
+                        await runtime.leases.check(lease)
+                        await request_reconcile(runtime, repo.full_name, pr.number, installation.id)
+                        asked.append((repo.full_name, pr.number))
+    if asked:
+        log.warning("sweep: %d open PRs had heads the loop had not seen", len(asked))
+    return asked
+
+
+async def run_sweeper(runtime: Runtime, *, interval_s: float) -> None:
+    """Sweep now and every `interval_s`; errors are logged, not fatal."""
+    while True:
+        try:
+            await sweep_open_prs(runtime)
+        except Exception:
+            log.warning("sweep of open pull requests failed; will try again", exc_info=True)
+        await asyncio.sleep(interval_s)
