@@ -10,6 +10,7 @@ import re
 import signal
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_TIMEOUT_S = 300.0
 AUTH_USER = "x-access-token"
@@ -38,16 +39,22 @@ class GitTimeout(GitError):
     """A git command ran past its timeout; its whole process group was killed."""
 
 
-def auth_env(token: str) -> dict[str, str]:
-    """Environment that makes git authenticate to GitHub with `token` over HTTPS.
+def auth_env(token: str, url: str) -> dict[str, str]:
+    """Environment that makes git authenticate to the host of `url` with `token` over HTTPS.
 
-    The token travels as an `http.extraHeader` set through `GIT_CONFIG_*` variables, so it is
-    neither on the command line (visible in `ps`) nor in any config or remote URL on disk.
+    The token travels as an `http.<scheme://host/>.extraHeader` set through `GIT_CONFIG_*`
+    variables, so it is neither on the command line (visible in `ps`) nor in any config or
+    remote URL on disk, and git sends it to that host only: a remote rewritten elsewhere
+    (`url.<other>.insteadOf` planted in a config) never receives it.
     """
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        raise ValueError(f"not a remote URL: {url!r}")
+    scope = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/"
     basic = base64.b64encode(f"{AUTH_USER}:{token}".encode()).decode()
     return {
         "GIT_CONFIG_COUNT": "1",
-        "GIT_CONFIG_KEY_0": "http.extraHeader",
+        "GIT_CONFIG_KEY_0": f"http.{scope}.extraHeader",
         "GIT_CONFIG_VALUE_0": _HEADER_PREFIX + basic,
         "GIT_TERMINAL_PROMPT": "0",
     }

@@ -22,6 +22,17 @@ from bot.gitcmd import GitError, auth_env, git
 # Remote branches land under refs/remotes/origin/ so that fetches never collide with the task
 # branches that worktrees have checked out under refs/heads/ (git refuses to fetch into those).
 FETCH_REFSPEC = "+refs/heads/*:refs/remotes/origin/*"
+MIRROR_CONFIG = """\
+[core]
+\trepositoryformatversion = 0
+\tfilemode = true
+\tbare = true
+[remote "origin"]
+\turl = {url}
+\tfetch = {fetch}
+[gc]
+\tautoDetach = false
+"""
 LEASE_FILE = "review-loop-lease"
 _REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
@@ -131,12 +142,12 @@ class Mirrors:
         if urlsplit(url).password:
             raise ValueError("the remote URL must not carry credentials; pass the token instead")
         mirror = self.mirror_path(full_name)
-        env = auth_env(token) if token else None
+        env = auth_env(token, url) if token else None
         async with self.lock(mirror):
             started = time.monotonic()
             if not (mirror / "HEAD").exists():
                 await self._create(mirror)
-            await git("config", "remote.origin.url", url, cwd=mirror)
+            _heal(mirror, url)
             await git("fetch", "--prune", "--no-tags", "origin", cwd=mirror, env=env)
             self.fetch_seconds[mirror] = time.monotonic() - started
         return mirror
@@ -267,10 +278,30 @@ async def push(
         raise ValueError("the remote URL must not carry credentials; pass the token instead")
     ref = f"refs/heads/{branch}"
     lease = f"--force-with-lease={ref}:{expected_remote_sha or ''}"
-    env = auth_env(token) if token else None
+    env = auth_env(token, remote_url) if token else None
     await git(
         "push", "--no-verify", "--quiet", lease, remote_url, f"HEAD:{ref}", cwd=wt.path, env=env
     )
+
+
+def _heal(mirror: Path, url: str) -> None:
+    """Rewrite the mirror's config and drop any hook. Agents, setup and test commands run in
+    worktrees of this mirror, and a worktree's `git config` writes the mirror's config: a key
+    planted there (`core.fsmonitor`, `url.*.insteadOf`, a credential helper) would act on the
+    bot's next git command. The bot keeps nothing else in it."""
+    if any(c in url for c in "\n\r\0"):
+        raise ValueError(f"not a remote URL: {url!r}")
+    quoted = '"' + url.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    (mirror / "config").write_text(MIRROR_CONFIG.format(url=quoted, fetch=FETCH_REFSPEC))
+    hooks = mirror / "hooks"
+    if hooks.is_dir():
+        for hook in hooks.iterdir():
+            if hook.name.endswith(".sample"):
+                continue
+            if hook.is_dir() and not hook.is_symlink():
+                _delete(hook)
+            else:
+                hook.unlink()
 
 
 async def _admin_dir(path: Path) -> Path:

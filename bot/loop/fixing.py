@@ -291,11 +291,6 @@ class FixRunner:
         tests leave in the worktree is discarded; on failure, with `undo`, so is the commit."""
         try:
             await run_repo_command(wt.path, command, what="test")
-            # The tests ran the agent's code: it must not have rewired git before a push
-            # that carries the token.
-            tampering = await git_tampering(wt.path)
-            if tampering:
-                raise TaskFailed("refused", "; ".join(tampering), tampered=True)
         except RepoCommandFailed as exc:
             await git("reset", "--hard", "--quiet", "HEAD~1" if undo else "HEAD", cwd=wt.path)
             await git("clean", "-fdq", cwd=wt.path)
@@ -546,6 +541,11 @@ class FixRunner:
         # The issue's lease makes this task the branch's only writer; the ref lease still
         # refuses the push if the branch moved after we looked (e.g. a person pushed).
         await self.fleet.runtime.leases.check(self.lease)
+        # The push carries the token: the repository's setup and test commands ran the
+        # agent's code since the last check, and must not have rewired git.
+        tampering = await git_tampering(wt.path)
+        if tampering:
+            raise TaskFailed("refused", "; ".join(tampering), tampered=True)
         await push(wt, clone_url, token, self.task.branch, self.remote_sha)
         self.remote_sha = (await git("rev-parse", "HEAD", cwd=wt.path)).strip()
 

@@ -62,7 +62,9 @@ class Fleet:
         )
         return out.strip()
 
-    async def fetch_pull(self, mirror: Path, installation_id: int, repo: str, number: int) -> None:
+    async def fetch_pull(
+        self, mirror: Path, installation_id: int, repo: str, clone_url: str, number: int
+    ) -> None:
         """Fetch a pull request's head (how a fork's commits are reached) into the mirror.
 
         It lands where GitHub keeps it, `refs/pull/<n>/head`: outside `refs/remotes/origin/`,
@@ -72,6 +74,5 @@ class Fleet:
         token = await self.token(installation_id, repo)
         ref = f"refs/pull/{number}/head"
         async with self.mirrors.lock(mirror):
-            await git(
-                "fetch", "--no-tags", "origin", f"+{ref}:{ref}", cwd=mirror, env=auth_env(token)
-            )
+            env = auth_env(token, clone_url)
+            await git("fetch", "--no-tags", "origin", f"+{ref}:{ref}", cwd=mirror, env=env)

@@ -145,7 +145,9 @@ class PrReconciler:
     ) -> list[Finding]:
         mirror = await self.fleet.mirror(self.repo, clone_url, self.row.installation_id)
         if fork:  # a fork's commits reach the base repository as refs/pull/<n>/head
-            await self.fleet.fetch_pull(mirror, self.row.installation_id, self.repo, pr.number)
+            await self.fleet.fetch_pull(
+                mirror, self.row.installation_id, self.repo, clone_url, pr.number
+            )
         auditing = audit_commit(
             self.fleet.mirrors, mirror, self.repo, pr.head_sha, config, base_sha=pr.base_sha
         )

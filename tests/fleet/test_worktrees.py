@@ -272,3 +272,27 @@ async def test_push_with_lease_creates_the_branch_then_refuses_when_the_remote_m
 
     await push(worktree, remote.url, None, "fix-branch", theirs)
     assert await remote.sha("fix-branch") != theirs
+
+
+async def test_ensure_heals_a_mirror_config_and_hooks_planted_from_a_worktree(
+    mirrors: Mirrors, remote: Remote
+) -> None:
+    """Code run in a worktree can write the mirror's shared config and hooks; the next ensure
+    puts back the bot's own config and removes the hooks before git reads them."""
+    mirror = await mirrors.ensure("acme/demo", remote.url, None)
+    wt = await mirrors.add_worktree(
+        mirror, mirrors.worktree_path("acme/demo", "t"), "review-loop/pr-1/1", await remote.sha()
+    )
+    await git("config", "url.http://evil.invalid/.insteadOf", remote.url, cwd=wt.path)
+    await git("config", "core.fsmonitor", "touch /tmp/pwned", cwd=wt.path)
+    (mirror / "hooks" / "reference-transaction").write_text("#!/bin/sh\nexit 0\n")
+
+    assert await mirrors.ensure("acme/demo", remote.url, None) == mirror
+
+    listing = await git("config", "--list", "--local", cwd=mirror)
+    assert "insteadof" not in listing.lower() and "fsmonitor" not in listing
+    assert f"remote.origin.url={remote.url}" in listing
+    assert not [h for h in (mirror / "hooks").iterdir() if not h.name.endswith(".sample")]
+    new_sha = await remote.commit({"README.md": "# healed\n"})
+    await mirrors.ensure("acme/demo", remote.url, None)
+    assert (await git("rev-parse", "refs/remotes/origin/main", cwd=mirror)).strip() == new_sha

