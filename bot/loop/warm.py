@@ -22,7 +22,6 @@ from bot.worktrees import Mirrors, Worktree
 log = logging.getLogger(__name__)
 
 READY = ".review-loop-warm-ready"
-WAITER = ".waiter"  # made by the one claim that waits for a worktree still being prepared
 SETUP_TIMEOUT_S = 900.0
 STALE_AFTER_S = 600.0
 CLAIM_WAIT_S = 60.0
@@ -124,18 +123,13 @@ class WarmPool:
     ) -> Worktree | None:
         """Take a ready warm worktree at `sha`, move it to `path` on `branch`; None if none.
 
-        One still being prepared (its checkout or setup running) is further along than a
-        cold spawn would be, so the first task to ask waits for it, up to `wait_s`. There is
-        one warm worktree per commit: the other tasks of a parallel round would only wait to
-        lose the claim, so they take one only if it is ready and otherwise spawn cold at once.
-        """
+        One still being prepared (its checkout or setup running) is waited for, up to
+        `wait_s`: it is further along than a cold spawn would be. Every task of a parallel
+        round waits, and those that lose the claim then spawn cold: the measured spawn cost
+        s includes that wait, so the planner sees what parallel really costs."""
         parent = self._dir(repo, sha)
         if not parent.is_dir():
             return None
-        try:
-            (parent / WAITER).open("x").close()  # the first to ask is the one that waits
-        except FileExistsError:
-            wait_s = 0.0
         deadline = time.monotonic() + wait_s
         while not any(parent.glob(f"*{READY}")) and time.monotonic() < deadline:
             if not any(p.is_dir() for p in parent.iterdir()):
