@@ -34,6 +34,9 @@ class FaultSettings:
     retry_after_s: int = 1
     drop_webhook_rate: float = 0.0
     duplicate_webhook_rate: float = 0.0
+    # The next N merges answer 405 "Base branch was modified", as GitHub does when the base
+    # moved while it was merging.
+    base_modified_merges: int = 0
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FaultSettings:
@@ -101,6 +104,15 @@ class Faults:
     def creations_in_window(self, who: str, now: float) -> int:
         with self._lock:
             return sum(1 for t in self._creations.get(who, ()) if t > now - CREATION_WINDOW_S)
+
+    def base_modified(self) -> bool:
+        """Whether this merge is refused because the base "was modified" (and count it)."""
+        with self._lock:
+            if self.settings.base_modified_merges <= 0:
+                return False
+            self.settings.base_modified_merges -= 1
+            self.injected["base_modified"] += 1
+            return True
 
     def webhook_fault(self) -> WebhookFault | None:
         with self._lock:

@@ -171,6 +171,8 @@ async def merge_pull(call: Call) -> Response:
         raise ApiError(405, NOT_MERGEABLE)
     if pull.draft:
         raise ApiError(405, "Pull Request is still a draft")
+    if call.hub.faults.base_modified():
+        raise ApiError(405, "Base branch was modified. Review and try the merge again.")
     if body.get("sha") and body["sha"] != pull.head_sha:
         raise ApiError(409, "Head branch was modified. Review and try the merge again.")
     method = body.get("merge_method", "merge")

@@ -133,3 +133,36 @@ async def test_a_fix_that_keeps_conflicting_goes_to_a_person(workdir: Path, e2e_
     assert "review-loop:needs-human" in {lbl["name"] for lbl in issue["labels"]}
     assert "conflicts with the branch" in summary
     assert not (workdir / "started-3").exists(), "no third run: a person decides"
+
+
+async def test_a_merge_refused_after_the_branch_moved_is_rebased_and_lands(
+    workdir: Path, e2e_db: str
+) -> None:
+    """A person pushes an unrelated commit while the agent works and GitHub refuses the merge
+    ("Base branch was modified"): the fix is rebased onto the person's commit, verified again
+    and merged, without running the agent a second time."""
+    catalog = write_catalog(workdir, {"gated": gated_agent(workdir)})
+    async with local_stack(workdir, database_url=e2e_db, agents_file=catalog) as stack:
+        driver = stack.sandbox.driver
+        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config=CONFIG)
+        await poll((workdir / "started-1").exists, what="the agent to start")
+
+        def unrelated_push() -> str:
+            head = driver.push(REPO, "change", {"shop/notes.py": '"""Notes."""\n'}, as_user=AUTHOR)
+            driver.set_faults(base_modified_merges=1)
+            return str(head)
+
+        person_head = await asyncio.to_thread(unrelated_push)
+        (workdir / "go-1").touch()
+        row = await wait_settled(stack, REPO, number)
+        [fix] = fix_pulls(stack, number)
+        tasks = await task_rows(stack)
+        parents = bare_git(stack, "rev-parse", f"{fix['head']['sha']}^@").split()
+        injected = driver.fault_stats()["injected"]
+
+    assert row.state == "ready", row.reason
+    assert injected == {"base_modified": 1}
+    assert [t["status"] for t in tasks] == ["merged"]
+    assert fix["merged_at"] is not None
+    assert parents == [person_head], "the fix commit was rebased onto the person's commit"
+    assert not (workdir / "started-2").exists(), "the agent ran once"

@@ -37,6 +37,22 @@ def test_secondary_rate_limit_answers_403_with_retry_after(world: World, bot: Gi
     assert world.driver.issues(REPO) == []
 
 
+def test_base_modified_refuses_the_next_merges_then_merges(world: World, bot: GitHub[Any]) -> None:
+    """`base_modified_merges: 1`: the next merge answers 405 "Base branch was modified" and
+    changes nothing; the one after merges."""
+    driver = world.driver
+    driver.push(REPO, "feature", {"f.py": "x = 1\n"}, as_user="alice")
+    number = driver.open_pr(REPO, "feature", as_user="alice")["number"]
+    driver.set_faults(base_modified_merges=1)
+    with pytest.raises(RequestFailed) as error:
+        bot.rest.pulls.merge(OWNER, NAME, number)
+    assert error.value.response.status_code == 405
+    assert "Base branch was modified" in error.value.response.json()["message"]
+    assert driver.pull(REPO, number)["merged_at"] is None
+    assert bot.rest.pulls.merge(OWNER, NAME, number).parsed_data.merged
+    assert driver.fault_stats()["injected"] == {"base_modified": 1}
+
+
 def test_latency_slows_every_request_by_at_least_the_setting(
     world: World, bot: GitHub[Any]
 ) -> None:
