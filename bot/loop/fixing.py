@@ -14,8 +14,6 @@ import os
 import socket
 import time
 import uuid
-from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,17 +22,19 @@ from bot.agents.catalog import AgentSpec
 from bot.agents.diffcheck import check_change, git_tampering
 from bot.agents.runner import AgentTask, FixTarget, run_agent
 from bot.audit import audit, changed_lines, filter_ignored, filter_to_changed
-from bot.audit.findings import Finding, normalise_code
+from bot.audit.findings import Finding
 from bot.engine.leases import Lease
 from bot.ghapi import RepoAPI
 from bot.ghmodels import PullInfo
 from bot.gitcmd import GitError, git
-from bot.ledger import FindingGroup, parse_marker
+from bot.ledger import parse_marker
 from bot.loop.auditing import audit_commit
+from bot.loop.checks import fix_pr_verdict, upsert_loop_check
 from bot.loop.config import load_repo_config
 from bot.loop.fleetctx import Fleet
-from bot.loop.reconcile import PARTIAL_LABEL, fix_pr_verdict, upsert_loop_check
+from bot.loop.reconcile import PARTIAL_LABEL
 from bot.loop.store import REJECTED_ERROR, LoopStore, TaskRow
+from bot.loop.verification import targets_of, verify
 from bot.loop.warm import RepoCommandFailed, run_repo_command
 from bot.repo_config import RepoConfig
 from bot.router import DEFAULT_AGENTS
@@ -62,43 +62,6 @@ class TaskFailed(Exception):
 class BotIdentity:
     name: str
     email: str
-
-
-def _key(f: Finding) -> tuple[str, str, str, str]:
-    return (f.analyzer, f.rule, f.path, normalise_code(f.snippet) or f.message)
-
-
-def verify(
-    before: Iterable[Finding], after: Iterable[Finding], targets: Iterable[Finding]
-) -> str | None:
-    """Why the change must not be proposed, or None when it fixed its targets and added
-    nothing. Compared as counts of (analyzer, rule, path, code): line numbers move."""
-    b, a = Counter(map(_key, before)), Counter(map(_key, after))
-    for t in targets:
-        if a[_key(t)] >= b[_key(t)]:
-            return f"the finding is still there: {t.rule} in {t.path}:{t.start_line}"
-    grown = [k for k in a if a[k] > b[k]]
-    if grown:
-        analyzer, rule, path, _ = grown[0]
-        return f"the change adds a new finding: {analyzer} {rule} in {path}"
-    return None
-
-
-def targets_of(findings: list[Finding], marker: dict[str, object]) -> list[Finding]:
-    """The findings an issue's marker names: one finding, or a same-rule group in a file."""
-    fp = marker.get("fp")
-    if not isinstance(fp, str):
-        return []
-    singles = [f for f in findings if f.fingerprint == fp]
-    if singles:
-        return singles
-    buckets: dict[tuple[str, str, str], list[Finding]] = {}
-    for f in findings:
-        buckets.setdefault((f.analyzer, f.rule, f.path), []).append(f)
-    for same in buckets.values():
-        if len(same) > 1 and FindingGroup(tuple(same)).fingerprint == fp:
-            return same
-    return []
 
 
 class FixRunner:

@@ -1,0 +1,55 @@
+"""What counts as fixed: a change must remove its targets and add nothing, lines aside."""
+
+import pytest
+
+from bot.audit.findings import Finding
+from bot.ledger import FindingGroup
+from bot.loop.verification import targets_of, verify
+
+
+def finding(rule: str, snippet: str, line: int = 3, path: str = "shop/a.py") -> Finding:
+    return Finding("ruff", rule, "lint", path, line, line, f"{rule} message", snippet)
+
+
+OS = finding("F401", "import os")
+SYS = finding("F401", "import sys", line=4)
+OS_MOVED = finding("F401", "import os", line=9)
+OS_OTHER_FILE = finding("F401", "import os", path="shop/b.py")
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "targets", "expected"),
+    [
+        pytest.param([OS, SYS], [SYS], [OS], None, id="target-gone-rest-unchanged"),
+        pytest.param([OS], [], [OS], None, id="target-gone-nothing-left"),
+        pytest.param([OS], [OS_MOVED], [OS], "the finding is still there: F401 in shop/a.py:3",
+                     id="target-only-moved-is-still-there"),
+        pytest.param([OS, SYS], [SYS, finding("E501", "x = 1")], [OS],
+                     "the change adds a new finding: ruff E501 in shop/a.py",
+                     id="new-finding-refused"),
+        pytest.param([OS, SYS], [SYS, SYS], [OS],
+                     "the change adds a new finding: ruff F401 in shop/a.py",
+                     id="a-second-copy-of-an-old-finding-is-new"),
+        pytest.param([OS, SYS], [OS_MOVED], [SYS], None, id="unrelated-lines-may-move"),
+        pytest.param([OS, OS_OTHER_FILE], [OS_OTHER_FILE], [OS], None,
+                     id="same-code-in-another-file-is-another-finding"),
+        pytest.param([OS], [OS, SYS], [], "the change adds a new finding: ruff F401 in shop/a.py",
+                     id="no-targets-still-adds-nothing"),
+    ],
+)  # fmt: skip
+def test_verify(
+    before: list[Finding], after: list[Finding], targets: list[Finding], expected: str | None
+) -> None:
+    """A change is proposed only when its targets are gone and no finding grew."""
+    assert verify(before, after, targets) == expected
+
+
+def test_targets_of_a_single_finding_and_of_a_group() -> None:
+    """An issue's marker names one finding by its fingerprint, or a same-rule group in a file;
+    a fingerprint the audit no longer has names nothing."""
+    findings = [OS, SYS, OS_OTHER_FILE]
+    assert targets_of(findings, {"fp": OS.fingerprint}) == [OS]
+    group = FindingGroup((OS, SYS))
+    assert targets_of(findings, {"fp": group.fingerprint}) == [OS, SYS]
+    assert targets_of([SYS], {"fp": OS.fingerprint}) == []
+    assert targets_of(findings, {}) == []
