@@ -1,10 +1,11 @@
-"""The web app: POST /webhook, /healthz, /readyz, /status."""
+"""The web app: POST /webhook, /healthz, /readyz, /metrics, /status."""
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot import metrics
 from bot.engine import database, migrations
 from bot.intake import receive_webhook
 from bot.runtime import Runtime
@@ -29,6 +30,14 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"ready": True})
 
 
+async def metrics_page(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    if not runtime.settings.metrics:
+        return PlainTextResponse("metrics are off: set REVIEW_LOOP_METRICS=true", status_code=404)
+    body = metrics.render(await metrics.collect(runtime.pool))
+    return Response(body, media_type=metrics.CONTENT_TYPE)
+
+
 async def status(request: Request) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     if not runtime.settings.status_page:
@@ -47,6 +56,7 @@ def create_app(runtime: Runtime) -> Starlette:
             Route("/webhook", receive_webhook, methods=["POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics_page),
             Route("/status", status),
         ]
     )

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     sweep_interval_s: float = Field(default=3600.0, ge=0)
     # GET /status lists recent deliveries (repositories, senders): off unless asked for.
     status_page: bool = False
+    # GET /metrics: counts by state, in Prometheus' format; no repository or person named.
+    metrics: bool = True
     # Bots other than ourselves whose events are acted on (logins, e.g. "renovate[bot]").
     allowed_bots: list[str] = Field(default_factory=list)
     # Spacing between content-creating GitHub requests, per installation.
