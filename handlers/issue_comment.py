@@ -4,7 +4,7 @@ from bot.context import Context
 from bot.ghapi import RepoAPI, can_write
 from bot.ledger import WAIVED_LABEL, parse_marker
 from bot.loop.commands import HELP, BadCommand, Command, parse_command, retry_reset
-from bot.loop.store import LoopStore
+from bot.loop.store import LoopStore, TaskRow
 from bot.loop.triggers import request_reconcile
 from bot.routing import Router
 
@@ -46,6 +46,19 @@ async def command(ctx: Context) -> None:
             await api.upsert_comment(issue.number, reply_marker, reply)
 
 
+async def forgive(store: LoopStore, task: TaskRow, issue: int) -> None:
+    """Apply `retry #issue` to one task, compare-and-set: a concurrent retry of another issue
+    of the same batch is re-read and kept, not overwritten."""
+    seen: TaskRow | None = task
+    for _ in range(5):
+        if seen is None or (reset := retry_reset(seen, issue)) is None:
+            return
+        if await store.update_task_if(seen, **reset):
+            return
+        seen = await store.task(task.id)
+    raise RuntimeError(f"task {task.id} kept changing while retry #{issue} was applied")
+
+
 async def act(ctx: Context, api: RepoAPI, cmd: Command, user: str) -> str | None:
     """Carry out a writer's command on this PR; the reply to post, if any."""
     store = LoopStore(ctx.runtime.pool)
@@ -78,8 +91,7 @@ async def act(ctx: Context, api: RepoAPI, cmd: Command, user: str) -> str | None
             return None
         if cmd.verb == "retry":
             for t in await store.tasks_for_issue(repo, cmd.issue):
-                if (reset := retry_reset(t, cmd.issue)) is not None:
-                    await store.update_task(t.id, **reset)
+                await forgive(store, t, cmd.issue)
     if cmd.verb in ("fix", "retry"):
         await request_reconcile(
             ctx.runtime, repo, number, iid, fixes_allowed=True, force_audit=True

@@ -243,6 +243,19 @@ class LoopStore:
                 {"id": task_id, **fields},
             )
 
+    async def update_task_if(self, seen: TaskRow, **fields: object) -> bool:
+        """Update the task only if its status and failures are still as `seen` (another
+        writer, e.g. a concurrent `retry`, did not get there first); False otherwise."""
+        sets = ", ".join(f"{name} = %({name})s" for name in fields)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"""UPDATE review_loop_tasks SET {sets}, updated_at = now()
+                     WHERE id = %(id)s AND status = %(seen_status)s
+                       AND failed = %(seen_failed)s::int[]""",  # noqa: S608
+                {"id": seen.id, "seen_status": seen.status, "seen_failed": seen.failed, **fields},
+            )
+            return cur.rowcount == 1
+
     async def task_by_fix_pr(self, repo: str, fix_pr: int) -> TaskRow | None:
         async with self._pool.connection() as conn:
             cur = await conn.execute(

@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 
 from bot.loop.commands import retry_reset
-from bot.loop.store import TaskRow
+from bot.loop.store import LoopStore, TaskRow
+from bot.runtime import Runtime
 from bot.stack import local_stack, wait_settled
+from handlers.issue_comment import forgive
 from tests.loop.scenario import AUTHOR, REPO, open_pr, poll, write_agent, write_catalog
 
 MODULE = '"""{name}."""\n\nimport os\n\n\ndef {name}() -> str:\n    return "ok"\n'
@@ -140,3 +142,25 @@ async def _tasks(stack: Any) -> list[dict[str, Any]]:
                  FROM review_loop_tasks ORDER BY id"""
         )
         return list(await cur.fetchall())
+
+
+async def test_retries_of_two_issues_of_one_batch_both_count(runtime: Runtime) -> None:
+    """`retry #5` and `retry #6` on one failed batch, the second applied from a stale read:
+    compare-and-set re-reads the task, so neither forgiveness is lost."""
+    store = LoopStore(runtime.pool)
+    row = await store.add_task(
+        repo=REPO, pr_number=1, issue_number=5, installation_id=1, agent="a", round=1,
+        base_ref="change", base_sha="0" * 40, branch="review-loop/pr-1/5", batch=[5, 6, 7],
+    )  # fmt: skip
+    assert row is not None
+    await store.update_task(row.id, status="failed", failed=[5, 6])
+    stale = await store.task(row.id)
+    assert stale is not None
+
+    await forgive(store, stale, 5)
+    await forgive(store, stale, 6)  # read before #5 was forgiven
+
+    final = await store.task(row.id)
+    assert final is not None
+    assert (final.status, final.failed) == ("retried", [7])
+    assert final.failed_issues == [7]
