@@ -20,6 +20,7 @@ from starlette.routing import Mount
 
 from bot.sandbox import (
     git_http,
+    manifests,
     rest_admin,
     rest_app,
     rest_checks,
@@ -33,15 +34,22 @@ from bot.sandbox.driver import Driver
 from bot.sandbox.faults import Faults
 from bot.sandbox.hub import Hub
 from bot.sandbox.render import Renderer
-from bot.sandbox.state import App, Store
+from bot.sandbox.state import PRIVATE_KEY_FILE, App, Store
 
-PRIVATE_KEY_FILE = "app-private-key.pem"
 START_TIMEOUT_S = 10.0
 
 
 def build_app(hub: Hub) -> Starlette:
     routes = Routes(hub, RateLimits())
-    for module in (rest_app, rest_repos, rest_forks, rest_issues, rest_pulls, rest_checks):
+    for module in (
+        rest_app,
+        manifests,
+        rest_repos,
+        rest_forks,
+        rest_issues,
+        rest_pulls,
+        rest_checks,
+    ):
         module.add_routes(routes)
 
     @contextlib.asynccontextmanager
@@ -59,6 +67,7 @@ def build_app(hub: Hub) -> Starlette:
         routes=[
             Mount("/api/v3", routes=finish(routes)),
             *rest_admin.routes(hub),
+            *manifests.routes(hub),
             *git_http.routes(hub),
         ],
         lifespan=lifespan,

@@ -23,6 +23,7 @@ PERMISSION_RANK: dict[str, int] = {
     "admin": 5,
 }
 LEGACY_PERMISSION: dict[str, str] = {"triage": "read", "maintain": "write"}
+PRIVATE_KEY_FILE = "app-private-key.pem"  # the App's key, in the sandbox's data directory
 
 APP_PERMISSIONS: dict[str, str] = {
     "checks": "write",
@@ -70,6 +71,15 @@ class App:
     webhook_secret: str | None
     webhook_url: str | None
     created_at: datetime
+
+
+@dataclass
+class PendingManifest:
+    """A manifest posted through the web flow, waiting for its one-time code's conversion."""
+
+    manifest: dict[str, object]
+    owner_id: int
+    expires_at: datetime
 
 
 @dataclass
@@ -214,6 +224,7 @@ class Store:
         self.installations: dict[int, Installation] = {}
         self.tokens: dict[str, Token] = {}
         self.app: App | None = None
+        self.manifest_codes: dict[str, PendingManifest] = {}
 
     def new_id(self) -> int:
         with self.lock:
