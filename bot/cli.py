@@ -1,4 +1,5 @@
-"""review-loop command line: serve | web | worker | migrate | replay | status | sandbox | demo."""
+"""review-loop command line: setup | serve | web | worker | migrate | replay | status | sandbox |
+demo."""
 
 import argparse
 import asyncio
@@ -159,9 +160,48 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if resp.status_code < 400 else 1
 
 
+def _setup(args: argparse.Namespace) -> int:
+    from bot.setup_flow import SetupError, SetupOptions, run_setup
+
+    options = SetupOptions(
+        webhook_url=args.webhook_url,
+        org=args.org,
+        name=args.name,
+        github_web=args.github_web,
+        github_api=args.github_api,
+        port=args.port,
+        env_file=args.env_file,
+        key_dir=args.key_dir,
+        force=args.force,
+        timeout=args.timeout,
+        open_browser=not args.no_browser,
+    )
+    try:
+        return run_setup(options)
+    except SetupError as error:
+        print(f"review-loop setup: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="review-loop", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    setup = sub.add_parser(
+        "setup", help="register the GitHub App (manifest flow) and write its credentials"
+    )
+    setup.add_argument("--webhook-url", required=True, help="where GitHub sends webhooks")
+    setup.add_argument("--org", help="register the App on this organisation (default: you)")
+    setup.add_argument("--name", help="the App's name (default: app.yml's)")
+    setup.add_argument("--github-web", default="https://github.com")
+    setup.add_argument("--github-api", default="https://api.github.com")
+    setup.add_argument("--port", type=int, default=0, help="local port (default: any free)")
+    setup.add_argument("--env-file", type=Path, default=Path(".env"))
+    setup.add_argument("--key-dir", type=Path, help="default: the env file's directory")
+    setup.add_argument("--force", action="store_true", help="overwrite the env file and key")
+    setup.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (600)")
+    setup.add_argument("--no-browser", action="store_true", help="only print the address")
     sub.add_parser("serve", help="web + worker in one process (embedded database by default)")
     sub.add_parser("web", help="only the webhook endpoint")
     sub.add_parser("worker", help="only a job worker (run as many as you like)")
@@ -186,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "setup":
+        return _setup(args)  # runs before any credentials exist: no Settings
     try:
         settings = Settings()
         level = settings.log_level
