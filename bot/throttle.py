@@ -167,16 +167,13 @@ class WriteThrottle(Throttle):
 
     def __init__(
         self,
-        min_interval_s: float = 1.0,
-        per_minute: int = 80,
-        per_hour: int = 500,
+        limits: WriteLimits = WriteLimits(),  # frozen: one default is safe to share
         *,
         max_wait_s: float = 120.0,
         clock: Clock = time.monotonic,
         wall_clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        limits = WriteLimits(min_interval_s, per_minute, per_hour)
         super().__init__(limits, max_wait_s=max_wait_s, wall_clock=wall_clock, sleep=sleep)
         self.clock = clock
         self._sent: deque[float] = deque()  # send times within the last hour, oldest first
@@ -330,9 +327,7 @@ class Throttles:
 
     def __init__(
         self,
-        min_interval_s: float = 1.0,
-        per_minute: int = 80,
-        per_hour: int = 500,
+        limits: WriteLimits = WriteLimits(),  # frozen: one default is safe to share
         *,
         max_wait_s: float = 120.0,
         clock: Clock = time.monotonic,
@@ -340,18 +335,10 @@ class Throttles:
         sleep: Sleep = asyncio.sleep,
         pool: Pool | None = None,
     ) -> None:
-        limits = WriteLimits(min_interval_s, per_minute, per_hour)
-
         def make(installation_id: int) -> Throttle:
             if pool is None:
                 return WriteThrottle(
-                    min_interval_s,
-                    per_minute,
-                    per_hour,
-                    max_wait_s=max_wait_s,
-                    clock=clock,
-                    wall_clock=wall_clock,
-                    sleep=sleep,
+                    limits, max_wait_s=max_wait_s, clock=clock, wall_clock=wall_clock, sleep=sleep
                 )
             return SharedWriteThrottle(
                 pool,
@@ -367,12 +354,10 @@ class Throttles:
 
     @classmethod
     def from_settings(cls, settings: ThrottleSettings, pool: Pool | None = None) -> "Throttles":
-        return cls(
-            min_interval_s=settings.write_interval_s,
-            per_minute=settings.writes_per_minute,
-            per_hour=settings.writes_per_hour,
-            pool=pool,
+        limits = WriteLimits(
+            settings.write_interval_s, settings.writes_per_minute, settings.writes_per_hour
         )
+        return cls(limits, pool=pool)
 
     def for_installation(self, installation_id: int) -> Throttle:
         throttle = self._throttles.get(installation_id)

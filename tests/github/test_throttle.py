@@ -7,7 +7,14 @@ import httpx
 import pytest
 
 from bot.config import Settings
-from bot.throttle import HOUR_S, ThrottledTransport, Throttles, WriteThrottle, is_write
+from bot.throttle import (
+    HOUR_S,
+    ThrottledTransport,
+    Throttles,
+    WriteLimits,
+    WriteThrottle,
+    is_write,
+)
 
 API = "https://api.github.test"
 
@@ -42,7 +49,8 @@ class Recorder:
 def client(
     clock: FakeClock, recorder: Recorder, min_interval_s: float = 1.0, max_wait_s: float = 120.0
 ) -> httpx.AsyncClient:
-    throttle = WriteThrottle(min_interval_s, max_wait_s=max_wait_s, clock=clock, sleep=clock.sleep)
+    limits = WriteLimits(min_interval_s)
+    throttle = WriteThrottle(limits, max_wait_s=max_wait_s, clock=clock, sleep=clock.sleep)
     transport = ThrottledTransport(httpx.MockTransport(recorder), throttle)
     return httpx.AsyncClient(base_url=API, transport=transport)
 
@@ -92,7 +100,8 @@ async def test_per_hour_window_holds_writes_past_the_limit() -> None:
     """The 501st write of an hour waits until the first one is an hour old (plus the
     margin that absorbs arrival-order skew)."""
     clock = FakeClock()
-    throttle = WriteThrottle(min_interval_s=0, per_minute=10_000, clock=clock, sleep=clock.sleep)
+    limits = WriteLimits(min_interval_s=0, per_minute=10_000)
+    throttle = WriteThrottle(limits, clock=clock, sleep=clock.sleep)
     for _ in range(501):
         await throttle.acquire()
 
