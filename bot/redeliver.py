@@ -5,7 +5,6 @@ succeeded and that it has not stored, and asks GitHub to deliver them again. Red
 the X-GitHub-Delivery id, so the intake's dedupe makes this safe to repeat.
 """
 
-import asyncio
 import logging
 import os
 import re
@@ -81,13 +80,3 @@ async def _stored(pool: Pool, guids: list[str]) -> set[str]:
             "SELECT id FROM review_loop_deliveries WHERE id = ANY(%s)", (guids,)
         )
         return {r["id"] for r in await cur.fetchall()}
-
-
-async def run_redeliverer(runtime: Runtime, *, interval_s: float) -> None:
-    """Redeliver missed deliveries now and every `interval_s`; errors are logged, not fatal."""
-    while True:
-        try:
-            await redeliver_missed(runtime)
-        except Exception:
-            log.warning("checking for missed deliveries failed; will try again", exc_info=True)
-        await asyncio.sleep(interval_s)

@@ -6,7 +6,8 @@ import logging
 import os
 import socket
 
-from bot.engine.reaper import run_reaper
+from bot.engine.reaper import reap_once
+from bot.periodic import every
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -19,34 +20,51 @@ def worker_name() -> str:
 async def run_worker(runtime: Runtime, *, install_signal_handlers: bool = True) -> None:
     """Work until cancelled (or, with signal handlers, until SIGINT/SIGTERM)."""
     settings = runtime.settings
-    reaper = asyncio.create_task(
-        run_reaper(
-            runtime.jobs,
-            runtime.pool,
-            interval_s=settings.reaper_interval_s,
-            stalled_after_s=settings.stalled_after_s,
+    background = [
+        asyncio.create_task(
+            every(
+                settings.reaper_interval_s,
+                lambda: reap_once(runtime.jobs, runtime.pool, settings.stalled_after_s),
+                what="reaper pass",
+            ),
+            name="reaper",
         ),
-        name="reaper",
-    )
-    janitor = asyncio.create_task(run_janitor(runtime), name="janitor")
-    background = [reaper, janitor]
+        asyncio.create_task(
+            every(
+                JANITOR_INTERVAL_S,
+                lambda: janitor_pass(runtime),
+                what="worktree janitor",
+                now=False,
+            ),
+            name="janitor",
+        ),
+    ]
     if settings.resync_interval_s > 0:
-        from bot.loop.resync import run_resync
+        from bot.loop.resync import resync_once
 
-        resyncing = run_resync(
-            runtime, interval_s=settings.resync_interval_s, quiet_for_s=settings.resync_quiet_s
+        resyncing = every(
+            settings.resync_interval_s,
+            lambda: resync_once(runtime, quiet_for_s=settings.resync_quiet_s),
+            what="resync pass",
+            now=False,
         )
-        background.append(asyncio.create_task(resyncing))
+        background.append(asyncio.create_task(resyncing, name="resync"))
     if settings.sweep_interval_s > 0 and settings.app_id is not None:
-        from bot.loop.resync import run_sweeper
+        from bot.loop.resync import sweep_open_prs
 
-        sweeping = run_sweeper(runtime, interval_s=settings.sweep_interval_s)
-        background.append(asyncio.create_task(sweeping))
+        sweeping = every(
+            settings.sweep_interval_s, lambda: sweep_open_prs(runtime), what="sweep of open PRs"
+        )
+        background.append(asyncio.create_task(sweeping, name="sweep"))
     if settings.redeliver_interval_s > 0 and settings.app_id is not None:
-        from bot.redeliver import run_redeliverer
+        from bot.redeliver import redeliver_missed
 
-        interval = settings.redeliver_interval_s
-        background.append(asyncio.create_task(run_redeliverer(runtime, interval_s=interval)))
+        redelivering = every(
+            settings.redeliver_interval_s,
+            lambda: redeliver_missed(runtime),
+            what="check for missed deliveries",
+        )
+        background.append(asyncio.create_task(redelivering, name="redeliver"))
     log.info("worker %s started (concurrency %d)", worker_name(), settings.worker_concurrency)
     try:
         await runtime.jobs.run_worker_async(
@@ -67,21 +85,16 @@ async def run_worker(runtime: Runtime, *, install_signal_handlers: bool = True) 
 JANITOR_INTERVAL_S = 60.0
 
 
-async def run_janitor(runtime: Runtime) -> None:
-    """Delete finished worktrees in batches, away from the moment the next one is created
-    (deleting a big checkout slows the filesystem for a while)."""
+async def janitor_pass(runtime: Runtime) -> None:
+    """Delete finished worktrees in a batch, away from the moment the next one is created
+    (deleting a big checkout slows the filesystem for a while), and stale warm ones."""
     from bot.loop.fleetctx import Fleet
 
-    while True:
-        await asyncio.sleep(JANITOR_INTERVAL_S)
-        try:
-            fleet = Fleet.of(runtime)
-            await fleet.warm.drop_stale()
-            removed = await fleet.mirrors.empty_trash(max_entries=50)
-            if removed:
-                log.info("deleted %d finished worktrees", removed)
-        except Exception:
-            log.exception("emptying the worktree trash failed; will try again")
+    fleet = Fleet.of(runtime)
+    await fleet.warm.drop_stale()
+    removed = await fleet.mirrors.empty_trash(max_entries=50)
+    if removed:
+        log.info("deleted %d finished worktrees", removed)
 
 
 async def drain(runtime: Runtime) -> None:

@@ -4,7 +4,6 @@ procrastinate only detects stalled jobs; nothing re-runs them by itself. Every w
 this loop; an advisory lock lets one of them reap at a time.
 """
 
-import asyncio
 import logging
 
 import procrastinate
@@ -42,15 +41,3 @@ async def reap_once(jobs: procrastinate.App, pool: Pool, stalled_after_s: float)
             retried.append(job.id)
         await jobs.job_manager.prune_stalled_workers(seconds_since_heartbeat=stalled_after_s)
     return retried
-
-
-async def run_reaper(
-    jobs: procrastinate.App, pool: Pool, *, interval_s: float, stalled_after_s: float
-) -> None:
-    """Reap forever, every `interval_s`; errors are logged and the loop goes on."""
-    while True:
-        try:
-            await reap_once(jobs, pool, stalled_after_s)
-        except Exception:
-            log.exception("reaper pass failed; will try again in %.0f s", interval_s)
-        await asyncio.sleep(interval_s)

@@ -7,7 +7,6 @@ fresh reconcile, which looks again.
 - `sweep_open_prs`: every open PR of every installation whose head the loop has not seen.
 """
 
-import asyncio
 import logging
 import os
 import socket
@@ -47,15 +46,6 @@ async def resync_once(runtime: Runtime, *, quiet_for_s: float) -> list[tuple[str
         log.warning("resync: %s#%s has not moved; reconciling it again", pr["repo"], pr["number"])
         await request_reconcile(runtime, pr["repo"], pr["number"], pr["installation_id"])
     return [(pr["repo"], pr["number"]) for pr in stale]
-
-
-async def run_resync(runtime: Runtime, *, interval_s: float, quiet_for_s: float) -> None:
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            await resync_once(runtime, quiet_for_s=quiet_for_s)
-        except Exception:
-            log.warning("resync pass failed; will try again", exc_info=True)
 
 
 SWEEP_LEASE = "sweep"
@@ -112,13 +102,3 @@ async def sweep_open_prs(runtime: Runtime) -> list[tuple[str, int]]:
     if asked:
         log.warning("sweep: %d open PRs had heads the loop had not seen", len(asked))
     return asked
-
-
-async def run_sweeper(runtime: Runtime, *, interval_s: float) -> None:
-    """Sweep now and every `interval_s`; errors are logged, not fatal."""
-    while True:
-        try:
-            await sweep_open_prs(runtime)
-        except Exception:
-            log.warning("sweep of open pull requests failed; will try again", exc_info=True)
-        await asyncio.sleep(interval_s)
