@@ -2,7 +2,9 @@
 and githubkit clients for the App, its installation and a human."""
 
 import json
+import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -176,3 +178,40 @@ def bot(world: World) -> GitHub[Any]:
 @pytest.fixture
 def alice(world: World) -> GitHub[Any]:
     return human_client(world, "alice", auto_retry=False)
+
+
+def git(
+    cwd: Path, *args: str, check: bool = True, trace: bool = False, date: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """git as a client of the sandbox: no prompts, no credential helper, a fixed identity;
+    `trace` logs curl's traffic to stderr, `date` sets both commit dates."""
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    for role in ("AUTHOR", "COMMITTER"):
+        env[f"GIT_{role}_NAME"], env[f"GIT_{role}_EMAIL"] = "bot", "bot@example.com"
+        if date:
+            env[f"GIT_{role}_DATE"] = date
+    if trace:
+        env["GIT_TRACE_CURL"] = "1"
+        env["GIT_TRACE_CURL_NO_DATA"] = "1"
+    return subprocess.run(
+        ["git", "-c", "credential.helper=", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=check,
+    )
+
+
+def installation_token(world: World) -> str:
+    """A token of the App's installation on acme, as the bot gets one."""
+    github = app_client(world.sandbox)
+    return github.rest.apps.create_installation_access_token(
+        world.installation_id
+    ).parsed_data.token
+
+
+def installation_remote(world: World, full_name: str) -> str:
+    """`full_name`'s git URL with an installation token, as the bot clones it."""
+    host = world.sandbox.url.removeprefix("http://")
+    return f"http://x-access-token:{installation_token(world)}@{host}/{full_name}.git"

@@ -1,7 +1,6 @@
 """Forks: a contributor forks, pushes to the fork and opens a pull request in the parent."""
 
-import os
-import subprocess
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -13,41 +12,18 @@ from tests.sandbox.conftest import (
     REPO,
     Receiver,
     World,
-    app_client,
     human_client,
+    installation_remote,
+    installation_token,
     validate_payload,
 )
+from tests.sandbox.conftest import git as sandbox_git
+
+git = functools.partial(sandbox_git, check=False)  # these tests read the exit status
 
 OWNER, NAME = REPO.split("/")
 FORK = "bob/widgets"
 CHANGE = {"widgets/pricing.py": "import os\n"}
-
-
-def git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-    for role in ("AUTHOR", "COMMITTER"):
-        env[f"GIT_{role}_NAME"], env[f"GIT_{role}_EMAIL"] = "bot", "bot@example.com"
-    return subprocess.run(
-        ["git", "-c", "credential.helper=", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
-def installation_token(world: World) -> str:
-    """A token of the App's installation on acme, as the bot gets one."""
-    github = app_client(world.sandbox)
-    return github.rest.apps.create_installation_access_token(
-        world.installation_id
-    ).parsed_data.token
-
-
-def installation_remote(world: World, full_name: str) -> str:
-    host = world.sandbox.url.removeprefix("http://")
-    return f"http://x-access-token:{installation_token(world)}@{host}/{full_name}.git"
 
 
 def remote_refs(world: World, full_name: str, tmp_path: Path) -> dict[str, str]:

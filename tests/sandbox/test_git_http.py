@@ -1,7 +1,6 @@
 """Git over smart HTTP: token authentication, clones, pushes, big packs, gzip requests."""
 
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -9,42 +8,9 @@ import httpx
 import pytest
 
 from bot.sandbox import DriverError
-from tests.sandbox.conftest import REPO, Receiver, World, app_client
+from tests.sandbox.conftest import REPO, Receiver, World, git, installation_remote
 
 OWNER, NAME = REPO.split("/")
-
-
-def git(
-    cwd: Path, *args: str, trace: bool = False, date: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "GIT_TERMINAL_PROMPT": "0",
-        "GIT_AUTHOR_NAME": "bot",
-        "GIT_AUTHOR_EMAIL": "bot@example.com",
-        "GIT_COMMITTER_NAME": "bot",
-        "GIT_COMMITTER_EMAIL": "bot@example.com",
-    }
-    if date:
-        env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = date
-    if trace:
-        env["GIT_TRACE_CURL"] = "1"
-        env["GIT_TRACE_CURL_NO_DATA"] = "1"
-    return subprocess.run(
-        ["git", "-c", "credential.helper=", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-
-
-def bot_remote(world: World) -> str:
-    github = app_client(world.sandbox)
-    token = github.rest.apps.create_installation_access_token(world.installation_id).parsed_data
-    host = world.sandbox.url.removeprefix("http://")
-    return f"http://x-access-token:{token.token}@{host}/{REPO}.git"
 
 
 def test_git_without_credentials_is_challenged(world: World) -> None:
@@ -61,7 +27,8 @@ def test_the_bot_clones_and_pushes_with_an_installation_token(
     driver = world.driver
     driver.push(REPO, "feature", {"f.py": "x = 1\n"}, as_user="alice")
     number = driver.open_pr(REPO, "feature", as_user="alice")["number"]
-    git(tmp_path, "clone", "--quiet", "--branch", "feature", bot_remote(world), "work")
+    remote = installation_remote(world, REPO)
+    git(tmp_path, "clone", "--quiet", "--branch", "feature", remote, "work")
     work = tmp_path / "work"
     (work / "f.py").write_text("x = 2\n")
     git(work, "commit", "--quiet", "-am", "fix")
@@ -76,7 +43,7 @@ def test_the_bot_clones_and_pushes_with_an_installation_token(
 
 def test_big_pushes_and_gzip_fetches_stream_through(world: World, tmp_path: Path) -> None:
     """A multi-megabyte push (chunked) and a fetch whose negotiation git gzips both work."""
-    git(tmp_path, "clone", "--quiet", bot_remote(world), "work")
+    git(tmp_path, "clone", "--quiet", installation_remote(world, REPO), "work")
     work = tmp_path / "work"
     (work / "blob.bin").write_bytes(os.urandom(3 * 1024 * 1024))
     git(work, "add", "blob.bin")
