@@ -1,6 +1,7 @@
 """Building blocks for end-to-end scenarios: a repository, a PR, scripted agents."""
 
 import asyncio
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -77,3 +78,33 @@ async def poll(predicate: Any, *, timeout: float = 120, what: str = "condition")
             return value
         await asyncio.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def bare_git(stack: LocalStack, *args: str) -> str:
+    """git in the sandbox's bare repository of REPO (what GitHub holds); its stdout."""
+    bare = stack.sandbox.hub.store.repos_dir / f"{REPO}.git"
+    out = subprocess.run(["git", *args], cwd=bare, capture_output=True, text=True, check=True)
+    return out.stdout
+
+
+def show(stack: LocalStack, ref: str, path: str) -> str:
+    """A file as it is at `ref` in the sandbox repository."""
+    return bare_git(stack, "show", f"{ref}:{path}")
+
+
+def fix_pulls(stack: LocalStack, number: int) -> list[dict[str, Any]]:
+    """The fix PRs the bot opened for PR `number`, in every state."""
+    return [
+        p
+        for p in stack.sandbox.driver.pulls(REPO, "all")
+        if p["head"]["ref"].startswith(f"review-loop/pr-{number}/")
+    ]
+
+
+async def task_rows(stack: LocalStack, columns: str = "status, error") -> list[dict[str, Any]]:
+    """`columns` of every fix task, oldest first."""
+    async with stack.runtime.pool.connection() as conn:
+        cur = await conn.execute(
+            f"SELECT {columns} FROM review_loop_tasks ORDER BY id"  # noqa: S608 - tests' own
+        )
+        return list(await cur.fetchall())

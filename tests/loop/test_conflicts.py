@@ -3,14 +3,23 @@ person decides (DESIGN 1.7). The conflicts are real: a person pushes to the PR b
 the agent works, changing the line next to the one the agent deletes."""
 
 import asyncio
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.stack import local_stack, wait_settled
-from tests.loop.scenario import AUTHOR, REPO, open_pr, poll, write_agent, write_catalog
+from tests.loop.scenario import (
+    AUTHOR,
+    REPO,
+    bare_git,
+    fix_pulls,
+    open_pr,
+    poll,
+    task_rows,
+    write_agent,
+    write_catalog,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -57,29 +66,6 @@ async def push_while_agent_waits(stack: Any, workdir: Path, run: int, alias: str
     return str(head)
 
 
-def fix_pulls(stack: Any, number: int) -> list[dict[str, Any]]:
-    return [
-        p
-        for p in stack.sandbox.driver.pulls(REPO, "all")
-        if p["head"]["ref"].startswith(f"review-loop/pr-{number}/")
-    ]
-
-
-def bare_git(stack: Any, *args: str) -> str:
-    """git in the sandbox's bare repository (what GitHub holds)."""
-    bare = stack.sandbox.hub.store.repos_dir / f"{REPO}.git"
-    out = subprocess.run(["git", *args], cwd=bare, capture_output=True, text=True, check=True)
-    return out.stdout
-
-
-async def task_rows(stack: Any) -> list[dict[str, Any]]:
-    async with stack.runtime.pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT status, error, base_sha, fix_pr FROM review_loop_tasks ORDER BY id"
-        )
-        return list(await cur.fetchall())
-
-
 async def test_a_conflicting_fix_is_made_again_on_the_new_head(workdir: Path, e2e_db: str) -> None:
     """The fix PR conflicts with a person's push and so does its rebase: the agent runs again
     on the new head and the same fix PR, now on top of the person's commit, merges."""
@@ -91,7 +77,7 @@ async def test_a_conflicting_fix_is_made_again_on_the_new_head(workdir: Path, e2
         row = await wait_settled(stack, REPO, number)
         driver = stack.sandbox.driver
         [fix] = fix_pulls(stack, number)
-        tasks = await task_rows(stack)
+        tasks = await task_rows(stack, "status, error, base_sha, fix_pr")
         pr = driver.pull(REPO, number)
         final = bare_git(stack, "show", f"{pr['head']['sha']}:shop/pricing.py")
         parents = bare_git(stack, "rev-parse", f"{fix['head']['sha']}^@").split()
@@ -119,7 +105,7 @@ async def test_a_fix_that_keeps_conflicting_goes_to_a_person(workdir: Path, e2e_
         row = await wait_settled(stack, REPO, number)
         driver = stack.sandbox.driver
         [fix] = fix_pulls(stack, number)
-        tasks = await task_rows(stack)
+        tasks = await task_rows(stack, "status, error, base_sha, fix_pr")
         issues = [i for i in driver.issues(REPO, "all") if "pull_request" not in i]
         summary = next(c["body"] for c in driver.comments(REPO, number) if "Round" in c["body"])
 
@@ -156,7 +142,7 @@ async def test_a_merge_refused_after_the_branch_moved_is_rebased_and_lands(
         (workdir / "go-1").touch()
         row = await wait_settled(stack, REPO, number)
         [fix] = fix_pulls(stack, number)
-        tasks = await task_rows(stack)
+        tasks = await task_rows(stack, "status, error, base_sha, fix_pr")
         parents = bare_git(stack, "rev-parse", f"{fix['head']['sha']}^@").split()
         injected = driver.fault_stats()["injected"]
 

@@ -8,7 +8,7 @@ import pytest
 from bot.ledger import parse_marker
 from bot.loop.triggers import request_reconcile
 from bot.stack import local_stack, wait_settled
-from tests.loop.scenario import AUTHOR, REPO, open_pr, poll
+from tests.loop.scenario import AUTHOR, REPO, open_pr, poll, task_rows
 
 pytestmark = pytest.mark.slow
 
@@ -199,19 +199,13 @@ async def test_a_fix_pr_a_person_closes_is_not_proposed_again(workdir: Path, e2e
         await request_reconcile(stack.runtime, REPO, number, waiting.installation_id)
         row = await wait_settled(stack, REPO, number)
         pulls = [p["number"] for p in driver.pulls(REPO, "all") if p["number"] != number]
-        statuses = await _statuses(stack)
+        statuses = [t["status"] for t in await task_rows(stack, "status")]
 
     assert waiting.state == "waiting"
     assert row.state == "needs-human"
     assert "a person closed its fix PR" in (row.reason or "")
     assert pulls == [fix["number"]], "no second fix PR"
     assert statuses == ["rejected"]
-
-
-async def _statuses(stack) -> list[str]:  # type: ignore[no-untyped-def]
-    async with stack.runtime.pool.connection() as conn:
-        cur = await conn.execute("SELECT status FROM review_loop_tasks ORDER BY id")
-        return [r["status"] for r in await cur.fetchall()]
 
 
 async def _count(stack, sql: str) -> int:  # type: ignore[no-untyped-def]

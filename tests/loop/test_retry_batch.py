@@ -11,7 +11,15 @@ from bot.loop.store import LoopStore, TaskRow
 from bot.runtime import Runtime
 from bot.stack import local_stack, wait_settled
 from handlers.issue_comment import forgive
-from tests.loop.scenario import AUTHOR, REPO, open_pr, poll, write_agent, write_catalog
+from tests.loop.scenario import (
+    AUTHOR,
+    REPO,
+    open_pr,
+    poll,
+    task_rows,
+    write_agent,
+    write_catalog,
+)
 
 MODULE = '"""{name}."""\n\nimport os\n\n\ndef {name}() -> str:\n    return "ok"\n'
 
@@ -102,7 +110,7 @@ async def test_retry_of_a_later_batch_issue_fixes_it_without_redoing_the_merged_
         a, b, c = issue["shop/a.py"], issue["shop/b.py"], issue["shop/c.py"]
         first, later = sorted([b, c])
         assert row.state == "needs-human" and "failed twice" in (row.reason or "")
-        before = await _tasks(stack)
+        before = await task_rows(stack, "issue_number, status, batch, fixed, failed")
         assert [(t["status"], t["batch"], t["fixed"]) for t in before] == [
             ("merged", sorted([a, b, c]), [a]),
             ("failed", [first, later], []),
@@ -123,7 +131,7 @@ async def test_retry_of_a_later_batch_issue_fixes_it_without_redoing_the_merged_
         assert f"#{first}" in (row.reason or "") and f"#{later}" not in (row.reason or "")
         assert driver.issue(REPO, a)["state"] == "closed"
         assert driver.issue(REPO, first)["state"] == "open"
-        after = await _tasks(stack)
+        after = await task_rows(stack, "issue_number, status, batch, fixed, failed")
         assert [(t["status"], t["batch"], t["fixed"], t["failed"]) for t in after] == [
             ("merged", sorted([a, b, c]), [a], [first]),
             ("retried", [first, later], [], [first]),
@@ -133,15 +141,6 @@ async def test_retry_of_a_later_batch_issue_fixes_it_without_redoing_the_merged_
     agent_runs = runs.read_text().split()
     assert agent_runs.count("shop/a.py") == 1  # the merged fix was not redone
     assert agent_runs.count(path) == 3  # the batch, the second batch, the retry
-
-
-async def _tasks(stack: Any) -> list[dict[str, Any]]:
-    async with stack.runtime.pool.connection() as conn:
-        cur = await conn.execute(
-            """SELECT issue_number, status, batch, fixed, failed
-                 FROM review_loop_tasks ORDER BY id"""
-        )
-        return list(await cur.fetchall())
 
 
 async def test_retries_of_two_issues_of_one_batch_both_count(runtime: Runtime) -> None:

@@ -9,7 +9,16 @@ import pytest
 
 from bot.ledger import parse_marker
 from bot.stack import local_stack, wait_settled
-from tests.loop.scenario import AUTHOR, REPO, open_pr, poll, write_agent, write_catalog
+from tests.loop.scenario import (
+    AUTHOR,
+    REPO,
+    open_pr,
+    poll,
+    show,
+    task_rows,
+    write_agent,
+    write_catalog,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -25,15 +34,6 @@ def remote_branches(stack, prefix: str = "review-loop/") -> dict[str, str]:  # t
         if ref.startswith("refs/heads/" + prefix):
             refs[ref.removeprefix("refs/heads/")] = sha
     return refs
-
-
-def show(stack, ref: str, path: str) -> str:  # type: ignore[no-untyped-def]
-    """A file as it is on a branch of the sandbox repository (bare repo read)."""
-    bare = stack.sandbox.hub.store.repos_dir / f"{REPO}.git"
-    out = subprocess.run(
-        ["git", "show", f"{ref}:{path}"], cwd=bare, capture_output=True, text=True, check=True
-    )
-    return out.stdout
 
 
 async def test_agent_that_adds_a_finding_is_never_pushed(workdir: Path, e2e_db: str) -> None:
@@ -56,7 +56,7 @@ async def test_agent_that_adds_a_finding_is_never_pushed(workdir: Path, e2e_db: 
         assert remote_branches(stack) == {}
         pulls = stack.sandbox.driver.pulls(REPO, "all")
         assert [p["number"] for p in pulls] == [number]
-        tasks = await _tasks(stack)
+        tasks = await task_rows(stack)
         assert [t["status"] for t in tasks] == ["refused", "refused"]
         assert all("adds a new finding" in t["error"] for t in tasks)
 
@@ -215,9 +215,3 @@ def _pyproject() -> str:
     from tests.loop.scenario import PYPROJECT
 
     return PYPROJECT
-
-
-async def _tasks(stack):  # type: ignore[no-untyped-def]
-    async with stack.runtime.pool.connection() as conn:
-        cur = await conn.execute("SELECT status, error FROM review_loop_tasks ORDER BY id")
-        return await cur.fetchall()

@@ -1,7 +1,6 @@
 """Verification beyond the analyzer: the repository's `test` command judges every fix, and
 the fleet's own fix PRs are audited only as deep as `max_depth` says."""
 
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -9,37 +8,28 @@ from typing import Any
 import pytest
 
 from bot.stack import local_stack, wait_settled
-from tests.loop.scenario import REPO, open_pr, write_agent, write_catalog
+from tests.loop.scenario import (
+    REPO,
+    bare_git,
+    fix_pulls,
+    open_pr,
+    show,
+    task_rows,
+    write_agent,
+    write_catalog,
+)
 
 pytestmark = pytest.mark.slow
 
 MODULE = '"""Pricing."""\n\nimport os\n\n\ndef price() -> str:\n    return "ok"\n'
 
 
-def fix_pulls(stack: Any, number: int) -> list[dict[str, Any]]:
-    return [
-        p
-        for p in stack.sandbox.driver.pulls(REPO, "all")
-        if p["head"]["ref"].startswith(f"review-loop/pr-{number}/")
-    ]
-
-
 def tree(stack: Any, sha: str) -> list[str]:
-    bare = stack.sandbox.hub.store.repos_dir / f"{REPO}.git"
-    out = subprocess.run(
-        ["git", "ls-tree", "-r", "--name-only", sha],
-        cwd=bare,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.split()
+    return bare_git(stack, "ls-tree", "-r", "--name-only", sha).split()
 
 
 async def task_errors(stack: Any) -> list[tuple[str, str | None]]:
-    async with stack.runtime.pool.connection() as conn:
-        cur = await conn.execute("SELECT status, error FROM review_loop_tasks ORDER BY id")
-        return [(r["status"], r["error"]) for r in await cur.fetchall()]
+    return [(t["status"], t["error"]) for t in await task_rows(stack)]
 
 
 async def test_passing_tests_land_the_fix_and_leave_nothing_behind(
@@ -149,14 +139,6 @@ async def test_partial_work_of_a_failed_run_is_not_landed_unverified(
     assert "import sys" in kept  # the partial work is kept on the task branch for a person
 
 
-def show(stack: Any, ref: str, path: str) -> str:
-    bare = stack.sandbox.hub.store.repos_dir / f"{REPO}.git"
-    out = subprocess.run(
-        ["git", "show", f"{ref}:{path}"], cwd=bare, capture_output=True, text=True, check=True
-    )
-    return out.stdout
-
-
 async def test_a_failed_runs_sound_partial_work_is_resumed_and_lands(
     workdir: Path, e2e_db: str
 ) -> None:
@@ -212,12 +194,4 @@ async def test_a_test_command_that_rewires_git_never_gets_the_token(
 
 
 def tree_refs(stack: Any) -> list[str]:
-    bare = stack.sandbox.hub.store.repos_dir / f"{REPO}.git"
-    out = subprocess.run(
-        ["git", "for-each-ref", "--format=%(refname:short)", "refs/heads"],
-        cwd=bare,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.split()
+    return bare_git(stack, "for-each-ref", "--format=%(refname:short)", "refs/heads").split()
