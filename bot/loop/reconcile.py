@@ -56,6 +56,17 @@ LABELS = {
 }
 
 
+def is_own_fix_pr(
+    repo: str, head_repo: str | None, head_ref: str, base_ref: str, default_branch: str
+) -> bool:
+    """Whether a PR is one of the bot's fix PRs into another PR's branch: those are audited
+    one level deep, never looped on. Fix branches live in the base repository, never in a
+    fork; a fix PR into the default branch (a person's issue) runs the loop like any PR."""
+    return (
+        head_repo == repo and head_ref.startswith(FIX_BRANCH_PREFIX) and base_ref != default_branch
+    )
+
+
 def fix_branch(pr_number: int | None, issue_number: int) -> str:
     scope = f"pr-{pr_number}" if pr_number is not None else "default"
     return f"{FIX_BRANCH_PREFIX}{scope}/{issue_number}"
@@ -115,10 +126,8 @@ class PrReconciler:
             return
         await self.api.ensure_labels(LABELS)
         is_fork = pr.head_repo != self.repo  # None: the fork was deleted
-        own_fix_pr = (
-            not is_fork  # the bot's fix branches live in the base repository, never in a fork
-            and pr.head_ref.startswith(FIX_BRANCH_PREFIX)
-            and pr.base_ref != repo_info.default_branch
+        own_fix_pr = is_own_fix_pr(
+            self.repo, pr.head_repo, pr.head_ref, pr.base_ref, repo_info.default_branch
         )
         if own_fix_pr and config.max_depth == 0:
             await self._save(report.AUDITED, "fix PRs are not audited (max_depth: 0)", pr.head_sha)

@@ -12,7 +12,8 @@ import os
 import socket
 
 from bot.engine.database import try_advisory_lock
-from bot.loop.reconcile import FIX_BRANCH_PREFIX
+from bot.engine.leases import Lease
+from bot.loop.reconcile import is_own_fix_pr
 from bot.loop.store import LoopStore
 from bot.loop.triggers import request_reconcile
 from bot.runtime import Runtime
@@ -57,7 +58,6 @@ async def sweep_open_prs(runtime: Runtime) -> list[tuple[str, int]]:
     head the loop has not audited and for which none is pending; [] when another worker's
     sweep is running. The bot's own fix PRs into a PR branch are left out (their fixer audits
     them). Costs one list request per repository, reads only."""
-    store = LoopStore(runtime.pool)
     holder = f"{socket.gethostname()}:{os.getpid()}"
     asked: list[tuple[str, int]] = []
     async with runtime.leases.hold(SWEEP_LEASE, holder, SWEEP_LEASE_TTL_S) as lease:
@@ -65,40 +65,47 @@ async def sweep_open_prs(runtime: Runtime) -> list[tuple[str, int]]:
             return []
         async with runtime.github.app_client() as app:
             installations = [
-                i
+                i.id
                 async for i in app.rest.paginate(app.rest.apps.async_list_installations)
                 if i.suspended_at is None
             ]
-        for installation in installations:
-            async with runtime.github.installation_client(installation.id) as gh:
-                repos = gh.rest.paginate(
-                    gh.rest.apps.async_list_repos_accessible_to_installation,
-                    map_func=lambda r: r.parsed_data.repositories,
-                    per_page=100,
-                )
-                async for repo in repos:
-                    if repo.archived:
-                        continue
-                    owner, name = repo.full_name.split("/")
-                    pulls = gh.rest.paginate(
-                        gh.rest.pulls.async_list, owner=owner, repo=name, state="open", per_page=100
-                    )
-                    async for pr in pulls:
-                        own_fix = (
-                            pr.head.repo is not None
-                            and pr.head.repo.full_name == repo.full_name
-                            and pr.head.ref.startswith(FIX_BRANCH_PREFIX)
-                            and pr.base.ref != repo.default_branch
-                        )
-                        row = await store.get(repo.full_name, pr.number)
-                        seen = row is not None and (
-                            row.audited_sha == pr.head.sha or row.handled < row.generation
-                        )
-                        if own_fix or seen:
-                            continue
-                        await runtime.leases.check(lease)
-                        await request_reconcile(runtime, repo.full_name, pr.number, installation.id)
-                        asked.append((repo.full_name, pr.number))
+        for installation_id in installations:
+            asked += await _sweep_installation(runtime, lease, installation_id)
     if asked:
         log.warning("sweep: %d open PRs had heads the loop had not seen", len(asked))
+    return asked
+
+
+async def _sweep_installation(
+    runtime: Runtime, lease: Lease, installation_id: int
+) -> list[tuple[str, int]]:
+    store = LoopStore(runtime.pool)
+    asked = []
+    async with runtime.github.installation_client(installation_id) as gh:
+        repos = gh.rest.paginate(
+            gh.rest.apps.async_list_repos_accessible_to_installation,
+            map_func=lambda r: r.parsed_data.repositories,
+            per_page=100,
+        )
+        async for repo in repos:
+            if repo.archived:
+                continue
+            owner, name = repo.full_name.split("/")
+            pulls = gh.rest.paginate(
+                gh.rest.pulls.async_list, owner=owner, repo=name, state="open", per_page=100
+            )
+            async for pr in pulls:
+                head_repo = pr.head.repo.full_name if pr.head.repo is not None else None
+                if is_own_fix_pr(
+                    repo.full_name, head_repo, pr.head.ref, pr.base.ref, repo.default_branch
+                ):
+                    continue
+                row = await store.get(repo.full_name, pr.number)
+                if row is not None and (
+                    row.audited_sha == pr.head.sha or row.handled < row.generation
+                ):
+                    continue  # audited at this head, or a reconcile is pending
+                await runtime.leases.check(lease)
+                await request_reconcile(runtime, repo.full_name, pr.number, installation_id)
+                asked.append((repo.full_name, pr.number))
     return asked
