@@ -2,7 +2,7 @@
 
 from bot.context import Context
 from bot.loop.reconcile import FIX_BRANCH_PREFIX, LOOP_LABEL
-from bot.loop.store import REJECTED_ERROR, LoopStore
+from bot.loop.store import LoopStore
 from bot.loop.triggers import request_reconcile
 from bot.routing import Router
 
@@ -32,11 +32,7 @@ async def pull_request_closed(ctx: Context) -> None:
     if from_here and pr.head.ref.startswith(FIX_BRANCH_PREFIX):
         task = await store.task_by_fix_pr(ctx.repo, pr.number)
         if task is not None and task.status == "pushed":
-            await store.update_task(
-                task.id,
-                status="merged" if pr.merged else "rejected",
-                error=None if pr.merged else REJECTED_ERROR,
-            )
+            await store.fix_pr_closed(task.id, merged=bool(pr.merged))
             if task.pr_number is not None:
                 await request_reconcile(ctx.runtime, ctx.repo, task.pr_number, ctx.installation_id)
         return

@@ -31,7 +31,7 @@ from bot.loop.auditing import audit_commit
 from bot.loop.checks import fix_pr_verdict, upsert_loop_check
 from bot.loop.config import load_repo_config
 from bot.loop.fleetctx import Fleet
-from bot.loop.store import ACTIVE_TASK_STATES, REJECTED_ERROR, LoopStore, PrRow, TaskRow
+from bot.loop.store import ACTIVE_TASK_STATES, LoopStore, PrRow, TaskRow
 from bot.loop.triggers import queue_fix
 from bot.planner import Costs, plan_fanout, split
 from bot.repo_config import RepoConfig, RepoConfigError
@@ -388,13 +388,9 @@ class PrReconciler:
             if t.status != "pushed" or t.fix_pr is None:
                 continue
             pull = await self.api.get_pull(t.fix_pr)
-            if pull.merged:
-                await self.store.update_task(t.id, status="merged")
-            elif pull.state != "open":
-                await self.store.update_task(t.id, status="rejected", error=REJECTED_ERROR)
-            else:
-                continue
-            changed = True
+            if pull.state != "open":
+                await self.store.fix_pr_closed(t.id, merged=pull.merged)
+                changed = True
         return await self.store.tasks_for_pr(self.repo, self.number) if changed else tasks
 
     # -- telling people ------------------------------------------------------------------------

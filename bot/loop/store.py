@@ -243,6 +243,13 @@ class LoopStore:
                 {"id": task_id, **fields},
             )
 
+    async def fix_pr_closed(self, task_id: int, *, merged: bool) -> None:
+        """The task's fix PR was closed: merged (the fix landed) or by a person (rejected)."""
+        if merged:
+            await self.update_task(task_id, status="merged")
+        else:
+            await self.update_task(task_id, status="rejected", error=REJECTED_ERROR)
+
     async def update_task_if(self, seen: TaskRow, **fields: object) -> bool:
         """Update the task only if its status and failures are still as `seen` (another
         writer, e.g. a concurrent `retry`, did not get there first); False otherwise."""
