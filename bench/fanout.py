@@ -24,7 +24,7 @@ from pathlib import Path
 import psycopg
 
 from bench.scenario import MODES, RunResult, costs, create_repo, run_pr, write_catalog
-from bot.stack import local_stack
+from bot.demo.stack import local_stack
 
 SERVER_URL_VAR = "REVIEW_LOOP_TEST_DATABASE_URL"
 

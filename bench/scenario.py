@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.stack import LocalStack, wait_settled
+from bot.demo.stack import LocalStack, wait_settled
 
 REPO = "acme/bench"
 AUTHOR = "alice"

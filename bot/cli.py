@@ -14,13 +14,13 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from bot import signing
 from bot.config import ConfigError, Settings
 from bot.logs import setup_logging
-from bot.routing import Router
+from bot.web import signing
+from bot.webhooks.routing import Router
 
 
-def _router() -> "Router":
+def _router() -> Router:
     from handlers import enabled_router
 
     return enabled_router()
@@ -35,13 +35,13 @@ class _Server(uvicorn.Server):
 
 
 async def _serve(settings: Settings, *, web: bool, worker: bool) -> None:
-    from bot.app import create_app
     from bot.runtime import open_runtime
-    from bot.worker import run_worker
+    from bot.web.app import create_app
+    from bot.worker import run_worker, wire
 
     if web:
         settings.require_webhook_secret()
-    async with open_runtime(settings, _router()) as runtime:
+    async with open_runtime(settings) as runtime:
         tasks: list[asyncio.Task[object]] = []
         server: _Server | None = None
         if web:
@@ -56,10 +56,9 @@ async def _serve(settings: Settings, *, web: bool, worker: bool) -> None:
             server = _Server(config)
             tasks.append(asyncio.create_task(server.serve(), name="web"))
         if worker:
+            fleet = wire(runtime, _router())
             tasks.append(
-                asyncio.create_task(
-                    run_worker(runtime, install_signal_handlers=False), name="worker"
-                )
+                asyncio.create_task(run_worker(fleet, install_signal_handlers=False), name="worker")
             )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -110,7 +109,7 @@ async def _migrate(settings: Settings) -> None:
 
 async def _status(settings: Settings, as_json: bool) -> None:
     from bot.engine import database
-    from bot.status import collect_status
+    from bot.web.status import collect_status
 
     where = database.locate(settings)
     pool = database.open_pool(where.url, max_size=1)
@@ -247,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "replay":
             return _replay(settings, args)
         elif args.command == "demo":
-            from bot.demo import main as demo_main
+            from bot.demo.run import main as demo_main
 
             return demo_main(as_json=args.json, keep=args.keep)
         elif args.command == "sandbox":

@@ -1,10 +1,15 @@
-"""`.github/review-loop.yml`: what a repository asks of the loop, validated strictly."""
+"""`.github/review-loop.yml`: what a repository asks of the loop, validated strictly.
+
+It is read from the default branch only: a pull request cannot change the rules it is judged
+by. When the repository has no config, the organisation's `.github` repository is asked, as
+GitHub does for community files.
+"""
 
 from __future__ import annotations
 
 import difflib
 import json
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -14,6 +19,7 @@ __all__ = [
     "RepoConfig",
     "RepoConfigError",
     "Route",
+    "load_repo_config",
     "parse_repo_config",
     "render_json_schema",
     "repo_config_json_schema",
@@ -93,6 +99,22 @@ class RepoConfig(BaseModel):
     test: str | None = Field(
         default=None, description="Shell command a fix must pass (no tokens, no keys)."
     )
+
+
+class ConfigFiles(Protocol):
+    """Where the config is read from (the GitHub adapter's `RepoAPI`)."""
+
+    async def read_file(self, path: str, ref: str | None = None) -> str | None: ...
+
+    async def read_org_file(self, path: str) -> str | None: ...
+
+
+async def load_repo_config(files: ConfigFiles, default_branch: str) -> RepoConfig:
+    """The repository's config from its default branch, else its organisation's."""
+    text = await files.read_file(CONFIG_PATH, ref=default_branch)
+    if text is None:
+        text = await files.read_org_file(CONFIG_PATH)
+    return parse_repo_config(text)
 
 
 def parse_repo_config(text: str | None) -> RepoConfig:

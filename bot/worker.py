@@ -1,4 +1,5 @@
-"""A worker process: runs queued jobs and the stalled-job reaper."""
+"""A worker process: the wiring of every job to what its body receives, the job loop, and the
+background passes (reaper, janitor, resync, sweep, redelivery)."""
 
 import asyncio
 import contextlib
@@ -7,8 +8,14 @@ import os
 import socket
 
 from bot.engine.reaper import reap_once
+from bot.loop.fleet import Fleet
+from bot.loop.resync import resync_once, sweep_open_prs
+from bot.loop.tasks import RECONCILE_PR, RUN_FIX_TASK
 from bot.periodic import every
 from bot.runtime import Runtime
+from bot.webhooks.dispatch import DISPATCH_DELIVERY, Dispatcher
+from bot.webhooks.redeliver import redeliver_missed
+from bot.webhooks.routing import Router
 
 log = logging.getLogger(__name__)
 
@@ -17,14 +24,25 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-async def run_worker(runtime: Runtime, *, install_signal_handlers: bool = True) -> None:
+def wire(runtime: Runtime, router: Router) -> Fleet:
+    """Build this process's fleet and register every job it runs, each with the context its
+    body takes first. Once per process: every worker loop of the process shares the fleet."""
+    fleet = Fleet.build(runtime)
+    runtime.queue.register(DISPATCH_DELIVERY, Dispatcher(fleet, router))
+    runtime.queue.register(RECONCILE_PR, fleet)
+    runtime.queue.register(RUN_FIX_TASK, fleet)
+    return fleet
+
+
+async def run_worker(fleet: Fleet, *, install_signal_handlers: bool = True) -> None:
     """Work until cancelled (or, with signal handlers, until SIGINT/SIGTERM)."""
+    runtime = fleet.runtime
     settings = runtime.settings
     background = [
         asyncio.create_task(
             every(
                 settings.reaper_interval_s,
-                lambda: reap_once(runtime.jobs, runtime.pool, settings.stalled_after_s),
+                lambda: reap_once(runtime.queue.app, runtime.pool, settings.stalled_after_s),
                 what="reaper pass",
             ),
             name="reaper",
@@ -32,7 +50,7 @@ async def run_worker(runtime: Runtime, *, install_signal_handlers: bool = True) 
         asyncio.create_task(
             every(
                 JANITOR_INTERVAL_S,
-                lambda: janitor_pass(runtime),
+                lambda: janitor_pass(fleet),
                 what="worktree janitor",
                 now=False,
             ),
@@ -40,8 +58,6 @@ async def run_worker(runtime: Runtime, *, install_signal_handlers: bool = True) 
         ),
     ]
     if settings.resync_interval_s > 0:
-        from bot.loop.resync import resync_once
-
         resyncing = every(
             settings.resync_interval_s,
             lambda: resync_once(runtime, quiet_for_s=settings.resync_quiet_s),
@@ -50,15 +66,11 @@ async def run_worker(runtime: Runtime, *, install_signal_handlers: bool = True) 
         )
         background.append(asyncio.create_task(resyncing, name="resync"))
     if settings.sweep_interval_s > 0 and settings.app_id is not None:
-        from bot.loop.resync import sweep_open_prs
-
         sweeping = every(
             settings.sweep_interval_s, lambda: sweep_open_prs(runtime), what="sweep of open PRs"
         )
         background.append(asyncio.create_task(sweeping, name="sweep"))
     if settings.redeliver_interval_s > 0 and settings.app_id is not None:
-        from bot.redeliver import redeliver_missed
-
         redelivering = every(
             settings.redeliver_interval_s,
             lambda: redeliver_missed(runtime),
@@ -67,10 +79,9 @@ async def run_worker(runtime: Runtime, *, install_signal_handlers: bool = True) 
         background.append(asyncio.create_task(redelivering, name="redeliver"))
     log.info("worker %s started (concurrency %d)", worker_name(), settings.worker_concurrency)
     try:
-        await runtime.jobs.run_worker_async(
+        await runtime.queue.app.run_worker_async(
             name=worker_name(),
             concurrency=settings.worker_concurrency,
-            additional_context={"runtime": runtime},
             update_heartbeat_interval=settings.heartbeat_s,
             stalled_worker_timeout=settings.stalled_after_s,
             install_signal_handlers=install_signal_handlers,
@@ -85,12 +96,9 @@ async def run_worker(runtime: Runtime, *, install_signal_handlers: bool = True) 
 JANITOR_INTERVAL_S = 60.0
 
 
-async def janitor_pass(runtime: Runtime) -> None:
+async def janitor_pass(fleet: Fleet) -> None:
     """Delete finished worktrees in a batch, away from the moment the next one is created
     (deleting a big checkout slows the filesystem for a while), and stale warm ones."""
-    from bot.loop.fleetctx import Fleet
-
-    fleet = Fleet.of(runtime)
     await fleet.warm.drop_stale()
     removed = await fleet.mirrors.empty_trash(max_entries=50)
     if removed:
@@ -99,10 +107,9 @@ async def janitor_pass(runtime: Runtime) -> None:
 
 async def drain(runtime: Runtime) -> None:
     """Run every job that is ready now, then return (tests and one-shot tools)."""
-    await runtime.jobs.run_worker_async(
+    await runtime.queue.app.run_worker_async(
         name=worker_name(),
         concurrency=runtime.settings.worker_concurrency,
-        additional_context={"runtime": runtime},
         wait=False,
         install_signal_handlers=False,
         listen_notify=False,

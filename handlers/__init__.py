@@ -1,6 +1,6 @@
 """The enabled handlers: one router per concern, switched on by listing it here."""
 
-from bot.routing import Router
+from bot.webhooks.routing import Router
 
 
 def enabled_router() -> Router:

@@ -1,10 +1,10 @@
 """Check run buttons: "Re-run" and the "Re-audit" action both audit the PR again."""
 
-from bot.context import Context
 from bot.loop.report import CHECK_NAME
 from bot.loop.store import LoopStore
-from bot.loop.triggers import request_reconcile
-from bot.routing import Router
+from bot.loop.tasks import request_reconcile
+from bot.webhooks.context import Context
+from bot.webhooks.routing import Router
 
 router = Router()
 

@@ -1,7 +1,7 @@
 """Installation events: log who installed or removed the App."""
 
-from bot.context import Context
-from bot.routing import Router
+from bot.webhooks.context import Context
+from bot.webhooks.routing import Router
 
 router = Router()
 

@@ -1,12 +1,13 @@
 """`@review-loop <verb>` in a PR comment: only people with write access may command."""
 
-from bot.context import Context
-from bot.ghapi import RepoAPI, can_write
-from bot.ledger import WAIVED_LABEL, parse_marker
+from bot.github.markers import parse_marker
+from bot.github.repo_api import RepoAPI, can_write
+from bot.labels import WAIVED_LABEL
 from bot.loop.commands import HELP, BadCommand, Command, parse_command, retry_reset
 from bot.loop.store import LoopStore, TaskRow
-from bot.loop.triggers import request_reconcile
-from bot.routing import Router
+from bot.loop.tasks import request_reconcile
+from bot.webhooks.context import Context
+from bot.webhooks.routing import Router
 
 router = Router()
 

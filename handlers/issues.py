@@ -1,14 +1,13 @@
 """Issue events: `agent:<name>` or `review-loop:fix` asks for a fix; a person closing a
 finding waives it."""
 
-from bot.context import Context
-from bot.ghmodels import can_write
-from bot.ledger import FINDING_LABEL, parse_marker
-from bot.loop.reconcile import fix_branch
+from bot.github.markers import parse_marker
+from bot.github.records import can_write
+from bot.labels import FINDING_LABEL, fix_branch, labelled_agent, wants_fix
 from bot.loop.store import LoopStore
-from bot.loop.triggers import queue_fix, request_reconcile
-from bot.router import AGENT_LABEL_PREFIX, FIX_LABEL
-from bot.routing import Router
+from bot.loop.tasks import queue_fix, request_reconcile
+from bot.webhooks.context import Context
+from bot.webhooks.routing import Router
 
 router = Router()
 
@@ -20,10 +19,6 @@ NO_AGENT = (
     "review-loop can't fix this issue yet: label it `agent:<name>` with an agent from the "
     "server's catalog ({agents})."
 )
-
-
-def wants_fix(label: str) -> bool:
-    return label == FIX_LABEL or label.startswith(AGENT_LABEL_PREFIX)
 
 
 @router.register("issues", action="labeled")
@@ -54,10 +49,7 @@ async def fix_requested(ctx: Context) -> None:
 
 async def fix_filed_issue(ctx: Context, labels: list[str]) -> None:
     """A person's issue: one task against the default branch; its PR then runs the loop."""
-    from bot.loop.fleetctx import Fleet
-    from bot.router import labelled_agent
-
-    fleet = Fleet.of(ctx.runtime)
+    fleet = ctx.fleet
     agent = labelled_agent(labels, fleet.catalog.keys())
     async with ctx.github() as gh:
         api = await ctx.runtime.github.repo_api(gh, ctx.repo)

@@ -1,10 +1,10 @@
 """Pull request events start or advance the loop; a merged fix PR updates its task."""
 
-from bot.context import Context
-from bot.loop.reconcile import FIX_BRANCH_PREFIX, LOOP_LABEL
+from bot.labels import FIX_BRANCH_PREFIX, LOOP_LABEL
 from bot.loop.store import LoopStore
-from bot.loop.triggers import request_reconcile
-from bot.routing import Router
+from bot.loop.tasks import request_reconcile
+from bot.webhooks.context import Context
+from bot.webhooks.routing import Router
 
 router = Router()
 

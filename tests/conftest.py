@@ -13,8 +13,10 @@ import pytest
 
 from bot.config import Settings
 from bot.engine.database import stop_embedded
-from bot.routing import Router
+from bot.loop.fleet import Fleet
 from bot.runtime import Runtime, open_runtime
+from bot.webhooks.routing import Router
+from bot.worker import wire
 from tests.support import SECRET
 
 SERVER_URL_VAR = "REVIEW_LOOP_TEST_DATABASE_URL"
@@ -114,6 +116,13 @@ def router() -> Router:
 
 
 @pytest.fixture
-async def runtime(settings: Settings, router: Router) -> AsyncIterator[Runtime]:
-    async with open_runtime(settings, router) as rt:
-        yield rt
+async def fleet(settings: Settings, router: Router) -> AsyncIterator[Fleet]:
+    """A worker's wiring over an opened runtime: its queue runs the bot's jobs, dispatching
+    deliveries to `router`."""
+    async with open_runtime(settings) as rt:
+        yield wire(rt, router)
+
+
+@pytest.fixture
+def runtime(fleet: Fleet) -> Runtime:
+    return fleet.runtime

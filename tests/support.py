@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from bot import signing
+from bot.web import signing
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "test-webhook-secret"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bot.planner import Costs, plan_fanout, split
+from bot.loop.reconcile.fanout import Costs, plan_fanout, split
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from bot.agents.briefs import find_secrets
-from bot.gitcmd import git
+from bot.git.cmd import git
 
 DEFAULT_MAX_BYTES = 200_000
 AGENT_CONFIG_DIRS = frozenset({".claude", ".codex", ".gemini", ".goose", ".cursor"})

@@ -19,7 +19,7 @@ from ruff.__main__ import find_ruff_bin  # type: ignore[import-untyped]
 
 from bot.agents.briefs import redact_secrets
 from bot.agents.catalog import AgentSpec
-from bot.gitcmd import kill_process_group, redact
+from bot.git.cmd import kill_process_group, redact
 
 BRIEF_FILE_ENV = "REVIEW_LOOP_BRIEF_FILE"
 GROUP_EXIT_WAIT_S = 5.0

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from bot.audit.findings import Finding
 from bot.audit.globs import path_matches
-from bot.audit.process import AuditError, run_command
 from bot.audit.runners import DEFAULT_TIMEOUT_S
+from bot.process import AuditError, run_command
 
 __all__ = ["changed_lines", "filter_ignored", "filter_to_changed", "parse_unified_zero_diff"]
 

@@ -11,8 +11,8 @@ from pathlib import Path, PurePosixPath
 from ruff.__main__ import find_ruff_bin  # type: ignore[import-untyped]
 
 from bot.audit.findings import Finding, number_occurrences
-from bot.audit.process import AuditError, Completed, run_command
 from bot.audit.sarif import SarifError, parse_sarif
+from bot.process import AuditError, Completed, run_command
 
 __all__ = [
     "AUDITORS",

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 
 from bot.audit.findings import Finding
-from bot.ghapi import RepoAPI
+from bot.github.repo_api import RepoAPI
 from bot.loop import report
 
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.audit.findings import Finding
-from bot.ghmodels import CheckConclusion, CheckStatus
+from bot.github.records import CheckConclusion, CheckStatus
 from bot.loop.store import ENDED_BADLY, TaskRow
 
 CHECK_NAME = "review-loop"

@@ -13,9 +13,9 @@ import socket
 
 from bot.engine.database import try_advisory_lock
 from bot.engine.leases import Lease
-from bot.loop.reconcile import is_own_fix_pr
+from bot.labels import is_own_fix_pr
 from bot.loop.store import LoopStore
-from bot.loop.triggers import request_reconcile
+from bot.loop.tasks import request_reconcile
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)

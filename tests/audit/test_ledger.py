@@ -8,19 +8,10 @@ from typing import Any
 import pytest
 
 from bot.audit.findings import Finding
-from bot.ledger import (
-    ExistingIssue,
-    FindingGroup,
-    IssueClose,
-    IssueDraft,
-    LedgerPlan,
-    draft_issue,
-    group_findings,
-    parse_marker,
-    plan_ledger,
-    render_issue,
-    render_marker,
-)
+from bot.audit.groups import FindingGroup, group_findings
+from bot.github.markers import parse_marker, render_marker
+from bot.loop.reconcile.issue_text import IssueDraft, draft_issue, render_issue
+from bot.loop.reconcile.ledger import ExistingIssue, IssueClose, LedgerPlan, plan_ledger
 
 PR_URL = "https://github.com/octo/app/pull/12"
 OLD_SHA = "1" * 40

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import pytest
 
+from bot.agents.routing import route
 from bot.audit.findings import Finding
 from bot.repo_config import RepoConfig, Route
-from bot.router import route
 
 KNOWN = frozenset({"ruff-fix", "ruff-format", "claude", "writer", "security"})
 

@@ -3,8 +3,8 @@
 import pytest
 
 from bot.audit.findings import Finding
-from bot.ledger import FindingGroup
-from bot.loop.verification import targets_of, verify
+from bot.audit.groups import FindingGroup
+from bot.loop.fix.verify import targets_of, verify
 
 
 def finding(rule: str, snippet: str, line: int = 3, path: str = "shop/a.py") -> Finding:

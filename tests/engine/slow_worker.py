@@ -8,35 +8,33 @@ import os
 import sys
 from pathlib import Path
 
-from procrastinate import Blueprint
-
 from bot.config import Settings
-from bot.routing import Router
+from bot.engine.queue import Job
 from bot.runtime import open_runtime
-from bot.worker import run_worker
+from bot.webhooks.routing import Router
+from bot.worker import run_worker, wire
 
 # Fast failure detection so the test does not wait a minute for a dead worker.
 CRASH_SETTINGS = {"heartbeat_s": 0.5, "stalled_after_s": 5.0, "reaper_interval_s": 0.5}
 
 
-def make_blueprint() -> Blueprint:
-    bp = Blueprint()
+async def slow(_: None, marker: str, seconds: float) -> None:
+    with Path(marker + ".started").open("a") as f:
+        f.write(f"{os.getpid()}\n")
+    await asyncio.sleep(seconds)
+    with Path(marker + ".done").open("a") as f:
+        f.write(f"{os.getpid()}\n")
 
-    @bp.task(name="slow")
-    async def slow(marker: str, seconds: float) -> None:
-        with Path(marker + ".started").open("a") as f:
-            f.write(f"{os.getpid()}\n")
-        await asyncio.sleep(seconds)
-        with Path(marker + ".done").open("a") as f:
-            f.write(f"{os.getpid()}\n")
 
-    return bp
+SLOW = Job("slow", slow)
 
 
 async def main(url: str) -> None:
     settings = Settings(_env_file=None, database_url=url, worker_concurrency=1, **CRASH_SETTINGS)  # type: ignore[call-arg,arg-type]
-    async with open_runtime(settings, Router(), extra_tasks=(make_blueprint(),)) as runtime:
-        await run_worker(runtime)
+    async with open_runtime(settings) as runtime:
+        fleet = wire(runtime, Router())
+        runtime.queue.register(SLOW, None)
+        await run_worker(fleet)
 
 
 if __name__ == "__main__":

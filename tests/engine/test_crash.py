@@ -11,11 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.engine.jobs import task
-from bot.routing import Router
 from bot.runtime import open_runtime
 from tests.conftest import make_settings
-from tests.engine.slow_worker import make_blueprint
+from tests.engine.slow_worker import SLOW
 
 ROOT = Path(__file__).parents[2]
 
@@ -57,9 +55,9 @@ async def test_job_of_a_killed_worker_is_finished_by_another(
 ) -> None:
     """SIGKILL in the middle of a job; a second worker picks it up and runs it to the end."""
     settings = make_settings(tmp_path, server_db_url)
-    async with open_runtime(settings, Router(), extra_tasks=(make_blueprint(),)) as runtime:
+    async with open_runtime(settings) as runtime:
         marker = tmp_path / "job"
-        job_id = await task(runtime.jobs, "slow").defer_async(marker=str(marker), seconds=60)
+        job_id = await runtime.queue.defer(SLOW, marker=str(marker), seconds=60)
         first = start_worker()  # type: ignore[operator]
         assert wait_for(Path(str(marker) + ".started")).split() == [str(first.pid)]
         os.kill(first.pid, signal.SIGKILL)
@@ -79,8 +77,8 @@ async def test_job_of_a_killed_worker_is_finished_by_another(
         ]
         # The task writes its done file just before the worker records the job's end.
         deadline = time.monotonic() + 30
-        status = await runtime.jobs.job_manager.get_job_status_async(job_id)
+        status = await runtime.queue.app.job_manager.get_job_status_async(job_id)
         while status.value == "doing" and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-            status = await runtime.jobs.job_manager.get_job_status_async(job_id)
+            status = await runtime.queue.app.job_manager.get_job_status_async(job_id)
         assert status.value == "succeeded"

@@ -9,13 +9,14 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.app import create_app
 from bot.config import ConfigError, LogFormat
-from bot.context import Context
-from bot.dispatch import dispatch
 from bot.logs import setup_logging
-from bot.routing import Router
+from bot.loop.fleet import Fleet
 from bot.runtime import Runtime
+from bot.web.app import create_app
+from bot.webhooks.context import Context
+from bot.webhooks.dispatch import Dispatcher, dispatch
+from bot.webhooks.routing import Router
 from bot.worker import drain
 from tests.conftest import make_settings
 from tests.support import SECRET, fixture_names, load_event, post_event, serve_asgi, signed_headers
@@ -171,7 +172,9 @@ async def test_one_delivery_posted_twenty_times_is_stored_and_dispatched_once(
     assert calls == ["d1"]
 
 
-async def test_failing_handler_is_isolated_and_recorded(runtime: Runtime, router: Router) -> None:
+async def test_failing_handler_is_isolated_and_recorded(
+    fleet: Fleet, runtime: Runtime, router: Router
+) -> None:
     """A handler that raises is logged and recorded; the other handler still runs."""
     ran: list[str] = []
 
@@ -199,7 +202,8 @@ async def test_failing_handler_is_isolated_and_recorded(runtime: Runtime, router
         jobs = [r["s"] for r in await cur.fetchall()]
     assert jobs == ["todo"]  # the dispatch job is scheduled again
 
-    await dispatch(runtime, "d-fail", final_attempt=True)  # the last attempt gives up
+    dispatcher = Dispatcher(fleet, router)
+    await dispatch(dispatcher, "d-fail", final_attempt=True)  # the last attempt gives up
     assert ran == ["d-fail", "d-fail"]
     assert (await delivery(runtime, "d-fail"))["status"] == "failed"
 

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from bot.engine.leases import Lease, LeaseLost, Leases
-from bot.loop.fixing import holder_name
+from bot.loop.fix.runner import holder_name
 from bot.runtime import Runtime
 
 

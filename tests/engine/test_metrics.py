@@ -2,9 +2,9 @@
 
 import httpx
 
-from bot.app import create_app
-from bot.metrics import Metric, render
 from bot.runtime import Runtime
+from bot.web.app import create_app
+from bot.web.metrics import Metric, render
 from bot.worker import drain
 from tests.support import load_event, post_event, serve_asgi
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.gitcmd import git
-from bot.worktrees import Mirrors, Worktree
+from bot.git.cmd import git
+from bot.git.worktrees import Mirrors, Worktree
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "Test Human",

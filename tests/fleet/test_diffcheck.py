@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from bot.agents.diffcheck import check_change, refused_path
-from bot.gitcmd import git
-from bot.worktrees import Worktree, commit_all
+from bot.git.cmd import git
+from bot.git.worktrees import Worktree, commit_all
 
 
 async def test_normal_change_passes(worktree: Worktree) -> None:

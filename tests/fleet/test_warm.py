@@ -1,8 +1,8 @@
 """Pre-warmed worktrees: prepared once per commit, claimed by one task, cleaned up unclaimed."""
 
-from bot.gitcmd import git
+from bot.git.cmd import git
+from bot.git.worktrees import Mirrors
 from bot.loop.warm import WarmPool
-from bot.worktrees import Mirrors
 from tests.fleet.conftest import Remote
 
 REPO = "acme/demo"

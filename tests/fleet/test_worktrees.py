@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.gitcmd import GitError, git
-from bot.worktrees import LEASE_FILE, Mirrors, Worktree, changed_files, commit_all, push
+from bot.git.cmd import GitError, git
+from bot.git.worktrees import LEASE_FILE, Mirrors, Worktree, changed_files, commit_all, push
 from tests.fleet.conftest import Remote
 
 BOT = ("review-loop[bot]", "123+review-loop[bot]@users.noreply.github.com")

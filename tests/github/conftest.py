@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.ghapi import RepoAPI
+from bot.github.repo_api import RepoAPI
 from tests.github.fakegithub import FakeGitHub
 
 

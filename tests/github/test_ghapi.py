@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from bot.ghapi import RepoAPI, can_write
-from bot.ghmodels import MergeResult
-from bot.ledger import parse_marker, render_marker
+from bot.github.markers import parse_marker, render_marker
+from bot.github.records import MergeResult
+from bot.github.repo_api import RepoAPI, can_write
 from tests.github.fakegithub import FakeGitHub
 
 SHA = "a" * 40

@@ -13,9 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from githubkit_schemas.latest import models
 from pydantic import SecretStr
 
-from bot.redeliver import redeliver_missed
-from bot.routing import Router
 from bot.runtime import Runtime, open_runtime
+from bot.webhooks.redeliver import redeliver_missed
 from tests.conftest import make_settings
 from tests.github.fakegithub import BASE_URL, FakeGitHub, skeleton
 
@@ -87,7 +86,7 @@ async def one_connection_runtime(
         github_url=BASE_URL,
     )
     transport = httpx.MockTransport(github.handle)
-    async with open_runtime(settings, Router(), github_transport=transport, pool_size=1) as rt:
+    async with open_runtime(settings, github_transport=transport, pool_size=1) as rt:
         yield rt
 
 

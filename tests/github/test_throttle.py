@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from bot.config import Settings
-from bot.throttle import (
+from bot.github.throttle import (
     HOUR_S,
     ThrottledTransport,
     Throttles,

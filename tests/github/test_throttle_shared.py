@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from bot.engine import database, migrations
+from bot.github.throttle import SharedWriteThrottle, ThrottledTransport, WriteLimits
 from bot.runtime import Runtime
-from bot.throttle import SharedWriteThrottle, ThrottledTransport, WriteLimits
 
 API = "https://api.github.test"
 # Send times come from the database as float8; spacing is compared with this much slack.

@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from bot.stack import LocalStack
+from bot.demo.stack import LocalStack
 
 REPO = "acme/shop"
 AUTHOR = "alice"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.demo import run_demo
+from bot.demo.run import run_demo
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from githubkit import GitHub
 
-from bot.ledger import FINDING_LABEL
-from bot.stack import LocalStack, local_stack, wait_settled
+from bot.demo.stack import LocalStack, local_stack, wait_settled
+from bot.labels import FINDING_LABEL
 from tests.loop.scenario import AUTHOR, PYPROJECT, REPO, poll
 
 pytestmark = pytest.mark.slow

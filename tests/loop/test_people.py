@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.ledger import parse_marker
-from bot.loop.triggers import request_reconcile
-from bot.stack import local_stack, wait_settled
+from bot.demo.stack import local_stack, wait_settled
+from bot.github.markers import parse_marker
+from bot.loop.tasks import request_reconcile
 from tests.loop.scenario import AUTHOR, REPO, open_pr, poll, task_rows
 
 pytestmark = pytest.mark.slow

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.redeliver import redeliver_missed
-from bot.stack import local_stack, wait_settled
+from bot.demo.stack import local_stack, wait_settled
+from bot.webhooks.redeliver import redeliver_missed
 from tests.loop.scenario import REPO, open_pr
 
 pytestmark = pytest.mark.slow

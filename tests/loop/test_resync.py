@@ -1,8 +1,8 @@
 """Resync: a PR whose loop stalled away from rest is reconciled again; others are left alone."""
 
-from bot.engine.jobs import task
 from bot.loop.resync import resync_once
 from bot.loop.store import LoopStore
+from bot.loop.tasks import RECONCILE_PR
 from bot.runtime import Runtime
 
 
@@ -23,7 +23,7 @@ async def test_stalled_prs_are_reconciled_again_and_no_others(runtime: Runtime) 
     await _pr(runtime, 2, "ready", 30)  # at rest
     await _pr(runtime, 3, "fixing", 1)  # still moving
     await _pr(runtime, 4, "new", 30)  # stalled, but a reconcile is already queued
-    await task(runtime.jobs, "reconcile_pr").defer_async(repo="o/r", number=4, generation=1)
+    await runtime.queue.defer(RECONCILE_PR, repo="o/r", number=4, generation=1)
 
     picked = await resync_once(runtime, quiet_for_s=600)
 

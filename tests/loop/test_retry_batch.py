@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
+from bot.demo.stack import local_stack, wait_settled
 from bot.loop.commands import retry_reset
 from bot.loop.store import LoopStore, TaskRow
 from bot.runtime import Runtime
-from bot.stack import local_stack, wait_settled
 from handlers.issue_comment import forgive
 from tests.loop.scenario import (
     AUTHOR,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.ledger import parse_marker
-from bot.stack import local_stack, wait_settled
+from bot.demo.stack import local_stack, wait_settled
+from bot.github.markers import parse_marker
 from tests.loop.scenario import (
     AUTHOR,
     REPO,

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.demo.stack import local_stack, wait_settled
 from bot.loop.resync import sweep_open_prs
 from bot.loop.store import LoopStore
-from bot.stack import local_stack, wait_settled
 from tests.loop.scenario import AUTHOR, REPO, open_pr
 
 pytestmark = pytest.mark.slow

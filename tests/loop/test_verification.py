@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.stack import local_stack, wait_settled
+from bot.demo.stack import local_stack, wait_settled
 from tests.loop.scenario import (
     REPO,
     bare_git,

@@ -21,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bot import signing
 from bot.sandbox import Driver, Sandbox
+from bot.web import signing
 
 SECRET = "sandbox-webhook-secret"
 SCHEMA_PATH = Path(__file__).parents[1] / "fixtures" / "webhook-schema.json"

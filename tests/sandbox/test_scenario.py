@@ -5,7 +5,7 @@ from typing import Any
 
 from githubkit import GitHub
 
-from bot import signing
+from bot.web import signing
 from tests.sandbox.conftest import REPO, SECRET, Receiver, World
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.stack import LocalStack
+from bot.demo.stack import LocalStack
 from tests.loop.scenario import AUTHOR, PYPROJECT, REPO, write_agent
 
 ROOT = Path(__file__).parents[2]

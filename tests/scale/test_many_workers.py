@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from bot.ledger import FINDING_LABEL, parse_marker
-from bot.stack import LocalStack, local_stack, wait_settled
+from bot.demo.stack import LocalStack, local_stack, wait_settled
+from bot.github.markers import parse_marker
+from bot.labels import FINDING_LABEL
 from tests.loop.scenario import REPO, poll, write_catalog
 from tests.scale.fleet import (
     FILES_PER_PR,

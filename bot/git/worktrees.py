@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bot.gitcmd import GitError, auth_env, git
+from bot.git.cmd import GitError, auth_env, git
 
 # Remote branches land under refs/remotes/origin/ so that fetches never collide with the task
 # branches that worktrees have checked out under refs/heads/ (git refuses to fetch into those).
@@ -68,7 +68,7 @@ class Worktree:
 
 
 @dataclass(frozen=True)
-class Lease:
+class WorktreeHolder:
     """Who holds a worktree: written when it is created, checked before cleanup."""
 
     holder: str
@@ -178,7 +178,7 @@ class Mirrors:
             await git("worktree", "prune", cwd=mirror)
             await git("worktree", "add", "--no-checkout", "-B", branch, str(path), sha, cwd=mirror)
             admin = await _admin_dir(path)
-            lease = Lease(holder=holder, host=socket.gethostname(), pid=os.getpid())
+            lease = WorktreeHolder(holder=holder, host=socket.gethostname(), pid=os.getpid())
             (admin / LEASE_FILE).write_text(json.dumps(lease.__dict__))
             added = time.monotonic()
         # Checkout only touches this worktree's own index and files: parallel-safe, lock-free.
@@ -309,11 +309,13 @@ async def _admin_dir(path: Path) -> Path:
     return Path(gitdir)
 
 
-async def _read_lease(path: Path) -> Lease | None:
+async def _read_lease(path: Path) -> WorktreeHolder | None:
     try:
         admin = await _admin_dir(path)
         data = json.loads((admin / LEASE_FILE).read_text())
-        return Lease(holder=str(data["holder"]), host=str(data["host"]), pid=int(data["pid"]))
+        return WorktreeHolder(
+            holder=str(data["holder"]), host=str(data["host"]), pid=int(data["pid"])
+        )
     except (GitError, OSError, ValueError, KeyError, TypeError):
         return None
 

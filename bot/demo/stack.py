@@ -15,11 +15,12 @@ from typing import Any
 
 import uvicorn
 
-from bot.app import create_app
 from bot.config import Settings
+from bot.loop.fleet import Fleet
 from bot.runtime import Runtime, open_runtime
 from bot.sandbox.server import Sandbox
-from bot.worker import run_worker
+from bot.web.app import create_app
+from bot.worker import run_worker, wire
 
 
 class _Server(uvicorn.Server):
@@ -31,8 +32,12 @@ class _Server(uvicorn.Server):
 @dataclass
 class LocalStack:
     sandbox: Sandbox
-    runtime: Runtime
+    fleet: Fleet
     webhook_url: str
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.fleet.runtime
 
     @property
     def settings(self) -> Settings:
@@ -68,7 +73,8 @@ async def local_stack(
         settings = Settings(_env_file=None, **values)
         from handlers import enabled_router
 
-        async with open_runtime(settings, enabled_router()) as runtime:
+        async with open_runtime(settings) as runtime:
+            fleet = wire(runtime, enabled_router())
             sock = socket.socket()
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
@@ -85,11 +91,11 @@ async def local_stack(
             url = f"http://127.0.0.1:{port}/webhook"
             await asyncio.to_thread(sandbox.set_webhook, url, secret)
             working = [
-                asyncio.create_task(run_worker(runtime, install_signal_handlers=False))
+                asyncio.create_task(run_worker(fleet, install_signal_handlers=False))
                 for _ in range(workers)
             ]
             try:
-                yield LocalStack(sandbox, runtime, url)
+                yield LocalStack(sandbox, fleet, url)
             finally:
                 for w in working:
                     w.cancel()

@@ -1,4 +1,5 @@
-"""What loop jobs share in one worker process: mirrors, the agents catalog, identities."""
+"""What loop jobs share in one worker process: the runtime, mirrors, the agents catalog, the
+warm worktrees. Built once by the worker's wiring and passed to every job it runs."""
 
 import asyncio
 from collections.abc import Coroutine
@@ -7,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.agents.catalog import AgentSpec, load_catalog
-from bot.gitcmd import auth_env, git
+from bot.git.cmd import auth_env, git
+from bot.git.worktrees import Mirrors
 from bot.loop.warm import WarmPool
 from bot.runtime import Runtime
-from bot.worktrees import Mirrors
 
 
 @dataclass
@@ -28,21 +29,16 @@ class Fleet:
         task.add_done_callback(self._background.discard)
 
     @classmethod
-    def of(cls, runtime: Runtime) -> "Fleet":
-        """The process's fleet, built on first use and kept in the runtime."""
-        fleet = runtime.extras.get("fleet")
-        if fleet is None:
-            settings = runtime.settings
-            mirrors = Mirrors(settings.data_dir.resolve() / "git")
-            fleet = cls(
-                runtime=runtime,
-                mirrors=mirrors,
-                catalog=load_catalog(settings.agents_file),
-                warm=WarmPool(mirrors),
-            )
-            runtime.extras["fleet"] = fleet
-        assert isinstance(fleet, Fleet)
-        return fleet
+    def build(cls, runtime: Runtime) -> "Fleet":
+        """The fleet of a worker process (one per process: its warm pool lives in memory)."""
+        settings = runtime.settings
+        mirrors = Mirrors(settings.data_dir.resolve() / "git")
+        return cls(
+            runtime=runtime,
+            mirrors=mirrors,
+            catalog=load_catalog(settings.agents_file),
+            warm=WarmPool(mirrors),
+        )
 
     async def token(self, installation_id: int, repo: str) -> str:
         return await self.runtime.github.installation_token(installation_id, repo)

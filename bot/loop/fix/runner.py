@@ -20,25 +20,25 @@ from pathlib import Path
 from bot.agents.briefs import BriefFinding, BriefTask, build_brief, redact_secrets
 from bot.agents.catalog import AgentSpec
 from bot.agents.diffcheck import check_change, git_tampering
+from bot.agents.routing import DEFAULT_AGENTS
 from bot.agents.runner import AgentTask, FixTarget, run_agent
-from bot.audit import audit, changed_lines, filter_ignored, filter_to_changed
+from bot.audit.commits import audit_commit
+from bot.audit.diffs import changed_lines, filter_ignored, filter_to_changed
 from bot.audit.findings import Finding
+from bot.audit.runners import audit
 from bot.engine.leases import Lease
-from bot.ghapi import RepoAPI
-from bot.ghmodels import PullInfo
-from bot.gitcmd import GitError, git
-from bot.ledger import parse_marker
-from bot.loop.auditing import audit_commit
+from bot.git.cmd import GitError, git
+from bot.git.worktrees import Worktree, changed_files, commit_all, push
+from bot.github.markers import parse_marker
+from bot.github.records import PullInfo
+from bot.github.repo_api import RepoAPI
+from bot.labels import PARTIAL_LABEL
 from bot.loop.checks import fix_pr_verdict, upsert_loop_check
-from bot.loop.config import load_repo_config
-from bot.loop.fleetctx import Fleet
-from bot.loop.reconcile import PARTIAL_LABEL
+from bot.loop.fix.verify import targets_of, verify
+from bot.loop.fleet import Fleet
+from bot.loop.repo_commands import RepoCommandFailed, run_repo_command
 from bot.loop.store import REJECTED_ERROR, LoopStore, TaskRow
-from bot.loop.verification import targets_of, verify
-from bot.loop.warm import RepoCommandFailed, run_repo_command
-from bot.repo_config import RepoConfig
-from bot.router import DEFAULT_AGENTS
-from bot.worktrees import Worktree, changed_files, commit_all, push
+from bot.repo_config import RepoConfig, load_repo_config
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class FixRunner:
             if pr.state != "open":
                 raise TaskFailed("obsolete", "the pull request was closed")
         repo_info = await self.api.get_repo()
-        config = await load_repo_config(self.api, repo_info)
+        config = await load_repo_config(self.api, repo_info.default_branch)
         self.ignore = list(config.ignore)
         if t.fix_pr is not None and await self._fix_pr_settled(t.fix_pr, config):
             return

@@ -14,8 +14,6 @@ from githubkit_schemas.latest.models import (
     ReposOwnerRepoIssuesIssueNumberPatchResponse200,
 )
 
-from bot.ledger import render_marker
-
 IssueState = Literal["open", "closed"]
 ListState = Literal["open", "closed", "all"]
 StateReason = Literal["completed", "not_planned", "duplicate", "reopened"]
@@ -156,11 +154,6 @@ def comment_info(comment: IssueComment) -> CommentInfo:
         body=comment.body or "",
         user_login=comment.user.login if comment.user else "",
     )
-
-
-def with_marker(marker: Mapping[str, Any], text: str) -> str:
-    """`text` with the hidden marker first, where `parse_marker` looks."""
-    return f"{render_marker(marker)}\n{text}"
 
 
 def check_actions(actions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from bot.audit.findings import Finding, normalise_code
-from bot.ledger import FindingGroup
+from bot.audit.groups import FindingGroup
 
 
 def _key(f: Finding) -> tuple[str, str, str, str]:

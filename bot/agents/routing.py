@@ -7,36 +7,13 @@ from fnmatch import fnmatchcase
 
 from bot.audit.findings import Finding
 from bot.audit.globs import path_matches
+from bot.labels import labelled_agent
 from bot.repo_config import RepoConfig, Route
 
-__all__ = [
-    "AGENT_LABEL_PREFIX",
-    "DEFAULT_AGENTS",
-    "FIX_LABEL",
-    "agent_label",
-    "labelled_agent",
-    "route",
-]
+__all__ = ["DEFAULT_AGENTS", "route"]
 
-AGENT_LABEL_PREFIX = "agent:"
-FIX_LABEL = "review-loop:fix"
 # When no rule of the repository matches: the built-in fixers for the built-in auditors.
 DEFAULT_AGENTS = {"ruff": "ruff-fix", "ruff-format": "ruff-format"}
-
-
-def agent_label(agent: str) -> str:
-    """The issue label that routes an issue to `agent`."""
-    return f"{AGENT_LABEL_PREFIX}{agent}"
-
-
-def labelled_agent(labels: Sequence[str], known_agents: Collection[str]) -> str | None:
-    """The first known agent named by an `agent:<name>` label, if any."""
-    for label in labels:
-        if label.startswith(AGENT_LABEL_PREFIX):
-            name = label.removeprefix(AGENT_LABEL_PREFIX).strip()
-            if name in known_agents:
-                return name
-    return None
 
 
 def route(

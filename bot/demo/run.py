@@ -20,8 +20,9 @@ from typing import Any
 
 from ruff.__main__ import find_ruff_bin  # type: ignore[import-untyped]
 
-from bot.ledger import FINDING_LABEL, parse_marker
-from bot.stack import LocalStack, local_stack, wait_settled
+from bot.demo.stack import LocalStack, local_stack, wait_settled
+from bot.github.markers import parse_marker
+from bot.labels import FINDING_LABEL
 
 REPO = "acme/inventory"
 AUTHOR = "alice"

@@ -19,8 +19,8 @@ from githubkit.retry import RetryOption
 
 from bot.config import Settings
 from bot.engine.database import Pool
-from bot.ghapi import RepoAPI
-from bot.throttle import Throttles
+from bot.github.repo_api import RepoAPI
+from bot.github.throttle import Throttles
 
 A = TypeVar("A", bound=BaseAuthStrategy)
 

@@ -1,17 +1,26 @@
-"""The loop's jobs: reconcile a PR, run a fix task. Both hold a lease while they act."""
+"""The loop's jobs and how work gets queued: reconcile a PR, run a fix task.
+
+Events become work here: `request_reconcile` bumps the PR's generation and queues a
+reconcile in one transaction. Repeat events are coalesced: a reconcile whose generation is
+older than the PR's latest exits at once, because a newer job will look at the same (newer)
+state. Both jobs hold a lease while they act, so two workers never act on one PR or issue.
+"""
 
 import logging
+from functools import partial
 
-from bot.engine.jobs import task
-from bot.loop.fixing import LEASE_TTL_S, FixRunner, TaskFailed, holder_name
-from bot.loop.fleetctx import Fleet
-from bot.loop.reconcile import PrReconciler
+from procrastinate import RetryStrategy
+
+from bot.engine.queue import Job
+from bot.loop.fix.runner import LEASE_TTL_S, FixRunner, TaskFailed, holder_name
+from bot.loop.fleet import Fleet
+from bot.loop.reconcile.reconciler import PrReconciler
 from bot.loop.store import LoopStore
-from bot.loop.triggers import request_reconcile, requeue_reconcile
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+LOOP_RETRY = RetryStrategy(max_attempts=3, exponential_wait=2)
 BUSY_RETRY_S = 2.0
 # A task left in one of these by a crashed worker is picked up again by the retried job;
 # "pushed" included: opening and merging its fix PR are idempotent.
@@ -24,17 +33,20 @@ def lease_ttl(runtime: Runtime) -> float:
     return min(LEASE_TTL_S, runtime.settings.stalled_after_s)
 
 
-async def reconcile_pr(runtime: Runtime, repo: str, number: int, generation: int) -> None:
+async def reconcile_pr(fleet: Fleet, repo: str, number: int, generation: int) -> None:
+    """Bring one pull request's loop up to date."""
+    runtime = fleet.runtime
     store = LoopStore(runtime.pool)
     row = await store.get(repo, number)
     if row is None or generation < row.generation:
         return  # a job for a newer generation is queued and will see the same state
-    fleet = Fleet.of(runtime)
     async with runtime.leases.hold(
         f"pr:{repo}#{number}", holder_name(), lease_ttl(runtime)
     ) as lease:
         if lease is None:
-            await requeue_reconcile(runtime, repo, number, generation, BUSY_RETRY_S)
+            await runtime.queue.job(RECONCILE_PR, delay_s=BUSY_RETRY_S).defer(
+                repo=repo, number=number, generation=generation
+            )
             return
         row = await store.get(repo, number)
         assert row is not None
@@ -42,23 +54,21 @@ async def reconcile_pr(runtime: Runtime, repo: str, number: int, generation: int
             return
         async with runtime.github.installation_client(row.installation_id) as gh:
             api = await runtime.github.repo_api(gh, repo)
-            await PrReconciler(fleet, api, row, lease).run()
+            await PrReconciler(fleet, api, row, lease, start_fix=partial(queue_fix, runtime)).run()
         await store.mark_handled(repo, number, generation)
 
 
-async def run_fix_task(runtime: Runtime, task_id: int) -> None:
+async def run_fix_task(fleet: Fleet, task_id: int) -> None:
+    """Run one fix task: agent, verification, fix PR."""
+    runtime = fleet.runtime
     store = LoopStore(runtime.pool)
     row = await store.task(task_id)
     if row is None or row.status not in RESUMABLE:
         return  # finished already: a redelivered job changes nothing
-    fleet = Fleet.of(runtime)
     key = f"issue:{row.repo}#{row.issue_number}"
     async with runtime.leases.hold(key, holder_name(), lease_ttl(runtime)) as lease:
         if lease is None:
-            job = task(runtime.jobs, "run_fix_task").configure(
-                schedule_in={"seconds": BUSY_RETRY_S}
-            )
-            await job.defer_async(task_id=task_id)
+            await runtime.queue.job(RUN_FIX_TASK, delay_s=BUSY_RETRY_S).defer(task_id=task_id)
             return
         row = await store.task(task_id)  # it may have finished while we waited for the lease
         if row is None or row.status not in RESUMABLE:
@@ -94,3 +104,33 @@ async def run_fix_task(runtime: Runtime, task_id: int) -> None:
         await request_reconcile(
             runtime, row.repo, row.fix_pr, row.installation_id, force_audit=True
         )
+
+
+RECONCILE_PR = Job("reconcile_pr", reconcile_pr, retry=LOOP_RETRY)
+RUN_FIX_TASK = Job("run_fix_task", run_fix_task, retry=LOOP_RETRY)
+
+
+async def request_reconcile(
+    runtime: Runtime,
+    repo: str,
+    number: int,
+    installation_id: int,
+    *,
+    delay_s: float = 0,
+    **flags: bool,
+) -> int:
+    """Queue a reconcile of PR `repo#number`; returns the generation it will handle.
+
+    The bump and the job are written in one transaction: a bump without its job would make
+    the already queued job (an older generation) exit, and nothing would reconcile the PR."""
+    store = LoopStore(runtime.pool)
+    async with runtime.pool.connection() as conn, conn.transaction():
+        generation = await store.bump(repo, number, installation_id, conn, **flags)
+        await runtime.queue.job(RECONCILE_PR, delay_s=delay_s, conn=conn).defer(
+            repo=repo, number=number, generation=generation
+        )
+    return generation
+
+
+async def queue_fix(runtime: Runtime, task_id: int) -> None:
+    await runtime.queue.defer(RUN_FIX_TASK, task_id=task_id)

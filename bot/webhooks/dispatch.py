@@ -8,16 +8,32 @@ the outcome of each is recorded on the delivery. A delivery with a failed handle
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
+from procrastinate import RetryStrategy
 from pydantic import ValidationError
 
-from bot.context import Context, DeliveryLogger
-from bot.events import Envelope
+from bot.engine.queue import Job, current_attempt
 from bot.logs import delivery_context
+from bot.loop.fleet import Fleet
 from bot.runtime import Runtime
+from bot.webhooks.context import Context, DeliveryLogger
+from bot.webhooks.events import Envelope
+from bot.webhooks.routing import Router
 
 log = logging.getLogger(__name__)
+
+DISPATCH_RETRY = RetryStrategy(max_attempts=5, exponential_wait=2)
+
+
+@dataclass(frozen=True)
+class Dispatcher:
+    """What dispatching needs: the worker's fleet (handlers get it in their Context) and the
+    enabled handlers."""
+
+    fleet: Fleet
+    router: Router
 
 
 async def _finish(runtime: Runtime, delivery_id: str, status: str, outcome: dict[str, Any]) -> None:
@@ -58,7 +74,16 @@ class HandlerFailed(Exception):
     """A handler raised; the dispatch job is retried."""
 
 
-async def dispatch(runtime: Runtime, delivery_id: str, *, final_attempt: bool = True) -> None:
+async def dispatch_delivery(dispatcher: Dispatcher, delivery_id: str) -> None:
+    """Run every handler registered for a stored delivery (the job's body)."""
+    await dispatch(dispatcher, delivery_id, final_attempt=current_attempt().final)
+
+
+DISPATCH_DELIVERY = Job("dispatch_delivery", dispatch_delivery, retry=DISPATCH_RETRY)
+
+
+async def dispatch(dispatcher: Dispatcher, delivery_id: str, *, final_attempt: bool = True) -> None:
+    runtime = dispatcher.fleet.runtime
     with delivery_context(delivery_id):
         async with runtime.pool.connection() as conn:
             cur = await conn.execute(
@@ -86,7 +111,7 @@ async def dispatch(runtime: Runtime, delivery_id: str, *, final_attempt: bool = 
             log.info("ignored: %s", reason)
             await _finish(runtime, delivery_id, "ignored", {"reason": reason})
             return
-        handlers = runtime.router.handlers_for(event, action)
+        handlers = dispatcher.router.handlers_for(event, action)
         if not handlers:
             name = f"{event}.{action}" if action else event
             log.info("no handler for %s; ignored", name)
@@ -98,7 +123,7 @@ async def dispatch(runtime: Runtime, delivery_id: str, *, final_attempt: bool = 
             delivery_id=delivery_id,
             payload=payload,
             envelope=envelope,
-            runtime=runtime,
+            fleet=dispatcher.fleet,
             log=DeliveryLogger(logging.getLogger("handlers"), {"event": event}),
         )
         outcome: dict[str, Any] = {}

@@ -5,7 +5,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.context import Context
+    from bot.webhooks.context import Context
 
 Handler = Callable[["Context"], Awaitable[None]]
 

@@ -20,7 +20,8 @@ from githubkit_schemas.latest.models import (
     PullRequestSimple,
 )
 
-from bot.ghmodels import (
+from bot.github.markers import parse_marker, with_marker
+from bot.github.records import (
     CheckConclusion,
     CheckStatus,
     CommentInfo,
@@ -38,9 +39,7 @@ from bot.ghmodels import (
     issue_info,
     pull_info,
     repo_info,
-    with_marker,
 )
-from bot.ledger import parse_marker
 
 __all__ = ["RepoAPI", "can_write"]
 
@@ -133,6 +132,23 @@ class RepoAPI:
         if content.encoding != "base64":
             raise ValueError(f"{path}: unsupported content encoding {content.encoding!r}")
         return base64.b64decode(content.content).decode("utf-8", errors="replace")
+
+    async def read_org_file(self, path: str) -> str | None:
+        """The text of `path` in the owner's `.github` repository, at its default branch, as
+        GitHub reads community files; None when that repository or file does not exist or is
+        not visible to the installation."""
+        if self.name == ".github":
+            return None
+        org = RepoAPI(
+            self.gh, f"{self.owner}/.github", app_id=self.app_id, bot_login=self.bot_login
+        )
+        try:
+            info = await org.get_repo()
+            return await org.read_file(path, ref=info.default_branch)
+        except RequestFailed as exc:
+            if _status(exc) not in (403, 404):
+                raise
+            return None
 
     # pull requests
 

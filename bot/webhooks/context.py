@@ -3,14 +3,13 @@
 import logging
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from githubkit import AppInstallationAuthStrategy, GitHub
 
-from bot.events import Envelope
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
+from bot.loop.fleet import Fleet
+from bot.runtime import Runtime
+from bot.webhooks.events import Envelope
 
 
 class DeliveryLogger(logging.LoggerAdapter[logging.Logger]):
@@ -27,8 +26,13 @@ class Context:
     delivery_id: str
     payload: dict[str, Any]
     envelope: Envelope
-    runtime: "Runtime"
+    fleet: Fleet
     log: logging.LoggerAdapter[logging.Logger]
+
+    @property
+    def runtime(self) -> Runtime:
+        """The process's services: database, queue, GitHub App."""
+        return self.fleet.runtime
 
     @property
     def repo(self) -> str:

@@ -5,10 +5,11 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.audit import audit, changed_lines, filter_ignored, filter_to_changed
+from bot.audit.diffs import changed_lines, filter_ignored, filter_to_changed
 from bot.audit.findings import Finding
+from bot.audit.runners import audit
+from bot.git.worktrees import Mirrors, Worktree
 from bot.repo_config import RepoConfig
-from bot.worktrees import Mirrors, Worktree
 
 log = logging.getLogger(__name__)
 

@@ -5,11 +5,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot import metrics
 from bot.engine import database, migrations
-from bot.intake import receive_webhook
 from bot.runtime import Runtime
-from bot.status import collect_status
+from bot.web import metrics
+from bot.web.intake import receive_webhook
+from bot.web.status import collect_status
 
 
 async def healthz(request: Request) -> PlainTextResponse:

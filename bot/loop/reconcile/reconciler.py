@@ -6,70 +6,43 @@ so a redelivered event or a retried job changes nothing.
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.audit import AuditError
+from bot.agents.routing import route
+from bot.audit.commits import audit_commit
 from bot.audit.findings import Finding
+from bot.audit.groups import group_findings
+from bot.audit.runners import AuditError
 from bot.engine.leases import Lease
-from bot.ghapi import RepoAPI
-from bot.ghmodels import IssueInfo, PullInfo
-from bot.ledger import (
+from bot.github.markers import parse_marker
+from bot.github.records import IssueInfo, PullInfo
+from bot.github.repo_api import RepoAPI
+from bot.labels import (
+    AGENT_LABEL_PREFIX,
     FINDING_LABEL,
+    LABELS,
+    LOOP_LABEL,
     NEEDS_HUMAN_LABEL,
-    WAIVED_LABEL,
-    ExistingIssue,
-    LedgerPlan,
-    draft_issue,
-    group_findings,
-    parse_marker,
-    plan_ledger,
+    READY_LABEL,
+    fix_branch,
+    is_own_fix_pr,
 )
 from bot.loop import report
-from bot.loop.auditing import audit_commit
 from bot.loop.checks import fix_pr_verdict, upsert_loop_check
-from bot.loop.config import load_repo_config
-from bot.loop.fleetctx import Fleet
+from bot.loop.fleet import Fleet
+from bot.loop.reconcile.fanout import Costs, plan_fanout, split
+from bot.loop.reconcile.issue_text import draft_issue
+from bot.loop.reconcile.ledger import ExistingIssue, LedgerPlan, plan_ledger
 from bot.loop.store import ACTIVE_TASK_STATES, LoopStore, PrRow, TaskRow
-from bot.loop.triggers import queue_fix
-from bot.planner import Costs, plan_fanout, split
-from bot.repo_config import RepoConfig, RepoConfigError
-from bot.router import AGENT_LABEL_PREFIX, route
+from bot.repo_config import RepoConfig, RepoConfigError, load_repo_config
 
 log = logging.getLogger(__name__)
 
-LOOP_LABEL = "review-loop"
-READY_LABEL = "review-loop:ready"
-PARTIAL_LABEL = "review-loop:partial"
-FIX_BRANCH_PREFIX = "review-loop/"
 MAX_FAILED_TASKS = 2  # per issue, before it is handed to a human
-
-LABELS = {
-    LOOP_LABEL: ("0e8a16", "Run the review loop on this pull request"),
-    FINDING_LABEL: ("d93f0b", "A finding filed by review-loop"),
-    READY_LABEL: ("0e8a16", "review-loop: only a human approval is left"),
-    NEEDS_HUMAN_LABEL: ("b60205", "review-loop needs a person to decide"),
-    WAIVED_LABEL: ("cccccc", "A finding a person accepted"),
-    PARTIAL_LABEL: ("fbca04", "A fix that stopped part way; its branch keeps the work"),
-    "review-loop:fix": ("1d76db", "Ask review-loop to fix this issue"),
-}
-
-
-def is_own_fix_pr(
-    repo: str, head_repo: str | None, head_ref: str, base_ref: str, default_branch: str
-) -> bool:
-    """Whether a PR is one of the bot's fix PRs into another PR's branch: those are audited
-    one level deep, never looped on. Fix branches live in the base repository, never in a
-    fork; a fix PR into the default branch (a person's issue) runs the loop like any PR."""
-    return (
-        head_repo == repo and head_ref.startswith(FIX_BRANCH_PREFIX) and base_ref != default_branch
-    )
-
-
-def fix_branch(pr_number: int | None, issue_number: int) -> str:
-    scope = f"pr-{pr_number}" if pr_number is not None else "default"
-    return f"{FIX_BRANCH_PREFIX}{scope}/{issue_number}"
+# Queues the fix task with this id (the job layer above hands it in).
+StartFix = Callable[[int], Awaitable[None]]
 
 
 @dataclass
@@ -80,8 +53,11 @@ class Outcome:
 
 
 class PrReconciler:
-    def __init__(self, fleet: Fleet, api: RepoAPI, row: PrRow, lease: Lease) -> None:
+    def __init__(
+        self, fleet: Fleet, api: RepoAPI, row: PrRow, lease: Lease, *, start_fix: StartFix
+    ) -> None:
         self.fleet = fleet
+        self.start_fix = start_fix
         self.api = api
         self.row = row
         self.lease = lease
@@ -100,7 +76,7 @@ class PrReconciler:
             return
         repo_info = await self.api.get_repo()
         try:
-            config = await load_repo_config(self.api, repo_info)
+            config = await load_repo_config(self.api, repo_info.default_branch)
         except RepoConfigError as exc:
             await self._report(
                 pr,
@@ -374,7 +350,7 @@ class PrReconciler:
                     batch=batch if len(batch) > 1 else None,
                 )
                 if row is not None:
-                    await queue_fix(self.fleet.runtime, row.id)
+                    await self.start_fix(row.id)
                     queued += 1
         if queued == 0:  # this round's tasks exist already and ended: nothing will move
             return Outcome(report.NEEDS_HUMAN, f"round {round_}'s fixes all ended unfixed", round_)

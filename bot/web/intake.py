@@ -10,10 +10,10 @@ import logging
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
-from bot import signing
 from bot.config import MAX_WEBHOOK_BYTES
-from bot.engine.jobs import task
 from bot.runtime import Runtime
+from bot.web import signing
+from bot.webhooks.dispatch import DISPATCH_DELIVERY
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,6 @@ async def store_delivery(
     installation = payload.get("installation")
     repository = payload.get("repository")
     sender = payload.get("sender")
-    dispatch_task = task(runtime.jobs, "dispatch_delivery")
     async with runtime.pool.connection() as conn, conn.transaction():
         cur = await conn.execute(
             """INSERT INTO review_loop_deliveries
@@ -73,7 +72,7 @@ async def store_delivery(
         )
         if await cur.fetchone() is None:
             return False
-        await dispatch_task.configure(connection=conn).defer_async(delivery_id=delivery_id)
+        await runtime.queue.job(DISPATCH_DELIVERY, conn=conn).defer(delivery_id=delivery_id)
     return True
 
 

@@ -1,0 +1,196 @@
+"""The ledger of findings as issues: what to create, update, close and reopen so the issues
+match the current audit.
+
+Pure logic: the reconciler reads the issues, asks `plan_ledger` what to do, and does it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bot.labels import WAIVED_LABEL
+from bot.loop.reconcile.issue_text import IssueDraft
+
+FIXED_COMMENT = "Fixed in {sha}"
+DUPLICATE_COMMENT = "Duplicate of #{number}: review-loop tracks this finding there."
+CAME_BACK_COMMENT = (
+    "This finding came back in {sha} after it had been fixed. The loop stops here and asks "
+    "a person to look (fixes that undo each other are a sign the rules disagree)."
+)
+
+
+@dataclass(frozen=True)
+class ExistingIssue:
+    """A ledger issue of this pull request as GitHub has it now (filed by the bot)."""
+
+    number: int
+    state: Literal["open", "closed"]
+    state_reason: str | None
+    labels: Sequence[str]
+    marker: Mapping[str, Any] | None
+    closed_by_bot: bool
+    title: str = ""
+    body: str = ""
+
+    @property
+    def fingerprint(self) -> str | None:
+        fp = self.marker.get("fp") if self.marker else None
+        return fp if isinstance(fp, str) and fp else None
+
+    @property
+    def waived(self) -> bool:
+        """Closed by a person, or waived on a person's command: the bot leaves it alone."""
+        closed_by_person = self.state == "closed" and not self.closed_by_bot
+        return closed_by_person or WAIVED_LABEL in self.labels
+
+    @property
+    def fixed_by_bot(self) -> bool:
+        return self.state == "closed" and self.closed_by_bot and self.state_reason != "not_planned"
+
+
+@dataclass(frozen=True)
+class IssueUpdate:
+    number: int
+    title: str
+    body: str
+
+
+@dataclass(frozen=True)
+class IssueClose:
+    number: int
+    comment: str
+    state_reason: Literal["completed", "not_planned"]
+
+
+@dataclass(frozen=True)
+class IssueReopen:
+    number: int
+    title: str
+    body: str
+    comment: str
+
+
+@dataclass(frozen=True)
+class Oscillation:
+    """A finding the bot closed as fixed that a later audit found again."""
+
+    fingerprint: str
+    number: int
+
+
+@dataclass(frozen=True)
+class LedgerPlan:
+    """Everything to change so the issues match the current audit, and what it revealed."""
+
+    create: tuple[IssueDraft, ...] = ()
+    update: tuple[IssueUpdate, ...] = ()
+    close: tuple[IssueClose, ...] = ()
+    reopen: tuple[IssueReopen, ...] = ()
+    oscillations: tuple[Oscillation, ...] = ()
+    waived: tuple[int, ...] = ()  # findings still present whose issue a person closed or waived
+    unchanged: tuple[int, ...] = ()
+    issue_for: Mapping[str, int] = field(default_factory=dict)  # fingerprint -> issue number
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.create or self.update or self.close or self.reopen)
+
+
+def plan_ledger(
+    drafts: Sequence[IssueDraft], existing: Sequence[ExistingIssue], head_sha: str
+) -> LedgerPlan:
+    """What to create, update, close and reopen so the ledger matches the audit at `head_sha`.
+
+    `existing` is the bot's issues for this pull request (selected by marker). Issues a
+    person closed or waived are never touched and their findings never filed again.
+    """
+    by_fp: dict[str, list[ExistingIssue]] = {}
+    for issue in sorted(existing, key=lambda i: i.number):
+        if issue.fingerprint is not None:
+            by_fp.setdefault(issue.fingerprint, []).append(issue)
+
+    create: list[IssueDraft] = []
+    update: list[IssueUpdate] = []
+    close: list[IssueClose] = []
+    reopen: list[IssueReopen] = []
+    oscillations: list[Oscillation] = []
+    waived: list[int] = []
+    unchanged: list[int] = []
+    issue_for: dict[str, int] = {}
+
+    seen: set[str] = set()
+    for draft in drafts:
+        fp = draft.fingerprint
+        if fp in seen:
+            continue
+        seen.add(fp)
+        related = by_fp.get(fp, [])
+        opened = [issue for issue in related if issue.state == "open"]
+        if opened:
+            keeper, duplicates = opened[0], opened[1:]
+            issue_for[fp] = keeper.number
+            if keeper.waived:
+                waived.append(keeper.number)
+            elif _changed(keeper, draft, head_sha):
+                update.append(IssueUpdate(keeper.number, draft.title, draft.body))
+            else:
+                unchanged.append(keeper.number)
+            close.extend(
+                IssueClose(
+                    dup.number, DUPLICATE_COMMENT.format(number=keeper.number), "not_planned"
+                )
+                for dup in duplicates
+                if not dup.waived
+            )
+            continue
+        by_person = [issue for issue in related if issue.waived]
+        if by_person:
+            issue_for[fp] = by_person[-1].number
+            waived.append(by_person[-1].number)
+            continue
+        fixed = [issue for issue in related if issue.fixed_by_bot]
+        if fixed:
+            came_back = fixed[-1]
+            issue_for[fp] = came_back.number
+            oscillations.append(Oscillation(fp, came_back.number))
+            comment = CAME_BACK_COMMENT.format(sha=head_sha)
+            reopen.append(IssueReopen(came_back.number, draft.title, draft.body, comment))
+            continue
+        create.append(draft)
+
+    for fp, issues in by_fp.items():
+        if fp in seen:
+            continue
+        close.extend(
+            IssueClose(issue.number, FIXED_COMMENT.format(sha=head_sha), "completed")
+            for issue in issues
+            if issue.state == "open" and not issue.waived
+        )
+
+    return LedgerPlan(
+        create=tuple(create),
+        update=tuple(update),
+        close=tuple(sorted(close, key=lambda c: c.number)),
+        reopen=tuple(reopen),
+        oscillations=tuple(oscillations),
+        waived=tuple(waived),
+        unchanged=tuple(unchanged),
+        issue_for=issue_for,
+    )
+
+
+def _changed(issue: ExistingIssue, draft: IssueDraft, head_sha: str) -> bool:
+    """Whether title or body differ beyond the commit they were rendered at.
+
+    Links and the marker name the head commit; a new commit alone, with the finding
+    unchanged, is no reason to edit the issue (and spend a rate-limited write).
+    """
+    if issue.title != draft.title:
+        return True
+    old_body = issue.body
+    old_sha = issue.marker.get("sha") if issue.marker else None
+    if isinstance(old_sha, str) and old_sha:
+        old_body = old_body.replace(old_sha, head_sha).replace(old_sha[:12], head_sha[:12])
+    return old_body.strip() != draft.body.strip()
