@@ -22,6 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check bot handlers tests
 	$(BIN)/ruff format --check bot handlers tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 serve: $(STAMP)
 	$(BIN)/review-loop serve
