@@ -13,10 +13,15 @@ import pytest
 
 from bot.config import Settings
 from bot.engine.database import stop_embedded
+from bot.git.cmd import git
+from bot.git.worktrees import Mirrors, Worktree
+from bot.github.repo_api import RepoAPI
 from bot.loop.fleet import Fleet
 from bot.runtime import Runtime, open_runtime
 from bot.webhooks.routing import Router
 from bot.worker import wire
+from tests.fakes.github import FakeGitHub
+from tests.gitrepos import INITIAL_FILES, GitRepo, Remote
 from tests.support import SECRET
 
 SERVER_URL_VAR = "REVIEW_LOOP_TEST_DATABASE_URL"
@@ -126,3 +131,47 @@ async def fleet(settings: Settings, router: Router) -> AsyncIterator[Fleet]:
 @pytest.fixture
 def runtime(fleet: Fleet) -> Runtime:
     return fleet.runtime
+
+
+# Real git repositories (tests/gitrepos.py) and the fake GitHub (tests/fakes/github.py).
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> GitRepo:
+    """An empty git repository in a temporary directory."""
+    return GitRepo(tmp_path / "repo")
+
+
+@pytest.fixture
+async def remote(tmp_path: Path) -> Remote:
+    """A remote with one commit on main."""
+    bare, work = tmp_path / "remote.git", tmp_path / "human"
+    await git("init", "--quiet", "--bare", "-b", "main", str(bare), cwd=tmp_path)
+    await git("clone", "--quiet", bare.as_uri(), str(work), cwd=tmp_path)
+    made = Remote(bare, work)
+    await made.commit(dict(INITIAL_FILES), "initial")
+    return made
+
+
+@pytest.fixture
+def mirrors(tmp_path: Path) -> Mirrors:
+    return Mirrors(tmp_path / "data")
+
+
+@pytest.fixture
+async def worktree(tmp_path: Path, mirrors: Mirrors, remote: Remote) -> Worktree:
+    """A task worktree at the remote's main, on branch `review-loop/pr-1/1`."""
+    mirror = await mirrors.ensure("acme/demo", remote.url, None)
+    path = mirrors.worktree_path("acme/demo", "task-1")
+    return await mirrors.add_worktree(mirror, path, "review-loop/pr-1/1", await remote.sha())
+
+
+@pytest.fixture
+def fake() -> FakeGitHub:
+    return FakeGitHub()
+
+
+@pytest.fixture
+async def api(fake: FakeGitHub) -> AsyncIterator[RepoAPI]:
+    async with fake.client() as gh:
+        yield RepoAPI(gh, fake.full_name, app_id=fake.app_id, bot_login=fake.bot)

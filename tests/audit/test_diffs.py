@@ -18,7 +18,7 @@ from bot.audit.globs import path_matches
 from bot.audit.runners import AuditError
 
 if TYPE_CHECKING:
-    from tests.audit.conftest import GitRepo
+    from tests.gitrepos import GitRepo
 
 BASE_TEXT = "".join(f"line {n}\n" for n in range(1, 11))
 

@@ -7,7 +7,7 @@ import pytest
 
 from bot.demo.stack import local_stack, wait_settled
 from bot.webhooks.redeliver import redeliver_missed
-from tests.loop.scenario import REPO, open_pr
+from tests.e2e.scenario import REPO, open_pr
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import pytest
 from bot.demo.stack import local_stack, wait_settled
 from bot.github.markers import parse_marker
 from bot.loop.tasks import request_reconcile
-from tests.loop.scenario import AUTHOR, REPO, open_pr, poll, task_rows
+from tests.e2e.scenario import AUTHOR, REPO, open_pr, poll, task_rows
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import pytest
 from bot.github.markers import parse_marker, render_marker
 from bot.github.records import MergeResult
 from bot.github.repo_api import RepoAPI, can_write
-from tests.github.fakegithub import FakeGitHub
+from tests.fakes.github import FakeGitHub
 
 SHA = "a" * 40
 LABELS = ("review-loop:finding",)

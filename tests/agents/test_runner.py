@@ -14,7 +14,7 @@ import pytest
 from bot.agents.catalog import BUILTINS, AgentSpec
 from bot.agents.runner import AgentTask, FixTarget, parse_json_output, run_agent
 from bot.git.worktrees import Worktree, changed_files
-from tests.fleet.conftest import process_alive
+from tests.gitrepos import process_alive
 
 NO_TASK = AgentTask()
 

@@ -12,7 +12,7 @@ import pytest
 
 from bot.git.cmd import GitError, git
 from bot.git.worktrees import LEASE_FILE, Mirrors, Worktree, changed_files, commit_all, push
-from tests.fleet.conftest import Remote
+from tests.gitrepos import Remote
 
 BOT = ("review-loop[bot]", "123+review-loop[bot]@users.noreply.github.com")
 

@@ -22,7 +22,7 @@ from bot.setup_flow import Credentials, build_manifest, load_manifest, render_en
 from tests.support import free_port
 
 CLI = [sys.executable, "-m", "bot.cli"]
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[1]
 WEBHOOK_URL = "http://127.0.0.1:9/webhook"
 
 

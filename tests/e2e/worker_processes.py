@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.demo.stack import LocalStack
-from tests.loop.scenario import AUTHOR, PYPROJECT, REPO, write_agent
+from tests.e2e.scenario import AUTHOR, PYPROJECT, REPO, write_agent
 
 ROOT = Path(__file__).parents[2]
 FILES_PER_PR = 5

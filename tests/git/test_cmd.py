@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.git.cmd import GitError, GitTimeout, auth_env, git, redact
-from tests.fleet.conftest import process_alive
+from tests.gitrepos import process_alive
 
 TOKEN = "ghs_16C7e42F292c6912E7710c838347Ae178B4a"
 URL = "https://github.example/acme/shop.git"

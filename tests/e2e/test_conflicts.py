@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.demo.stack import local_stack, wait_settled
-from tests.loop.scenario import (
+from tests.e2e.scenario import (
     AUTHOR,
     REPO,
     bare_git,

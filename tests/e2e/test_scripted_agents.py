@@ -9,7 +9,7 @@ import pytest
 
 from bot.demo.stack import local_stack, wait_settled
 from bot.github.markers import parse_marker
-from tests.loop.scenario import (
+from tests.e2e.scenario import (
     AUTHOR,
     REPO,
     open_pr,
@@ -212,6 +212,6 @@ async def test_human_filed_issue_labelled_for_an_agent_gets_a_fix_pr_to_the_defa
 
 
 def _pyproject() -> str:
-    from tests.loop.scenario import PYPROJECT
+    from tests.e2e.scenario import PYPROJECT
 
     return PYPROJECT

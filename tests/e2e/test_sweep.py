@@ -8,7 +8,7 @@ import pytest
 from bot.demo.stack import local_stack, wait_settled
 from bot.loop.resync import sweep_open_prs
 from bot.loop.store import LoopStore
-from tests.loop.scenario import AUTHOR, REPO, open_pr
+from tests.e2e.scenario import AUTHOR, REPO, open_pr
 
 pytestmark = pytest.mark.slow
 

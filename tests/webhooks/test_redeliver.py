@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from bot.runtime import Runtime, open_runtime
 from bot.webhooks.redeliver import redeliver_missed
 from tests.conftest import make_settings
-from tests.github.fakegithub import BASE_URL, FakeGitHub, skeleton
+from tests.fakes.github import BASE_URL, FakeGitHub, skeleton
 
 DELIVERIES = r"/app/hook/deliveries"
 ATTEMPTS = r"/app/hook/deliveries/(\d+)/attempts"

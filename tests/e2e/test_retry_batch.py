@@ -11,7 +11,7 @@ from bot.loop.commands import retry_reset
 from bot.loop.store import LoopStore, TaskRow
 from bot.runtime import Runtime
 from handlers.issue_comment import forgive
-from tests.loop.scenario import (
+from tests.e2e.scenario import (
     AUTHOR,
     REPO,
     open_pr,

@@ -13,8 +13,8 @@ import pytest
 from bot.demo.stack import LocalStack, local_stack, wait_settled
 from bot.github.markers import parse_marker
 from bot.labels import FINDING_LABEL
-from tests.loop.scenario import REPO, poll, write_catalog
-from tests.scale.fleet import (
+from tests.e2e.scenario import REPO, poll, write_catalog
+from tests.e2e.worker_processes import (
     FILES_PER_PR,
     AgentRun,
     Worker,

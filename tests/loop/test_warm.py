@@ -3,7 +3,7 @@
 from bot.git.cmd import git
 from bot.git.worktrees import Mirrors
 from bot.loop.warm import WarmPool
-from tests.fleet.conftest import Remote
+from tests.gitrepos import Remote
 
 REPO = "acme/demo"
 

@@ -1,14 +1,13 @@
-"""Real git repositories for the fleet tests: a bare "remote" in tmp_path and its mirror."""
+"""Real git repositories for the tests: a throwaway repository, and a bare "remote" with a
+clone the "humans" push from."""
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from bot.git.cmd import git
-from bot.git.worktrees import Mirrors, Worktree
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "Test Human",
@@ -64,25 +63,31 @@ class Remote:
         return (await git("rev-parse", f"refs/heads/{branch}", cwd=self.bare)).strip()
 
 
-@pytest.fixture
-async def remote(tmp_path: Path) -> Remote:
-    """A remote with one commit on main."""
-    bare, work = tmp_path / "remote.git", tmp_path / "human"
-    await git("init", "--quiet", "--bare", "-b", "main", str(bare), cwd=tmp_path)
-    await git("clone", "--quiet", bare.as_uri(), str(work), cwd=tmp_path)
-    made = Remote(bare, work)
-    await made.commit(dict(INITIAL_FILES), "initial")
-    return made
+class GitRepo:
+    """A throwaway repository: write files, commit, read back shas."""
 
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.git("init", "-q", "-b", "main")
 
-@pytest.fixture
-def mirrors(tmp_path: Path) -> Mirrors:
-    return Mirrors(tmp_path / "data")
+    def git(self, *args: str) -> str:
+        identity = ["-c", "user.name=Test", "-c", "user.email=test@example.com"]
+        done = subprocess.run(
+            ["git", *identity, "-c", "commit.gpgsign=false", *args],
+            cwd=self.root,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return done.stdout.strip()
 
+    def write(self, path: str, text: str) -> None:
+        target = self.root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
 
-@pytest.fixture
-async def worktree(tmp_path: Path, mirrors: Mirrors, remote: Remote) -> Worktree:
-    """A task worktree at the remote's main, on branch `review-loop/pr-1/1`."""
-    mirror = await mirrors.ensure("acme/demo", remote.url, None)
-    path = mirrors.worktree_path("acme/demo", "task-1")
-    return await mirrors.add_worktree(mirror, path, "review-loop/pr-1/1", await remote.sha())
+    def commit(self, message: str = "change") -> str:
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", message)
+        return self.git("rev-parse", "HEAD")

@@ -17,7 +17,7 @@ from bot.repo_config import (
     render_json_schema,
 )
 
-SCHEMA_FILE = Path(__file__).parents[2] / "docs" / "review-loop.schema.json"
+SCHEMA_FILE = Path(__file__).parents[1] / "docs" / "review-loop.schema.json"
 REGENERATE = (
     '.venv/bin/python -c "from bot.repo_config import render_json_schema; '
     "print(render_json_schema(), end='')\" > docs/review-loop.schema.json"

@@ -10,7 +10,7 @@ from githubkit import GitHub
 
 from bot.demo.stack import LocalStack, local_stack, wait_settled
 from bot.labels import FINDING_LABEL
-from tests.loop.scenario import AUTHOR, PYPROJECT, REPO, poll
+from tests.e2e.scenario import AUTHOR, PYPROJECT, REPO, poll
 
 pytestmark = pytest.mark.slow
 
