@@ -1,5 +1,5 @@
-"""review-loop command line: setup | serve | web | worker | migrate | replay | status | sandbox |
-demo."""
+"""review-loop command line: setup | serve | web | worker | migrate | healthcheck | replay |
+status | sandbox | demo."""
 
 import argparse
 import asyncio
@@ -7,6 +7,7 @@ import contextlib
 import json
 import signal
 import sys
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from bot import liveness
 from bot.config import ConfigError, Settings
 from bot.logs import setup_logging
 from bot.web import signing
@@ -73,7 +75,10 @@ async def _serve(settings: Settings, *, web: bool, worker: bool) -> None:
             )
         stopper: asyncio.Task[object] = asyncio.create_task(stop.wait())
         waiting: list[asyncio.Task[object]] = [stopper, *tasks]
-        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        async with liveness.heartbeat(
+            liveness.heartbeat_path(settings.data_dir), settings.heartbeat_s
+        ):
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if server is not None:
             server.should_exit = True
         for t in tasks:
@@ -137,6 +142,18 @@ async def _status(settings: Settings, as_json: bool) -> None:
         else:
             state = "live" if lease["live"] else "expired"
             print(f"  {lease['key']}  holder={lease['holder']} token={lease['token']} {state}")
+
+
+def _healthcheck(settings: Settings, max_age_s: float | None) -> int:
+    """Exit 0 while the heartbeat of the process on this data dir is fresh (a liveness probe)."""
+    max_age = settings.stalled_after_s if max_age_s is None else max_age_s
+    path = liveness.heartbeat_path(settings.data_dir)
+    reason = liveness.stale_reason(path, max_age, now=time.time())
+    if reason is not None:
+        print(f"review-loop healthcheck: {reason}", file=sys.stderr)
+        return 1
+    print("alive")
+    return 0
 
 
 def _replay(settings: Settings, args: argparse.Namespace) -> int:
@@ -210,6 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--event", required=True, help="X-GitHub-Event, e.g. pull_request")
     replay.add_argument("--url", help="webhook URL (default: this bot's)")
     replay.add_argument("--delivery", help="X-GitHub-Delivery (default: a new uuid)")
+    health = sub.add_parser(
+        "healthcheck",
+        help="exit 0 while the serve/web/worker process on this data dir is alive (a probe)",
+    )
+    health.add_argument(
+        "--max-age",
+        type=float,
+        help="seconds the heartbeat may be old (default: REVIEW_LOOP_STALLED_AFTER_S)",
+    )
     status = sub.add_parser("status", help="recent deliveries, jobs by state, leases")
     status.add_argument("--json", action="store_true")
     demo = sub.add_parser("demo", help="run the whole loop against the local GitHub sandbox")
@@ -241,6 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_serve(settings, web=False, worker=True))
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
+        elif args.command == "healthcheck":
+            return _healthcheck(settings, args.max_age)
         elif args.command == "status":
             asyncio.run(_status(settings, args.json))
         elif args.command == "replay":

@@ -99,3 +99,27 @@ def test_web_refuses_to_start_without_a_webhook_secret(data_dir: Path) -> None:
     result = subprocess.run([*CLI, "web"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "REVIEW_LOOP_WEBHOOK_SECRET" in result.stderr
+
+
+def healthcheck(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, "healthcheck"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_healthcheck_passes_while_serve_runs_and_fails_once_it_stops(data_dir: Path) -> None:
+    """`review-loop healthcheck` (the containers' liveness probe) exits 0 only while a process
+    on its data dir is running."""
+    port = free_port()
+    env = cli_env(data_dir, port)
+    before = healthcheck(env)
+    assert before.returncode == 1
+    assert "no heartbeat" in before.stderr
+    serve = subprocess.Popen([*CLI, "serve"], env=env)
+    try:
+        wait_ready(port, serve)
+        running = healthcheck(env)
+    finally:
+        assert stop(serve) == 0
+    assert running.returncode == 0, running.stderr
+    assert healthcheck(env).returncode == 1
