@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEPLOY_TOOLS := $(VENV)/.deploy-tools
 
-.PHONY: demo test lint typecheck serve sandbox clean bench-fanout
+.PHONY: demo test lint typecheck serve sandbox clean bench-fanout deploy-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,10 +20,18 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot handlers tests
-	$(BIN)/ruff format --check bot handlers tests
+	$(BIN)/ruff check bot handlers tests deploy
+	$(BIN)/ruff format --check bot handlers tests deploy
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# Compose, Kubernetes manifests, Dockerfile and systemd units, checked offline (deploy/check.sh).
+$(DEPLOY_TOOLS): $(STAMP) deploy/check-requirements.txt deploy/install-check-tools.sh
+	deploy/install-check-tools.sh $(BIN)
+	touch $(DEPLOY_TOOLS)
+
+deploy-check: $(DEPLOY_TOOLS)
+	deploy/check.sh $(BIN)
 
 serve: $(STAMP)
 	$(BIN)/review-loop serve
