@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make deploy-check`: the deployment files, checked without a cluster or a Docker daemon.
-#   compose     `docker compose config` (Compose v2) resolves and validates docker-compose.yml
+#   compose     `docker compose config` (Compose v2) resolves and validates docker-compose.yml;
+#               deploy/compose_rules.py checks its hardening and who gets the private key
 #   kubernetes  `kubernetes-validate --strict`: every manifest against the API's schemas
 #   pods        deploy/pod_security.py: Pod Security "restricted" + this project's rules
 #   image       hadolint, plus: base image pinned, numeric non-root USER, HEALTHCHECK, tini
@@ -19,12 +20,15 @@ trap 'rm -rf "$work"' EXIT
 MAX_EXPOSURE=49
 
 check_compose() {  # DEPLOY_DIR
-  local project="$work/compose-$RANDOM"
-  mkdir -p "$project"
+  # (Called from `if`, where set -e does not apply: each step returns its failure itself.)
+  local project
+  project=$(mktemp -d "$work/compose.XXXXXX")
   cp -r "$1" "$project/deploy"
   cp "$project/deploy/review-loop.env.example" "$project/deploy/review-loop.env"
   (cd "$project/deploy" && env -u COMPOSE_FILE -u COMPOSE_PROFILES \
-    POSTGRES_PASSWORD=check REVIEW_LOOP_KEY_GID=10001 "$bin/docker-compose" config --quiet)
+    POSTGRES_PASSWORD=check REVIEW_LOOP_KEY_GID=10001 "$bin/docker-compose" config --format json) \
+    >"$project/resolved.json" || return 1
+  "$bin/python" -m deploy.compose_rules <"$project/resolved.json"
 }
 
 check_kubernetes() {  # FILE...
@@ -63,7 +67,8 @@ check_image() {  # DOCKERFILE
 }
 
 check_units() {  # UNIT_FILE...
-  local root="$work/root-$RANDOM" ok=0 names=() name out
+  local root ok=0 names=() name out
+  root=$(mktemp -d "$work/root.XXXXXX")
   # A root with systemd's own units and a stand-in for the virtualenv's executable, so that
   # verify can resolve dependencies and ExecStart= without installing anything.
   mkdir -p "$root/etc/systemd/system" "$root/usr/lib/systemd" "$root/opt/review-loop/venv/bin"
@@ -134,6 +139,10 @@ bad="$work/bad"
 mkdir -p "$bad"
 cp -r deploy "$bad/typo" && sed -i 's/^  read_only: true/  read_onyl: true/' "$bad/typo/docker-compose.yml"
 must_fail "a misspelt key in docker-compose.yml" check_compose "$bad/typo"
+cp -r deploy "$bad/writable" && sed -i '/^  read_only: true/d' "$bad/writable/docker-compose.yml"
+must_fail "review-loop containers with a writable root" check_compose "$bad/writable"
+cp -r deploy "$bad/no-group" && sed -i '/^    group_add:/,+1d' "$bad/no-group/docker-compose.yml"
+must_fail "a worker that cannot read the key (no group_add)" check_compose "$bad/no-group"
 sed 's/^          args: \["worker"\]/&\n          bogus: 1/' deploy/kubernetes/deployment-worker.yaml >"$bad/unknown-field.yaml"
 must_fail "an unknown field in a Deployment" check_kubernetes "$bad/unknown-field.yaml"
 sed 's/privileged: false/privileged: true/' deploy/kubernetes/deployment-worker.yaml >"$bad/privileged.yaml"
