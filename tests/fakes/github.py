@@ -1,9 +1,9 @@
 """The one fake GitHub for unit tests: githubkit's real client over `httpx.MockTransport`.
 
 A small in-memory store of one repository's issues, pulls, comments, labels, check runs,
-files and collaborators answers with JSON that githubkit's models parse: every field a model
-requires is present (placeholders from `skeleton`), the ones the bot reads carry real values.
-Every request is recorded; a request no route matches raises.
+files and collaborators (and the App's installation tokens) answers with JSON that githubkit's
+models parse: every field a model requires is present (placeholders from `skeleton`), the ones
+the bot reads carry real values. Every request is recorded; a request no route matches raises.
 """
 
 import base64
@@ -150,6 +150,10 @@ class FakeGitHub:
         self.files: dict[str, str] = {}
         self.roles: dict[str, str] = {}
         self.injections: list[Injection] = []
+        # Where `GET /repos/{repo}` says the repository is cloned from (a test points it at a
+        # local bare repository to let the bot fetch from it).
+        self.clone_url = f"https://github.test/{full_name}.git"
+        self.installation_tokens: list[int] = []  # the installations a token was made for
         self._ids = 1000
         repo = "/repos/" + re.escape(full_name)
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
@@ -180,6 +184,13 @@ class FakeGitHub:
                 ("GET", r"/collaborators/([^/]+)/permission", self._permission),
             ]
         ]
+        self.routes.append(
+            (
+                "POST",
+                re.compile(r"/app/installations/(\d+)/access_tokens$"),
+                self._installation_token,
+            )
+        )
 
     # the seam
 
@@ -369,7 +380,7 @@ class FakeGitHub:
                 **skeleton(models.FullRepository),
                 "full_name": self.full_name,
                 "default_branch": "main",
-                "clone_url": f"https://github.test/{self.full_name}.git",
+                "clone_url": self.clone_url,
                 "private": True,
                 "owner": user(self.owner, owner_type),
             }
@@ -556,4 +567,20 @@ class FakeGitHub:
                 "role_name": role,
                 "user": {**skeleton(models.Collaborator), "login": match.group(1)},
             }
+        )
+
+    def _installation_token(self, match: re.Match[str], request: httpx.Request) -> httpx.Response:
+        if not request.headers.get("authorization", "").startswith("Bearer "):
+            return self._error(401, "A JSON web token could not be decoded")
+        installation = int(match.group(1))
+        self.installation_tokens.append(installation)
+        return self._ok(
+            {
+                **skeleton(models.InstallationToken),
+                "token": f"ghs_fake{installation}",
+                "expires_at": "2999-01-01T00:00:00Z",
+                "permissions": {},
+                "repository_selection": "selected",
+            },
+            201,
         )
