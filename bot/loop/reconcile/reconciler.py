@@ -7,7 +7,7 @@ so a redelivered event or a retried job changes nothing.
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bot.agents.routing import route
@@ -23,33 +23,36 @@ from bot.labels import (
     AGENT_LABEL_PREFIX,
     FINDING_LABEL,
     LABELS,
-    LOOP_LABEL,
     NEEDS_HUMAN_LABEL,
     READY_LABEL,
-    fix_branch,
     is_own_fix_pr,
 )
 from bot.loop import report
-from bot.loop.checks import fix_pr_verdict, upsert_loop_check
+from bot.loop.checks import upsert_loop_check
 from bot.loop.fleet import Fleet
-from bot.loop.reconcile.fanout import Costs, plan_fanout, split
+from bot.loop.reconcile.decide import (
+    Audit,
+    Decision,
+    Facts,
+    Issues,
+    Loop,
+    Planner,
+    Pull,
+    Task,
+    after_audit,
+    before_audit,
+    decide,
+)
+from bot.loop.reconcile.fanout import Costs
 from bot.loop.reconcile.issue_text import draft_issue
 from bot.loop.reconcile.ledger import ExistingIssue, LedgerPlan, plan_ledger
-from bot.loop.store import ACTIVE_TASK_STATES, LoopStore, PrRow, TaskRow
+from bot.loop.store import LoopStore, PrRow, TaskRow
 from bot.repo_config import RepoConfig, RepoConfigError, load_repo_config
 
 log = logging.getLogger(__name__)
 
-MAX_FAILED_TASKS = 2  # per issue, before it is handed to a human
 # Queues the fix task with this id (the job layer above hands it in).
 StartFix = Callable[[int], Awaitable[None]]
-
-
-@dataclass
-class Outcome:
-    state: str
-    reason: str
-    round: int
 
 
 class PrReconciler:
@@ -71,58 +74,74 @@ class PrReconciler:
         # (a new round would fix them a second time).
         tasks = await self.store.tasks_for_pr(self.repo, self.number)
         pr = await self.api.get_pull(self.number)
-        if pr.state != "open":
-            await self._save(report.AUDITED, "the pull request is closed", pr.head_sha)
+        facts, clone_url = await self._facts(pr)
+        decision = before_audit(facts)
+        if decision is not None:
+            await self._report(pr, decision, facts.config)
             return
+        await self.api.ensure_labels(LABELS)
+        try:
+            audit = Audit(await self._audit(pr, facts.config, clone_url, fork=facts.pull.fork))
+        except AuditError as exc:
+            audit = Audit(error=str(exc))
+        decision = after_audit(facts, audit)
+        if decision is not None:
+            await self._report(pr, decision, facts.config, findings=audit.findings)
+            return
+        ledger = await self._ledger(pr, audit.findings, facts.config)
+        if facts.config.merge_fixes == "manual":
+            tasks = await self._settle_proposed(tasks)
+        issues = ledger.view()
+        planner = await self._planner(issues)
+        decision = decide(facts, audit, issues, [Task.of(t) for t in tasks], planner)
+        await self.apply(decision)
+        tasks = await self.store.tasks_for_pr(self.repo, self.number)
+        await self._report(pr, decision, facts.config, ledger.lines, tasks, audit.findings)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def _facts(self, pr: PullInfo) -> tuple[Facts, str]:
+        """What the first rules look at, and the clone URL; of a closed PR nothing more is read
+        (the first rule settles it)."""
+        loop = Loop(
+            round=self.row.round, stopped=self.row.stopped, force_audit=self.row.force_audit
+        )
+        pull = Pull(
+            number=pr.number,
+            head_sha=pr.head_sha,
+            head_ref=pr.head_ref,
+            open=pr.state == "open",
+            draft=pr.draft,
+            fork=pr.head_repo != self.repo,  # None: the fork was deleted
+            labels=frozenset(pr.labels),
+        )
+        if not pull.open:
+            return Facts(pull, loop), ""
         repo_info = await self.api.get_repo()
+        own = is_own_fix_pr(
+            self.repo, pr.head_repo, pr.head_ref, pr.base_ref, repo_info.default_branch
+        )
+        pull = replace(pull, own_fix_pr=own)
         try:
             config = await load_repo_config(self.api, repo_info.default_branch)
         except RepoConfigError as exc:
-            await self._report(
-                pr,
-                Outcome(report.NEEDS_HUMAN, f"`.github/review-loop.yml`: {exc}", self.row.round),
-                [],
-                [],
-                RepoConfig(),
-            )
-            return
-        opted_in = config.enabled or LOOP_LABEL in pr.labels or self.row.force_audit
-        if not opted_in:
-            log.info("%s#%d: the loop is not enabled here; nothing to do", self.repo, self.number)
-            await self._save(
-                report.AUDITED, "the loop is not enabled on this repository", pr.head_sha
-            )
-            return
-        if pr.draft and not config.drafts and not self.row.force_audit:
-            log.info("%s#%d is a draft; skipped", self.repo, self.number)
-            await self._save(report.AUDITED, "draft pull request: skipped", pr.head_sha)
-            return
-        if self.row.stopped:
-            await self._report(pr, Outcome(report.STOPPED, "", self.row.round), [], [], config)
-            return
-        await self.api.ensure_labels(LABELS)
-        is_fork = pr.head_repo != self.repo  # None: the fork was deleted
-        own_fix_pr = is_own_fix_pr(
-            self.repo, pr.head_repo, pr.head_ref, pr.base_ref, repo_info.default_branch
-        )
-        if own_fix_pr and config.max_depth == 0:
-            await self._save(report.AUDITED, "fix PRs are not audited (max_depth: 0)", pr.head_sha)
-            return
+            return Facts(pull, loop, config_error=str(exc)), repo_info.clone_url
+        return Facts(pull, loop, config), repo_info.clone_url
 
-        try:
-            findings = await self._audit(pr, config, repo_info.clone_url, fork=is_fork)
-        except AuditError as exc:
-            outcome = Outcome(report.NEEDS_HUMAN, f"the audit could not run: {exc}", self.row.round)
-            await self._report(pr, outcome, [], [], config)
-            return
-        if own_fix_pr:
-            # The fleet's own work is audited too, but one level deep only: no issues, no fixes.
-            await self._check_run(pr, *fix_pr_verdict(findings), findings)
-            return
-        issues = await self._ledger(pr, findings, config)
-        outcome = await self._decide(pr, config, issues, tasks, fork=is_fork)
-        tasks = await self.store.tasks_for_pr(self.repo, self.number)
-        await self._report(pr, outcome, issues.lines, tasks, config, findings)
+    async def _planner(self, issues: Issues) -> Planner:
+        """The fan-out planner's inputs: the costs measured for the agents routed here."""
+        settings = self.fleet.runtime.settings
+        measured: dict[str, Costs] = {}
+        for agent in sorted({a for a in issues.agents.values() if a is not None}):
+            costs = await self.store.costs(self.repo, agent)
+            if costs is not None:
+                measured[agent] = Costs(*costs)
+        return Planner(
+            prior=Costs(settings.prior_spawn_s, settings.prior_run_s),
+            concurrency=settings.worker_concurrency,
+            mode=settings.fanout,
+            measured=measured,
+        )
 
     # -- audit and ledger --------------------------------------------------------------------
 
@@ -153,7 +172,9 @@ class PrReconciler:
                 "could not pre-warm a worktree for %s#%d", self.repo, self.number, exc_info=True
             )
 
-    async def _ledger(self, pr: PullInfo, findings: list[Finding], config: RepoConfig) -> "Ledger":
+    async def _ledger(
+        self, pr: PullInfo, findings: Sequence[Finding], config: RepoConfig
+    ) -> "Ledger":
         known = self.fleet.catalog.keys()
         groups = group_findings(findings, config.group_threshold)
         existing_issues = [
@@ -185,12 +206,12 @@ class PrReconciler:
             agents[group.fingerprint] = agent
             drafts.append(draft_issue(group, self.number, pr.html_url, pr.head_sha, agent))
         plan = plan_ledger(drafts, existing, pr.head_sha)
-        issue_for, created = await self._apply(plan, pr.head_sha)
+        issue_for, created = await self._apply_ledger(plan, pr.head_sha)
         return Ledger(
             plan, issue_for, agents, existing_issues + created, {g.fingerprint for g in groups}
         )
 
-    async def _apply(
+    async def _apply_ledger(
         self, plan: LedgerPlan, head_sha: str
     ) -> tuple[dict[str, int], list[IssueInfo]]:
         issue_for = dict(plan.issue_for)
@@ -221,140 +242,42 @@ class PrReconciler:
             await self.api.add_labels(reopen.number, [NEEDS_HUMAN_LABEL])
         return issue_for, created
 
-    # -- deciding what happens next ------------------------------------------------------------
+    # -- acting on the decision ----------------------------------------------------------------
 
-    async def _decide(
-        self,
-        pr: PullInfo,
-        config: RepoConfig,
-        ledger: "Ledger",
-        tasks: list[TaskRow],
-        *,
-        fork: bool,
-    ) -> Outcome:
-        round_ = self.row.round
-        open_fps = ledger.open_fingerprints()
-        if config.merge_fixes == "manual":
-            tasks = await self._settle_proposed(tasks)
-        active = [t for t in tasks if t.status in ACTIVE_TASK_STATES]
-        if ledger.plan.oscillations:
-            names = ", ".join(f"#{o.number}" for o in ledger.plan.oscillations)
-            return Outcome(
-                report.NEEDS_HUMAN, f"finding {names} came back after it had been fixed", round_
-            )
-        if not open_fps and not active:
-            return Outcome(report.READY, "no open findings", round_)
-        if active:
-            proposed = [t.fix_pr for t in active if t.status == "pushed" and t.fix_pr]
-            if config.merge_fixes == "manual" and len(proposed) == len(active):
-                listed = ", ".join(f"#{n}" for n in sorted(proposed))
-                return Outcome(
-                    report.WAITING,
-                    f"fix PRs {listed} wait for a person to merge them (merge_fixes: manual)",
-                    round_,
-                )
-            return Outcome(report.FIXING, f"{len(active)} fixes running", round_)
-        if fork:
-            # Fix branches would have to live in the base repository and be merged into the
-            # fork's branch, which the App cannot push to: fork PRs are audit only.
-            return Outcome(
-                report.NEEDS_HUMAN,
-                f"{len(open_fps)} open findings on a pull request from a fork; review-loop "
-                "audits forks but does not fix them",
-                round_,
-            )
-        failures: dict[int, int] = {}
-        conflicts: set[int] = set()
-        rejected: set[int] = set()
-        for t in tasks:
-            if t.status == "conflict":
-                # A conflict survived a rebase and a fresh run on the new head: a person's call.
-                conflicts.update(t.issues)
-            if t.status == "rejected":  # a person closed the fix PR: not proposed again
-                rejected.update(t.issues)
-            for number in set(t.failed_issues):
-                failures[number] = failures.get(number, 0) + 1
-        fixable: list[tuple[int, str]] = []
-        stuck: dict[int, str] = {}
-        for fp in open_fps:
-            number = ledger.issue_for[fp]
-            agent = ledger.agents.get(fp)
-            if agent is None:
-                stuck[number] = "no agent is routed to it"
-            elif number in conflicts:
-                stuck[number] = "its fix conflicts with the branch"
-            elif number in rejected:
-                stuck[number] = "a person closed its fix PR"
-            elif failures.get(number, 0) >= MAX_FAILED_TASKS:
-                stuck[number] = "failed twice"
-            else:
-                fixable.append((number, agent))
-        labelled = {i.number for i in ledger.issues if NEEDS_HUMAN_LABEL in i.labels}
-        for number in stuck:
-            if number not in labelled:
-                await self.api.add_labels(number, [NEEDS_HUMAN_LABEL])
-        if not fixable:
-            listed = ", ".join(f"#{n} ({why})" for n, why in sorted(stuck.items()))
-            return Outcome(report.NEEDS_HUMAN, f"no agent could fix {listed}", round_)
-        if round_ >= config.max_rounds:
-            return Outcome(
-                report.NEEDS_HUMAN,
-                f"{len(open_fps)} findings still open after {round_} rounds "
-                f"(max_rounds: {config.max_rounds})",
-                round_,
-            )
-        round_ += 1
-        queued = 0
-        by_agent: dict[str, list[int]] = {}
-        for number, agent in fixable:
-            by_agent.setdefault(agent, []).append(number)
-        settings = self.fleet.runtime.settings
-        for agent, numbers in sorted(by_agent.items()):
-            measured = await self.store.costs(self.repo, agent)
-            costs = (
-                Costs(*measured)
-                if measured
-                else Costs(settings.prior_spawn_s, settings.prior_run_s)
-            )
-            decision = plan_fanout(
-                agent,
-                len(numbers),
-                costs,
-                max_parallel=config.max_parallel,
-                concurrency=settings.worker_concurrency,
-                mode=settings.fanout,
-            )
+    async def apply(self, decision: Decision) -> None:
+        """Do what the decision says. Each effect is idempotent: a label already there, a plan
+        or a task already recorded change nothing, and only a task just created is queued."""
+        for number in sorted(decision.needs_human):
+            await self.fleet.runtime.leases.check(self.lease)
+            await self.api.add_labels(number, [NEEDS_HUMAN_LABEL])
+        for plan in decision.plans:
             await self.store.record_plan(
                 self.repo,
                 self.number,
-                round_,
-                agent,
-                decision.n,
-                decision.t,
-                decision.s,
-                decision.width,
-                decision.explain(),
+                decision.round,
+                plan.agent,
+                plan.n,
+                plan.t,
+                plan.s,
+                plan.width,
+                plan.explain(),
             )
-            for batch in split(sorted(numbers), decision.width):
-                await self.fleet.runtime.leases.check(self.lease)
-                row = await self.store.add_task(
-                    repo=self.repo,
-                    pr_number=self.number,
-                    issue_number=batch[0],
-                    installation_id=self.row.installation_id,
-                    agent=agent,
-                    round=round_,
-                    base_ref=pr.head_ref,
-                    base_sha=pr.head_sha,
-                    branch=fix_branch(self.number, batch[0]),
-                    batch=batch if len(batch) > 1 else None,
-                )
-                if row is not None:
-                    await self.start_fix(row.id)
-                    queued += 1
-        if queued == 0:  # this round's tasks exist already and ended: nothing will move
-            return Outcome(report.NEEDS_HUMAN, f"round {round_}'s fixes all ended unfixed", round_)
-        return Outcome(report.FIXING, f"round {round_}: {queued} fixes queued", round_)
+        for task in decision.tasks:
+            await self.fleet.runtime.leases.check(self.lease)
+            row = await self.store.add_task(
+                repo=self.repo,
+                pr_number=self.number,
+                issue_number=task.issues[0],
+                installation_id=self.row.installation_id,
+                agent=task.agent,
+                round=decision.round,
+                base_ref=task.base_ref,
+                base_sha=task.base_sha,
+                branch=task.branch,
+                batch=list(task.issues) if len(task.issues) > 1 else None,
+            )
+            if row is not None:
+                await self.start_fix(row.id)
 
     async def _settle_proposed(self, tasks: list[TaskRow]) -> list[TaskRow]:
         """Fix PRs waiting for a person: look at each again, so a merge or close whose webhook
@@ -374,16 +297,24 @@ class PrReconciler:
     async def _report(
         self,
         pr: PullInfo,
-        outcome: Outcome,
-        lines: Sequence[report.IssueLine],
-        tasks: Sequence[TaskRow],
+        decision: Decision,
         config: RepoConfig,
+        lines: Sequence[report.IssueLine] = (),
+        tasks: Sequence[TaskRow] = (),
         findings: Sequence[Finding] = (),
     ) -> None:
+        """Tell the decision as far as it says: the PR's row, the check run, or everyone."""
+        if decision.tell == "row":
+            log.info("%s#%d: %s", self.repo, self.number, decision.reason)
+            await self._save(decision, pr.head_sha, {})
+            return
+        if decision.tell == "check":
+            await self._check_run(pr, decision.state, decision.reason, findings)
+            return
         summary = report.Summary(
-            state=outcome.state,
-            reason=outcome.reason,
-            round=outcome.round,
+            state=decision.state,
+            reason=decision.reason,
+            round=decision.round,
             max_rounds=config.max_rounds,
             head_sha=pr.head_sha,
             issues=lines,
@@ -394,23 +325,17 @@ class PrReconciler:
         await self.api.upsert_comment(
             self.number, {"kind": "summary", "pr": self.number}, report.render_summary(summary)
         )
-        await self._check_run(pr, outcome.state, outcome.reason, findings)
-        if outcome.state == report.READY:
+        await self._check_run(pr, decision.state, decision.reason, findings)
+        if decision.state == report.READY:
             await self.api.add_labels(self.number, [READY_LABEL])
             await self.api.remove_label(self.number, NEEDS_HUMAN_LABEL)
             await self.api.request_reviewers(self.number, config.reviewers, config.team_reviewers)
-        elif outcome.state == report.NEEDS_HUMAN:
+        elif decision.state == report.NEEDS_HUMAN:
             await self.api.add_labels(self.number, [NEEDS_HUMAN_LABEL])
             await self.api.remove_label(self.number, READY_LABEL)
         elif READY_LABEL in pr.labels:
             await self.api.remove_label(self.number, READY_LABEL)
-        await self._save(
-            outcome.state,
-            outcome.reason,
-            pr.head_sha,
-            outcome.round,
-            {"issues": [line.__dict__ for line in lines]},
-        )
+        await self._save(decision, pr.head_sha, {"issues": [line.__dict__ for line in lines]})
 
     async def _check_run(
         self, pr: PullInfo, state: str, reason: str, findings: Sequence[Finding]
@@ -418,22 +343,15 @@ class PrReconciler:
         await self.fleet.runtime.leases.check(self.lease)
         await upsert_loop_check(self.api, pr.head_sha, state, reason, findings)
 
-    async def _save(
-        self,
-        state: str,
-        reason: str,
-        sha: str,
-        round_: int | None = None,
-        summary: dict[str, object] | None = None,
-    ) -> None:
+    async def _save(self, decision: Decision, sha: str, summary: dict[str, object]) -> None:
         await self.store.save_state(
             self.repo,
             self.number,
-            state=state,
-            reason=reason,
-            round=self.row.round if round_ is None else round_,
+            state=decision.state,
+            reason=decision.reason,
+            round=decision.round,
             audited_sha=sha,
-            summary=summary or {},
+            summary=summary,
         )
 
 
@@ -444,6 +362,15 @@ class Ledger:
     agents: dict[str, str | None]
     issues: list[IssueInfo]  # the PR's finding issues, including those just created
     present: set[str]  # fingerprints the audit found now
+
+    def view(self) -> Issues:
+        """The ledger as the rules look at it."""
+        return Issues(
+            open={fp: self.issue_for[fp] for fp in self.open_fingerprints()},
+            agents=self.agents,
+            came_back=[o.number for o in self.plan.oscillations],
+            needs_human=frozenset(i.number for i in self.issues if NEEDS_HUMAN_LABEL in i.labels),
+        )
 
     def open_fingerprints(self) -> list[str]:
         """Findings present now whose issue is open (not waived, not closed by a person)."""

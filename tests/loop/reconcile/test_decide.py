@@ -1,0 +1,257 @@
+"""The loop's rules as a table: facts about a PR in, the whole Decision out."""
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from bot.labels import LOOP_LABEL
+from bot.loop.reconcile.decide import (
+    Audit,
+    Decision,
+    Facts,
+    Issues,
+    Loop,
+    NewTask,
+    Planner,
+    Pull,
+    Task,
+    decide,
+)
+from bot.loop.reconcile.fanout import Costs, FanOut
+from bot.repo_config import RepoConfig
+
+HEAD = "h" * 40
+OLD = "o" * 40  # an earlier head of the PR
+PULL = Pull(number=7, head_sha=HEAD, head_ref="feature")
+PRIORS = Costs(spawn_s=5.0, run_s=10.0)  # (N-1)*t > s from N = 2 on: fan out
+PLANNER = Planner(prior=PRIORS, concurrency=4)
+# Spawning costs far more than one issue's work: one agent does a batch inline.
+DEAR_SPAWN = Planner(prior=PRIORS, concurrency=4, measured={"fix": Costs(60.0, 2.0, samples=3)})
+
+
+def found(*numbers: int, agent: str | None = "fix", **fields: object) -> Issues:
+    """Open findings, one issue each, routed to `agent`."""
+    return Issues(
+        open={f"fp{n}": n for n in numbers},
+        agents={f"fp{n}": agent for n in numbers},
+        **fields,
+    )
+
+
+def task(status: str, *issues: int, round: int = 1, **fields: object) -> Task:
+    """A task of an earlier head; one that ended badly failed all its issues."""
+    failed = issues if status in ("failed", "refused", "conflict", "rejected") else ()
+    values: dict[str, object] = {"failed": failed, "round": round, "base_sha": OLD, **fields}
+    return Task(status, issues, **values)
+
+
+def new_task(*issues: int, agent: str = "fix") -> NewTask:
+    return NewTask(agent, issues, f"review-loop/pr-7/{issues[0]}", "feature", HEAD)
+
+
+@dataclass(frozen=True)
+class Case:
+    expected: Decision
+    pull: Pull = PULL
+    loop: Loop = field(default_factory=Loop)
+    config: RepoConfig = field(default_factory=RepoConfig)
+    config_error: str | None = None
+    audit: Audit = field(default_factory=Audit)
+    issues: Issues = field(default_factory=Issues)
+    tasks: tuple[Task, ...] = ()
+    planner: Planner = PLANNER
+
+
+NEEDS_HUMAN, READY, FIXING, WAITING = "needs-human", "ready", "fixing", "waiting"
+CASES = [
+    # -- before the audit: the PR is settled without one
+    pytest.param(Case(
+        pull=Pull(number=7, head_sha=HEAD, open=False), issues=found(1),
+        expected=Decision("audited", "the pull request is closed", 0, tell="row"),
+    ), id="closed"),
+    pytest.param(Case(
+        config_error="max_rounds: must be >= 0", loop=Loop(round=2),
+        expected=Decision(NEEDS_HUMAN, "`.github/review-loop.yml`: max_rounds: must be >= 0", 2),
+    ), id="config-error"),
+    pytest.param(Case(
+        config=RepoConfig(enabled=False), issues=found(1),
+        expected=Decision(
+            "audited", "the loop is not enabled on this repository", 0, tell="row"
+        ),
+    ), id="not-enabled"),
+    pytest.param(Case(
+        config=RepoConfig(enabled=False),
+        pull=Pull(number=7, head_sha=HEAD, labels=frozenset({LOOP_LABEL})),
+        expected=Decision(READY, "no open findings", 0),
+    ), id="not-enabled-but-the-pr-opts-in"),
+    pytest.param(Case(
+        pull=Pull(number=7, head_sha=HEAD, draft=True), issues=found(1),
+        expected=Decision("audited", "draft pull request: skipped", 0, tell="row"),
+    ), id="draft"),
+    pytest.param(Case(
+        pull=Pull(number=7, head_sha=HEAD, draft=True), loop=Loop(force_audit=True),
+        expected=Decision(READY, "no open findings", 0),
+    ), id="draft-audited-on-request"),
+    pytest.param(Case(
+        loop=Loop(round=1, stopped=True), issues=found(1),
+        expected=Decision("stopped", "", 1),
+    ), id="stopped"),
+    pytest.param(Case(
+        pull=Pull(number=7, head_sha=HEAD, own_fix_pr=True), config=RepoConfig(max_depth=0),
+        expected=Decision("audited", "fix PRs are not audited (max_depth: 0)", 0, tell="row"),
+    ), id="own-fix-pr-max-depth-0"),
+    # -- the audit settles it before any issue is filed
+    pytest.param(Case(
+        audit=Audit(error="ruff exited with 2"), issues=found(1),
+        expected=Decision(NEEDS_HUMAN, "the audit could not run: ruff exited with 2", 0),
+    ), id="audit-error"),
+    pytest.param(Case(
+        pull=Pull(number=7, head_sha=HEAD, own_fix_pr=True),
+        expected=Decision(READY, "no findings on the lines this fix changed", 0, tell="check"),
+    ), id="own-fix-pr-audited-not-fixed"),
+    # -- the ledger and the tasks decide
+    pytest.param(Case(
+        issues=found(1, came_back=[3]), tasks=(task("running", 1),),
+        expected=Decision(NEEDS_HUMAN, "finding #3 came back after it had been fixed", 0),
+    ), id="oscillation"),
+    pytest.param(Case(
+        loop=Loop(round=1), tasks=(task("merged", 1),),
+        expected=Decision(READY, "no open findings", 1),
+    ), id="ready"),
+    pytest.param(Case(
+        loop=Loop(round=1), issues=found(1, 2), tasks=(task("running", 1), task("queued", 2)),
+        expected=Decision(FIXING, "2 fixes running", 1),
+    ), id="fixing"),
+    pytest.param(Case(
+        config=RepoConfig(merge_fixes="manual"), loop=Loop(round=1), issues=found(1, 2),
+        tasks=(task("pushed", 1, fix_pr=12), task("pushed", 2, fix_pr=11)),
+        expected=Decision(
+            WAITING, "fix PRs #11, #12 wait for a person to merge them (merge_fixes: manual)", 1
+        ),
+    ), id="waiting-for-a-person-manual"),
+    pytest.param(Case(
+        config=RepoConfig(merge_fixes="manual"), loop=Loop(round=1), issues=found(1, 2),
+        tasks=(task("pushed", 1, fix_pr=12), task("running", 2)),
+        expected=Decision(FIXING, "2 fixes running", 1),
+    ), id="manual-with-a-fix-still-running"),
+    pytest.param(Case(
+        pull=Pull(number=7, head_sha=HEAD, fork=True), issues=found(1, 2),
+        expected=Decision(
+            NEEDS_HUMAN,
+            "2 open findings on a pull request from a fork; review-loop audits forks but does "
+            "not fix them",
+            0,
+        ),
+    ), id="fork-with-open-findings"),
+    pytest.param(Case(
+        pull=Pull(number=7, head_sha=HEAD, fork=True),
+        expected=Decision(READY, "no open findings", 0),
+    ), id="fork-without-findings"),
+    pytest.param(Case(
+        issues=found(1, agent=None),
+        expected=Decision(
+            NEEDS_HUMAN, "no agent could fix #1 (no agent is routed to it)", 0,
+            needs_human={1: "no agent is routed to it"},
+        ),
+    ), id="unroutable"),
+    pytest.param(Case(
+        loop=Loop(round=1), issues=found(1), tasks=(task("conflict", 1),),
+        expected=Decision(
+            NEEDS_HUMAN, "no agent could fix #1 (its fix conflicts with the branch)", 1,
+            needs_human={1: "its fix conflicts with the branch"},
+        ),
+    ), id="conflict"),
+    pytest.param(Case(
+        loop=Loop(round=1), issues=found(1), tasks=(task("rejected", 1),),
+        expected=Decision(
+            NEEDS_HUMAN, "no agent could fix #1 (a person closed its fix PR)", 1,
+            needs_human={1: "a person closed its fix PR"},
+        ),
+    ), id="rejected"),
+    pytest.param(Case(
+        loop=Loop(round=2), issues=found(1),
+        tasks=(task("failed", 1, round=1), task("refused", 1, round=2)),
+        expected=Decision(
+            NEEDS_HUMAN, "no agent could fix #1 (failed twice)", 2,
+            needs_human={1: "failed twice"},
+        ),
+    ), id="failed-twice"),
+    pytest.param(Case(
+        loop=Loop(round=2), issues=found(1, needs_human=frozenset({1})),
+        tasks=(task("failed", 1, round=1), task("failed", 1, round=2)),
+        expected=Decision(NEEDS_HUMAN, "no agent could fix #1 (failed twice)", 2),
+    ), id="failed-twice-labelled-already"),
+    pytest.param(Case(
+        loop=Loop(round=1), issues=found(1), tasks=(task("merged", 1, failed=(1,)),),
+        expected=Decision(
+            FIXING, "round 2: 1 fixes queued", 2,
+            plans=(FanOut("fix", 1, 10.0, 5.0, width=1),), tasks=(new_task(1),),
+        ),
+    ), id="failed-once-tried-again"),
+    pytest.param(Case(
+        loop=Loop(round=5), issues=found(1, 2),
+        expected=Decision(NEEDS_HUMAN, "2 findings still open after 5 rounds (max_rounds: 5)", 5),
+    ), id="max-rounds"),
+    pytest.param(Case(
+        config=RepoConfig(max_rounds=0), issues=found(1),
+        expected=Decision(NEEDS_HUMAN, "1 findings still open after 0 rounds (max_rounds: 0)", 0),
+    ), id="max-rounds-0"),
+    pytest.param(Case(
+        loop=Loop(round=5), issues=found(1, 2, agent=None),
+        expected=Decision(
+            NEEDS_HUMAN,
+            "no agent could fix #1 (no agent is routed to it), #2 (no agent is routed to it)",
+            5,
+            needs_human={1: "no agent is routed to it", 2: "no agent is routed to it"},
+        ),
+    ), id="unroutable-wins-over-max-rounds"),
+    # -- a new round: the planner splits each agent's issues into tasks
+    pytest.param(Case(
+        issues=found(3, 1, 2), planner=DEAR_SPAWN,
+        expected=Decision(
+            FIXING, "round 1: 1 fixes queued", 1,
+            plans=(FanOut("fix", 3, 2.0, 60.0, width=1),), tasks=(new_task(1, 2, 3),),
+        ),
+    ), id="new-round-inline"),
+    pytest.param(Case(
+        issues=found(3, 1, 2),
+        expected=Decision(
+            FIXING, "round 1: 3 fixes queued", 1,
+            plans=(FanOut("fix", 3, 10.0, 5.0, width=3),),
+            tasks=(new_task(1), new_task(2), new_task(3)),
+        ),
+    ), id="new-round-parallel"),
+    pytest.param(Case(
+        issues=found(1, 2, 3), config=RepoConfig(max_parallel=2),
+        expected=Decision(
+            FIXING, "round 1: 2 fixes queued", 1,
+            plans=(FanOut("fix", 3, 10.0, 5.0, width=2, cap="max_parallel"),),
+            tasks=(new_task(1, 2), new_task(3)),
+        ),
+    ), id="new-round-capped-by-max-parallel"),
+    pytest.param(Case(
+        issues=Issues(
+            open={"a": 1, "b": 2, "c": 3}, agents={"a": "lint", "b": None, "c": "fix"}
+        ),
+        expected=Decision(
+            FIXING, "round 1: 2 fixes queued", 1,
+            needs_human={2: "no agent is routed to it"},
+            plans=(FanOut("fix", 1, 10.0, 5.0, width=1), FanOut("lint", 1, 10.0, 5.0, width=1)),
+            tasks=(new_task(3), new_task(1, agent="lint")),
+        ),
+    ), id="new-round-per-agent-one-stuck"),
+    pytest.param(Case(
+        issues=found(1), tasks=(task("failed", 1, base_sha=HEAD),),
+        expected=Decision(
+            NEEDS_HUMAN, "round 1's fixes all ended unfixed", 1,
+            plans=(FanOut("fix", 1, 10.0, 5.0, width=1),),
+        ),
+    ), id="rounds-fixes-all-ended-unfixed"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_decide(case: Case) -> None:
+    """Each rule of the loop, alone: the first that applies decides all that happens next."""
+    facts = Facts(case.pull, case.loop, case.config, case.config_error)
+    assert decide(facts, case.audit, case.issues, case.tasks, case.planner) == case.expected
