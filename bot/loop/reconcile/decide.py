@@ -151,7 +151,7 @@ def before_audit(facts: Facts) -> Decision | None:
     if not pull.open:
         return Decision(report.AUDITED, "the pull request is closed", loop.round, tell="row")
     if facts.config_error is not None:
-        # Said on the PR: the person who broke the file is likely the one looking.
+        # Told on the PR, not only logged: only a person can mend the file.
         reason = f"`.github/review-loop.yml`: {facts.config_error}"
         return Decision(report.NEEDS_HUMAN, reason, loop.round)
     # A repository opts out in its config; one PR opts back in with the label or a command.
