@@ -21,22 +21,56 @@ class CatalogError(Exception):
     """The agents catalog cannot be used; the message names the file and the entry."""
 
 
+MODEL_KINDS = ("openai", "anthropic")
+_COMMAND_ONLY = ("argv", "env", "brief", "output")
+_MODEL_ONLY = ("base_url", "model", "api_key_env", "max_output_tokens", "temperature",
+               "max_retries", "price")  # fmt: skip
+MODEL_TIMEOUT_S = 120.0
+
+
+class Price(BaseModel):
+    """What a model costs, in US dollars per million tokens."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+
+
 class AgentSpec(BaseModel):
-    """One agent: how to run it and what it may see."""
+    """One agent: how to run it and what it may see.
+
+    `command` agents run a program in the worktree; `openai` and `anthropic` agents are
+    models called through the official SDKs (`openai`: any OpenAI-compatible chat completions
+    service, such as OpenAI, Azure, vLLM, llama.cpp, Ollama's /v1 or OpenRouter).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    kind: Literal["builtin", "command", "http"]
+    kind: Literal["builtin", "command", "openai", "anthropic"]
     argv: list[str] = Field(default_factory=list)
     env: list[str] = Field(default_factory=list)
     timeout_s: float = Field(default=600.0, gt=0)
     brief: Literal["stdin", "file"] = "stdin"
     output: Literal["text", "json"] = "text"
     description: str = ""
-    # http agents: an OpenAI-compatible endpoint and model.
-    url: str | None = None
+    # model agents
+    base_url: str | None = None  # default: the real service
     model: str | None = None
+    api_key_env: str | None = None
+    max_output_tokens: int = Field(default=4096, gt=0)
+    temperature: float = Field(default=0.0, ge=0, le=2)  # openai only
+    max_retries: int = Field(default=3, ge=0, le=10)
+    price: Price | None = None  # unknown: calls count tokens only, flagged as unpriced
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_timeout(cls, data: Any) -> Any:
+        """A model call is one request, not a whole agent run: a shorter default timeout."""
+        if isinstance(data, dict) and data.get("kind") in MODEL_KINDS and "timeout_s" not in data:
+            return {**data, "timeout_s": MODEL_TIMEOUT_S}
+        return data
 
     @field_validator("name")
     @classmethod
@@ -49,14 +83,22 @@ class AgentSpec(BaseModel):
     @classmethod
     def _env_names_are_allowed(cls, names: list[str]) -> list[str]:
         for name in names:
-            if not _ENV_NAME.match(name):
-                raise ValueError(f"{name!r} is not an environment variable name")
-            if name.upper().startswith(FORBIDDEN_ENV_PREFIXES):
-                raise ValueError(
-                    f"{name!r} cannot be passed to an agent: variables starting with "
-                    f"{', '.join(FORBIDDEN_ENV_PREFIXES)} belong to the bot and its git access"
-                )
+            _check_env_name(name)
         return names
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _key_variable_is_allowed(cls, name: str | None) -> str | None:
+        if name is not None:
+            _check_env_name(name)
+        return name
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_http(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        return url
 
     @model_validator(mode="after")
     def _kind_has_what_it_needs(self) -> AgentSpec:
@@ -66,9 +108,36 @@ class AgentSpec(BaseModel):
             raise ValueError(
                 f"there is no built-in agent {self.name!r}; built-ins: {BUILTIN_NAMES}"
             )
-        if self.kind == "http" and not self.url:
-            raise ValueError("an http agent needs url (an OpenAI-compatible base URL)")
+        given = self.model_fields_set
+        if self.kind in MODEL_KINDS:
+            if not self.model:
+                raise ValueError(f'an {self.kind} agent needs model, e.g. model = "..."')
+            if self.base_url is None and self.api_key_env is None:
+                raise ValueError(
+                    f"an {self.kind} agent on the real service needs api_key_env (the name of "
+                    "the environment variable holding its API key); a local server set with "
+                    "base_url may do without"
+                )
+            if self.kind == "anthropic" and "temperature" in given:
+                raise ValueError("temperature: the Anthropic Messages API takes none; drop it")
+            stray = sorted(given & set(_COMMAND_ONLY))
+            if stray:
+                raise ValueError(f"{', '.join(stray)}: only for command agents")
+        else:
+            stray = sorted(given & set(_MODEL_ONLY))
+            if stray:
+                raise ValueError(f"{', '.join(stray)}: only for openai and anthropic agents")
         return self
+
+
+def _check_env_name(name: str) -> None:
+    if not _ENV_NAME.match(name):
+        raise ValueError(f"{name!r} is not an environment variable name")
+    if name.upper().startswith(FORBIDDEN_ENV_PREFIXES):
+        raise ValueError(
+            f"{name!r} cannot be passed to an agent: variables starting with "
+            f"{', '.join(FORBIDDEN_ENV_PREFIXES)} belong to the bot and its git access"
+        )
 
 
 BUILTINS: dict[str, AgentSpec] = {
@@ -97,6 +166,12 @@ def load_catalog(path: Path | None) -> dict[str, AgentSpec]:
         argv = ["claude", "-p", "--output-format", "json"]
         env = ["ANTHROPIC_API_KEY"]
         output = "json"
+
+        [agents.gpt-review]
+        kind = "openai"
+        model = "gpt-4.1-mini"
+        api_key_env = "OPENAI_API_KEY"
+        price = { input_per_mtok = 0.4, output_per_mtok = 1.6 }
     """
     catalog = dict(BUILTINS)
     if path is None:

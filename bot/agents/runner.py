@@ -102,7 +102,7 @@ async def run_agent(
         exit_code=None,
         timed_out=False,
         duration_s=0.0,
-        error=f"agent {spec.name!r}: http agents are not run by run_agent",
+        error=f"agent {spec.name!r}: {spec.kind} agents are models, called by bot.agents.models",
     )
 
 

@@ -72,7 +72,25 @@ def test_yaml_catalog_is_read_by_suffix(tmp_path: Path) -> None:
         pytest.param('kind = "command"\nargv = ["x"]\ntimeout_s = 0', "timeout_s",
                      id="zero-timeout"),
         pytest.param('kind = "builtin"', "no built-in agent", id="unknown-builtin"),
-        pytest.param('kind = "http"', "url", id="http-without-url"),
+        pytest.param('kind = "http"\nurl = "http://x"', "kind", id="http-is-gone"),
+        pytest.param('kind = "openai"\napi_key_env = "K"', "needs model", id="model-missing"),
+        pytest.param('kind = "anthropic"\nmodel = "m"', "api_key_env", id="real-service-without-key"),
+        pytest.param('kind = "openai"\nmodel = "m"\napi_key_env = "GITHUB_TOKEN"', "GITHUB_TOKEN",
+                     id="bot-token-as-api-key"),
+        pytest.param('kind = "openai"\nmodel = "m"\napi_key_env = "REVIEW_LOOP_X"', "REVIEW_LOOP_X",
+                     id="bot-setting-as-api-key"),
+        pytest.param('kind = "openai"\nmodel = "m"\napi_key_env = "K"\nbase_url = "ftp://h"',
+                     "base_url", id="base-url-not-http"),
+        pytest.param('kind = "openai"\nmodel = "m"\napi_key_env = "K"\nargv = ["x"]',
+                     "only for command agents", id="argv-on-a-model"),
+        pytest.param('kind = "command"\nargv = ["x"]\nmodel = "m"',
+                     "only for openai and anthropic", id="model-on-a-command"),
+        pytest.param('kind = "openai"\nmodel = "m"\napi_key_env = "K"\nprice = {input_per_mtok = 1}',
+                     "output_per_mtok", id="half-a-price"),
+        pytest.param('kind = "openai"\nmodel = "m"\napi_key_env = "K"\ntemperature = 3',
+                     "temperature", id="temperature-out-of-range"),
+        pytest.param('kind = "anthropic"\nmodel = "m"\napi_key_env = "K"\ntemperature = 0.5',
+                     "takes none", id="temperature-on-anthropic"),
     ],
 )  # fmt: skip
 def test_bad_entry_is_reported_with_file_and_agent_name(
@@ -108,3 +126,46 @@ def test_unusable_catalog_file_is_reported_with_its_path(
     with pytest.raises(CatalogError, match=complaint) as caught:
         load_catalog(path)
     assert str(path) in str(caught.value)
+
+
+MODELS_TOML = """
+[agents.gpt-review]
+kind = "openai"
+model = "gpt-4.1-mini"
+api_key_env = "OPENAI_API_KEY"
+max_retries = 2
+price = { input_per_mtok = 0.4, output_per_mtok = 1.6 }
+
+[agents.local-fix]
+kind = "openai"
+base_url = "http://127.0.0.1:11434/v1"
+model = "qwen2.5-coder"
+
+[agents.claude-verify]
+kind = "anthropic"
+model = "claude-sonnet-4-5"
+api_key_env = "ANTHROPIC_API_KEY"
+timeout_s = 30
+"""
+
+
+def test_model_agents_name_a_model_a_key_variable_and_a_price(tmp_path: Path) -> None:
+    """openai and anthropic entries carry their model settings, with defaults for the rest."""
+    path = tmp_path / "agents.toml"
+    path.write_text(MODELS_TOML)
+    catalog = load_catalog(path)
+
+    gpt = catalog["gpt-review"]
+    assert (gpt.kind, gpt.model, gpt.api_key_env, gpt.base_url) == (
+        "openai", "gpt-4.1-mini", "OPENAI_API_KEY", None
+    )
+    assert gpt.price is not None and (gpt.price.input_per_mtok, gpt.price.output_per_mtok) == (
+        0.4, 1.6
+    )
+    assert (gpt.max_retries, gpt.temperature, gpt.timeout_s) == (2, 0.0, 120.0)
+    local = catalog["local-fix"]
+    assert (local.base_url, local.api_key_env, local.price) == (
+        "http://127.0.0.1:11434/v1", None, None
+    )
+    claude = catalog["claude-verify"]
+    assert (claude.kind, claude.timeout_s) == ("anthropic", 30)
