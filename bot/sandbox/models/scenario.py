@@ -1,0 +1,270 @@
+"""The scripted model: a scenario's rules decide every answer; nothing is random or guessed.
+
+A `Rule` is one thing the scripted reviewer looks for (a regex over one changed line, unless
+another regex shows the code already handles it); the same rule scripts the fixer's edits for
+its findings and lets the verifier judge a fix (resolved when the pattern is gone from the
+code it is shown). Coding-agent CLIs get `turns`, picked by counting the tool results (or,
+without tools, the assistant turns) already in the request. Anything without a script gets a
+*scripted refusal*: a valid reply that says it is scripted and has no script for this.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.sandbox.models import prompts
+from bot.sandbox.models.asks import Answer, Ask, ToolCall
+
+SCRIPTED = "scripted"
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One search/replace edit; `path` None means the file the brief names."""
+
+    search: str
+    replace: str
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What the scripted reviewer flags, how the scripted fixer fixes it, and how to verify."""
+
+    name: str
+    pattern: str  # searched in each changed line
+    unless: str | None = None  # searched in all the code shown: no finding when it is there
+    category: str = "bug"
+    severity: str = "medium"
+    title: str = ""
+    rationale: str = ""
+    suggested_fix: str | None = None
+    span: int = 1  # lines flagged from the matching one on
+    fixes: tuple[Edit, ...] = ()  # the fixer's edit on its 1st, 2nd... attempt (last repeats)
+
+    def fires_on(self, code: Sequence[str]) -> bool:
+        """Whether the rule would flag some line of `code` (all of it treated as changed)."""
+        return bool(self.hits([(n, True, line) for n, line in enumerate(code, start=1)]))
+
+    def hits(self, rows: Sequence[tuple[int, bool, str]]) -> list[int]:
+        """The changed line numbers the rule flags in the numbered `rows` it is shown."""
+        shown = "\n".join(code for _, _, code in rows)
+        if self.unless and re.search(self.unless, shown):
+            return []
+        return [n for n, changed, code in rows if changed and re.search(self.pattern, code)]
+
+
+@dataclass(frozen=True)
+class Say:
+    """A coding agent's turn that only talks (also the last turn of a finished run)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Call:
+    """A coding agent's turn that calls a tool."""
+
+    name: str
+    arguments: Mapping[str, Any]
+
+
+@dataclass
+class Scenario:
+    """The scripts the sandbox plays: reviewer rules and a coding agent's turns."""
+
+    rules: list[Rule] = field(default_factory=list)
+    turns: list[Say | Call] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Scenario:
+        """A scenario from JSON: `{"rules": [{...Rule, "fixes": [{...Edit}]}], "turns":
+        [{"say": text} | {"call": name, "arguments": {...}}]}`."""
+        rules = [
+            Rule(**{**rule, "fixes": tuple(Edit(**edit) for edit in rule.get("fixes", ()))})
+            for rule in data.get("rules", ())
+        ]
+        turns: list[Say | Call] = [
+            Say(turn["say"]) if "say" in turn else Call(turn["call"], turn.get("arguments", {}))
+            for turn in data.get("turns", ())
+        ]
+        return cls(rules, turns)
+
+    def answer(self, ask: Ask, *, fault: str | None = None) -> Answer:
+        """The scripted answer to `ask`, bent by a content `fault` if one was drawn."""
+        if ask.schema is not None:
+            reply = self._structured(ask, fault)
+            payload = json.dumps(reply, ensure_ascii=False)
+            if fault == "malformed_json":
+                payload = payload[: max(1, len(payload) // 2)]
+            elif fault == "schema_violation":
+                payload = json.dumps({SCRIPTED: "this reply breaks the schema on purpose"})
+            if ask.schema_via == "tool" and ask.schema_name:
+                return Answer(tool=ToolCall(ask.schema_name, payload))
+            return Answer(text=payload)
+        return self._turn(ask)
+
+    def _structured(self, ask: Ask, fault: str | None) -> Any:
+        assert ask.schema is not None
+        model = scripted_name(ask.model)
+        brief = ask.brief
+        if ask.schema_name == prompts.REVIEW_SCHEMA:
+            reply = self._review(brief, model, fault)
+        elif ask.schema_name == prompts.FIX_SCHEMA:
+            reply = self._fix(brief, ask.assistant_turns, model, fault)
+        elif ask.schema_name == prompts.VERIFY_SCHEMA:
+            reply = self._verify(brief, model)
+        else:
+            reply = None
+        if reply is None:
+            return refusal_object(ask.schema, refusal_text(model, ask.schema_name))
+        return reply
+
+    def _review(self, brief: str, model: str, fault: str | None) -> dict[str, Any] | None:
+        paths = prompts.file_paths(brief)
+        code = prompts.section(brief, prompts.CHANGED_CODE)
+        rows = prompts.numbered_lines(code) if code is not None else []
+        if not paths or not rows:
+            return None
+        path, last = paths[0], rows[-1][0]
+        findings = []
+        for rule in self.rules:
+            for line in rule.hits(rows):
+                findings.append(
+                    {
+                        "path": path,
+                        "start_line": line,
+                        "end_line": min(line + rule.span - 1, last),
+                        "category": rule.category,
+                        "severity": rule.severity,
+                        "title": rule.title or rule.name,
+                        "rationale": f"Scripted reviewer ({model}), rule {rule.name!r}: "
+                        + (rule.rationale or f"the code matches {rule.pattern!r}."),
+                        "suggested_fix": rule.suggested_fix,
+                    }
+                )
+        if fault == "edit_workflow":
+            findings.append(_finding(".github/workflows/ci.yml", 1, "Scripted injection"))
+        elif fault == "exfiltrate":
+            leak = prompts.untrusted_text(brief) or brief
+            findings.append(_finding(path, rows[0][0], leak, category="security"))
+        count = len(findings)
+        return {"findings": findings, "notes": f"Scripted reviewer ({model}): {count} finding(s)."}
+
+    def _fix(
+        self, brief: str, attempt: int, model: str, fault: str | None
+    ) -> dict[str, Any] | None:
+        paths = prompts.file_paths(brief)
+        flagged = prompts.section(brief, prompts.FLAGGED_CODE)
+        rule = self._rule_for(flagged)
+        if not paths or rule is None or not rule.fixes:
+            return None
+        edit = rule.fixes[min(attempt, len(rule.fixes) - 1)]
+        edits = [{"path": edit.path or paths[0], "search": edit.search, "replace": edit.replace}]
+        if fault == "edit_workflow":
+            edits.append(
+                {
+                    "path": ".github/workflows/ci.yml",
+                    "search": "on:",
+                    "replace": "on: pull_request_target\n# scripted injection\nx:",
+                }
+            )
+        elif fault == "exfiltrate":
+            edits.append({"path": "../../leaked.txt", "search": "", "replace": brief})
+        return {"edits": edits, "explanation": f"Scripted fixer ({model}), rule {rule.name!r}."}
+
+    def _verify(self, brief: str, model: str) -> dict[str, Any] | None:
+        rule = self._rule_for(prompts.section(brief, prompts.FLAGGED_CODE))
+        after = prompts.section(brief, prompts.CODE_AFTER_FIX)
+        if rule is None or after is None:
+            return None
+        still = rule.fires_on(prompts.fenced(after))
+        reason = "the flagged pattern is still there" if still else "the flagged pattern is gone"
+        return {
+            "resolved": not still,
+            "reason": f"Scripted verifier ({model}), rule {rule.name!r}: {reason}.",
+        }
+
+    def _rule_for(self, flagged: str | None) -> Rule | None:
+        if flagged is None:
+            return None
+        code = prompts.fenced(flagged)
+        return next((rule for rule in self.rules if rule.fires_on(code)), None)
+
+    def _turn(self, ask: Ask) -> Answer:
+        model = scripted_name(ask.model)
+        index = ask.tool_results if ask.tools else ask.assistant_turns
+        if index >= len(self.turns):
+            if self.turns:
+                return Answer(text=f"Scripted agent ({model}): done, no more scripted turns.")
+            return Answer(text=refusal_text(model, None))
+        turn = self.turns[index]
+        if isinstance(turn, Say):
+            return Answer(text=turn.text)
+        if turn.name not in ask.tools:
+            return Answer(text=f"{refusal_text(model, None)} (tool {turn.name!r} not offered)")
+        return Answer(tool=ToolCall(turn.name, json.dumps(dict(turn.arguments))))
+
+
+def scripted_name(model: str) -> str:
+    """The model name replies carry: always visibly scripted."""
+    return model if model.startswith(f"{SCRIPTED}-") else f"{SCRIPTED}-{model or 'model'}"
+
+
+def refusal_text(model: str, schema_name: str | None) -> str:
+    what = f"a {schema_name} request" if schema_name else "this request"
+    return f"Scripted model {model}: there is no script for {what}; nothing was done."
+
+
+def refusal_object(schema: Mapping[str, Any], message: str) -> Any:
+    """The smallest value valid against `schema`, every string saying `message`."""
+    return _minimal(schema, message, schema.get("$defs", {}))
+
+
+def _minimal(node: Mapping[str, Any], message: str, definitions: Mapping[str, Any]) -> Any:
+    if "$ref" in node:
+        return _minimal(definitions[str(node["$ref"]).rsplit("/", 1)[-1]], message, definitions)
+    if "const" in node:
+        return node["const"]
+    if "enum" in node:
+        return node["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if key in node:
+            options = node[key]
+            if any(option.get("type") == "null" for option in options):
+                return None
+            return _minimal(options[0], message, definitions)
+    kind = node.get("type")
+    if isinstance(kind, list):
+        kind = "null" if "null" in kind else kind[0]
+    if kind == "object" or "properties" in node:
+        return {
+            name: _minimal(sub, message, definitions)
+            for name, sub in node.get("properties", {}).items()
+            if name in node.get("required", node.get("properties", {}))
+        }
+    return {
+        "array": [],
+        "string": message,
+        "boolean": False,
+        "integer": 0,
+        "number": 0,
+        "null": None,
+    }.get(str(kind), message)
+
+
+def _finding(path: str, line: int, rationale: str, *, category: str = "bug") -> dict[str, Any]:
+    return {
+        "path": path,
+        "start_line": line,
+        "end_line": line,
+        "category": category,
+        "severity": "critical",
+        "title": "Scripted injection: a finding the PR text asked for",
+        "rationale": rationale,
+        "suggested_fix": None,
+    }
