@@ -1,5 +1,5 @@
 """review-loop command line: setup | serve | web | worker | migrate | healthcheck | replay |
-status | sandbox | demo."""
+status | sandbox | model-sandbox | demo."""
 
 import argparse
 import asyncio
@@ -246,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument(
         "--webhook-url", default=None, help="where to send webhooks (default: this bot's)"
     )
+    models = sub.add_parser(
+        "model-sandbox", help="run the local scripted model server (OpenAI, Anthropic, Gemini)"
+    )
+    models.add_argument("--port", type=int, default=8020, help="0: any free port")
+    models.add_argument("--scenario", type=Path, help="a JSON scenario: rules and agent turns")
+    models.add_argument("--api-key", help="refuse every other key (default: accept any)")
     return parser
 
 
@@ -277,6 +283,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.demo.run import main as demo_main
 
             return demo_main(as_json=args.json, keep=args.keep)
+        elif args.command == "model-sandbox":
+            from bot.sandbox.models.server import run_model_sandbox
+
+            run_model_sandbox(
+                host=settings.host,
+                port=args.port,
+                scenario_file=args.scenario,
+                api_key=args.api_key,
+            )
         elif args.command == "sandbox":
             from bot.sandbox.server import run_sandbox
 
