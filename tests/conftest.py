@@ -22,6 +22,7 @@ from bot.webhooks.routing import Router
 from bot.worker import wire
 from tests.fakes.github import FakeGitHub
 from tests.gitrepos import INITIAL_FILES, GitRepo, Remote
+from tests.modelsandbox import model_server, models  # noqa: F401 - shared fixtures
 from tests.support import SECRET
 
 SERVER_URL_VAR = "REVIEW_LOOP_TEST_DATABASE_URL"

@@ -81,7 +81,7 @@ class OpenAIResponses:
             )
         usage = {
             "input_tokens": reply.usage.prompt_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": reply.usage.completion_tokens,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": reply.usage.total_tokens,

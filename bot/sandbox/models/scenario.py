@@ -37,13 +37,16 @@ class Rule:
 
     name: str
     pattern: str  # searched in each changed line
-    unless: str | None = None  # searched in all the code shown: no finding when it is there
+    unless: str | None = None  # no finding when this is in the matching line or just after
+    lookahead: int = 3  # how many lines after the matching one `unless` looks at
     category: str = "bug"
     severity: str = "medium"
     title: str = ""
     rationale: str = ""
     suggested_fix: str | None = None
     span: int = 1  # lines flagged from the matching one on
+    changed_only: bool = True  # False: a sloppy reviewer that also flags context lines
+    line_offset: int = 0  # a reviewer that miscounts: reports lines shifted by this much
     fixes: tuple[Edit, ...] = ()  # the fixer's edit on its 1st, 2nd... attempt (last repeats)
 
     def fires_on(self, code: Sequence[str]) -> bool:
@@ -51,11 +54,16 @@ class Rule:
         return bool(self.hits([(n, True, line) for n, line in enumerate(code, start=1)]))
 
     def hits(self, rows: Sequence[tuple[int, bool, str]]) -> list[int]:
-        """The changed line numbers the rule flags in the numbered `rows` it is shown."""
-        shown = "\n".join(code for _, _, code in rows)
-        if self.unless and re.search(self.unless, shown):
-            return []
-        return [n for n, changed, code in rows if changed and re.search(self.pattern, code)]
+        """The line numbers the rule flags among the numbered `rows` it is shown."""
+        flagged = []
+        for index, (number, changed, code) in enumerate(rows):
+            if not (changed or not self.changed_only) or not re.search(self.pattern, code):
+                continue
+            nearby = "\n".join(row[2] for row in rows[index : index + 1 + self.lookahead])
+            if self.unless and re.search(self.unless, nearby):
+                continue
+            flagged.append(number + self.line_offset)
+        return flagged
 
 
 @dataclass(frozen=True)
@@ -138,7 +146,7 @@ class Scenario:
                     {
                         "path": path,
                         "start_line": line,
-                        "end_line": min(line + rule.span - 1, last),
+                        "end_line": max(line, min(line + rule.span - 1, last)),
                         "category": rule.category,
                         "severity": rule.severity,
                         "title": rule.title or rule.name,
@@ -151,7 +159,8 @@ class Scenario:
             findings.append(_finding(".github/workflows/ci.yml", 1, "Scripted injection"))
         elif fault == "exfiltrate":
             leak = prompts.untrusted_text(brief) or brief
-            findings.append(_finding(path, rows[0][0], leak, category="security"))
+            line = next((number for number, changed, _ in rows if changed), rows[0][0])
+            findings.append(_finding(path, line, leak, category="security"))
         count = len(findings)
         return {"findings": findings, "notes": f"Scripted reviewer ({model}): {count} finding(s)."}
 

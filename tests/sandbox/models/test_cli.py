@@ -1,0 +1,50 @@
+"""`review-loop model-sandbox`: print the base URLs, serve, stop on Ctrl-C."""
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+
+def test_model_sandbox_prints_base_urls_and_serves_a_scenario(tmp_path: Path) -> None:
+    """It prints where to point each SDK or CLI, answers from the scenario file, stops on ^C."""
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(json.dumps({"turns": [{"say": "hello from the script"}]}))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "model-sandbox",
+            "--port",
+            "0",
+            "--scenario",
+            str(scenario),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "REVIEW_LOOP_DATA_DIR": str(tmp_path / "data")},
+    )
+    try:
+        assert process.stdout is not None
+        urls = {}
+        for line in process.stdout:
+            if "base_url" in line or "BASE_URL" in line:
+                urls[line.split(":", 1)[0].strip()] = line.rsplit(" ", 1)[-1].strip()
+            if line.startswith("Press Ctrl-C"):
+                break
+        openai_url = urls["OpenAI chat completions / Responses base_url"]
+        assert openai_url.endswith("/v1")
+        response = httpx.post(
+            openai_url + "/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert response.json()["choices"][0]["message"]["content"] == "hello from the script"
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+        if process.stdout:
+            process.stdout.close()
