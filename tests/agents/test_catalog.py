@@ -74,7 +74,8 @@ def test_yaml_catalog_is_read_by_suffix(tmp_path: Path) -> None:
         pytest.param('kind = "builtin"', "no built-in agent", id="unknown-builtin"),
         pytest.param('kind = "http"\nurl = "http://x"', "kind", id="http-is-gone"),
         pytest.param('kind = "openai"\napi_key_env = "K"', "needs model", id="model-missing"),
-        pytest.param('kind = "anthropic"\nmodel = "m"', "api_key_env", id="real-service-without-key"),
+        pytest.param('kind = "anthropic"\nmodel = "m"', "api_key_env",
+                     id="real-service-without-key"),
         pytest.param('kind = "openai"\nmodel = "m"\napi_key_env = "GITHUB_TOKEN"', "GITHUB_TOKEN",
                      id="bot-token-as-api-key"),
         pytest.param('kind = "openai"\nmodel = "m"\napi_key_env = "REVIEW_LOOP_X"', "REVIEW_LOOP_X",
@@ -85,8 +86,8 @@ def test_yaml_catalog_is_read_by_suffix(tmp_path: Path) -> None:
                      "only for command agents", id="argv-on-a-model"),
         pytest.param('kind = "command"\nargv = ["x"]\nmodel = "m"',
                      "only for openai and anthropic", id="model-on-a-command"),
-        pytest.param('kind = "openai"\nmodel = "m"\napi_key_env = "K"\nprice = {input_per_mtok = 1}',
-                     "output_per_mtok", id="half-a-price"),
+        pytest.param('kind = "openai"\nmodel = "m"\napi_key_env = "K"\n'
+                     'price = {input_per_mtok = 1}', "output_per_mtok", id="half-a-price"),
         pytest.param('kind = "openai"\nmodel = "m"\napi_key_env = "K"\ntemperature = 3',
                      "temperature", id="temperature-out-of-range"),
         pytest.param('kind = "anthropic"\nmodel = "m"\napi_key_env = "K"\ntemperature = 0.5',
@@ -157,15 +158,21 @@ def test_model_agents_name_a_model_a_key_variable_and_a_price(tmp_path: Path) ->
 
     gpt = catalog["gpt-review"]
     assert (gpt.kind, gpt.model, gpt.api_key_env, gpt.base_url) == (
-        "openai", "gpt-4.1-mini", "OPENAI_API_KEY", None
+        "openai",
+        "gpt-4.1-mini",
+        "OPENAI_API_KEY",
+        None,
     )
     assert gpt.price is not None and (gpt.price.input_per_mtok, gpt.price.output_per_mtok) == (
-        0.4, 1.6
+        0.4,
+        1.6,
     )
     assert (gpt.max_retries, gpt.temperature, gpt.timeout_s) == (2, 0.0, 120.0)
     local = catalog["local-fix"]
     assert (local.base_url, local.api_key_env, local.price) == (
-        "http://127.0.0.1:11434/v1", None, None
+        "http://127.0.0.1:11434/v1",
+        None,
+        None,
     )
     claude = catalog["claude-verify"]
     assert (claude.kind, claude.timeout_s) == ("anthropic", 30)
