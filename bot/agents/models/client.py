@@ -81,6 +81,8 @@ class ModelClient:
                     value = schema.model_validate_json(completion.text)
                 except ValidationError as error:
                     problem = describe_validation(error)
+                    if completion.problem:  # e.g. cut at the token limit: say both
+                        problem = f"{completion.problem}; {problem}"
                 else:
                     return Reply(value, completion.text, tuple(calls))
             if repair:

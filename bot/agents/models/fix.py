@@ -103,7 +103,7 @@ async def fix_finding(
         raise FixFailed(
             f"agent {name!r}: cannot show {finding.path} to the fixer ({error.__class__.__name__})"
         ) from None
-    brief = build_fix_brief(finding, text, untrusted_text, window_lines)
+    brief = build_fix_brief(finding, text, untrusted_text, window_lines, allowed)
     calls: list[ModelCall] = []
     history: list[Turn] = []
     prompt = brief
@@ -139,7 +139,13 @@ async def fix_finding(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def build_fix_brief(finding: Finding, text: str, untrusted_text: str, window_lines: int) -> str:
+def build_fix_brief(
+    finding: Finding,
+    text: str,
+    untrusted_text: str,
+    window_lines: int,
+    allowed: Sequence[str] = (),
+) -> str:
     """The fixer's brief: the finding, its flagged code, the file around it, quoted context."""
     span = (
         f"line {finding.start_line}"
@@ -152,6 +158,7 @@ def build_fix_brief(finding: Finding, text: str, untrusted_text: str, window_lin
         "Fix one finding in one file.",
         "",
         f"File: {finding.path}",
+        f"Files you may edit: {', '.join(allowed or [finding.path])}",
         "",
         "## Finding",
         f"{finding.analyzer} {finding.rule} ({finding.category}) at {span}: "
