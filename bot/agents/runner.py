@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
 import re
-import signal
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -17,18 +14,18 @@ from typing import Any
 
 from ruff.__main__ import find_ruff_bin  # type: ignore[import-untyped]
 
+from bot import process
 from bot.agents.briefs import redact_secrets
 from bot.agents.catalog import AgentSpec
-from bot.git.cmd import kill_process_group, redact
+from bot.git.cmd import redact
 
 BRIEF_FILE_ENV = "REVIEW_LOOP_BRIEF_FILE"
-GROUP_EXIT_WAIT_S = 5.0
 # Passed through from the server's environment to every agent; everything else is dropped
 # unless the catalog allow-lists it for that agent.
 SAFE_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM")
 TAIL_BYTES = 8_000
 MAX_OUTPUT_BYTES = 8_000_000
-KILL_GRACE_S = 5.0
+KILL_GRACE_S = process.KILL_GRACE_S
 _RULE = re.compile(r"[A-Z]+[0-9]*")
 
 
@@ -306,65 +303,30 @@ async def _contained(
     timeout_s: float,
     kill_grace_s: float,
 ) -> _Capture:
-    """Run `argv` in its own process group; on timeout TERM then KILL the whole group.
-
-    Whatever the process leaves running in its group is killed when it exits, too. Input and
-    output go through files, not pipes, so a leftover child holding them cannot stall us.
-    """
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="review-loop-io-") as scratch:
-        io_dir = Path(scratch)
-        (io_dir / "stdin").write_bytes(stdin or b"")
-        with (
-            (io_dir / "stdin").open("rb") as stdin_file,
-            (io_dir / "stdout").open("wb") as stdout_file,
-            (io_dir / "stderr").open("wb") as stderr_file,
-        ):
-            try:
-                proc = await asyncio.create_subprocess_exec(
-                    *argv,
-                    cwd=cwd,
-                    env=dict(env),
-                    stdin=stdin_file if stdin is not None else asyncio.subprocess.DEVNULL,
-                    stdout=stdout_file,
-                    stderr=stderr_file,
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                error = f"cannot start {argv[0]}: {exc}"
-                return _Capture(None, False, b"", b"", False, 0.0, error=error)
-        timed_out = False
-        try:
-            await asyncio.wait_for(proc.wait(), max(timeout_s, 0.001))
-        except TimeoutError:
-            timed_out = True
-            kill_process_group(proc.pid, signal.SIGTERM)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), kill_grace_s)
-        finally:
-            # Children that outlive the agent, or ignore SIGTERM, go with the group.
-            kill_process_group(proc.pid, signal.SIGKILL)
-            if proc.returncode is None:
-                await proc.wait()
-            await _wait_group_gone(proc.pid)
-        stdout, truncated = _read_capped(io_dir / "stdout", MAX_OUTPUT_BYTES)
-        stderr, _ = _read_capped(io_dir / "stderr", TAIL_BYTES)
+    """Run `argv` contained (`bot.process.run`: its own group, killed as a whole on timeout
+    and when it exits); a program that cannot start is a capture with an error."""
+    try:
+        done = await process.run(
+            argv,
+            cwd=cwd,
+            env=env,
+            timeout_s=max(timeout_s, 0.001),
+            stdin=stdin,
+            stdout_limit=MAX_OUTPUT_BYTES,
+            stderr_limit=TAIL_BYTES,
+            kill_grace_s=kill_grace_s,
+        )
+    except process.CannotStart as exc:
+        error = f"cannot start {argv[0]}: {exc.__cause__ or exc}"
+        return _Capture(None, False, b"", b"", False, 0.0, error=error)
     return _Capture(
-        exit_code=proc.returncode,
-        timed_out=timed_out,
-        stdout=stdout,
-        stderr=stderr,
-        stdout_truncated=truncated,
-        duration_s=time.monotonic() - started,
+        exit_code=done.returncode,
+        timed_out=done.timed_out,
+        stdout=done.stdout,
+        stderr=done.stderr,
+        stdout_truncated=done.stdout_truncated,
+        duration_s=done.duration_s,
     )
-
-
-def _read_capped(path: Path, limit: int) -> tuple[bytes, bool]:
-    """The last `limit` bytes of `path`, and whether anything before them was dropped."""
-    with path.open("rb") as file:
-        size = file.seek(0, os.SEEK_END)
-        file.seek(max(0, size - limit))
-        return file.read(), size > limit
 
 
 def _tail(data: bytes | bytearray, secrets: Sequence[str]) -> str:
@@ -375,24 +337,3 @@ def _tail(data: bytes | bytearray, secrets: Sequence[str]) -> str:
 def _is_relative_inside(path: str) -> bool:
     pure = PurePosixPath(path)
     return bool(path) and not pure.is_absolute() and ".." not in pure.parts and path[0] != "-"
-
-
-def _group_alive(pgid: int) -> bool:
-    """True while a process of group `pgid` runs (zombies awaiting their reaper count as gone)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[2] == str(pgid) and fields[0] != "Z":
-            return True
-    return False
-
-
-async def _wait_group_gone(pgid: int) -> None:
-    """SIGKILL is delivered asynchronously: wait (briefly) until the group has really died."""
-    if not Path("/proc").is_dir():
-        return
-    deadline = time.monotonic() + GROUP_EXIT_WAIT_S
-    while _group_alive(pgid) and time.monotonic() < deadline:  # noqa: ASYNC110 - polling /proc
-        await asyncio.sleep(0.01)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from bot.audit.findings import Finding
 from bot.audit.globs import path_matches
-from bot.audit.runners import DEFAULT_TIMEOUT_S
-from bot.process import AuditError, run_command
+from bot.audit.runners import DEFAULT_TIMEOUT_S, AuditError, run_tool
 
 __all__ = ["changed_lines", "filter_ignored", "filter_to_changed", "parse_unified_zero_diff"]
 
@@ -40,13 +40,13 @@ async def changed_lines(
         f"{base}...{head}",
         "--",
     ]
-    result = await run_command(args, repo, timeout_s)
+    result = await run_tool(args, repo, timeout_s, os.environ)
     if result.returncode != 0:
         raise AuditError(
             f"git diff {base}...{head} failed in {repo} (exit code {result.returncode}); "
-            f"are both commits fetched? git said: {result.stderr.strip()}"
+            f"are both commits fetched? git said: {result.stderr_text.strip()}"
         )
-    return parse_unified_zero_diff(result.stdout)
+    return parse_unified_zero_diff(result.stdout_text)
 
 
 def parse_unified_zero_diff(diff: str) -> dict[str, set[int]]:

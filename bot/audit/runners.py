@@ -12,7 +12,7 @@ from ruff.__main__ import find_ruff_bin  # type: ignore[import-untyped]
 
 from bot.audit.findings import Finding, number_occurrences
 from bot.audit.sarif import SarifError, parse_sarif
-from bot.process import AuditError, Completed, run_command
+from bot.process import CannotStart, Completed, run
 
 __all__ = [
     "AUDITORS",
@@ -22,6 +22,7 @@ __all__ = [
     "parse_format_diff",
     "run_ruff",
     "run_ruff_format",
+    "run_tool",
 ]
 
 DEFAULT_TIMEOUT_S = 120.0
@@ -37,6 +38,25 @@ _HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _PARSE_FAILURE = re.compile(r"^error: Failed to parse ")
 
 
+class AuditError(RuntimeError):
+    """An auditor could not run or its output could not be read; the message says why."""
+
+
+async def run_tool(
+    args: Sequence[str], cwd: Path, timeout_s: float, env: Mapping[str, str]
+) -> Completed:
+    """Run an analyzer (or git) for an audit, without stdin; AuditError if it cannot start
+    or overruns. Its exit code is the caller's to judge."""
+    name = " ".join(args[:2])
+    try:
+        result = await run(args, cwd=cwd, env=env, timeout_s=timeout_s, kill_grace_s=0)
+    except CannotStart as exc:
+        raise AuditError(f"cannot start {name} in {cwd}: {exc.__cause__}") from exc
+    if result.timed_out:
+        raise AuditError(f"{name} did not finish within {timeout_s:g} s in {cwd}")
+    return result
+
+
 async def run_ruff(
     worktree: Path, paths: Sequence[str] | None = None, *, timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> list[Finding]:
@@ -49,7 +69,7 @@ async def run_ruff(
     if result.returncode != 0:
         raise AuditError(_failure("ruff check", result))
     try:
-        doc = json.loads(result.stdout)
+        doc = json.loads(result.stdout_text)
         if not isinstance(doc, Mapping):
             raise SarifError("the SARIF document is not a JSON object")
         findings = parse_sarif(doc, "ruff", worktree)
@@ -68,13 +88,13 @@ async def run_ruff_format(
         return []
     args = ["format", "--diff", "--no-cache", "--force-exclude", "--", *(targets or ["."])]
     result = await _run_ruff(worktree, args, timeout_s)
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    errors = [line for line in result.stderr_text.splitlines() if line.startswith("error:")]
     tolerated = result.returncode in (0, 1) or (
         result.returncode == 2 and errors and all(_PARSE_FAILURE.match(e) for e in errors)
     )
     if not tolerated:
         raise AuditError(_failure("ruff format --diff", result))
-    return parse_format_diff(result.stdout, worktree)
+    return parse_format_diff(result.stdout_text, worktree)
 
 
 def parse_format_diff(diff: str, root: Path) -> list[Finding]:
@@ -214,7 +234,7 @@ async def _run_ruff(worktree: Path, args: Sequence[str], timeout_s: float) -> Co
         # Ruff looks for configuration above the worktree too; a checkout without its own
         # root config must not be judged by whatever project the data directory sits in.
         args = [*args[:1], "--isolated", *args[1:]]
-    return await run_command([str(find_ruff_bin()), *args], worktree, timeout_s, env)
+    return await run_tool([str(find_ruff_bin()), *args], worktree, timeout_s, env)
 
 
 def _has_ruff_config(directory: Path) -> bool:
@@ -236,7 +256,7 @@ def _outer_ruff_config(worktree: Path) -> Path | None:
 
 
 def _failure(command: str, result: Completed) -> str:
-    detail = result.stderr.strip() or result.stdout.strip()[:2000] or "no output"
+    detail = result.stderr_text.strip() or result.stdout_text.strip()[:2000] or "no output"
     return (
         f"{command} failed with exit code {result.returncode}. Check the repository's ruff "
         f"configuration (pyproject.toml / ruff.toml). ruff said:\n{detail}"

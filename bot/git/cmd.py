@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import os
 import re
-import signal
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from bot.process import run
 
 DEFAULT_TIMEOUT_S = 300.0
 AUTH_USER = "x-access-token"
@@ -82,12 +82,6 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return _URL_USERINFO.sub(r"\g<scheme>***@", text)
 
 
-def kill_process_group(pid: int, sig: signal.Signals = signal.SIGKILL) -> None:
-    """Send `sig` to the process group led by `pid`; a group that is already gone is fine."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
 async def git(
     *args: str,
     cwd: Path,
@@ -98,35 +92,14 @@ async def git(
     """Run `git *args` in `cwd` and return its stdout; raise `GitError` on failure.
 
     `env` is added to the server's environment. The process runs in its own process group,
-    which is killed as a whole on timeout or cancellation.
+    which is killed as a whole on timeout or cancellation (see `bot.process.run`).
     """
     full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
-    secrets = secrets_in_env(env)
-    proc = await asyncio.create_subprocess_exec(
-        "git",
-        *args,
-        cwd=cwd,
-        env=full_env,
-        stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(proc.communicate(input), timeout)
-    except TimeoutError:
-        kill_process_group(proc.pid)
-        await proc.wait()
-        raise GitTimeout(
-            [redact(a, secrets) for a in args], -9, f"timed out after {timeout:g} s"
-        ) from None
-    except BaseException:
-        kill_process_group(proc.pid)
-        raise
-    if proc.returncode != 0:
-        raise GitError(
-            [redact(a, secrets) for a in args],
-            proc.returncode if proc.returncode is not None else -1,
-            redact(stderr.decode(errors="replace"), secrets),
-        )
-    return stdout.decode(errors="replace")
+    done = await run(["git", *args], cwd=cwd, env=full_env, timeout_s=timeout, stdin=input)
+    if done.timed_out or done.returncode != 0:
+        secrets = secrets_in_env(env)
+        redacted = [redact(a, secrets) for a in args]
+        if done.timed_out:
+            raise GitTimeout(redacted, -9, f"timed out after {timeout:g} s")
+        raise GitError(redacted, done.returncode, redact(done.stderr_text, secrets))
+    return done.stdout_text

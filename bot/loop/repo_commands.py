@@ -2,15 +2,17 @@
 way CI would run them: a shell, a temporary HOME, and neither the App's token nor any agent's
 key in their environment."""
 
-import asyncio
-import contextlib
 import os
 import shutil
-import signal
 import tempfile
 from pathlib import Path
 
+from bot.process import run
+
 SETUP_TIMEOUT_S = 900.0
+OUTPUT_TAIL_CHARS = 2000
+# Bytes kept of the command's output: the tail of the message, with room for wide characters.
+OUTPUT_LIMIT = 4 * OUTPUT_TAIL_CHARS
 
 
 class RepoCommandFailed(Exception):
@@ -22,7 +24,7 @@ async def run_repo_command(
 ) -> None:
     """A command of the repository's config (`setup`, `test`), run in the worktree the way CI
     would run it: a shell, a temporary HOME, and neither the App's token nor any agent's key
-    in its environment."""
+    in its environment. Cancelling the caller (lease lost, shutdown) stops the command too."""
     home = tempfile.mkdtemp(prefix="review-loop-setup-home-")
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -31,32 +33,19 @@ async def run_repo_command(
         "LANG": os.environ.get("LANG", "C.UTF-8"),
     }
     try:
-        proc = await asyncio.create_subprocess_exec(
-            "sh",
-            "-c",
-            command,
+        done = await run(
+            ["sh", "-c", command],
             cwd=worktree,
             env=env,
-            start_new_session=True,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+            timeout_s=timeout_s,
+            stdout_limit=OUTPUT_LIMIT,
+            stderr_to_stdout=True,
+            kill_grace_s=0,  # a command past its time is stopped at once, as CI would
         )
-        try:
-            out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
-        except TimeoutError:
-            _kill_group(proc.pid)
-            await proc.wait()
-            raise RepoCommandFailed(f"{what} command timed out after {timeout_s:.0f} s") from None
-        except asyncio.CancelledError:  # the task stopped (lease lost, shutdown): so does setup
-            _kill_group(proc.pid)
-            raise
-        if proc.returncode != 0:
-            tail = out.decode(errors="replace")[-2000:]
-            raise RepoCommandFailed(f"{what} command exited {proc.returncode}: {tail}")
     finally:
         shutil.rmtree(home, ignore_errors=True)
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+    if done.timed_out:
+        raise RepoCommandFailed(f"{what} command timed out after {timeout_s:.0f} s")
+    if done.returncode != 0:
+        tail = done.stdout_text[-OUTPUT_TAIL_CHARS:]
+        raise RepoCommandFailed(f"{what} command exited {done.returncode}: {tail}")
