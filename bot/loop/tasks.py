@@ -12,7 +12,8 @@ from functools import partial
 from procrastinate import RetryStrategy
 
 from bot.engine.queue import Job
-from bot.loop.fix.runner import LEASE_TTL_S, FixRunner, TaskFailed, holder_name
+from bot.loop.fix.job import TaskFailed
+from bot.loop.fix.runner import LEASE_TTL_S, holder_name, run_fix
 from bot.loop.fleet import Fleet
 from bot.loop.reconcile.reconciler import PrReconciler
 from bot.loop.store import LoopStore
@@ -79,7 +80,7 @@ async def run_fix_task(fleet: Fleet, task_id: int) -> None:
         try:
             async with runtime.github.installation_client(row.installation_id) as gh:
                 api = await runtime.github.repo_api(gh, row.repo)
-                await FixRunner(fleet, api, row, lease).run()
+                await run_fix(fleet, api, row, lease)
         except TaskFailed as exc:
             log.warning(
                 "fix task %s for #%s ended %s: %s",

@@ -1,11 +1,29 @@
-"""What counts as fixed: the findings an issue names, and whether a change removed them and
-added nothing. Pure functions; line numbers never count, since fixes move lines."""
+"""What counts as fixed, and the checks a change passes before it is committed or landed.
+
+The pure part: the findings an issue names, and whether a change removed them and added
+nothing (line numbers never count, since fixes move lines). Then the steps that run it: the
+agent's change checked, the judging analyzers run after the fix, a branch judged as a whole
+against a base, the repository's `test` command, and the audit of the bot's own fix PR.
+"""
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
+from bot.agents.diffcheck import check_change
+from bot.agents.routing import DEFAULT_AGENTS
+from bot.audit.commits import audit_commit
+from bot.audit.diffs import changed_lines, filter_ignored, filter_to_changed
 from bot.audit.findings import Finding, normalise_code
 from bot.audit.groups import FindingGroup
+from bot.audit.runners import audit
+from bot.git.worktrees import Worktree, changed_files
+from bot.github.markers import parse_marker
+from bot.loop.checks import fix_pr_verdict, upsert_loop_check
+from bot.loop.fix.branch import head_of, reset_worktree
+from bot.loop.fix.job import FixJob, TaskFailed
+from bot.loop.repo_commands import RepoCommandFailed, run_repo_command
+
+AGENT_ANALYZERS = {agent: [analyzer] for analyzer, agent in DEFAULT_AGENTS.items()}
 
 
 def _key(f: Finding) -> tuple[str, str, str, str]:
@@ -43,3 +61,101 @@ def targets_of(findings: list[Finding], marker: dict[str, object]) -> list[Findi
         if len(same) > 1 and FindingGroup(tuple(same)).fingerprint == fp:
             return same
     return []
+
+
+def judges_of(targets: Sequence[Finding], agent: str, auditors: Sequence[str]) -> list[str]:
+    """The analyzers that judge a fix (DESIGN 1.6): those that produced its findings; for a
+    person's issue, which has none, the agent's own analyzer, or all of them."""
+    return sorted({f.analyzer for f in targets}) or AGENT_ANALYZERS.get(agent, list(auditors))
+
+
+def fixed_earlier(
+    base_findings: list[Finding], marker: dict[str, object], now: list[Finding], ignore: list[str]
+) -> bool:
+    """For a task resumed from its branch, whose finding is gone from the worktree: True when
+    the branch's earlier commits removed it without adding any, False when it was already
+    gone at the base commit. Raises TaskFailed when the earlier commits fail verification."""
+    base_targets = targets_of(base_findings, marker)
+    if not base_targets:
+        return False
+    judges = {f.analyzer for f in base_targets}
+    now = filter_ignored(now, ignore)  # as the base's audit was
+    why = verify(
+        [f for f in base_findings if f.analyzer in judges],
+        [f for f in now if f.analyzer in judges],
+        base_targets,
+    )
+    if why:
+        raise TaskFailed("refused", f"the work resumed from the branch fails: {why}")
+    return True
+
+
+async def check_agent_change(wt: Worktree, agent: str) -> None:
+    """Refuse a change that touches what no agent may touch, or that changes nothing."""
+    problems = await check_change(wt.path, "HEAD")
+    if problems:
+        tampered = any("git" in p and ("config" in p or "hook" in p) for p in problems)
+        raise TaskFailed("refused", "; ".join(problems), tampered=tampered)
+    if not await changed_files(wt, "HEAD"):
+        raise TaskFailed("failed", f"agent {agent} changed nothing")
+
+
+async def verify_fix(
+    wt: Worktree, before: list[Finding], targets: list[Finding], judges: list[str]
+) -> None:
+    """Run the judges on the fixed worktree; refuse the fix unless its targets are gone and
+    nothing new appeared."""
+    after = await audit(wt.path, judges)
+    why = verify([f for f in before if f.analyzer in judges], after, targets)
+    if why:
+        raise TaskFailed("refused", f"verification failed: {why}")
+
+
+async def run_tests(wt: Worktree, command: str, *, undo: bool) -> None:
+    """The repository's `test` command on the committed change (DESIGN 1.6). Whatever the
+    tests leave in the worktree is discarded; on failure, with `undo`, so is the commit."""
+    try:
+        await run_repo_command(wt.path, command, what="test")
+    except RepoCommandFailed as exc:
+        await reset_worktree(wt, "HEAD~1" if undo else "HEAD")
+        raise TaskFailed("refused", f"the repository's tests fail with this change: {exc}") from exc
+    await reset_worktree(wt)
+
+
+async def verify_against(job: FixJob, wt: Worktree, base: str, fixed: list[int]) -> str | None:
+    """Why the worktree's change on top of `base` must not land, or None: judged like a new
+    fix (the findings of the `fixed` issues gone, nothing new, the repository's tests pass)."""
+    config = job.config
+    before = await audit_commit(
+        job.fleet.mirrors, job.mirror, job.task.repo, base, config, base_sha=None
+    )
+    targets: list[Finding] = []
+    for number in fixed:
+        issue = await job.api.get_issue(number)
+        targets += targets_of(before, parse_marker(issue.body) or {})
+    judges = sorted({f.analyzer for f in targets}) or config.auditors
+    after = filter_ignored(await audit(wt.path, judges), config.ignore)  # as `before` is
+    why = verify([f for f in before if f.analyzer in judges], after, targets)
+    if why is None and config.test:
+        try:
+            await run_tests(wt, config.test, undo=False)
+        except TaskFailed as exc:
+            why = exc.reason
+    return why
+
+
+async def audit_fix_pr(job: FixJob, wt: Worktree) -> None:
+    """The fleet audits its own work (one level deep, unless `max_depth: 0`): every auditor
+    on the lines the fix changed since the task's base, shown as the fix PR's check run,
+    never filed."""
+    task, config = job.task, job.config
+    if task.pr_number is None or config.max_depth < 1:
+        return  # a person's issue: its fix PR runs the whole loop as a PR of its own
+    head = await head_of(wt)
+    findings = await audit(wt.path, config.auditors)
+    if config.changed_lines_only:
+        changed = await changed_lines(job.mirror, task.base_sha, head)
+        findings = filter_to_changed(findings, changed)
+    findings = filter_ignored(findings, config.ignore)
+    await job.check_lease()
+    await upsert_loop_check(job.api, head, *fix_pr_verdict(findings), findings)

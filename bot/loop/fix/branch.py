@@ -1,0 +1,106 @@
+"""The task's branch: where it stands on the mirror, its commits, and pushing it to GitHub.
+
+The bot commits and pushes, never the agent; a push carries the token, so it is refused when
+anything rewired the worktree's git since the last check.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.agents.diffcheck import check_change, git_tampering
+from bot.git.cmd import GitError, git
+from bot.git.worktrees import Worktree, commit_all, push
+from bot.github.repo_api import RepoAPI
+from bot.labels import PARTIAL_LABEL
+from bot.loop.fix.job import BotIdentity, TaskFailed
+
+log = logging.getLogger(__name__)
+
+
+async def branch_sha(mirror: Path, branch: str) -> str | None:
+    """The commit `branch` points at on GitHub as the mirror last fetched it; None if absent."""
+    try:
+        out = await git(
+            "rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}", cwd=mirror
+        )
+    except GitError:
+        return None
+    return out.strip() or None
+
+
+async def descends(mirror: Path, sha: str, base: str) -> bool:
+    """True when `sha` is `base` plus commits (work a crashed task left on its branch)."""
+    if sha == base:
+        return False
+    try:
+        await git("merge-base", "--is-ancestor", base, sha, cwd=mirror)
+    except GitError:
+        return False
+    return True
+
+
+async def head_of(wt: Worktree) -> str:
+    return (await git("rev-parse", "HEAD", cwd=wt.path)).strip()
+
+
+async def reset_worktree(wt: Worktree, to: str = "HEAD") -> None:
+    """Drop every change and untracked file in the worktree, and move it to `to`."""
+    await git("reset", "--hard", "--quiet", to, cwd=wt.path)
+    await git("clean", "-fdq", cwd=wt.path)
+
+
+@dataclass
+class TaskBranch:
+    """The task's branch on GitHub. `remote_sha` is where it was last seen or pushed (None:
+    not there yet); only `push` moves it."""
+
+    name: str
+    url: str
+    token: str | None
+    remote_sha: str | None
+    check_lease: Callable[[], Awaitable[None]]
+
+    async def push(self, wt: Worktree) -> None:
+        """Push the worktree's HEAD to the branch, unless the branch moved meanwhile."""
+        # The issue's lease makes this task the branch's only writer; the ref lease still
+        # refuses the push if the branch moved after we looked (e.g. a person pushed).
+        await self.check_lease()
+        # The push carries the token: the repository's setup and test commands ran the
+        # agent's code since the last check, and must not have rewired git.
+        tampering = await git_tampering(wt.path)
+        if tampering:
+            raise TaskFailed("refused", "; ".join(tampering), tampered=True)
+        await push(wt, self.url, self.token, self.name, self.remote_sha)
+        self.remote_sha = await head_of(wt)
+
+
+async def commit_fix(wt: Worktree, number: int, issue_title: str, identity: BotIdentity) -> str:
+    """Commit the worktree's change as the fix of issue `number`; its sha."""
+    title = f"Fix #{number}: {issue_title}"[:200]
+    message = f"{title}\n\nFixes #{number}\n"
+    sha = await commit_all(wt, message, identity.name, identity.email)
+    assert sha is not None, "verification passed on a worktree without changes"
+    return sha
+
+
+async def keep_partial_work(
+    api: RepoAPI,
+    branch: TaskBranch,
+    wt: Worktree,
+    number: int,
+    *,
+    agent: str,
+    identity: BotIdentity,
+) -> None:
+    """Commit whatever a failed agent left and push it to the task branch; label the issue."""
+    problems = await check_change(wt.path, "HEAD")
+    if problems:  # never commit (let alone push) a change that fails the checks
+        log.warning("partial work on %s not kept: %s", branch.name, "; ".join(problems))
+        return
+    message = f"Partial work for #{number} (agent {agent})\n"
+    if await commit_all(wt, message, identity.name, identity.email) is None:
+        return
+    await branch.push(wt)
+    await api.add_labels(number, [PARTIAL_LABEL])

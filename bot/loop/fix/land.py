@@ -1,0 +1,250 @@
+"""Landing a fix: its fix PR opened, merged into the PR branch, and what a conflict leads to.
+
+A conflict (DESIGN 1.7) is met by rebasing once onto the branch's new head; if that conflicts
+too, the agent works again on the new head; a fix that still conflicts goes to a person, with
+its PR left open. A fix the new head no longer needs is closed as obsolete.
+"""
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import NoReturn
+
+from tenacity import (
+    AsyncRetrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+from tenacity.wait import wait_base
+
+from bot.git.cmd import GitError, git
+from bot.git.worktrees import Worktree
+from bot.github.records import PullInfo
+from bot.github.repo_api import RepoAPI
+from bot.loop.fix.branch import TaskBranch, descends, head_of, reset_worktree
+from bot.loop.fix.job import FixJob, TaskFailed
+from bot.loop.fix.verify import audit_fix_pr, verify_against
+from bot.loop.store import REJECTED_ERROR
+
+log = logging.getLogger(__name__)
+
+MERGE_ATTEMPTS = 4
+MERGE_DEADLINE_S = 30.0
+# GitHub moves a PR's head a moment after the push: give it that moment, a bit more each time.
+MERGE_WAIT: wait_base = wait_exponential_jitter(initial=1, max=4, jitter=1)
+TITLE_LIMIT = 200
+
+FixIssue = Callable[[FixJob, TaskBranch, Worktree, int], Awaitable[bool]]
+"""Fix one issue afresh in the worktree, commit and push it; False when nothing was left to
+fix. What the agent's rerun on a new head does for each issue it had fixed."""
+
+
+class HeadNotCaughtUp(Exception):
+    """GitHub refused a merge with 409: the fix PR's head is not (yet) the commit pushed."""
+
+
+def fix_pr_text(
+    agent: str, fixed: Sequence[int], not_fixed: Sequence[tuple[int, str]], issue_title: str | None
+) -> tuple[str, str]:
+    """Title and body of the fix PR for the `fixed` issues (`issue_title`: the one issue's);
+    `not_fixed` names the batch's issues that failed, with why."""
+    if len(fixed) != 1:
+        title = f"Fix {len(fixed)} findings: " + ", ".join(f"#{n}" for n in fixed)
+    elif issue_title is None:
+        title = f"Fix #{fixed[0]}"
+    else:
+        title = f"Fix #{fixed[0]}: {issue_title}"[:TITLE_LIMIT]
+    closes = "\n".join(f"Fixes #{n}" for n in fixed)
+    body = (
+        f"{closes}\n\nAgent `{agent}` made one commit per finding; each was "
+        "re-checked by the analyzer that reported it and nothing new was found.\n"
+    )
+    if not_fixed:
+        body += "\nNot fixed here: " + ", ".join(f"#{n} ({why})" for n, why in not_fixed)
+    return title, body
+
+
+async def open_fix_pr(job: FixJob, title: str, body: str, fixed: list[int]) -> PullInfo:
+    """Open (or find and update) the fix PR of the task's branch; the task is now `pushed`."""
+    t = job.task
+    fix_pr = await job.api.create_pull(
+        title,
+        body,
+        head=t.branch,
+        base=t.base_ref,
+        marker={"kind": "fix", "issues": fixed, "task": t.id},
+    )
+    await job.store.update_task(t.id, status="pushed", fix_pr=fix_pr.number)
+    return fix_pr
+
+
+async def merge_fix_pr(
+    api: RepoAPI,
+    number: int,
+    head: str,
+    title: str,
+    *,
+    check_lease: Callable[[], Awaitable[None]],
+    wait: wait_base = MERGE_WAIT,
+) -> bool:
+    """Merge fix PR `number` at `head`: True once merged, False on a merge conflict. A 409
+    (GitHub has not caught up with the push) is tried again, `wait` apart; a head that never
+    catches up, a closed PR or any other refusal ends the task."""
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(HeadNotCaughtUp),
+        stop=stop_after_attempt(MERGE_ATTEMPTS) | stop_after_delay(MERGE_DEADLINE_S),
+        wait=wait,
+        before_sleep=before_sleep_log(log, logging.INFO),
+        reraise=True,
+    )
+    try:
+        return await retrying(_merge_once, api, number, head, title, check_lease)
+    except HeadNotCaughtUp as exc:
+        raise TaskFailed("failed", f"fix PR #{number} not merged: {exc}") from exc
+
+
+async def _merge_once(
+    api: RepoAPI, number: int, head: str, title: str, check_lease: Callable[[], Awaitable[None]]
+) -> bool:
+    await check_lease()
+    merged = await api.merge_pull(number, head, title=title)
+    if merged.merged:
+        return True
+    if merged.conflict:
+        log.info("fix PR #%d conflicts: %s", number, merged.message)
+        return False
+    if merged.closed:
+        raise TaskFailed("rejected", REJECTED_ERROR)
+    if merged.head_moved:
+        raise HeadNotCaughtUp(merged.message)
+    raise TaskFailed("failed", f"fix PR #{number} not merged: {merged.message}")
+
+
+async def land(
+    job: FixJob,
+    branch: TaskBranch,
+    wt: Worktree,
+    fix_pr: PullInfo,
+    fixed: list[int],
+    title: str,
+    fix_issue: FixIssue,
+    *,
+    wait: wait_base = MERGE_WAIT,
+) -> None:
+    """Merge the fix PR into the PR branch; on a conflict rebase, then rerun the agent on the
+    new head (`fix_issue` for each of the `fixed` issues); a conflict after both ends the
+    task as `conflict`, its PR left open for a person."""
+    merge_title = f"Merge {title}"[:TITLE_LIMIT]
+    if await _merged(job, wt, fix_pr, merge_title, wait):
+        return
+    job, rebased = await rebase_onto_head(job, branch, wt, fixed, fix_pr)
+    if rebased:
+        await audit_fix_pr(job, wt)
+        if await _merged(job, wt, fix_pr, merge_title, wait):
+            return
+    job = await rerun_on_head(job, branch, wt, fixed, fix_pr, fix_issue)
+    await audit_fix_pr(job, wt)
+    if await _merged(job, wt, fix_pr, merge_title, wait):
+        return
+    raise TaskFailed(
+        "conflict",
+        f"fix PR #{fix_pr.number} conflicts with `{job.task.base_ref}`, also after a rebase "
+        "and after the agent ran again on its new head; a person has to resolve it",
+    )
+
+
+async def _merged(job: FixJob, wt: Worktree, fix_pr: PullInfo, title: str, wait: wait_base) -> bool:
+    """Merge the fix PR at the worktree's HEAD and record it; False on a conflict."""
+    head = await head_of(wt)
+    if not await merge_fix_pr(
+        job.api, fix_pr.number, head, title, check_lease=job.check_lease, wait=wait
+    ):
+        return False
+    await job.store.update_task(job.task.id, status="merged")
+    return True
+
+
+async def move_to_head(job: FixJob) -> FixJob:
+    """The job moved onto the PR branch's current head (fetched now), recorded as the task's
+    base; a rewritten branch (force-push) ends the task, the next round plans again."""
+    t = job.task
+    head = await job.fleet.branch_head(t.repo, job.clone_url, t.installation_id, t.base_ref)
+    if head != t.base_sha and not await descends(job.mirror, head, t.base_sha):
+        raise TaskFailed("stale", "the pull request was rewritten; the next round re-plans")
+    await job.check_lease()
+    await job.store.update_task(t.id, base_sha=head)
+    return job.on_base(head)
+
+
+async def rebase_onto_head(
+    job: FixJob, branch: TaskBranch, wt: Worktree, fixed: list[int], fix_pr: PullInfo
+) -> tuple[FixJob, bool]:
+    """Rebase the task's commits onto the PR branch's new head, verify the result as a new
+    fix, push it. The job on its new base, and False when the rebase conflicts or the
+    rebased change fails verification."""
+    old_base = job.task.base_sha
+    job = await move_to_head(job)
+    new_base = job.task.base_sha
+    identity = await job.identity()
+    env = {"GIT_COMMITTER_NAME": identity.name, "GIT_COMMITTER_EMAIL": identity.email}
+    try:
+        await git(
+            "-c", "commit.gpgSign=false", "rebase", "--no-verify", "--quiet",
+            "--onto", new_base, old_base, cwd=wt.path, env=env,
+        )  # fmt: skip
+    except GitError as exc:
+        log.info("task %s: the rebase onto %s conflicts: %s", job.task.id, new_base[:8], exc)
+        with contextlib.suppress(GitError):
+            await git("rebase", "--abort", cwd=wt.path)
+        return job, False
+    if await head_of(wt) == new_base:
+        await close_obsolete(job, fix_pr)  # every commit was already there
+    why = await verify_against(job, wt, new_base, fixed)
+    if why:
+        log.info("task %s: the rebased fix is refused: %s", job.task.id, why)
+        return job, False
+    await branch.push(wt)
+    return job, True
+
+
+async def rerun_on_head(
+    job: FixJob,
+    branch: TaskBranch,
+    wt: Worktree,
+    fixed: list[int],
+    fix_pr: PullInfo,
+    fix_issue: FixIssue,
+) -> FixJob:
+    """Start over from the PR branch's new head: the agent fixes the same issues again and
+    the fix PR's branch is replaced by the new commits. The job on its new base."""
+    job = await move_to_head(job)
+    await reset_worktree(wt, job.task.base_sha)
+    refixed = []
+    for number in fixed:
+        try:
+            if await fix_issue(job, branch, wt, number):
+                refixed.append(number)
+        except TaskFailed as exc:
+            raise TaskFailed(
+                exc.status, f"run again on the new head: {exc.reason}", tampered=exc.tampered
+            ) from exc
+    if not refixed:
+        await close_obsolete(job, fix_pr)
+    return job
+
+
+async def close_obsolete(job: FixJob, fix_pr: PullInfo) -> NoReturn:
+    """The PR branch's new head (the task's base) no longer has what the fix PR fixed: close
+    it, say why, and end the task as obsolete."""
+    await job.check_lease()
+    await job.api.upsert_comment(
+        fix_pr.number,
+        {"kind": "obsolete", "pr": fix_pr.number},
+        f"Closed: `{job.task.base_ref}` at {job.task.base_sha[:10]} no longer has the findings "
+        "this pull request fixed.",
+    )
+    await job.api.close_pull(fix_pr.number)
+    raise TaskFailed("obsolete", "the pull request's new head no longer has the findings")
