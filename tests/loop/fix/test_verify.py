@@ -4,7 +4,8 @@ import pytest
 
 from bot.audit.findings import Finding
 from bot.audit.groups import FindingGroup
-from bot.loop.fix.verify import targets_of, verify
+from bot.loop.fix.job import TaskFailed
+from bot.loop.fix.verify import fixed_earlier, judges_of, targets_of, verify
 
 
 def finding(rule: str, snippet: str, line: int = 3, path: str = "shop/a.py") -> Finding:
@@ -53,3 +54,44 @@ def test_targets_of_a_single_finding_and_of_a_group() -> None:
     assert targets_of(findings, {"fp": group.fingerprint}) == [OS, SYS]
     assert targets_of([SYS], {"fp": OS.fingerprint}) == []
     assert targets_of(findings, {}) == []
+
+
+FORMAT = Finding("ruff-format", "format", "format", "shop/a.py", 5, 5, "not formatted", "x=1")
+
+
+@pytest.mark.parametrize(
+    ("targets", "agent", "expected"),
+    [
+        pytest.param([OS, FORMAT], "claude", ["ruff", "ruff-format"], id="the-findings-analyzers"),
+        pytest.param([], "ruff-format", ["ruff-format"], id="persons-issue-builtin-agent"),
+        pytest.param([], "claude", ["ruff", "ruff-format", "mypy"], id="persons-issue-any-agent"),
+    ],
+)  # fmt: skip
+def test_judges_of(targets: list[Finding], agent: str, expected: list[str]) -> None:
+    """A fix is judged by the analyzers of its findings; a person's issue by the agent's own
+    analyzer, or by every auditor."""
+    assert judges_of(targets, agent, ["ruff", "ruff-format", "mypy"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("base", "now", "expected"),
+    [
+        pytest.param([OS, SYS], [SYS], True, id="earlier-commits-removed-it"),
+        pytest.param([SYS], [SYS], False, id="already-gone-at-the-base"),
+        pytest.param([OS], [FORMAT], True, id="other-analyzers-do-not-judge"),
+        pytest.param([OS], [finding("F841", "y = 2")], "adds a new finding: ruff F841",
+                     id="earlier-commits-added-one"),
+        pytest.param([OS], [finding("F841", "y = 2", path="vendored/x.py")], True,
+                     id="ignored-paths-do-not-count"),
+    ],
+)  # fmt: skip
+def test_fixed_earlier(base: list[Finding], now: list[Finding], expected: bool | str) -> None:
+    """A resumed task's finding that is gone was fixed by its branch's earlier commits only
+    when the base had it and those commits added nothing the same analyzer reports."""
+    marker: dict[str, object] = {"fp": OS.fingerprint}
+    if isinstance(expected, bool):
+        assert fixed_earlier(base, marker, now, ["vendored/**"]) is expected
+        return
+    with pytest.raises(TaskFailed, match=expected) as caught:
+        fixed_earlier(base, marker, now, ["vendored/**"])
+    assert caught.value.status == "refused"

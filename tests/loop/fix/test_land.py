@@ -1,0 +1,164 @@
+"""Landing a fix: the fix PR's text, and merging it with retries on a head GitHub has not
+caught up with yet."""
+
+import json
+
+import pytest
+from tenacity import wait_none
+
+from bot.engine.leases import LeaseLost
+from bot.github.repo_api import RepoAPI
+from bot.loop.fix.job import TaskFailed
+from bot.loop.fix.land import MERGE_ATTEMPTS, fix_pr_text, merge_fix_pr
+from bot.loop.store import REJECTED_ERROR
+from tests.fakes.github import FakeGitHub
+
+HEAD = "c" * 40
+MERGE = r"/pulls/\d+/merge"
+HEAD_MOVED = {"message": "Head branch was modified. Review and try the merge again."}
+
+
+class LeaseChecks:
+    """A lease check that counts its calls, and fails from the `lose_at`-th on."""
+
+    def __init__(self, lose_at: int | None = None) -> None:
+        self.calls = 0
+        self.lose_at = lose_at
+
+    async def __call__(self) -> None:
+        self.calls += 1
+        if self.lose_at is not None and self.calls >= self.lose_at:
+            raise LeaseLost("taken over")
+
+
+async def merge(api: RepoAPI, number: int, checks: LeaseChecks | None = None) -> bool:
+    return await merge_fix_pr(
+        api, number, HEAD, "Merge Fix #3", check_lease=checks or LeaseChecks(), wait=wait_none()
+    )
+
+
+async def test_a_fix_pr_is_merged_at_the_head_that_was_verified(
+    fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """The merge names the worktree's HEAD and the title, so GitHub merges only that commit."""
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD)
+
+    assert await merge(api, pr.number)
+
+    assert pr.pull is not None and pr.pull.merged
+    (put,) = fake.calls("PUT", MERGE)
+    assert json.loads(put.content) == {
+        "sha": HEAD,
+        "merge_method": "merge",
+        "commit_title": "Merge Fix #3",
+    }
+
+
+async def test_a_head_github_has_not_caught_up_with_is_tried_again(
+    fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """A 409 right after the push is retried, checking the lease before each attempt."""
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD)
+    fake.inject("PUT", MERGE, 409, HEAD_MOVED)
+    fake.inject("PUT", MERGE, 409, HEAD_MOVED)
+    checks = LeaseChecks()
+
+    assert await merge(api, pr.number, checks)
+
+    assert len(fake.calls("PUT", MERGE)) == 3
+    assert checks.calls == 3
+
+
+async def test_a_head_that_never_catches_up_ends_the_task_after_the_last_attempt(
+    fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """After MERGE_ATTEMPTS 409s the task fails, saying what GitHub said."""
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD)
+    for _ in range(MERGE_ATTEMPTS + 1):
+        fake.inject("PUT", MERGE, 409, HEAD_MOVED)
+
+    with pytest.raises(TaskFailed) as caught:
+        await merge(api, pr.number)
+
+    assert caught.value.status == "failed"
+    assert caught.value.reason == f"fix PR #{pr.number} not merged: {HEAD_MOVED['message']}"
+    assert len(fake.calls("PUT", MERGE)) == MERGE_ATTEMPTS
+
+
+async def test_a_conflict_is_an_answer_not_a_failure(fake: FakeGitHub, api: RepoAPI) -> None:
+    """A fix PR GitHub cannot merge is reported as not merged, at once, for the rebase."""
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD, mergeable=False)
+
+    assert not await merge(api, pr.number)
+
+    assert len(fake.calls("PUT", MERGE)) == 1
+
+
+async def test_a_fix_pr_a_person_closed_ends_the_task_as_rejected(
+    fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """Closed without merging: the task is rejected and the merge is not tried again."""
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD, state="closed")
+
+    with pytest.raises(TaskFailed) as caught:
+        await merge(api, pr.number)
+
+    assert (caught.value.status, caught.value.reason) == ("rejected", REJECTED_ERROR)
+    assert len(fake.calls("PUT", MERGE)) == 1
+
+
+async def test_any_other_refusal_ends_the_task_without_retrying(
+    fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """GitHub answering 'not merged' for another reason fails the task with its message."""
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD)
+    fake.inject("PUT", MERGE, 200, {"sha": HEAD, "merged": False, "message": "Base is locked"})
+
+    with pytest.raises(TaskFailed, match="not merged: Base is locked"):
+        await merge(api, pr.number)
+
+    assert len(fake.calls("PUT", MERGE)) == 1
+
+
+async def test_a_lost_lease_stops_the_retries_before_the_next_merge(
+    fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """Once another worker holds the issue, this one merges nothing more."""
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD)
+    fake.inject("PUT", MERGE, 409, HEAD_MOVED)
+
+    with pytest.raises(LeaseLost):
+        await merge(api, pr.number, LeaseChecks(lose_at=2))
+
+    assert len(fake.calls("PUT", MERGE)) == 1
+    assert pr.pull is not None and not pr.pull.merged
+
+
+@pytest.mark.parametrize(
+    ("fixed", "not_fixed", "issue_title", "title", "body"),
+    [
+        pytest.param([3], [], "Unused import", "Fix #3: Unused import",
+                     "Fixes #3\n\nAgent `ruff-fix` made one commit per finding; each was "
+                     "re-checked by the analyzer that reported it and nothing new was found.\n",
+                     id="one-issue"),
+        pytest.param([3, 5], [(4, "agent failed")], None, "Fix 2 findings: #3, #5",
+                     "Fixes #3\nFixes #5\n\nAgent `ruff-fix` made one commit per finding; each "
+                     "was re-checked by the analyzer that reported it and nothing new was found."
+                     "\n\nNot fixed here: #4 (agent failed)",
+                     id="batch-with-a-failure"),
+        pytest.param([3], [], "x" * 300, "Fix #3: " + "x" * 192, None,
+                     id="long-title-cut-to-200"),
+    ],
+)  # fmt: skip
+def test_fix_pr_text(
+    fixed: list[int],
+    not_fixed: list[tuple[int, str]],
+    issue_title: str | None,
+    title: str,
+    body: str | None,
+) -> None:
+    """The fix PR closes what it fixed, names its agent and what it could not fix."""
+    got_title, got_body = fix_pr_text("ruff-fix", fixed, not_fixed, issue_title)
+    assert got_title == title
+    if body is not None:
+        assert got_body == body
