@@ -146,7 +146,7 @@ def group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # a member we may not signal: the scan tells whether it runs
     if not Path("/proc").is_dir():
         return True
     for stat in Path("/proc").glob("[0-9]*/stat"):
