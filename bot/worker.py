@@ -13,7 +13,7 @@ from bot.loop.resync import resync_once, sweep_open_prs
 from bot.loop.tasks import RECONCILE_PR, RUN_FIX_TASK
 from bot.periodic import every
 from bot.runtime import Runtime
-from bot.webhooks.dispatch import DISPATCH_DELIVERY, Dispatcher
+from bot.webhooks.dispatch import DISPATCH_DELIVERIES, DISPATCH_DELIVERY, Dispatcher
 from bot.webhooks.redeliver import redeliver_missed
 from bot.webhooks.routing import Router
 
@@ -28,7 +28,9 @@ def wire(runtime: Runtime, router: Router) -> Fleet:
     """Build this process's fleet and register every job it runs, each with the context its
     body takes first. Once per process: every worker loop of the process shares the fleet."""
     fleet = Fleet.build(runtime)
-    runtime.queue.register(DISPATCH_DELIVERY, Dispatcher(fleet, router))
+    dispatcher = Dispatcher(fleet, router)
+    runtime.queue.register(DISPATCH_DELIVERIES, dispatcher)
+    runtime.queue.register(DISPATCH_DELIVERY, dispatcher)  # jobs queued before batching
     runtime.queue.register(RECONCILE_PR, fleet)
     runtime.queue.register(RUN_FIX_TASK, fleet)
     return fleet

@@ -8,8 +8,9 @@ from starlette.routing import Route
 from bot.engine import database, migrations
 from bot.runtime import Runtime
 from bot.web import metrics
-from bot.web.intake import receive_webhook
+from bot.web.intake import Intake
 from bot.web.status import collect_status
+from bot.webhooks.deliveries import DeliveryWriter
 
 
 async def healthz(request: Request) -> PlainTextResponse:
@@ -53,7 +54,7 @@ def create_app(runtime: Runtime) -> Starlette:
     secret = runtime.settings.require_webhook_secret()
     app = Starlette(
         routes=[
-            Route("/webhook", receive_webhook, methods=["POST"]),
+            Route("/webhook", Intake(secret, DeliveryWriter(runtime.pool)), methods=["POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_page),

@@ -14,6 +14,6 @@ def sign(secret: str, body: bytes) -> str:
 
 def verify(secret: str, body: bytes, header: str | None) -> bool:
     """True when `header` is a valid `sha256=` signature of `body`; constant-time compare."""
-    if not header or not header.startswith(PREFIX):
+    if not header or not header.startswith(PREFIX) or not header.isascii():
         return False
     return hmac.compare_digest(sign(secret, body), header)

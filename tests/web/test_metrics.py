@@ -50,13 +50,13 @@ async def test_metrics_count_deliveries_and_jobs_as_they_move(runtime: Runtime) 
     assert before.headers["content-type"].startswith("text/plain; version=0.0.4")
     queued = samples(before.text)
     assert queued['review_loop_deliveries{status="queued"}'] == 1
-    assert queued['review_loop_jobs{status="todo",task="dispatch_delivery"}'] == 1
+    assert queued['review_loop_jobs{status="todo",task="dispatch_deliveries"}'] == 1
     assert queued["review_loop_oldest_waiting_job_seconds"] >= 0
     assert queued["review_loop_live_leases"] == 0
     done = samples(after.text)
     assert done['review_loop_deliveries{status="ignored"}'] == 1  # no handler for it here
     assert 'review_loop_deliveries{status="queued"}' not in done
-    assert done['review_loop_jobs{status="succeeded",task="dispatch_delivery"}'] == 1
+    assert done['review_loop_jobs{status="succeeded",task="dispatch_deliveries"}'] == 1
 
 
 async def test_metrics_can_be_turned_off(runtime: Runtime) -> None:

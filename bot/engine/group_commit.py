@@ -1,0 +1,99 @@
+"""Group commit: writes that arrive together share one transaction, and each writer is
+answered only after the transaction holding its item has committed.
+
+No timer: a batch leaves as soon as a writer slot is free, so one lone request waits for
+nobody; under load, what arrives while a batch is in the database rides on the next one.
+A writer slot keeps its pooled connection while there is work, so a busy intake borrows
+(and checks) a connection once per busy spell, not once per request.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+from bot.engine.database import Conn, Pool
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+Write = Callable[[Conn, Sequence[T]], Awaitable[Sequence[R]]]
+Batch = list[tuple[T, asyncio.Future[R]]]
+
+
+class GroupCommit(Generic[T, R]):
+    """Batches `submit`ted items into `write(conn, items)` calls, which return one result
+    per item, in order. `write` runs on an autocommit connection: one statement is one
+    transaction (a write of several statements opens `conn.transaction()` itself).
+
+    A batch whose write fails raises that error in each of its submitters, and only in
+    them: the next batch starts afresh."""
+
+    def __init__(
+        self, pool: Pool, write: Write[T, R], *, max_batch: int = 256, max_in_flight: int = 2
+    ) -> None:
+        self._pool = pool
+        self._write = write
+        self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
+        self._pending: Batch[T, R] = []
+        self._flushing = 0  # writer slots at work; counted down the moment one stops
+        self._tasks: set[asyncio.Task[None]] = set()  # referenced while they run
+
+    async def submit(self, item: T) -> R:
+        """Write `item` in the next batch; returns its result once that batch committed."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._flushing < self._max_in_flight:
+            self._flushing += 1
+            flusher = asyncio.create_task(self._flush(), name="group-commit")
+            self._tasks.add(flusher)
+            flusher.add_done_callback(self._tasks.discard)
+        return await future
+
+    def _take(self) -> Batch[T, R]:
+        batch = self._pending[: self._max_batch]
+        del self._pending[: self._max_batch]
+        return batch
+
+    async def _flush(self) -> None:
+        batch: Batch[T, R] = []
+        try:
+            while self._pending:
+                batch = self._take()
+                try:
+                    async with self._pool.connection() as conn:
+                        await conn.set_autocommit(True)
+                        try:
+                            while True:
+                                await self._write_batch(conn, batch)
+                                if not self._pending:
+                                    break
+                                batch = self._take()
+                        finally:
+                            if not conn.broken:
+                                await conn.set_autocommit(False)  # as the pool lent it
+                except Exception as exc:
+                    # Not swallowed: each writer of this batch gets the error and answers it.
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+        except BaseException:  # cancelled (shutdown): nobody waits for an answer forever
+            for _, future in batch:
+                future.cancel()
+            if self._flushing <= 1:
+                for _, future in self._pending:
+                    future.cancel()
+                self._pending.clear()
+            raise
+        finally:
+            # No await between the last look at `_pending` and this: an item submitted from
+            # here on starts a flusher of its own.
+            self._flushing -= 1
+
+    async def _write_batch(self, conn: Conn, batch: Batch[T, R]) -> None:
+        results = await self._write(conn, [item for item, _ in batch])
+        if len(results) != len(batch):
+            raise RuntimeError(f"write returned {len(results)} results for {len(batch)} items")
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
