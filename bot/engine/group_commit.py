@@ -1,10 +1,11 @@
 """Group commit: writes that arrive together share one transaction, and each writer is
 answered only after the transaction holding its item has committed.
 
-No timer: a batch leaves as soon as a writer slot is free, so one lone request waits for
-nobody; under load, what arrives while a batch is in the database rides on the next one.
-A writer slot keeps its pooled connection while there is work, so a busy intake borrows
-(and checks) a connection once per busy spell, not once per request.
+No timer holds a batch back: it leaves as soon as a writer slot is free, so one lone
+request waits for nobody; under load, what arrives while a batch is in the database rides
+on the next one. A writer slot keeps its pooled connection while there is work, and a
+moment (`linger_s`) after, so a busy intake borrows (and checks) a connection once per
+busy spell, not once per batch.
 """
 
 import asyncio
@@ -29,9 +30,17 @@ class GroupCommit(Generic[T, R]):
     them: the next batch starts afresh."""
 
     def __init__(
-        self, pool: Pool, write: Write[T, R], *, max_batch: int = 256, max_in_flight: int = 2
+        self,
+        pool: Pool,
+        write: Write[T, R],
+        *,
+        max_batch: int = 256,
+        max_in_flight: int = 2,
+        linger_s: float = 0.02,
     ) -> None:
         self._pool = pool
+        self._linger_s = linger_s
+        self._idle: list[asyncio.Future[None]] = []  # writer slots lingering for work
         self._write = write
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
@@ -43,12 +52,35 @@ class GroupCommit(Generic[T, R]):
         """Write `item` in the next batch; returns its result once that batch committed."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
+        while self._idle:  # a writer slot lingering on its connection takes it
+            waiter = self._idle.pop()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+        else:
+            self._start_flusher()
+        return await future
+
+    def _start_flusher(self) -> None:
         if self._flushing < self._max_in_flight:
             self._flushing += 1
             flusher = asyncio.create_task(self._flush(), name="group-commit")
             self._tasks.add(flusher)
             flusher.add_done_callback(self._tasks.discard)
-        return await future
+
+    async def _linger(self) -> bool:
+        """Wait a moment for more work on the connection in hand; True if some came."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._idle.append(waiter)
+        timer = loop.call_later(self._linger_s, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            if waiter in self._idle:
+                self._idle.remove(waiter)
+        return bool(self._pending)
 
     def _take(self) -> Batch[T, R]:
         batch = self._pending[: self._max_batch]
@@ -66,7 +98,8 @@ class GroupCommit(Generic[T, R]):
                         try:
                             while True:
                                 await self._write_batch(conn, batch)
-                                if not self._pending:
+                                batch = []
+                                if not self._pending and not await self._linger():
                                     break
                                 batch = self._take()
                         finally:
@@ -97,3 +130,8 @@ class GroupCommit(Generic[T, R]):
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
+
+
+def _wake(waiter: "asyncio.Future[None]") -> None:
+    if not waiter.done():
+        waiter.set_result(None)

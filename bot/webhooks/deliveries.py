@@ -133,7 +133,7 @@ async def store_deliveries(conn: Conn, deliveries: Sequence[Delivery]) -> list[b
 class DeliveryWriter:
     """Stores deliveries with group commit: concurrent requests share one transaction."""
 
-    def __init__(self, pool: Pool, *, max_batch: int = 256, max_in_flight: int = 2) -> None:
+    def __init__(self, pool: Pool, *, max_batch: int = 256, max_in_flight: int = 1) -> None:
         self._commit: GroupCommit[Delivery, bool] = GroupCommit(
             pool, store_deliveries, max_batch=max_batch, max_in_flight=max_in_flight
         )
