@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEPLOY_TOOLS := $(VENV)/.deploy-tools
 
-.PHONY: demo test lint typecheck serve sandbox clean bench-fanout deploy-check
+.PHONY: demo test lint typecheck serve sandbox clean bench-fanout deploy-check bench-intake
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,15 @@ sandbox: $(STAMP)
 # Not part of `make test`: about 7 minutes on 2 cores (BENCH_ARGS=--quick: about 3).
 bench-fanout: $(STAMP)
 	$(BIN)/python -m bench.fanout $(BENCH_ARGS)
+
+# Not part of `make test`: about 3 minutes. Needs wrk (Debian package `wrk`), installed here
+# when missing and apt-get can reach the registry.
+bench-intake: $(STAMP)
+	@command -v wrk >/dev/null || apt-get install -y wrk >/dev/null 2>&1 \
+		|| (apt-get update >/dev/null 2>&1 && apt-get install -y wrk >/dev/null 2>&1) \
+		|| { echo "bench-intake needs wrk: install the Debian package wrk (apt-get install wrk);" \
+		          "the package registry could not be reached from here" >&2; exit 2; }
+	$(BIN)/python -m bench.intake $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .review-loop .pytest_cache .mypy_cache
