@@ -95,8 +95,8 @@ async def _serve(settings: Settings, *, web: bool, worker: bool) -> None:
 
 
 def _run_served(main: Coroutine[None, None, None]) -> None:
-    """Run a server on uvloop, as `uvicorn.run` would (uvicorn[standard] installs it): the
-    webhook intake does twice the requests per second of the default asyncio loop."""
+    """Run a server on uvloop, as `uvicorn.run` does (uvicorn[standard] installs it): the
+    default asyncio loop costs the intake more CPU per request (bench/intake.py)."""
     import uvloop
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
