@@ -94,9 +94,11 @@ async def _serve(settings: Settings, *, web: bool, worker: bool) -> None:
                 raise error
 
 
-def _run_served(main: Coroutine[None, None, None]) -> None:
-    """Run a server on uvloop, as `uvicorn.run` does (uvicorn[standard] installs it): the
-    default asyncio loop costs the intake more CPU per request (bench/intake.py)."""
+def _run_on_uvloop(main: Coroutine[None, None, None]) -> None:
+    """Run the web process on uvloop, as `uvicorn.run` does (uvicorn[standard] installs it):
+    the default asyncio loop costs the intake more CPU per request (bench/intake.py).
+    Processes with a worker stay on the default loop until the fix runner's subprocesses
+    (agents, git, repository commands) have been tested on uvloop."""
     import uvloop
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
@@ -275,11 +277,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             level = "WARNING"  # the demo prints its own progress
         setup_logging(level, settings.log_format)
         if args.command == "serve":
-            _run_served(_serve(settings, web=True, worker=True))
+            asyncio.run(_serve(settings, web=True, worker=True))
         elif args.command == "web":
-            _run_served(_serve(settings, web=True, worker=False))
+            _run_on_uvloop(_serve(settings, web=True, worker=False))
         elif args.command == "worker":
-            _run_served(_serve(settings, web=False, worker=True))
+            asyncio.run(_serve(settings, web=False, worker=True))
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
         elif args.command == "healthcheck":

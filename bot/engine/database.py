@@ -1,9 +1,7 @@
 """Where the database lives: a private embedded PostgreSQL in DATA_DIR, or DATABASE_URL."""
 
 import logging
-import time
 import warnings
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,33 +64,9 @@ def locate(settings: Settings) -> DatabaseLocation:
     return DatabaseLocation(embedded_url(settings.data_dir), embedded=True)
 
 
-# A connection lent again within this long of its return is not checked first: checking
-# is a round trip on every borrow (a fifth of a worker's time on deliveries). One that
-# broke meanwhile fails its statement, as it would have failed a moment later anyway, and
-# the pool then replaces it.
-CHECK_IF_IDLE_S = 5.0
-
-
-class _IdleCheck:
-    """Check a connection (`SELECT 1`-like) before lending it only if it sat idle a while."""
-
-    def __init__(self, idle_s: float) -> None:
-        self._idle_s = idle_s
-        self._returned: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
-
-    async def check(self, conn: Conn) -> None:
-        returned = self._returned.get(conn)
-        if returned is None or time.monotonic() - returned > self._idle_s:
-            await AsyncConnectionPool.check_connection(conn)
-
-    async def returned(self, conn: Conn) -> None:
-        self._returned[conn] = time.monotonic()
-
-
 def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
     """A pool (not yet opened) whose connections return rows as dicts."""
     kwargs: dict[str, Any] = {"row_factory": dict_row}
-    idle = _IdleCheck(CHECK_IF_IDLE_S)
     return AsyncConnectionPool(
         url,
         connection_class=AsyncConnection[DictRow],
@@ -100,8 +74,7 @@ def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
         max_size=max_size,
         kwargs=kwargs,
         open=False,
-        check=idle.check,
-        reset=idle.returned,
+        check=AsyncConnectionPool.check_connection,
     )
 
 
