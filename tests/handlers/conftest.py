@@ -23,7 +23,8 @@ from bot.github.markers import parse_marker
 from bot.loop.fleet import Fleet
 from bot.loop.store import LoopStore, PrRow, TaskRow
 from bot.runtime import open_runtime
-from bot.web.intake import store_delivery
+from bot.webhooks.deliveries import Delivery as StoredDelivery
+from bot.webhooks.deliveries import store_deliveries
 from bot.webhooks.dispatch import Dispatcher, dispatch
 from bot.worker import wire
 from handlers import enabled_router
@@ -81,7 +82,9 @@ class Bench:
         delivery_id = delivery_id or str(uuid.uuid4())
         body = json.dumps(payload).encode()
         event = name.split(".")[0]
-        assert await store_delivery(self.fleet.runtime, delivery_id, event, payload, body)
+        stored = StoredDelivery.of(delivery_id, event, body, payload)
+        async with self.fleet.runtime.pool.connection() as conn:
+            assert await store_deliveries(conn, [stored]) == [True]
         return await self.dispatch(delivery_id, final_attempt=final_attempt)
 
     async def dispatch(self, delivery_id: str, *, final_attempt: bool = True) -> Delivery:
