@@ -1,17 +1,20 @@
 """Databases for the tests: the embedded wheel and the PostgreSQL server, a fresh one each."""
 
+import asyncio
 import contextlib
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from bot.config import Settings
+from bot.engine import migrations
 from bot.engine.database import stop_embedded
 from bot.git.cmd import git
 from bot.git.worktrees import Mirrors, Worktree
@@ -28,6 +31,12 @@ from tests.support import SECRET
 SERVER_URL_VAR = "REVIEW_LOOP_TEST_DATABASE_URL"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end tests first: under pytest-xdist the longest start early and the short
+    ones fill in around them, instead of one long test ending the run alone."""
+    items.sort(key=lambda item: not item.nodeid.startswith("tests/e2e/"))
+
+
 def with_database(url: str, name: str) -> str:
     info = psycopg.conninfo.conninfo_to_dict(url)
     info["dbname"] = name
@@ -35,13 +44,36 @@ def with_database(url: str, name: str) -> str:
 
 
 @contextlib.contextmanager
-def fresh_database(admin_url: str) -> Iterator[str]:
-    """CREATE a database of its own for one test on the server at `admin_url`; DROP it after."""
+def fresh_database(admin_url: str, *, template: str | None = None) -> Iterator[str]:
+    """CREATE a database of its own for one test on the server at `admin_url` (a copy of
+    `template` when given, empty otherwise); DROP it after."""
     name = f"rl_test_{uuid.uuid4().hex[:12]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"{copy}')
+    try:
+        yield with_database(admin_url, name)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _migrate(url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
+        await migrations.migrate(conn)
+
+
+@contextlib.contextmanager
+def migrated_template(admin_url: str) -> Iterator[str]:
+    """A database with every migration applied, for `fresh_database` to copy: CREATE DATABASE
+    ... TEMPLATE copies its files, far cheaper than applying the migrations per test. It is
+    built by this session from the code under test, so it is never stale."""
+    name = f"rl_template_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield with_database(admin_url, name)
+        asyncio.run(_migrate(with_database(admin_url, name)))
+        yield name
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -52,6 +84,12 @@ def server_url() -> str:
     if not url:
         pytest.skip(f"{SERVER_URL_VAR} is unset: no PostgreSQL server to test against")
     return url
+
+
+def database_kind() -> str:
+    """The kind a database test runs on unless it is about a kind: the server when one is
+    named (as CI runs), the embedded wheel otherwise (a fresh machine)."""
+    return "server" if os.environ.get(SERVER_URL_VAR) else "embedded"
 
 
 @pytest.fixture(scope="session")
@@ -71,14 +109,52 @@ def embedded_admin_url() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def admin_url(request: pytest.FixtureRequest, kind: str) -> str:
+    if kind == "embedded":
+        return str(request.getfixturevalue("embedded_admin_url"))
+    return server_url()
+
+
+class _Templates(dict[str, str]):
+    """Database kind -> the name of its migrated template, built on first use."""
+
+    def __init__(self, build: Callable[[str], str]) -> None:
+        super().__init__()
+        self._build = build
+
+    def __missing__(self, kind: str) -> str:
+        self[kind] = self._build(kind)
+        return self[kind]
+
+
+@pytest.fixture(scope="session")
+def templates(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The migrated template of each database kind this session uses."""
+    with contextlib.ExitStack() as stack:
+        yield _Templates(
+            lambda kind: stack.enter_context(migrated_template(admin_url(request, kind)))
+        )
+
+
+@pytest.fixture
+def db_url(request: pytest.FixtureRequest, templates: dict[str, str]) -> Iterator[str]:
+    """A fresh database with every migration applied, on one kind (`database_kind`)."""
+    kind = database_kind()
+    with fresh_database(admin_url(request, kind), template=templates[kind]) as url:
+        yield url
+
+
 @pytest.fixture(params=["embedded", pytest.param("server", marks=pytest.mark.server_db)])
-def db_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh, empty database: on the embedded wheel, then on the PostgreSQL server."""
-    if request.param == "embedded":
-        admin = request.getfixturevalue("embedded_admin_url")
-    else:
-        admin = server_url()
-    with fresh_database(admin) as url:
+def empty_db_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, empty database on each kind, for the tests about migrating one."""
+    with fresh_database(admin_url(request, request.param)) as url:
+        yield url
+
+
+@pytest.fixture
+def server_db_url(templates: dict[str, str]) -> Iterator[str]:
+    """A fresh, migrated database on the PostgreSQL server (the distributed mode)."""
+    with fresh_database(server_url(), template=templates["server"]) as url:
         yield url
 
 
@@ -89,13 +165,6 @@ def workdir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="review-loop-test-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def server_db_url() -> Iterator[str]:
-    """A fresh database on the PostgreSQL server (the distributed mode)."""
-    with fresh_database(server_url()) as url:
-        yield url
 
 
 def make_settings(tmp_path: Path, db: str, **overrides: object) -> Settings:

@@ -5,9 +5,9 @@ import asyncio
 from bot.engine import database, migrations
 
 
-async def test_concurrent_migrators_apply_each_migration_once(db_url: str) -> None:
+async def test_concurrent_migrators_apply_each_migration_once(empty_db_url: str) -> None:
     """Three processes migrating one empty database at once: each migration applied once."""
-    pools = [database.open_pool(db_url, max_size=1) for _ in range(3)]
+    pools = [database.open_pool(empty_db_url, max_size=1) for _ in range(3)]
     for pool in pools:
         await pool.open(wait=True)
     try:

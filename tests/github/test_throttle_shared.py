@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 import httpx
 import pytest
 
-from bot.engine import database, migrations
+from bot.engine import database
 from bot.github.throttle import SharedWriteThrottle, ThrottledTransport, WriteLimits
 from bot.runtime import Runtime
 
@@ -24,8 +24,6 @@ async def pools(db_url: str) -> AsyncIterator[list[database.Pool]]:
     for pool in pools:
         await pool.open(wait=True)
     try:
-        async with pools[0].connection() as conn:
-            await migrations.migrate(conn)
         yield pools
     finally:
         for pool in pools:
