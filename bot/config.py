@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # GitHub's secondary limits on content creation, per installation.
     writes_per_minute: int = Field(default=80, ge=1)
     writes_per_hour: int = Field(default=500, ge=1)
+    # The window writes_per_minute counts in: GitHub's minute. Tests shorten it, together with
+    # the sandbox's `creation_window_s`, to check the throttle without waiting minutes.
+    write_minute_s: float = Field(default=60.0, gt=0)
 
     def require_webhook_secret(self) -> str:
         """The webhook secret, or a start-up error that says how to set one."""

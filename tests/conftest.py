@@ -6,7 +6,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import psycopg
@@ -115,33 +115,31 @@ def admin_url(request: pytest.FixtureRequest, kind: str) -> str:
     return server_url()
 
 
-class _Templates(dict[str, str]):
-    """Database kind -> the name of its migrated template, built on first use."""
-
-    def __init__(self, build: Callable[[str], str]) -> None:
-        super().__init__()
-        self._build = build
-
-    def __missing__(self, kind: str) -> str:
-        self[kind] = self._build(kind)
-        return self[kind]
+@pytest.fixture(scope="session")
+def embedded_template(embedded_admin_url: str) -> Iterator[str]:
+    """The migrated template on the embedded wheel, built once per session."""
+    with migrated_template(embedded_admin_url) as name:
+        yield name
 
 
 @pytest.fixture(scope="session")
-def templates(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
-    """The migrated template of each database kind this session uses."""
-    with contextlib.ExitStack() as stack:
-        yield _Templates(
-            lambda kind: stack.enter_context(migrated_template(admin_url(request, kind)))
-        )
+def server_template() -> Iterator[str]:
+    """The migrated template on the PostgreSQL server, built once per session."""
+    with migrated_template(server_url()) as name:
+        yield name
+
+
+def migrated_copy(request: pytest.FixtureRequest, kind: str) -> Iterator[str]:
+    """A fresh copy of the migrated template of `kind`, dropped after the test."""
+    template = str(request.getfixturevalue(f"{kind}_template"))
+    with fresh_database(admin_url(request, kind), template=template) as url:
+        yield url
 
 
 @pytest.fixture
-def db_url(request: pytest.FixtureRequest, templates: dict[str, str]) -> Iterator[str]:
+def db_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh database with every migration applied, on one kind (`database_kind`)."""
-    kind = database_kind()
-    with fresh_database(admin_url(request, kind), template=templates[kind]) as url:
-        yield url
+    yield from migrated_copy(request, database_kind())
 
 
 @pytest.fixture(params=["embedded", pytest.param("server", marks=pytest.mark.server_db)])
@@ -152,10 +150,9 @@ def empty_db_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture
-def server_db_url(templates: dict[str, str]) -> Iterator[str]:
+def server_db_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, migrated database on the PostgreSQL server (the distributed mode)."""
-    with fresh_database(server_url(), template=templates["server"]) as url:
-        yield url
+    yield from migrated_copy(request, "server")
 
 
 @pytest.fixture

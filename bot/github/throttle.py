@@ -319,6 +319,9 @@ class ThrottleSettings(Protocol):
     @property
     def writes_per_hour(self) -> int: ...
 
+    @property
+    def write_minute_s(self) -> float: ...
+
 
 class Throttles:
     """One throttle per installation id, shared by every client of the process. With `pool`,
@@ -355,7 +358,10 @@ class Throttles:
     @classmethod
     def from_settings(cls, settings: ThrottleSettings, pool: Pool | None = None) -> "Throttles":
         limits = WriteLimits(
-            settings.write_interval_s, settings.writes_per_minute, settings.writes_per_hour
+            settings.write_interval_s,
+            settings.writes_per_minute,
+            settings.writes_per_hour,
+            minute_s=settings.write_minute_s,
         )
         return cls(limits, pool=pool)
 

@@ -31,6 +31,7 @@ class FaultSettings:
     latency_s: float = 0.0  # added to every API request
     enforce_creation_limit: bool = False  # 80 content-creating requests per minute
     creation_limit_per_minute: int = 80
+    creation_window_s: float = CREATION_WINDOW_S  # GitHub's minute; tests shorten it
     retry_after_s: int = 1
     drop_webhook_rate: float = 0.0
     duplicate_webhook_rate: float = 0.0
@@ -92,7 +93,7 @@ class Faults:
         """Record a content-creating request; False when it is over the per-minute limit."""
         with self._lock:
             window = self._creations.setdefault(who, deque())
-            while window and window[0] <= now - CREATION_WINDOW_S:
+            while window and window[0] <= now - self.settings.creation_window_s:
                 window.popleft()
             limited = self.settings.enforce_creation_limit
             if limited and len(window) >= self.settings.creation_limit_per_minute:
@@ -103,7 +104,8 @@ class Faults:
 
     def creations_in_window(self, who: str, now: float) -> int:
         with self._lock:
-            return sum(1 for t in self._creations.get(who, ()) if t > now - CREATION_WINDOW_S)
+            since = now - self.settings.creation_window_s
+            return sum(1 for t in self._creations.get(who, ()) if t > since)
 
     def base_modified(self) -> bool:
         """Whether this merge is refused because the base "was modified" (and count it)."""

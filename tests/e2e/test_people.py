@@ -75,16 +75,27 @@ async def test_sixty_findings_are_filed_without_tripping_the_creation_limit(
     workdir: Path, e2e_db: str
 ) -> None:
     """A PR with 60 findings gets 60 issues while the sandbox enforces a content-creation
-    limit; the bot's throttle waits instead of being refused."""
+    limit; the bot's throttle waits instead of being refused. GitHub's minute is shortened
+    to 8 s on both sides (the sandbox's limit and the bot's throttle): the same arithmetic,
+    without waiting a minute. The bot keeps a margin (36 of the 40 allowed) for the requests
+    in flight: the sandbox counts a creation when it arrives, the bot when it sends it."""
     imports = "".join(f"import mod{i}\n" for i in range(60))
     module = f'"""Many imports."""\n\n{imports}'
     config = "max_rounds: 0\ngroup_threshold: 100\n"
+    minute_s = 8.0
     async with local_stack(
-        workdir, database_url=e2e_db, writes_per_minute=40, write_interval_s=0
+        workdir,
+        database_url=e2e_db,
+        writes_per_minute=36,
+        write_interval_s=0,
+        write_minute_s=minute_s,
     ) as stack:
         driver = stack.sandbox.driver
         await asyncio.to_thread(
-            driver.set_faults, enforce_creation_limit=True, creation_limit_per_minute=40
+            driver.set_faults,
+            enforce_creation_limit=True,
+            creation_limit_per_minute=40,
+            creation_window_s=minute_s,
         )
         number = await open_pr(stack, pr_files={"shop/many.py": module}, config=config)
         await wait_settled(stack, REPO, number, timeout=240)

@@ -150,5 +150,8 @@ async def test_the_runtime_shares_its_throttles_through_the_database(runtime: Ru
     assert throttle.pool is runtime.pool
     settings = runtime.settings
     assert throttle.limits == WriteLimits(
-        settings.write_interval_s, settings.writes_per_minute, settings.writes_per_hour
+        settings.write_interval_s,
+        settings.writes_per_minute,
+        settings.writes_per_hour,
+        minute_s=settings.write_minute_s,
     )
