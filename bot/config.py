@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     heartbeat_s: float = Field(default=10.0, gt=0)
     stalled_after_s: float = Field(default=60.0, gt=0)
     reaper_interval_s: float = Field(default=15.0, gt=0)
+    # How often an idle worker looks for jobs that came due (a job deferred for later, a
+    # retry's backoff): new jobs wake it at once by LISTEN/NOTIFY, due ones only by this poll.
+    job_poll_interval_s: float = Field(default=5.0, gt=0)
     # Fan-out: "auto" applies the spawn-tax rule; "parallel"/"inline" force a choice
     # (benchmarks). Priors stand in for measured costs until a repository has some.
     fanout: Literal["auto", "parallel", "inline"] = "auto"

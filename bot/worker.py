@@ -85,6 +85,7 @@ async def run_worker(fleet: Fleet, *, install_signal_handlers: bool = True) -> N
             name=worker_name(),
             concurrency=settings.worker_concurrency,
             update_heartbeat_interval=settings.heartbeat_s,
+            fetch_job_polling_interval=settings.job_poll_interval_s,
             stalled_worker_timeout=settings.stalled_after_s,
             install_signal_handlers=install_signal_handlers,
         )

@@ -67,6 +67,7 @@ async def local_stack(
             "heartbeat_s": 1.0,
             "stalled_after_s": 10.0,
             "reaper_interval_s": 2.0,
+            "job_poll_interval_s": 0.5,
             "worker_concurrency": 4,
         }
         values.update(overrides)

@@ -60,6 +60,7 @@ def worker_processes(
         "WRITE_INTERVAL_S": "0.05",
         "WRITES_PER_MINUTE": "100000",
         "WRITES_PER_HOUR": "1000000",
+        "JOB_POLL_INTERVAL_S": str(s.job_poll_interval_s),
         **{name.upper(): str(value) for name, value in settings.items()},
     }
     workers: list[Worker] = []
