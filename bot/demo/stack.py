@@ -141,15 +141,23 @@ async def wait_settled(
             await on_progress()
         row = await store.get(repo, number)
         idle = await asyncio.to_thread(stack.sandbox.hub.webhooks.wait_idle, 0)
+        pending = await pending_jobs(stack.runtime)
         if (
             row is not None
             and row.state in SETTLED_STATES
             and row.handled >= row.generation
             and idle
-            and await pending_jobs(stack.runtime) == 0
+            and pending == 0
         ):
             return row
         if loop.time() > deadline:
-            state = row.state if row else "not started"
-            raise TimeoutError(f"{repo}#{number} did not settle in {timeout} s (state {state})")
+            state = (
+                f"state {row.state}, handled {row.handled} of generation {row.generation}"
+                if row
+                else "not started"
+            )
+            raise TimeoutError(
+                f"{repo}#{number} did not settle in {timeout} s ({state}; "
+                f"webhooks {'idle' if idle else 'in flight'}; {pending} jobs pending)"
+            )
         await asyncio.sleep(0.25)
