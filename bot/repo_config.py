@@ -1,8 +1,9 @@
 """`.github/review-loop.yml`: what a repository asks of the loop, validated strictly.
 
 It is read from the default branch only: a pull request cannot change the rules it is judged
-by. When the repository has no config, the organisation's `.github` repository is asked, as
-GitHub does for community files.
+by. The organisation's `.github` repository may hold one too, as GitHub does for community
+files: a repository's file is laid over it key by key (each top-level key the repository sets
+replaces the organisation's; `extends: false` ignores the organisation's file).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
     "CONFIG_PATH",
+    "ORG_CONFIG_REPO",
     "RepoConfig",
     "RepoConfigError",
     "Route",
@@ -26,6 +28,7 @@ __all__ = [
 ]
 
 CONFIG_PATH = ".github/review-loop.yml"
+ORG_CONFIG_REPO = ".github"  # the organisation's repository whose config others inherit
 DEFAULT_AUDITORS = ("ruff", "ruff-format")
 
 
@@ -53,6 +56,11 @@ class RepoConfig(BaseModel):
         extra="forbid", frozen=True, title="review-loop repository configuration"
     )
 
+    extends: bool = Field(
+        default=True,
+        description="Inherit the organisation's `.github` repository's config: each top-level "
+        "key set here replaces the organisation's; false ignores the organisation's file.",
+    )
     enabled: bool = Field(default=True, description="Run the loop on this repository's PRs.")
     drafts: bool = Field(default=False, description="Also run on draft pull requests.")
     auditors: list[str] = Field(
@@ -110,40 +118,64 @@ class ConfigFiles(Protocol):
 
 
 async def load_repo_config(files: ConfigFiles, default_branch: str) -> RepoConfig:
-    """The repository's config from its default branch, else its organisation's."""
-    text = await files.read_file(CONFIG_PATH, ref=default_branch)
-    if text is None:
-        text = await files.read_org_file(CONFIG_PATH)
-    return parse_repo_config(text)
+    """The repository's config from its default branch, laid over its organisation's."""
+    own = _settings(await files.read_file(CONFIG_PATH, ref=default_branch), CONFIG_PATH)
+    config = _validated(own, CONFIG_PATH)  # its mistakes are named in its own lines
+    if not config.extends:
+        return config
+    org_source = f"the organisation's {ORG_CONFIG_REPO} repository's {CONFIG_PATH}"
+    inherited = _settings(await files.read_org_file(CONFIG_PATH), org_source)
+    inherited.pop("extends", None)  # an organisation's file has nothing to extend
+    if inherited:
+        _validated(inherited, org_source)
+    return _validated({**inherited, **own}, CONFIG_PATH) if inherited else config
 
 
-def parse_repo_config(text: str | None) -> RepoConfig:
+def parse_repo_config(text: str | None, source: str = CONFIG_PATH) -> RepoConfig:
     """The config from the YAML text of `.github/review-loop.yml`; None or empty: defaults."""
+    return _validated(_settings(text, source), source)
+
+
+class _Settings(dict[str, Any]):
+    """A config file's top-level mapping, with its YAML tree for pointing at lines."""
+
+    root: yaml.Node | None = None
+
+
+def _settings(text: str | None, source: str) -> _Settings:
+    """The mapping a config file holds ({} for none or an empty one), checked as YAML."""
+    found = _Settings()
     if text is None or not text.strip():
-        return RepoConfig()
+        return found
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise RepoConfigError(f"{CONFIG_PATH} is not valid YAML: {_yaml_problem(exc)}") from exc
+        raise RepoConfigError(f"{source} is not valid YAML: {_yaml_problem(exc)}") from exc
     if data is None:
-        return RepoConfig()
+        return found
     if not isinstance(data, dict):
         raise RepoConfigError(
-            f"{CONFIG_PATH} line 1: the file must be a mapping of settings "
+            f"{source} line 1: the file must be a mapping of settings "
             f"(like `enabled: true`), not a {type(data).__name__}"
         )
     duplicate = _first_duplicate_key(root)
     if duplicate is not None:
         key, line = duplicate
-        raise RepoConfigError(f"{CONFIG_PATH} line {line}: `{key}` is set twice; keep one")
+        raise RepoConfigError(f"{source} line {line}: `{key}` is set twice; keep one")
+    found.update(data)
+    found.root = root
+    return found
+
+
+def _validated(data: dict[str, Any], source: str) -> RepoConfig:
     try:
         return RepoConfig.model_validate(data)
     except ValidationError as exc:
+        root = getattr(data, "root", None)
         problems = sorted(_describe(error, root) for error in exc.errors())
         raise RepoConfigError(
-            f"{CONFIG_PATH} has {len(problems)} problem(s):\n"
-            + "\n".join(text for _, text in problems)
+            f"{source} has {len(problems)} problem(s):\n" + "\n".join(text for _, text in problems)
         ) from None
 
 

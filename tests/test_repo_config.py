@@ -10,9 +10,11 @@ import pytest
 import yaml
 
 from bot.repo_config import (
+    CONFIG_PATH,
     RepoConfig,
     RepoConfigError,
     Route,
+    load_repo_config,
     parse_repo_config,
     render_json_schema,
 )
@@ -24,6 +26,7 @@ REGENERATE = (
 )
 
 FULL = """\
+extends: false
 enabled: true
 drafts: true
 auditors: [ruff]
@@ -66,6 +69,7 @@ def test_every_setting_is_read() -> None:
         Route(label="docs", agent="writer"),
     ]
     assert config.model_dump(exclude={"routes"}) == {
+        "extends": False,
         "enabled": True,
         "drafts": True,
         "auditors": ["ruff"],
@@ -165,3 +169,71 @@ def test_json_schema_agrees_with_the_parser() -> None:
         "'agent' is a required property",
         "Additional properties are not allowed ('auditor' was unexpected)",
     ]
+
+
+class Files:
+    """A repository's and its organisation's config files, as the GitHub adapter reads them."""
+
+    def __init__(self, own: str | None, org: str | None) -> None:
+        self.own, self.org = own, org
+        self.org_reads = 0
+
+    async def read_file(self, path: str, ref: str | None = None) -> str | None:
+        assert (path, ref) == (CONFIG_PATH, "main")
+        return self.own
+
+    async def read_org_file(self, path: str) -> str | None:
+        assert path == CONFIG_PATH
+        self.org_reads += 1
+        return self.org
+
+
+ORG = "max_rounds: 2\nreviewers: [lead]\nauditors: [ruff]\n"
+
+
+@pytest.mark.parametrize(
+    ("own", "org", "expected"),
+    [
+        pytest.param(None, None, RepoConfig(), id="no file anywhere: defaults"),
+        pytest.param(
+            None,
+            ORG,
+            RepoConfig(max_rounds=2, reviewers=["lead"], auditors=["ruff"]),
+            id="only the organisation's: inherited",
+        ),
+        pytest.param(
+            "max_rounds: 5\n",
+            ORG,
+            RepoConfig(max_rounds=5, reviewers=["lead"], auditors=["ruff"]),
+            id="a key the repository sets replaces the organisation's, the others stay",
+        ),
+        pytest.param(
+            "reviewers: []\n",
+            ORG,
+            RepoConfig(max_rounds=2, reviewers=[], auditors=["ruff"]),
+            id="lists are replaced, not joined",
+        ),
+        pytest.param(
+            "extends: false\nmax_rounds: 5\n",
+            ORG,
+            RepoConfig(extends=False, max_rounds=5),
+            id="extends false: the organisation's file is not read",
+        ),
+    ],
+)
+async def test_a_repository_config_is_laid_over_the_organisations(
+    own: str | None, org: str | None, expected: RepoConfig
+) -> None:
+    files = Files(own, org)
+    assert await load_repo_config(files, "main") == expected
+    assert files.org_reads == (0 if own and "extends: false" in own else 1)
+
+
+async def test_a_broken_organisation_file_is_named_as_the_organisations() -> None:
+    """A mistake in the inherited file points at that file, not at the repository's."""
+    files = Files("max_rounds: 5\n", "max_rouds: 2\n")
+    with pytest.raises(RepoConfigError) as caught:
+        await load_repo_config(files, "main")
+    message = str(caught.value)
+    assert message.startswith("the organisation's .github repository's .github/review-loop.yml")
+    assert "line 1: unknown key `max_rouds`; did you mean `max_rounds`?" in message

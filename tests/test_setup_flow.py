@@ -237,3 +237,13 @@ def test_render_env(tmp_path: Path, api: str, key: str, expected: dict[str, Any]
     path = tmp_path / ".env"
     path.write_text(render_env(APP, Path(key), api))
     assert dotenv_values(path) == expected
+
+
+def test_the_manifest_subscribes_to_every_event_a_handler_takes() -> None:
+    """An App receives only the events it subscribes to (and `installation`, always): a
+    handler for an event missing from app.yml would never run."""
+    from handlers import enabled_router
+
+    subscribed = set(load_manifest()["default_events"])
+    always = {"installation", "installation_repositories"}
+    assert enabled_router().events() - always <= subscribed

@@ -119,6 +119,16 @@ class LoopStore:
             row = await cur.fetchone()
         return None if row is None else PrRow(**row)
 
+    async def repos_of_owner(self, owner: str) -> list[str]:
+        """The repositories of `owner` that have PRs in the loop."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """SELECT DISTINCT repo FROM review_loop_prs
+                    WHERE split_part(repo, '/', 1) = %s ORDER BY repo""",
+                (owner,),
+            )
+            return [str(r["repo"]) for r in await cur.fetchall()]
+
     async def prs_audited_at(self, repo: str, sha: str) -> list[int]:
         """The PRs of `repo` whose last audit was at commit `sha`."""
         async with self._pool.connection() as conn:

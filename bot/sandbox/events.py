@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.sandbox import render_pulls
+from bot.sandbox import gitops, render_pulls
 from bot.sandbox.hub import Hub
 from bot.sandbox.state import Account, CheckRun, Comment, Installation, Issue, Label, Repo
 
@@ -95,3 +95,41 @@ def installation_created(hub: Hub, installation: Installation, sender: Account) 
         ],
     }
     hub.send("installation", None, sender, payload)
+
+
+def pushed(hub: Hub, repo: Repo, branch: str, before: str, after: str, sender: Account) -> None:
+    """`push` for one branch that moved (or was created) in `repo`."""
+    name = hub.store.full_name(repo)
+    since = None
+    if branch != repo.default_branch:
+        since = gitops.resolve(repo.path, f"refs/heads/{repo.default_branch}")
+    commits = [
+        {
+            "id": c.sha,
+            "tree_id": c.tree,
+            "distinct": True,
+            "message": c.message,
+            "timestamp": c.timestamp,
+            "url": f"{hub.render.web}/{name}/commit/{c.sha}",
+            "author": {"name": c.author[0], "email": c.author[1]},
+            "committer": {"name": c.committer[0], "email": c.committer[1]},
+            "added": c.added,
+            "removed": c.removed,
+            "modified": c.modified,
+        }
+        for c in gitops.pushed_commits(repo.path, before, after, since=since)
+    ]
+    payload: dict[str, Any] = {
+        "ref": f"refs/heads/{branch}",
+        "before": before,
+        "after": after,
+        "created": before == gitops.ZERO_SHA,
+        "deleted": False,
+        "forced": before != gitops.ZERO_SHA and not gitops.is_ancestor(repo.path, before, after),
+        "base_ref": None,
+        "compare": f"{hub.render.web}/{name}/compare/{before[:12]}...{after[:12]}",
+        "commits": commits,
+        "head_commit": commits[-1] if commits else None,
+        "pusher": {"name": sender.login, "email": None},
+    }
+    hub.send("push", repo, sender, payload)

@@ -188,3 +188,64 @@ def commit_merge(
     sha = git(repo, *args, env=identity_env(*author)).strip()
     git(repo, "update-ref", f"refs/heads/{branch}", sha, base_sha, check=False)
     return sha if resolve(repo, branch) == sha else None
+
+
+ZERO_SHA = "0" * 40
+PUSH_COMMITS_LISTED = 20  # GitHub lists at most this many commits in a push webhook
+
+
+@dataclass(frozen=True)
+class PushedCommit:
+    sha: str
+    tree: str
+    message: str
+    timestamp: str  # ISO 8601, as git records it
+    author: tuple[str, str]  # name, email
+    committer: tuple[str, str]
+    added: list[str]
+    removed: list[str]
+    modified: list[str]
+
+
+def pushed_commits(repo: Path, before: str, after: str, *, since: str | None) -> list[PushedCommit]:
+    """The commits a push of `after` over `before` brought, oldest first, as GitHub lists them
+    in a push webhook (the last 20); for a new branch, those after `since` (the default
+    branch's head) when given."""
+    start = since if before == ZERO_SHA else before
+    span = f"{start}..{after}" if start else after
+    shas = git(repo, "rev-list", "--reverse", span).split()[-PUSH_COMMITS_LISTED:]
+    commits = []
+    for sha in shas:
+        fields = git(
+            repo, "show", "-s", "--format=%T%x00%aI%x00%an%x00%ae%x00%cn%x00%ce%x00%B", sha
+        )
+        tree, stamp, a_name, a_mail, c_name, c_mail, message = fields.split("\x00", 6)
+        changes: dict[str, list[str]] = {"A": [], "D": [], "M": []}
+        status = git(repo, "diff-tree", "--no-commit-id", "--name-status", "-r", "--root", sha)
+        for line in status.splitlines():
+            kind, _, path = line.partition("\t")
+            changes.get(kind[:1], changes["M"]).append(path.split("\t")[-1])
+        commits.append(
+            PushedCommit(
+                sha=sha,
+                tree=tree,
+                message=message.rstrip("\n"),
+                timestamp=stamp,
+                author=(a_name, a_mail),
+                committer=(c_name, c_mail),
+                added=changes["A"],
+                removed=changes["D"],
+                modified=changes["M"],
+            )
+        )
+    return commits
+
+
+def is_ancestor(repo: Path, older: str, newer: str) -> bool:
+    """Whether `older` is in the history of `newer` (a push over it was not forced)."""
+    result = subprocess.run(
+        ["git", "--git-dir", str(repo), "merge-base", "--is-ancestor", older, newer],
+        capture_output=True,
+        check=False,
+    )
+    return result.returncode == 0

@@ -8,7 +8,16 @@ from typing import Any
 from bot.sandbox.errors import ApiError
 from bot.sandbox.faults import Faults
 from bot.sandbox.render import Renderer, node_id
-from bot.sandbox.state import PERMISSION_RANK, Account, Installation, Repo, Store, Token
+from bot.sandbox.state import (
+    ALWAYS_SENT_EVENTS,
+    APP_EVENTS,
+    PERMISSION_RANK,
+    Account,
+    Installation,
+    Repo,
+    Store,
+    Token,
+)
 from bot.sandbox.webhooks import Webhooks
 
 
@@ -61,7 +70,10 @@ class Hub:
     # webhooks
 
     def send(self, event: str, repo: Repo | None, sender: Account, payload: dict[str, Any]) -> None:
-        """Emit `event` for `repo` to the App, if the App is installed on the repo's owner."""
+        """Emit `event` for `repo` to the App, if the App is installed on the repo's owner and
+        subscribes to the event."""
+        if event not in APP_EVENTS and event not in ALWAYS_SENT_EVENTS:
+            return
         if repo is None:
             self.webhooks.emit(event, {**payload, "sender": self.render.user(sender)})
             return

@@ -1,4 +1,5 @@
-"""What a branch moving means: open PRs on that branch synchronize; merges close issues."""
+"""What a branch moving means: a push event, open PRs on that branch synchronize; merges close
+issues."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ def branches_moved(
     if not moved:
         return
     repo.pushed_at = hub.store.now()
+    for branch, sha in moved.items():
+        events.pushed(hub, repo, branch, before.get(branch, gitops.ZERO_SHA), sha, sender)
     for base in list(hub.store.repos.values()):
         for issue in list(base.issues.values()):
             pull = issue.pull

@@ -32,7 +32,18 @@ APP_PERMISSIONS: dict[str, str] = {
     "metadata": "read",
     "pull_requests": "write",
 }
-APP_EVENTS: list[str] = ["check_run", "issue_comment", "issues", "label", "pull_request"]
+# The events the sandbox's App subscribes to (the bot's app.yml): GitHub sends an App only
+# these, and the installation events, which every App gets.
+APP_EVENTS: list[str] = [
+    "check_run",
+    "check_suite",
+    "issue_comment",
+    "issues",
+    "label",
+    "pull_request",
+    "push",
+]
+ALWAYS_SENT_EVENTS = frozenset({"installation", "installation_repositories"})
 
 
 class Clock:

@@ -96,6 +96,19 @@ class RequestedAction(Lenient):
     identifier: str
 
 
+class PushedCommit(Lenient):
+    added: list[str] = []
+    removed: list[str] = []
+    modified: list[str] = []
+
+
+class CheckSuite(Lenient):
+    id: int
+    head_sha: str = ""
+    app: CheckRunApp | None = None
+    pull_requests: list[dict[str, Any]] = []
+
+
 class Envelope(Lenient):
     """The common top of every webhook payload, plus the objects handlers read."""
 
@@ -109,5 +122,10 @@ class Envelope(Lenient):
     label: Label | None = None
     check_run: CheckRun | None = None
     requested_action: RequestedAction | None = None
+    check_suite: CheckSuite | None = None
     before: str | None = None
     after: str | None = None
+    # push
+    ref: str | None = None
+    forced: bool = False
+    commits: list[PushedCommit] = []

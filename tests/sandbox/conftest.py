@@ -81,7 +81,10 @@ def webhook_schema() -> dict[str, Any]:
 
 def validate_payload(schema: dict[str, Any], event: str, payload: dict[str, Any]) -> None:
     """Raise unless `payload` matches GitHub's schema for its `event$action`."""
-    name = f"{event}${payload['action']}" if "action" in payload else event
+    # GitHub's schema names an event without actions `<event>$event` (`push$event`).
+    name = f"{event}${payload['action']}" if "action" in payload else f"{event}$event"
+    if name not in schema["definitions"]:
+        name = event
     assert name in schema["definitions"], f"no schema for {name}"
     document = {"$ref": f"#/definitions/{name}", "definitions": schema["definitions"]}
     error = jsonschema.exceptions.best_match(

@@ -10,7 +10,8 @@ OWNER, NAME = REPO.split("/")
 
 
 def events_of(receiver: Receiver) -> list[str]:
-    return [f"{r.event}.{r.action}" for r in receiver.received]
+    """The events received, but `push` (one per branch moved; see test_a_push_...)."""
+    return [f"{r.event}.{r.action}" for r in receiver.received if r.event != "push"]
 
 
 def test_installing_the_app_sends_installation_created(world: World, receiver: Receiver) -> None:
@@ -140,3 +141,26 @@ def test_no_webhook_url_logs_deliveries_for_later(world: World, receiver: Receiv
     github.rest.apps.redeliver_webhook_delivery(missed.id)
     world.sandbox.wait_for_deliveries()
     assert receiver.one("issues", "opened")["issue"]["title"] == "Early"
+
+
+def test_a_push_sends_push_with_the_commits_and_their_files(
+    world: World, receiver: Receiver
+) -> None:
+    """Each branch a push moves sends `push` (valid against GitHub's schema, as every
+    delivery here): its commits with the files each added, modified and removed; a push
+    that rewrote history says `forced`."""
+    driver = world.driver
+    first = driver.push(REPO, "feature", {"a.txt": "1", "b.txt": "1"}, as_user="alice")
+    second = driver.push(REPO, "feature", {"a.txt": "2", "b.txt": None}, as_user="alice")
+    rewritten = driver.push(REPO, "feature", {"c.txt": "1"}, as_user="alice", force=True)
+    world.sandbox.wait_for_deliveries()
+    pushes = [r.payload for r in receiver.of("push")]
+    assert [p["after"] for p in pushes] == [first, second, rewritten]
+    created, changed, forced = pushes
+    assert created["ref"] == "refs/heads/feature" and created["created"]
+    assert [c["added"] for c in created["commits"]] == [["a.txt", "b.txt"]]
+    assert changed["before"] == first and not changed["created"] and not changed["forced"]
+    assert changed["commits"][0]["modified"] == ["a.txt"]
+    assert changed["commits"][0]["removed"] == ["b.txt"]
+    assert changed["head_commit"]["id"] == second
+    assert forced["forced"] and forced["before"] == second
