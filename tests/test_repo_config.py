@@ -26,7 +26,7 @@ REGENERATE = (
 FULL = """\
 enabled: true
 drafts: true
-auditors: [ruff]
+auditors: [ruff, review]
 changed_lines_only: false
 routes:
   - rule: "E*"
@@ -34,6 +34,11 @@ routes:
     agent: claude
   - label: docs
     agent: writer
+  - analyzer: review
+    severity: "*"
+    agent: gpt-fix
+min_severity: medium
+max_findings: 5
 ignore: ["migrations/**"]
 max_rounds: 3
 max_parallel: 2
@@ -64,11 +69,15 @@ def test_every_setting_is_read() -> None:
     assert config.routes == [
         Route(rule="E*", path="src/**", agent="claude"),
         Route(label="docs", agent="writer"),
+        Route(analyzer="review", severity="*", agent="gpt-fix"),
     ]
+    assert (config.builtin_auditors, config.model_auditors) == (["ruff"], ["review"])
     assert config.model_dump(exclude={"routes"}) == {
         "enabled": True,
         "drafts": True,
-        "auditors": ["ruff"],
+        "auditors": ["ruff", "review"],
+        "min_severity": "medium",
+        "max_findings": 5,
         "changed_lines_only": False,
         "ignore": ["migrations/**"],
         "max_rounds": 3,

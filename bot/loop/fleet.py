@@ -10,6 +10,7 @@ from typing import Any
 from bot.agents.catalog import AgentSpec, load_catalog
 from bot.git.cmd import auth_env, git
 from bot.git.worktrees import Mirrors
+from bot.loop.model_audit import ReviewCache
 from bot.loop.warm import WarmPool
 from bot.runtime import Runtime
 
@@ -20,6 +21,7 @@ class Fleet:
     mirrors: Mirrors
     catalog: dict[str, AgentSpec]
     warm: WarmPool
+    review_cache: ReviewCache | None = None  # model reviews of unchanged files, kept
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:

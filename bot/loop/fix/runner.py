@@ -208,7 +208,7 @@ async def fix_issue(
     if issue.state != "open":
         return False
     marker = parse_marker(issue.body) or {}
-    before = await audit(wt.path, config.auditors)
+    before = await audit(wt.path, config.builtin_auditors)
     targets = targets_of(before, marker)
     if marker.get("fp") and not targets:
         return resumed is not None and fixed_earlier(resumed, marker, before, config.ignore)
@@ -227,7 +227,7 @@ async def fix_issue(
             await keep_partial_work(job.api, branch, wt, number, agent=t.agent, identity=identity)
         raise TaskFailed("failed", f"agent {t.agent} failed: {redact_secrets(result.error or '')}")
     await check_agent_change(wt, t.agent)
-    await verify_fix(wt, before, targets, judges_of(targets, t.agent, config.auditors))
+    await verify_fix(wt, before, targets, judges_of(targets, t.agent, config.builtin_auditors))
     await commit_fix(wt, number, issue.title, identity)
     if config.test:
         await run_tests(wt, config.test, undo=True)
