@@ -16,7 +16,7 @@ FOUND = Finding(
 
 
 def test_the_flagged_code_is_found_where_it_moved() -> None:
-    text = '"""Cart."""\n\nimport math\n\n\ndef total(prices, count):\n    return sum(prices[:count])\n'
+    text = '"""Cart."""\n\nimport math\n\n\n' + FOUND.snippet + "\n"
     moved = relocate(FOUND, text)
     assert moved is not None
     assert (moved.start_line, moved.end_line) == (6, 7)
