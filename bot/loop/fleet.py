@@ -11,6 +11,7 @@ from bot.agents.catalog import AgentSpec, load_catalog
 from bot.git.cmd import auth_env, git
 from bot.git.worktrees import Mirrors
 from bot.loop.model_audit import ReviewCache
+from bot.loop.model_store import ModelStore
 from bot.loop.warm import WarmPool
 from bot.runtime import Runtime
 
@@ -40,6 +41,7 @@ class Fleet:
             mirrors=mirrors,
             catalog=load_catalog(settings.agents_file),
             warm=WarmPool(mirrors),
+            review_cache=ReviewCache(ModelStore(runtime.pool)),
         )
 
     async def token(self, installation_id: int, repo: str) -> str:

@@ -9,11 +9,16 @@ not fatal: the other auditors' findings count, and the findings it reported last
 kept (they are not taken for fixed), but the audit is incomplete and the PR is never ready.
 """
 
+import hashlib
+import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from bot.agents.catalog import MODEL_KINDS, AgentSpec
 from bot.agents.models import (
@@ -25,12 +30,17 @@ from bot.agents.models import (
     review_file,
     total_cost,
 )
+from bot.agents.models.calls import Reply, Turn
+from bot.agents.models.client import schema_name
 from bot.agents.models.review import Reviewer
 from bot.audit.diffs import changed_lines
 from bot.audit.findings import Finding
 from bot.audit.globs import path_matches
 from bot.audit.runners import DEFAULT_TIMEOUT_S, run_tool
+from bot.loop.model_store import ModelStore
 from bot.repo_config import SEVERITIES, RepoConfig
+
+T = TypeVar("T", bound=BaseModel)
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +57,62 @@ class ModelAudit:
     calls: list[ModelCall] = field(default_factory=list)
     by_auditor: dict[str, list[Finding]] = field(default_factory=dict)  # those that completed
     files: int = 0  # files reviewed per reviewer, summed
+    cached: int = 0  # of those, answered from the review cache without a call
 
 
 class ReviewCache:
-    """Where reviews of unchanged files are kept (the database's; none: always ask)."""
+    """Reviews of unchanged files, kept in the database: a re-audit after fixes asks the
+    model only about the files the fixes touched.
+
+    The key is a sha256 over the reviewer (catalog name, kind, model, endpoint), the whole
+    prompt (system text, the numbered hunks, guidelines, the PR's text), the file's content
+    and the PR's base commit: change any of them and the file is reviewed again.
+    """
+
+    def __init__(self, store: ModelStore) -> None:
+        self._store = store
 
     def wrap(self, client: Reviewer, *, file_text: str, base_sha: str) -> Reviewer:
-        return client
+        salt = hashlib.sha256(file_text.encode()).hexdigest() + ":" + base_sha
+        return _CachedReviewer(client, self._store, salt)
+
+
+class _CachedReviewer:
+    def __init__(self, client: Reviewer, store: ModelStore, salt: str) -> None:
+        self._client = client
+        self._store = store
+        self._salt = salt
+
+    @property
+    def spec(self) -> AgentSpec:
+        return self._client.spec
+
+    async def structured(
+        self,
+        system: str,
+        user: str,
+        schema: type[T],
+        *,
+        purpose: str,
+        history: Sequence[Turn] = (),
+    ) -> Reply[T]:
+        spec = self.spec
+        payload = [
+            spec.name, spec.kind, spec.model, spec.base_url, schema_name(schema), system,
+            [(turn.role, turn.text) for turn in history], user, self._salt,
+        ]  # fmt: skip
+        key = hashlib.sha256(json.dumps(payload).encode()).hexdigest()
+        raw = await self._store.cached_reply(key)
+        if raw is not None:
+            try:
+                return Reply(schema.model_validate_json(raw), raw, ())
+            except ValidationError:
+                pass  # a reply kept by another version of the schema: ask again
+        reply = await self._client.structured(
+            system, user, schema, purpose=purpose, history=history
+        )
+        await self._store.cache_reply(key, spec.name, str(spec.model), reply.raw)
+        return reply
 
 
 async def review_changes(
@@ -97,6 +156,7 @@ async def review_changes(
                         raise
                     result.calls += review.calls
                     result.files += 1
+                    result.cached += not review.calls
                     found += review.findings
         except ModelError as error:
             result.failed[name] = str(error)

@@ -3,6 +3,7 @@
 import json
 from collections.abc import Sequence
 
+from bot.agents.models import ModelCall
 from bot.audit.findings import Finding
 from bot.engine.database import Pool
 
@@ -62,3 +63,77 @@ class ModelStore:
             )
             row = await cur.fetchone()
         return None if row is None else Finding.from_dict(row["finding"])
+
+    # -- the review cache ----------------------------------------------------------------
+
+    async def cached_reply(self, key: str) -> str | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """UPDATE review_loop_review_cache SET hits = hits + 1, used_at = now()
+                    WHERE key = %s RETURNING reply""",
+                (key,),
+            )
+            row = await cur.fetchone()
+        return None if row is None else str(row["reply"])
+
+    async def cache_reply(self, key: str, agent: str, model: str, reply: str) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                """INSERT INTO review_loop_review_cache (key, agent, model, reply)
+                   VALUES (%s, %s, %s, %s) ON CONFLICT (key) DO NOTHING""",
+                (key, agent, model, reply),
+            )
+
+    # -- what the calls cost -------------------------------------------------------------
+
+    async def record_calls(
+        self,
+        calls: Sequence[ModelCall],
+        *,
+        repo: str,
+        pr_number: int | None,
+        task_id: int | None = None,
+    ) -> None:
+        """Keep `calls` (model, tokens in and out, cost, duration) for budgets."""
+        if not calls:
+            return
+        async with self._pool.connection() as conn:
+            cur = conn.cursor()
+            await cur.executemany(
+                """INSERT INTO review_loop_model_calls
+                       (repo, pr_number, task_id, agent, model, purpose, tokens_in, tokens_out,
+                        cost_usd, duration_s, attempts, repair, error)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                [
+                    (
+                        repo,
+                        pr_number,
+                        task_id,
+                        c.agent,
+                        c.model,
+                        c.purpose,
+                        c.tokens_in,
+                        c.tokens_out,
+                        c.cost_usd,
+                        c.duration_s,
+                        c.attempts,
+                        c.repair,
+                        c.error,
+                    )
+                    for c in calls
+                ],
+            )
+
+    async def calls(self, repo: str, pr_number: int | None = None) -> list[ModelCall]:
+        """The calls recorded for the repository (one PR's, with `pr_number`), oldest first."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """SELECT agent, model, purpose, tokens_in, tokens_out, cost_usd, duration_s,
+                          attempts, repair, error
+                     FROM review_loop_model_calls
+                    WHERE repo = %s AND (%s::integer IS NULL OR pr_number = %s)
+                    ORDER BY id""",
+                (repo, pr_number, pr_number),
+            )
+            rows = await cur.fetchall()
+        return [ModelCall(**row) for row in rows]

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from bot.agents.catalog import AgentSpec
 from bot.agents.models import PullRequestText
-from bot.loop.model_audit import keep_most_severe, review_changes
+from bot.loop.fleet import Fleet
+from bot.loop.model_audit import ModelAudit, ReviewCache, keep_most_severe, review_changes
+from bot.loop.model_store import ModelStore
 from bot.repo_config import RepoConfig
 from bot.sandbox.models import ModelFault, ModelSandbox, Rule, Scenario
 from tests.gitrepos import GitRepo
@@ -115,3 +117,37 @@ async def test_a_failing_reviewer_is_reported_not_fatal(
     )
     assert "even after a repair request" in malformed.failed["review"]
     assert [c.repair for c in malformed.calls] == [False, True]
+
+
+async def test_an_unchanged_file_is_not_reviewed_again(
+    models: ModelSandbox, tmp_path: Path, fleet: Fleet
+) -> None:
+    """The review cache: a re-audit asks only about the file that changed since; the calls
+    made are kept with their tokens and cost."""
+    models.scenario = Scenario([NEGATIVE_COUNT])
+    repo, base, head = pull_request(tmp_path)
+    config = RepoConfig(auditors=["review"])
+    store = ModelStore(fleet.runtime.pool)
+    cache = ReviewCache(store)
+
+    async def audit_at(sha: str) -> ModelAudit:
+        return await review_changes(
+            catalog(models), config, repo.root, sha, base, pr=PullRequestText("A cart"),
+            cache=cache, environ=ENVIRON,
+        )  # fmt: skip
+
+    first = await audit_at(head)
+    assert (first.files, first.cached, len(models.hub.requests)) == (3, 0, 3)
+    again = await audit_at(head)
+    assert (again.files, again.cached, len(models.hub.requests)) == (3, 3, 3)
+    assert again.findings == first.findings and again.calls == []
+
+    repo.write("shop/cart.py", CART.replace("# TODO", "# fixed"))
+    fixed = await audit_at(repo.commit("fix"))
+    assert (fixed.files, fixed.cached) == (3, 2)
+    assert [r.files for r in models.hub.requests[3:]] == [("shop/cart.py",)]
+
+    await store.record_calls(first.calls, repo="acme/shop", pr_number=7)
+    kept = await store.calls("acme/shop", 7)
+    assert kept == first.calls
+    assert all(c.tokens_in > 0 and c.tokens_out > 0 and c.cost_usd for c in kept)

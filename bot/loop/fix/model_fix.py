@@ -86,6 +86,9 @@ async def fix_with_model(
             await _verified_by_reviewer(job, wt, targets[0], context, calls)
     finally:
         log_calls(calls, f"fix task {t.id} (#{issue.number})")
+        await ModelStore(job.fleet.runtime.pool).record_calls(
+            calls, repo=t.repo, pr_number=t.pr_number, task_id=t.id
+        )
     await commit_fix(wt, issue.number, issue.title, await job.identity())
     if config.test:
         await run_tests(wt, config.test, undo=True)

@@ -176,6 +176,7 @@ class PrReconciler:
         except AuditError as exc:
             return Audit(error=str(exc))
         log_calls(models.calls, f"audit of {self.repo}#{self.number}")
+        await self.model_store.record_calls(models.calls, repo=self.repo, pr_number=self.number)
         kept = list(models.findings)
         for name, findings in models.by_auditor.items():
             await self.model_store.replace_findings(
