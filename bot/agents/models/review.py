@@ -268,7 +268,8 @@ def _refusal(
 
 def _finding(analyzer: str, path: str, item: ReviewedFinding, lines: Sequence[str]) -> Finding:
     snippet = "\n".join(lines[item.start_line - 1 : item.end_line])
-    message = f"[{item.severity}] {item.title.strip()}: {item.rationale.strip()}"
+    # The first line names the problem (an issue's title uses it), the next ones say why.
+    message = f"[{item.severity}] {item.title.strip()}\n{item.rationale.strip()}"
     if item.suggested_fix and item.suggested_fix.strip():
         message += f"\nSuggested fix: {item.suggested_fix.strip()}"
     return Finding(
