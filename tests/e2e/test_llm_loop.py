@@ -253,3 +253,55 @@ async def test_a_fix_the_verifier_rejects_is_not_proposed(
     assert pulls == []
     assert [t["status"] for t in tasks] == ["refused", "refused"]
     assert all("says the finding is not resolved" in (t["error"] or "") for t in tasks)
+
+
+@pytest.mark.usefixtures("model_key")
+async def test_a_reworded_finding_keeps_its_issue_and_a_waived_one_stays_waived(
+    workdir: Path, e2e_db: str, models: ModelSandbox
+) -> None:
+    """No fixer is routed, so the finding waits for a person. A new commit makes the model
+    review the file again and word the finding differently: same issue. A person closes it
+    as not planned: later re-audits, worded differently again, file nothing."""
+    models.scenario = Scenario([NEGATIVE_COUNT])
+    agents = catalog(workdir, models)
+    config = "auditors: [ruff, ruff-format, review]\n"
+    cart_path = "shop/cart.py"
+    async with local_stack(workdir, database_url=e2e_db, agents_file=agents) as stack:
+        driver = stack.sandbox.driver
+        number = await open_pr(stack, pr_files={cart_path: CART}, config=config)
+        row = await wait_settled(stack, REPO, number)
+        assert row.state == "needs-human"
+        (first,) = finding_issues(stack)
+
+        async def reword_and_push(title: str, extra: str) -> Any:
+            models.scenario = Scenario(
+                [Rule(**{**NEGATIVE_COUNT.__dict__, "title": title, "rationale": title})]
+            )
+            await asyncio.to_thread(
+                driver.push, REPO, "change", {cart_path: CART + extra}, as_user=AUTHOR
+            )
+            await asyncio.sleep(0.5)
+            return await wait_settled(stack, REPO, number)
+
+        await reword_and_push("negative counts are not rejected", '\n\nA = "a"\n')
+        (again,) = finding_issues(stack)
+        assert again["number"] == first["number"] and again["state"] == "open"
+        assert "negative counts are not rejected" in again["title"]
+
+        await asyncio.to_thread(
+            driver.set_issue_state,
+            REPO,
+            first["number"],
+            "closed",
+            as_user=AUTHOR,
+            reason="not_planned",
+        )
+        await asyncio.sleep(0.5)
+        await wait_settled(stack, REPO, number)
+        row = await reword_and_push("count may be below zero", '\n\nA = "a"\nB = "b"\n')
+        issues = finding_issues(stack)
+        reviews = [r for r in models.hub.requests if r.schema_name == "review_findings"]
+
+    assert row.state == "ready", row.reason
+    assert [(i["number"], i["state"]) for i in issues] == [(first["number"], "closed")]
+    assert len(reviews) >= 3, "each push had the file reviewed again"
