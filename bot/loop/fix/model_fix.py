@@ -46,15 +46,15 @@ async def fix_with_model(
     targets = targets_of(before, marker)
     from_model = False
     if not targets:
-        found = await _model_finding(job, wt, marker)
-        if found is None:
-            if not marker.get("fp"):
-                raise TaskFailed(
-                    "failed", f"agent {t.agent} is a model fixer: it fixes findings, and "
-                    f"issue #{issue.number} names none"
-                )  # fmt: skip
+        if not marker.get("fp"):
+            raise TaskFailed(
+                "failed", f"agent {t.agent} is a model fixer: it fixes findings, and "
+                f"issue #{issue.number} names none"
+            )  # fmt: skip
+        targets = await _model_findings(job, wt, marker)
+        if not targets:
             return resumed  # gone: removed by the branch's earlier commits, or already
-        targets, from_model = [found], True
+        from_model = True
     context = f"{issue.title}\n\n{issue.body or ''}"
     calls: list[ModelCall] = []
     try:
@@ -83,7 +83,8 @@ async def fix_with_model(
         if why:
             raise TaskFailed("refused", f"verification failed: {why}")
         if from_model:
-            await _verified_by_reviewer(job, wt, targets[0], context, calls)
+            for target in targets:
+                await _verified_by_reviewer(job, wt, target, context, calls)
     finally:
         log_calls(calls, f"fix task {t.id} (#{issue.number})")
         await ModelStore(job.fleet.runtime.pool).record_calls(
@@ -96,20 +97,25 @@ async def fix_with_model(
     return True
 
 
-async def _model_finding(job: FixJob, wt: Worktree, marker: dict[str, object]) -> Finding | None:
-    """The model finding the issue names, as the reviewer reported it, found again in the
-    worktree's file (lines move); None when it is not there any more."""
-    fp, t = marker.get("fp"), job.task
-    if not isinstance(fp, str) or t.pr_number is None:
-        return None
-    stored = await ModelStore(job.fleet.runtime.pool).finding(t.repo, t.pr_number, fp)
-    if stored is None:
-        return None
-    try:
-        text = (wt.path / stored.path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-    return relocate(stored, text)
+async def _model_findings(job: FixJob, wt: Worktree, marker: dict[str, object]) -> list[Finding]:
+    """The model findings the issue names (one, or a group of one category in one file), as
+    the reviewer reported them, found again in the worktree's file (lines move); those whose
+    code is gone are left out."""
+    t = job.task
+    if t.pr_number is None:
+        return []
+    stored = await ModelStore(job.fleet.runtime.pool).findings(t.repo, t.pr_number)
+    named = targets_of(stored, marker)
+    found = []
+    for finding in named:
+        try:
+            text = (wt.path / finding.path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        moved = relocate(finding, text)
+        if moved is not None:
+            found.append(moved)
+    return found
 
 
 def relocate(finding: Finding, text: str) -> Finding | None:
