@@ -172,6 +172,13 @@ async def run_llm_demo(
         "model_calls_by_purpose": {
             p: sum(1 for c in calls if c.purpose == p) for p in sorted({c.purpose for c in calls})
         },
+        "tokens_by_purpose": {
+            p: [
+                sum(c.tokens_in for c in calls if c.purpose == p),
+                sum(c.tokens_out for c in calls if c.purpose == p),
+            ]
+            for p in sorted({c.purpose for c in calls})
+        },
         "tokens_in": sum(c.tokens_in for c in calls),
         "tokens_out": sum(c.tokens_out for c in calls),
         "cost_usd": None if cost is None else round(cost, 6),
