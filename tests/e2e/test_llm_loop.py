@@ -305,3 +305,35 @@ async def test_a_reworded_finding_keeps_its_issue_and_a_waived_one_stays_waived(
     assert row.state == "ready", row.reason
     assert [(i["number"], i["state"]) for i in issues] == [(first["number"], "closed")]
     assert len(reviews) >= 3, "each push had the file reviewed again"
+
+
+@pytest.mark.usefixtures("model_key")
+async def test_a_reviewer_failing_later_keeps_its_open_findings(
+    workdir: Path, e2e_db: str, models: ModelSandbox
+) -> None:
+    """A finding is filed (no fixer routed: it waits for a person). Then the reviewer's key is
+    refused at the next audit: the issue is not taken for fixed, it stays open, and the check
+    run says the audit is incomplete."""
+    models.scenario = Scenario([NEGATIVE_COUNT])
+    agents = catalog(workdir, models)
+    config = "auditors: [ruff, ruff-format, review]\n"
+    async with local_stack(workdir, database_url=e2e_db, agents_file=agents) as stack:
+        driver = stack.sandbox.driver
+        number = await open_pr(stack, pr_files={"shop/cart.py": CART}, config=config)
+        await wait_settled(stack, REPO, number)
+        (filed,) = finding_issues(stack)
+        assert filed["state"] == "open"
+
+        models.set_faults(ModelFault("unauthorized"))
+        head = await asyncio.to_thread(
+            driver.push, REPO, "change", {"shop/cart.py": CART + '\n\nA = "a"\n'}, as_user=AUTHOR
+        )
+        await asyncio.sleep(0.5)
+        row = await wait_settled(stack, REPO, number)
+        issues = finding_issues(stack)
+        check = loop_check(stack, number)
+
+    assert row.state == "needs-human"
+    assert [(i["number"], i["state"]) for i in issues] == [(filed["number"], "open")]
+    assert "did not finish" in check["output"]["summary"] and "401" in check["output"]["summary"]
+    assert check["head_sha"] == head, "audited at the new head"
