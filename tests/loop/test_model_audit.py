@@ -151,3 +151,22 @@ async def test_an_unchanged_file_is_not_reviewed_again(
     kept = await store.calls("acme/shop", 7)
     assert kept == first.calls
     assert all(c.tokens_in > 0 and c.tokens_out > 0 and c.cost_usd for c in kept)
+
+
+async def test_a_reviewer_that_times_out_is_reported(models: ModelSandbox, tmp_path: Path) -> None:
+    models.scenario = Scenario([NEGATIVE_COUNT])
+    repo, base, head = pull_request(tmp_path)
+    spec = model_spec(models, "anthropic", name="review", timeout_s=0.3, max_retries=0)
+    models.set_faults(ModelFault("timeout", delay_s=2.0))
+    result = await review_changes(
+        {"review": spec},
+        RepoConfig(auditors=["review"]),
+        repo.root,
+        head,
+        base,
+        pr=PullRequestText(),
+        environ=ENVIRON,
+    )
+    assert set(result.failed) == {"review"}
+    assert "kept failing" in result.failed["review"]
+    assert result.findings == []
