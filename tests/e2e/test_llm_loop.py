@@ -109,7 +109,10 @@ async def test_an_llm_finding_is_filed_fixed_verified_and_landed(
     agents = catalog(workdir, models)
     files = {"shop/cart.py": CART, "shop/notes.py": NOTES}
     async with local_stack(workdir, database_url=e2e_db, agents_file=agents) as stack:
-        number = await open_pr(stack, pr_files=files, config=CONFIG, body="Adds a cart total.")
+        guidelines = {".github/review-loop/review.md": "Check every count for negative values.\n"}
+        number = await open_pr(
+            stack, pr_files=files, base_files=guidelines, config=CONFIG, body="Adds a cart total."
+        )
         row = await wait_settled(stack, REPO, number)
         issues = finding_issues(stack)
         fixes = fix_pulls(stack, number)
@@ -135,6 +138,8 @@ async def test_an_llm_finding_is_filed_fixed_verified_and_landed(
     assert schemas.count("fix_edits") == 1 and schemas.count("verify_fix") == 1
     reviews = [r for r in requests if r.schema_name == "review_findings"]
     assert all(len(r.files) == 1 for r in reviews), "one file per review call"
+    assert all("Check every count for negative values." in r.prompt for r in reviews)
+    assert all("Adds a cart total." in r.prompt for r in reviews)
     # The fix touched cart.py only: the re-audit asked about it again, notes.py came from
     # the review cache.
     assert [r.files for r in reviews].count(("shop/notes.py",)) == 1
