@@ -252,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the whole loop against the local GitHub sandbox")
     demo.add_argument("--json", action="store_true", help="end with one JSON line of results")
     demo.add_argument("--keep", action="store_true", help="keep the demo's working folder")
+    demo.add_argument(
+        "--scenario",
+        choices=["default", "llm"],
+        default="default",
+        help="llm: add a scripted model reviewer and fixer (the local model sandbox)",
+    )
     sandbox = sub.add_parser("sandbox", help="run the local GitHub sandbox alone")
     sandbox.add_argument("--port", type=int, default=8010)
     sandbox.add_argument(
@@ -290,6 +296,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_status(settings, args.json))
         elif args.command == "replay":
             return _replay(settings, args)
+        elif args.command == "demo" and args.scenario == "llm":
+            from bot.demo.llm import main as llm_demo_main
+
+            return llm_demo_main(as_json=args.json, keep=args.keep)
         elif args.command == "demo":
             from bot.demo.run import main as demo_main
 

@@ -16,8 +16,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
+    "BUILTIN_AUDITORS",
     "CONFIG_PATH",
     "ORG_CONFIG_REPO",
+    "SEVERITIES",
     "RepoConfig",
     "RepoConfigError",
     "Route",
@@ -30,6 +32,10 @@ __all__ = [
 CONFIG_PATH = ".github/review-loop.yml"
 ORG_CONFIG_REPO = ".github"  # the organisation's repository whose config others inherit
 DEFAULT_AUDITORS = ("ruff", "ruff-format")
+# The analyzers the bot runs itself; any other auditor name is a model entry of the catalog.
+BUILTIN_AUDITORS = ("ruff", "ruff-format")
+SEVERITIES = ("low", "medium", "high", "critical")  # of model findings, lowest first
+Severity = Literal["low", "medium", "high", "critical"]
 
 
 class RepoConfigError(ValueError):
@@ -46,6 +52,11 @@ class Route(BaseModel):
     category: str | None = Field(default=None, description="Finding category, e.g. lint.")
     path: str | None = Field(default=None, description='Path glob, e.g. "src/**/*.py".')
     label: str | None = Field(default=None, description="An issue label the issue must carry.")
+    severity: str | None = Field(
+        default=None,
+        description='Severity of a model finding, or a glob, e.g. "high" or "*"; findings '
+        "of the built-in analyzers have none and never match.",
+    )
     agent: str = Field(min_length=1, description="Agent name from the server's catalog.")
 
 
@@ -65,7 +76,17 @@ class RepoConfig(BaseModel):
     drafts: bool = Field(default=False, description="Also run on draft pull requests.")
     auditors: list[str] = Field(
         default_factory=lambda: list(DEFAULT_AUDITORS),
-        description="Auditors to run, by name from the server's catalog.",
+        description="Auditors to run: the built-ins ruff and ruff-format, and model "
+        "reviewers by their name in the server's catalog (kind openai or anthropic).",
+    )
+    min_severity: Severity = Field(
+        default="low",
+        description="Model reviewers' findings below this severity are dropped.",
+    )
+    max_findings: int = Field(
+        default=20,
+        ge=0,
+        description="At most this many model findings per audit, the most severe first.",
     )
     changed_lines_only: bool = Field(
         default=True, description="Keep only findings on lines the pull request changed."
@@ -107,6 +128,16 @@ class RepoConfig(BaseModel):
     test: str | None = Field(
         default=None, description="Shell command a fix must pass (no tokens, no keys)."
     )
+
+    @property
+    def builtin_auditors(self) -> list[str]:
+        """The auditors the bot runs itself (ruff, ruff-format), in the configured order."""
+        return [name for name in self.auditors if name in BUILTIN_AUDITORS]
+
+    @property
+    def model_auditors(self) -> list[str]:
+        """The other auditors: model reviewers named in the server's catalog."""
+        return [name for name in dict.fromkeys(self.auditors) if name not in BUILTIN_AUDITORS]
 
 
 class ConfigFiles(Protocol):

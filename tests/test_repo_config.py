@@ -29,7 +29,7 @@ FULL = """\
 extends: false
 enabled: true
 drafts: true
-auditors: [ruff]
+auditors: [ruff, review]
 changed_lines_only: false
 routes:
   - rule: "E*"
@@ -37,6 +37,11 @@ routes:
     agent: claude
   - label: docs
     agent: writer
+  - analyzer: review
+    severity: "*"
+    agent: gpt-fix
+min_severity: medium
+max_findings: 5
 ignore: ["migrations/**"]
 max_rounds: 3
 max_parallel: 2
@@ -67,12 +72,16 @@ def test_every_setting_is_read() -> None:
     assert config.routes == [
         Route(rule="E*", path="src/**", agent="claude"),
         Route(label="docs", agent="writer"),
+        Route(analyzer="review", severity="*", agent="gpt-fix"),
     ]
+    assert (config.builtin_auditors, config.model_auditors) == (["ruff"], ["review"])
     assert config.model_dump(exclude={"routes"}) == {
         "extends": False,
         "enabled": True,
         "drafts": True,
-        "auditors": ["ruff"],
+        "auditors": ["ruff", "review"],
+        "min_severity": "medium",
+        "max_findings": 5,
         "changed_lines_only": False,
         "ignore": ["migrations/**"],
         "max_rounds": 3,

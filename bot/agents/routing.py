@@ -24,7 +24,7 @@ def route(
 ) -> str | None:
     """The agent for an issue: an `agent:` label, else the first matching route, else defaults.
 
-    Rules on analyzer, rule, category or path need a finding; a route with only a `label`
+    Rules on analyzer, rule, category, path or severity need a finding; a route with only a `label`
     matcher can also route an issue a person filed. None means "needs a human". Agents
     unknown to the server's catalog are skipped wherever they are named.
     """
@@ -44,7 +44,7 @@ def route(
 def _matches(rule: Route, finding: Finding | None, labels: Sequence[str]) -> bool:
     if rule.label is not None and not any(fnmatchcase(label, rule.label) for label in labels):
         return False
-    finding_matchers = (rule.analyzer, rule.rule, rule.category, rule.path)
+    finding_matchers = (rule.analyzer, rule.rule, rule.category, rule.path, rule.severity)
     if finding is None:
         return rule.label is not None and all(m is None for m in finding_matchers)
     return (
@@ -52,4 +52,8 @@ def _matches(rule: Route, finding: Finding | None, labels: Sequence[str]) -> boo
         and (rule.rule is None or fnmatchcase(finding.rule, rule.rule))
         and (rule.category is None or fnmatchcase(finding.category, rule.category))
         and (rule.path is None or path_matches(finding.path, rule.path))
+        and (
+            rule.severity is None
+            or (finding.severity is not None and fnmatchcase(finding.severity, rule.severity))
+        )
     )

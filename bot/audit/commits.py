@@ -31,7 +31,7 @@ async def audit_commit(
         mirror, mirrors.worktree_path(repo, name), f"review-loop/audit/{name}", sha
     )
     try:
-        findings = await audit(wt.path, list(auditors or config.auditors))
+        findings = await audit(wt.path, list(auditors or config.builtin_auditors))
     finally:
         await mirrors.remove_worktree(wt)
     if base_sha is not None and config.changed_lines_only:

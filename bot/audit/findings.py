@@ -49,6 +49,7 @@ class Finding:
     snippet: str
     help_uri: str | None = None
     occurrence: int = 0
+    severity: str | None = None  # model reviewers' findings only; not part of the fingerprint
 
     def __post_init__(self) -> None:
         if self.start_line < 1 or self.end_line < self.start_line:

@@ -44,6 +44,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "fan-out: measured costs, plans, batched tasks", _sql_file("0004_fanout.sql")),
     Migration(5, "write throttle shared by every process", _sql_file("0005_write_throttle.sql")),
     Migration(6, "deliveries keep their raw bodies", _sql_file("0006_raw_bodies.sql")),
+    Migration(7, "model reviewers' findings", _sql_file("0007_model_findings.sql")),
+    Migration(8, "model review cache and call records", _sql_file("0008_model_cache_calls.sql")),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -7,9 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.agents.catalog import AgentSpec, load_catalog
+from bot.agents.catalog import MODEL_KINDS, AgentSpec, load_catalog
+from bot.agents.models.client import preload_backends
 from bot.git.cmd import auth_env, git
 from bot.git.worktrees import Mirrors
+from bot.loop.model_audit import ReviewCache
+from bot.loop.model_store import ModelStore
 from bot.loop.warm import WarmPool
 from bot.runtime import Runtime
 
@@ -20,6 +23,7 @@ class Fleet:
     mirrors: Mirrors
     catalog: dict[str, AgentSpec]
     warm: WarmPool
+    review_cache: ReviewCache | None = None  # model reviews of unchanged files, kept
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -33,11 +37,15 @@ class Fleet:
         """The fleet of a worker process (one per process: its warm pool lives in memory)."""
         settings = runtime.settings
         mirrors = Mirrors(settings.data_dir.resolve() / "git")
+        catalog = load_catalog(settings.agents_file)
+        if any(spec.kind in MODEL_KINDS for spec in catalog.values()):
+            preload_backends()
         return cls(
             runtime=runtime,
             mirrors=mirrors,
-            catalog=load_catalog(settings.agents_file),
+            catalog=catalog,
             warm=WarmPool(mirrors),
+            review_cache=ReviewCache(ModelStore(runtime.pool)),
         )
 
     async def token(self, installation_id: int, repo: str) -> str:

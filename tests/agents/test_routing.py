@@ -71,3 +71,17 @@ def test_route(
 def test_defaults_need_the_builtin_agents_in_the_catalog() -> None:
     """A server without the ruff fixers sends ruff findings to a person."""
     assert route(LINT, [], DEFAULTS, {"claude"}) is None
+
+
+def test_a_severity_route_matches_model_findings_only() -> None:
+    """`severity` matches a model finding's severity (glob); ruff findings have none."""
+    from dataclasses import replace
+
+    config = RepoConfig(
+        routes=[Route(severity="high", agent="security"), Route(severity="*", agent="writer")]
+    )
+    high = replace(LLM, severity="high")
+    low = replace(LLM, severity="low")
+    assert route(high, [], config, KNOWN) == "security"
+    assert route(low, [], config, KNOWN) == "writer"
+    assert route(LINT, [], config, KNOWN) == "ruff-fix"

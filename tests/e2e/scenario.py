@@ -47,6 +47,8 @@ async def open_pr(
     pr_files: dict[str, str],
     base_files: dict[str, str] | None = None,
     config: str | None = None,
+    title: str = "A change",
+    body: str = "",
 ) -> int:
     """Create the repository (config on its default branch), push a branch, open a PR."""
     driver = stack.sandbox.driver
@@ -62,7 +64,7 @@ async def open_pr(
         driver.set_permission(REPO, AUTHOR, "write")
         driver.install_app("acme", sender=AUTHOR)
         driver.push(REPO, "change", dict(pr_files), as_user=AUTHOR, message="A change")
-        pr: dict[str, Any] = driver.open_pr(REPO, "change", as_user=AUTHOR, title="A change")
+        pr: dict[str, Any] = driver.open_pr(REPO, "change", as_user=AUTHOR, title=title, body=body)
         return int(pr["number"])
 
     return await asyncio.to_thread(setup)

@@ -45,3 +45,25 @@ async def test_every_webhook_delivered_twice_changes_nothing(workdir: Path, e2e_
     assert result["issues_closed_by_fix"] == result["findings_filed"]
     assert result["summary_comments"] == 1
     assert result["check_runs_at_head"] == 1
+
+
+async def test_the_llm_demo_fixes_a_bug_no_linter_reports(workdir: Path, e2e_db: str) -> None:
+    """`demo --scenario llm`: beside ruff's findings, the scripted model reviewer's finding
+    is filed, fixed by the scripted model fixer, verified and merged; the output says the
+    models are scripted."""
+    from bot.demo.llm import run_llm_demo
+
+    lines: list[str] = []
+    result = await run_llm_demo(workdir, lines.append, database_url=e2e_db)
+    assert result["state"] == "ready"
+    assert 1 <= result["rounds"] <= 3
+    assert result["llm_findings"] == result["llm_findings_fixed"] >= 1
+    assert result["issues_closed_by_fix"] == result["findings_filed"] > result["llm_findings"]
+    assert set(result["agents_used"]) == {"ruff-fix", "ruff-format", "scripted-fix"}
+    assert result["pr_branch_clean"] and result["base_untouched"]
+    assert result["models_used"] == ["scripted-fix-model", "scripted-review-model"]
+    assert set(result["model_calls_by_purpose"]) == {"review", "fix", "verify"}
+    assert result["tokens_in"] > 0 and result["tokens_out"] > 0 and result["cost_usd"] > 0
+    assert any("SCRIPTED, not a real LLM" in line for line in lines)
+    model_lines = [line for line in lines if "count is never checked" in line]
+    assert model_lines and all("scripted" in line.lower() for line in model_lines)

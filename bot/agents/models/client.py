@@ -215,6 +215,15 @@ def open_model_client(
     return ModelClient(spec, backend, retry=retry, secret=key)
 
 
+def preload_backends() -> None:
+    """Import the vendor SDKs now: a first import takes seconds, which must not happen
+    inside a running job (it would stall the event loop, and with it the lease renewals)."""
+    from bot.agents.models.anthropic_messages import AnthropicMessages
+    from bot.agents.models.openai_chat import OpenAIChat
+
+    del AnthropicMessages, OpenAIChat
+
+
 def schema_name(schema: type[BaseModel]) -> str:
     """The name the schema goes by on the wire: its `title` in model_config, else the class."""
     title: Any = schema.model_config.get("title")

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from bot.agents.briefs import sanitize_untrusted
-from bot.agents.models.calls import ModelCall, ModelError
-from bot.agents.models.client import ModelClient
+from bot.agents.catalog import AgentSpec
+from bot.agents.models.calls import ModelCall, ModelError, Reply, Turn
 from bot.agents.models.prompting import (
     CHANGED_CODE,
     REPLY_RULE,
@@ -26,6 +26,26 @@ from bot.agents.models.prompting import (
     untrusted_section,
 )
 from bot.audit.findings import Finding, normalise_code, number_occurrences, split_lines
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class Reviewer(Protocol):
+    """What `review_file` calls: a `ModelClient`, or one that answers some asks from a cache."""
+
+    @property
+    def spec(self) -> AgentSpec: ...
+
+    async def structured(
+        self,
+        system: str,
+        user: str,
+        schema: type[T],
+        *,
+        purpose: str,
+        history: Sequence[Turn] = (),
+    ) -> Reply[T]: ...
+
 
 Category = Literal[
     "bug", "security", "performance", "correctness", "maintainability", "tests", "docs"
@@ -107,7 +127,7 @@ class ReviewResult:
 
 
 async def review_file(
-    client: ModelClient,
+    client: Reviewer,
     change: FileChange,
     *,
     pr: PullRequestText = PullRequestText(),
@@ -248,7 +268,8 @@ def _refusal(
 
 def _finding(analyzer: str, path: str, item: ReviewedFinding, lines: Sequence[str]) -> Finding:
     snippet = "\n".join(lines[item.start_line - 1 : item.end_line])
-    message = f"[{item.severity}] {item.title.strip()}: {item.rationale.strip()}"
+    # The first line names the problem (an issue's title uses it), the next ones say why.
+    message = f"[{item.severity}] {item.title.strip()}\n{item.rationale.strip()}"
     if item.suggested_fix and item.suggested_fix.strip():
         message += f"\nSuggested fix: {item.suggested_fix.strip()}"
     return Finding(
@@ -260,6 +281,7 @@ def _finding(analyzer: str, path: str, item: ReviewedFinding, lines: Sequence[st
         end_line=item.end_line,
         message=sanitize_untrusted(message, max_chars=2000),
         snippet=snippet,
+        severity=item.severity,
     )
 
 
@@ -273,6 +295,7 @@ __all__ = [
     "ReviewReply",
     "ReviewResult",
     "ReviewedFinding",
+    "Reviewer",
     "hunks",
     "review_file",
 ]

@@ -16,6 +16,7 @@ import time
 import uuid
 
 from bot.agents.briefs import BriefFinding, BriefTask, build_brief, redact_secrets
+from bot.agents.catalog import MODEL_KINDS
 from bot.agents.runner import AgentTask, FixTarget, run_agent
 from bot.audit.commits import audit_commit
 from bot.audit.findings import Finding
@@ -35,6 +36,7 @@ from bot.loop.fix.branch import (
 )
 from bot.loop.fix.job import FixJob, TaskFailed
 from bot.loop.fix.land import fix_pr_text, land, open_fix_pr
+from bot.loop.fix.model_fix import fix_with_model
 from bot.loop.fix.verify import (
     audit_fix_pr,
     check_agent_change,
@@ -207,8 +209,12 @@ async def fix_issue(
     issue = await job.api.get_issue(number)
     if issue.state != "open":
         return False
+    if job.spec.kind in MODEL_KINDS:
+        return await fix_with_model(
+            job, branch, wt, issue, resumed=resumed is not None, keep_partial=keep_partial
+        )
     marker = parse_marker(issue.body) or {}
-    before = await audit(wt.path, config.auditors)
+    before = await audit(wt.path, config.builtin_auditors)
     targets = targets_of(before, marker)
     if marker.get("fp") and not targets:
         return resumed is not None and fixed_earlier(resumed, marker, before, config.ignore)
@@ -227,7 +233,7 @@ async def fix_issue(
             await keep_partial_work(job.api, branch, wt, number, agent=t.agent, identity=identity)
         raise TaskFailed("failed", f"agent {t.agent} failed: {redact_secrets(result.error or '')}")
     await check_agent_change(wt, t.agent)
-    await verify_fix(wt, before, targets, judges_of(targets, t.agent, config.auditors))
+    await verify_fix(wt, before, targets, judges_of(targets, t.agent, config.builtin_auditors))
     await commit_fix(wt, number, issue.title, identity)
     if config.test:
         await run_tests(wt, config.test, undo=True)

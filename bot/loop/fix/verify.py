@@ -133,7 +133,7 @@ async def verify_against(job: FixJob, wt: Worktree, base: str, fixed: list[int])
     for number in fixed:
         issue = await job.api.get_issue(number)
         targets += targets_of(before, parse_marker(issue.body) or {})
-    judges = sorted({f.analyzer for f in targets}) or config.auditors
+    judges = sorted({f.analyzer for f in targets}) or config.builtin_auditors
     after = filter_ignored(await audit(wt.path, judges), config.ignore)  # as `before` is
     why = verify([f for f in before if f.analyzer in judges], after, targets)
     if why is None and config.test:
@@ -152,7 +152,7 @@ async def audit_fix_pr(job: FixJob, wt: Worktree) -> None:
     if task.pr_number is None or config.max_depth < 1:
         return  # a person's issue: its fix PR runs the whole loop as a PR of its own
     head = await head_of(wt)
-    findings = await audit(wt.path, config.auditors)
+    findings = await audit(wt.path, config.builtin_auditors)
     if config.changed_lines_only:
         changed = await changed_lines(job.mirror, task.base_sha, head)
         findings = filter_to_changed(findings, changed)

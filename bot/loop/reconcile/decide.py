@@ -8,7 +8,7 @@ audit that could not run.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from bot.audit.findings import Finding
@@ -65,10 +65,22 @@ class Facts:
 
 @dataclass(frozen=True)
 class Audit:
-    """The audit of the PR's head: its findings, or why it could not run."""
+    """The audit of the PR's head: its findings, or why it could not run.
+
+    `incomplete` names the auditors (model reviewers) that failed, with why: the others'
+    findings count, but an audit with a gap never makes the PR ready.
+    """
 
     findings: Sequence[Finding] = ()
     error: str | None = None
+    incomplete: Mapping[str, str] = field(default_factory=dict)
+
+    def gap(self) -> str:
+        """The failed auditors, said for the summary and the check run ('' when none)."""
+        if not self.incomplete:
+            return ""
+        named = "; ".join(f"`{name}`: {why}" for name, why in sorted(self.incomplete.items()))
+        return f"the audit is incomplete, auditor(s) that did not finish: {named}"
 
 
 @dataclass(frozen=True)
@@ -183,7 +195,21 @@ def after_audit(facts: Facts, audit: Audit) -> Decision | None:
 def decide(
     facts: Facts, audit: Audit, issues: Issues, tasks: Sequence[Task], planner: Planner
 ) -> Decision:
-    """Every rule of the loop, in order: the first that applies decides."""
+    """Every rule of the loop, in order: the first that applies decides. An incomplete audit
+    is told with every decision, and turns "ready" into "needs a human"."""
+    decision = _decide(facts, audit, issues, tasks, planner)
+    gap = audit.gap()
+    if not gap or decision.tell != "summary":
+        return decision
+    if decision.state == report.READY:
+        reason = f"no open findings, but {gap}; re-audit once the auditor works again"
+        return replace(decision, state=report.NEEDS_HUMAN, reason=reason)
+    return replace(decision, reason=f"{decision.reason}; {gap}" if decision.reason else gap)
+
+
+def _decide(
+    facts: Facts, audit: Audit, issues: Issues, tasks: Sequence[Task], planner: Planner
+) -> Decision:
     early = before_audit(facts) or after_audit(facts, audit)
     if early is not None:
         return early

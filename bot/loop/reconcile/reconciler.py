@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bot.agents.models import PullRequestText
 from bot.agents.routing import route
 from bot.audit.commits import audit_commit
 from bot.audit.findings import Finding
@@ -30,6 +31,8 @@ from bot.labels import (
 from bot.loop import report
 from bot.loop.checks import upsert_loop_check
 from bot.loop.fleet import Fleet
+from bot.loop.model_audit import GUIDELINES_PATH, log_calls, review_changes
+from bot.loop.model_store import ModelStore
 from bot.loop.reconcile.decide import (
     Audit,
     Decision,
@@ -67,6 +70,9 @@ class PrReconciler:
         self.store = LoopStore(fleet.runtime.pool)
         self.repo = row.repo
         self.number = row.number
+        self.model_store = ModelStore(fleet.runtime.pool)
+        self._mirror: Path | None = None
+        self._default_branch: str | None = None
 
     async def run(self) -> None:
         # Tasks first, then the head: a task seen finished here has already merged into the
@@ -81,9 +87,11 @@ class PrReconciler:
             return
         await self.api.ensure_labels(LABELS)
         try:
-            audit = Audit(await self._audit(pr, facts.config, clone_url, fork=facts.pull.fork))
+            found = await self._audit(pr, facts.config, clone_url, fork=facts.pull.fork)
         except AuditError as exc:
             audit = Audit(error=str(exc))
+        else:
+            audit = await self._model_audit(pr, facts, found)
         decision = after_audit(facts, audit)
         if decision is not None:
             await self._report(pr, decision, facts.config, findings=audit.findings)
@@ -122,6 +130,7 @@ class PrReconciler:
             self.repo, pr.head_repo, pr.head_ref, pr.base_ref, repo_info.default_branch
         )
         pull = replace(pull, own_fix_pr=own)
+        self._default_branch = repo_info.default_branch
         try:
             config = await load_repo_config(self.api, repo_info.default_branch)
         except RepoConfigError as exc:
@@ -145,10 +154,43 @@ class PrReconciler:
 
     # -- audit and ledger --------------------------------------------------------------------
 
+    async def _model_audit(self, pr: PullInfo, facts: Facts, found: list[Finding]) -> Audit:
+        """The model reviewers' part of the audit (not on the bot's own fix PRs, which the
+        built-in analyzers judge): their findings join the analyzers'; a reviewer that
+        failed keeps the findings it reported before and leaves the audit incomplete."""
+        config = facts.config
+        if not config.model_auditors or facts.pull.own_fix_pr or self._mirror is None:
+            return Audit(found)
+        guidelines = await self.api.read_file(GUIDELINES_PATH, ref=self._default_branch)
+        try:
+            models = await review_changes(
+                self.fleet.catalog,
+                config,
+                self._mirror,
+                pr.head_sha,
+                pr.base_sha,
+                pr=PullRequestText(pr.title, pr.body or ""),
+                guidelines=guidelines or "",
+                cache=self.fleet.review_cache,
+            )
+        except AuditError as exc:
+            return Audit(error=str(exc))
+        log_calls(models.calls, f"audit of {self.repo}#{self.number}")
+        await self.model_store.record_calls(models.calls, repo=self.repo, pr_number=self.number)
+        kept = list(models.findings)
+        for name, findings in models.by_auditor.items():
+            await self.model_store.replace_findings(
+                self.repo, self.number, name, findings, pr.head_sha
+            )
+        for name in models.failed:
+            kept += await self.model_store.findings(self.repo, self.number, name)
+        return Audit([*found, *kept], incomplete=models.failed)
+
     async def _audit(
         self, pr: PullInfo, config: RepoConfig, clone_url: str, *, fork: bool
     ) -> list[Finding]:
         mirror = await self.fleet.mirror(self.repo, clone_url, self.row.installation_id)
+        self._mirror = mirror
         if fork:  # a fork's commits reach the base repository as refs/pull/<n>/head
             await self.fleet.fetch_pull(
                 mirror, self.row.installation_id, self.repo, clone_url, pr.number

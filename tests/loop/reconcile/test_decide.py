@@ -123,6 +123,19 @@ CASES = [
         expected=Decision(FIXING, "2 fixes running", 1),
     ), id="fixing"),
     pytest.param(Case(
+        loop=Loop(round=1), tasks=(task("merged", 1),),
+        audit=Audit(incomplete={"review": "the API key was refused (401)"}),
+        expected=Decision(NEEDS_HUMAN, "no open findings, but the audit is incomplete, "
+                          "auditor(s) that did not finish: `review`: the API key was refused "
+                          "(401); re-audit once the auditor works again", 1),
+    ), id="incomplete-audit-is-never-ready"),
+    pytest.param(Case(
+        loop=Loop(round=1), issues=found(1, 2), tasks=(task("running", 1), task("queued", 2)),
+        audit=Audit(incomplete={"review": "timed out"}),
+        expected=Decision(FIXING, "2 fixes running; the audit is incomplete, auditor(s) that "
+                          "did not finish: `review`: timed out", 1),
+    ), id="incomplete-audit-told-while-fixing"),
+    pytest.param(Case(
         config=RepoConfig(merge_fixes="manual"), loop=Loop(round=1), issues=found(1, 2),
         tasks=(task("pushed", 1, fix_pr=12), task("pushed", 2, fix_pr=11)),
         expected=Decision(
