@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
 from ruff.__main__ import find_ruff_bin  # type: ignore[import-untyped]
 
 from bot.audit.findings import Finding, number_occurrences
 from bot.audit.sarif import SarifError, parse_sarif
+from bot.git.worktrees import snapshot, snapshot_changes
 from bot.process import CannotStart, Completed, run
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "Auditor",
     "audit",
     "parse_format_diff",
+    "read_only",
     "run_ruff",
     "run_ruff_format",
     "run_tool",
@@ -64,7 +67,12 @@ async def run_ruff(
     targets = _existing(worktree, paths)
     if targets == []:
         return []
-    args = ["check", "--output-format", "sarif", "--exit-zero", "--no-cache", "--force-exclude"]
+    # --no-fix: a repository's `fix = true` would otherwise make the audit rewrite the files
+    # it reports on (and then not report what it fixed).
+    args = [
+        "check", "--no-fix", "--output-format", "sarif", "--exit-zero", "--no-cache",
+        "--force-exclude",
+    ]  # fmt: skip
     result = await _run_ruff(worktree, [*args, "--", *(targets or ["."])], timeout_s)
     if result.returncode != 0:
         raise AuditError(_failure("ruff check", result))
@@ -213,9 +221,32 @@ async def audit(
             f"{', '.join(sorted(AUDITORS))}"
         )
     findings: list[Finding] = []
-    for name in dict.fromkeys(auditor_names):
-        findings.extend(await AUDITORS[name](worktree, paths))
+    async with read_only(worktree):
+        for name in dict.fromkeys(auditor_names):
+            findings.extend(await AUDITORS[name](worktree, paths))
     return sorted(findings, key=lambda f: (f.path, f.start_line, f.analyzer, f.rule))
+
+
+@contextlib.asynccontextmanager
+async def read_only(worktree: Path) -> AsyncIterator[None]:
+    """Raise AuditError when what runs inside changed any file of the git checkout at
+    `worktree` (ignored files aside). An audit must only read: findings, line numbers and
+    links describe the tree as it was, and a fix commits only what its agent changed.
+    A directory that is not a git checkout is not checked."""
+    if not (worktree / ".git").exists():
+        yield
+        return
+    before = await snapshot(worktree)
+    yield
+    changed = await snapshot_changes(worktree, before, await snapshot(worktree))
+    if changed:
+        listed = ", ".join(changed[:10]) + (
+            f" and {len(changed) - 10} more" if changed[10:] else ""
+        )
+        raise AuditError(
+            f"the audit changed {len(changed)} file(s) in the worktree ({listed}); analyzers "
+            "must only read, so nothing of this audit is used or committed"
+        )
 
 
 def _existing(worktree: Path, paths: Sequence[str] | None) -> list[str] | None:

@@ -10,9 +10,10 @@ import os
 import re
 import shutil
 import socket
+import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -241,9 +242,24 @@ class Mirrors:
         return removed
 
 
-async def commit_all(wt: Worktree, message: str, author_name: str, author_email: str) -> str | None:
-    """Stage everything and commit it as author and committer; None when nothing changed."""
-    await git("add", "--all", cwd=wt.path)
+async def commit_all(
+    wt: Worktree,
+    message: str,
+    author_name: str,
+    author_email: str,
+    *,
+    paths: Sequence[str] | None = None,
+) -> str | None:
+    """Stage everything (with `paths`: those paths only, taken literally) and commit it as
+    author and committer; None when nothing changed."""
+    if paths is None:
+        await git("add", "--all", cwd=wt.path)
+    elif paths:
+        listed = "\0".join(paths).encode()
+        await git(
+            "add", "--all", "--pathspec-from-file=-", "--pathspec-file-nul",
+            cwd=wt.path, env={"GIT_LITERAL_PATHSPECS": "1"}, input=listed,
+        )  # fmt: skip
     if not (await git("diff", "--cached", "--name-only", cwd=wt.path)).strip():
         return None
     identity = {
@@ -257,6 +273,31 @@ async def commit_all(wt: Worktree, message: str, author_name: str, author_email:
         cwd=wt.path, env=identity, input=message.encode(),
     )  # fmt: skip
     return (await git("rev-parse", "HEAD", cwd=wt.path)).strip()
+
+
+async def snapshot(path: Path) -> str:
+    """The working tree at `path` as a git tree id: tracked and untracked files, not ignored
+    ones. Neither the index nor any file changes (a private copy of the index is used)."""
+    with tempfile.TemporaryDirectory(prefix="review-loop-snapshot-") as scratch:
+        index = Path(scratch) / "index"
+        real_index = Path((await git("rev-parse", "--git-path", "index", cwd=path)).strip())
+        if not real_index.is_absolute():
+            real_index = path / real_index
+        if real_index.exists():  # its stat data spares git re-reading unchanged files
+            shutil.copyfile(real_index, index)
+        env = {"GIT_INDEX_FILE": str(index)}
+        await git("add", "--all", cwd=path, env=env)
+        return (await git("write-tree", cwd=path, env=env)).strip()
+
+
+async def snapshot_changes(path: Path, before: str, after: str) -> list[str]:
+    """The paths that differ between two snapshots of the working tree at `path`."""
+    if before == after:
+        return []
+    names = await git(
+        "diff-tree", "-r", "--name-only", "--no-renames", "-z", before, after, cwd=path
+    )
+    return sorted(p for p in names.split("\0") if p)
 
 
 async def changed_files(wt: Worktree, since_sha: str) -> list[str]:

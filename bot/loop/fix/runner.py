@@ -19,9 +19,8 @@ from bot.agents.briefs import BriefFinding, BriefTask, build_brief, redact_secre
 from bot.agents.runner import AgentTask, FixTarget, run_agent
 from bot.audit.commits import audit_commit
 from bot.audit.findings import Finding
-from bot.audit.runners import audit
 from bot.engine.leases import Lease
-from bot.git.worktrees import Worktree
+from bot.git.worktrees import Worktree, snapshot
 from bot.github.markers import parse_marker
 from bot.github.records import IssueInfo
 from bot.github.repo_api import RepoAPI
@@ -37,6 +36,7 @@ from bot.loop.fix.job import FixJob, TaskFailed
 from bot.loop.fix.land import fix_pr_text, land, open_fix_pr
 from bot.loop.fix.verify import (
     audit_fix_pr,
+    audit_worktree,
     check_agent_change,
     fixed_earlier,
     judges_of,
@@ -208,13 +208,16 @@ async def fix_issue(
     if issue.state != "open":
         return False
     marker = parse_marker(issue.body) or {}
-    before = await audit(wt.path, config.auditors)
+    before = await audit_worktree(wt, config.auditors)
     targets = targets_of(before, marker)
     if marker.get("fp") and not targets:
         return resumed is not None and fixed_earlier(resumed, marker, before, config.ignore)
     agent_targets = [FixTarget(f.rule, f.path) for f in targets] or [
         FixTarget(f.rule, f.path) for f in before if f.analyzer in ("ruff", "ruff-format")
     ]
+    # What the worktree holds before the agent runs (setup output, say) is not the agent's:
+    # only what changes after this snapshot is judged and committed.
+    since = await snapshot(wt.path)
     result = await run_agent(
         job.spec,
         wt.path,
@@ -224,11 +227,15 @@ async def fix_issue(
     identity = await job.identity()
     if not result.ok:
         if keep_partial:
-            await keep_partial_work(job.api, branch, wt, number, agent=t.agent, identity=identity)
+            await keep_partial_work(
+                job.api, branch, wt, number, agent=t.agent, identity=identity, since=since
+            )
         raise TaskFailed("failed", f"agent {t.agent} failed: {redact_secrets(result.error or '')}")
-    await check_agent_change(wt, t.agent)
+    # A built-in fixer is given files; a change elsewhere is not what it was asked for.
+    allowed = {target.path for target in agent_targets} if job.spec.kind == "builtin" else None
+    changed = await check_agent_change(wt, t.agent, since, allowed)
     await verify_fix(wt, before, targets, judges_of(targets, t.agent, config.auditors))
-    await commit_fix(wt, number, issue.title, identity)
+    await commit_fix(wt, number, issue.title, identity, paths=changed)
     if config.test:
         await run_tests(wt, config.test, undo=True)
     await branch.push(wt)  # a checkpoint a successor can resume from

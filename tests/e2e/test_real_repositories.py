@@ -1,0 +1,43 @@
+"""The loop on repositories configured the way real projects are: a ruff config that asks for
+fixes (`fix = true`), rules without a safe fix, and people who read the issues."""
+
+from pathlib import Path
+
+import pytest
+
+from bot.demo.stack import local_stack, wait_settled
+from tests.e2e.scenario import REPO, bare_git, fix_pulls, open_pr, show
+
+pytestmark = pytest.mark.slow
+
+FIXING_PYPROJECT = (
+    '[project]\nname = "shop"\nversion = "0.1.0"\n\n'
+    '[tool.ruff]\nline-length = 100\nfix = true\n\n[tool.ruff.lint]\nselect = ["E", "F", "I"]\n'
+)
+MODULE = '"""Pricing."""\n\nimport os\n\n\ndef price() -> str:\n    return "ok"\n'
+LEGACY = '"""Old code the pull request does not touch."""\n\nimport json\n\nVALUE = 1\n'
+
+
+async def test_a_repository_that_asks_ruff_to_fix_is_audited_read_only(
+    workdir: Path, e2e_db: str
+) -> None:
+    """With `[tool.ruff] fix = true` the safe-fixable finding is still filed (the audit does
+    not fix it in passing), its fix changes only the PR's file, and a file outside the PR
+    with a fixable finding of its own is left alone."""
+    base = {"pyproject.toml": FIXING_PYPROJECT, "shop/legacy.py": LEGACY}
+    async with local_stack(workdir, database_url=e2e_db) as stack:
+        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, base_files=base)
+        row = await wait_settled(stack, REPO, number)
+        fixes = fix_pulls(stack, number)
+        head = stack.sandbox.driver.pull(REPO, number)["head"]["sha"]
+        touched = set(bare_git(stack, "log", "--format=", "--name-only", f"main..{head}").split())
+        legacy_at_head = show(stack, head, "shop/legacy.py")
+        issues = [i for i in stack.sandbox.driver.issues(REPO) if "pull_request" not in i]
+
+    assert row.state == "ready", row.reason
+    filed = {i["title"].split(":")[0]: i["state"] for i in issues}
+    assert filed.get("F401 in shop/pricing.py") == "closed", filed  # filed, then fixed
+    assert set(filed.values()) == {"closed"}
+    assert fixes and all(f["merged_at"] is not None for f in fixes)
+    assert touched == {"shop/pricing.py"}, "no commit of the loop touched another file"
+    assert legacy_at_head == LEGACY
