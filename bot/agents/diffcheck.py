@@ -59,7 +59,7 @@ async def check_change(wt: Path, base_sha: str, *, max_bytes: int = DEFAULT_MAX_
         if not real_index.is_absolute():
             real_index = wt / real_index
         if real_index.exists():
-            shutil.copyfile(real_index, index)
+            shutil.copy2(real_index, index)
         env = {"GIT_INDEX_FILE": str(index)}
         await git("add", "--all", cwd=wt, env=env)
         names = await git(

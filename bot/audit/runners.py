@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from ruff.__main__ import find_ruff_bin  # type: ignore[import-untyped]
 
 from bot.audit.findings import Finding, number_occurrences
-from bot.audit.sarif import SarifError, parse_sarif
+from bot.audit.ruff_json import parse_ruff_json
 from bot.git.worktrees import snapshot, snapshot_changes
 from bot.process import CannotStart, Completed, run
 
@@ -68,21 +68,19 @@ async def run_ruff(
     if targets == []:
         return []
     # --no-fix: a repository's `fix = true` would otherwise make the audit rewrite the files
-    # it reports on (and then not report what it fixed).
+    # it reports on (and then not report what it fixed). JSON rather than SARIF: it says
+    # whether each finding has a safe fix, which routing needs.
     args = [
-        "check", "--no-fix", "--output-format", "sarif", "--exit-zero", "--no-cache",
+        "check", "--no-fix", "--output-format", "json", "--exit-zero", "--no-cache",
         "--force-exclude",
     ]  # fmt: skip
     result = await _run_ruff(worktree, [*args, "--", *(targets or ["."])], timeout_s)
     if result.returncode != 0:
         raise AuditError(_failure("ruff check", result))
     try:
-        doc = json.loads(result.stdout_text)
-        if not isinstance(doc, Mapping):
-            raise SarifError("the SARIF document is not a JSON object")
-        findings = parse_sarif(doc, "ruff", worktree)
+        findings = parse_ruff_json(json.loads(result.stdout_text), worktree)
     except (ValueError, TypeError) as exc:
-        raise AuditError(f"ruff check wrote output that is not readable SARIF: {exc}") from exc
+        raise AuditError(f"ruff check wrote output that is not readable JSON: {exc}") from exc
     # Ruff numbers notebook lines per cell, which no link or snippet of the file can show.
     return [finding for finding in findings if not finding.path.endswith(NOTEBOOK_SUFFIX)]
 
@@ -192,6 +190,7 @@ class _Hunk:
                 message=FORMAT_MESSAGE.format(removed=self.removed, added=self.added),
                 snippet=snippet,
                 help_uri=FORMAT_HELP_URI,
+                fix="safe",  # what `ruff format` does is the fix
             )
         ]
 

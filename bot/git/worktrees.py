@@ -283,8 +283,11 @@ async def snapshot(path: Path) -> str:
         real_index = Path((await git("rev-parse", "--git-path", "index", cwd=path)).strip())
         if not real_index.is_absolute():
             real_index = path / real_index
-        if real_index.exists():  # its stat data spares git re-reading unchanged files
-            shutil.copyfile(real_index, index)
+        if real_index.exists():
+            # Its stat data spares git re-reading unchanged files; its own mtime must stay,
+            # since git re-reads the entries no older than it (a change made in the second
+            # the index was written, same size, would pass for unchanged otherwise).
+            shutil.copy2(real_index, index)
         env = {"GIT_INDEX_FILE": str(index)}
         await git("add", "--all", cwd=path, env=env)
         return (await git("write-tree", cwd=path, env=env)).strip()

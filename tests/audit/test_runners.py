@@ -128,6 +128,25 @@ async def test_the_audit_never_applies_fixes_even_when_the_repository_config_ask
     assert repo.git("status", "--porcelain") == ""
 
 
+async def test_ruff_findings_say_whether_ruff_has_a_safe_fix(tmp_path: Path) -> None:
+    """Each lint finding carries ruff's fix applicability: safe, unsafe, or none at all."""
+    (tmp_path / "ruff.toml").write_text(
+        'line-length = 40\n[lint]\nselect = ["F401", "C408", "E501"]\n'
+    )
+    (tmp_path / "a.py").write_text(
+        "import os\n\nVALUE = dict()\nNAME = 'a string that is far too long to fit'\n"
+    )
+    findings = await run_ruff(tmp_path)
+    assert [(f.rule, f.start_line, f.fix) for f in findings] == [
+        ("F401", 1, "safe"),
+        ("C408", 3, "unsafe"),
+        ("E501", 4, None),
+    ]
+    assert findings[0].help_uri == "https://docs.astral.sh/ruff/rules/unused-import"
+    assert findings[0].snippet == "import os"
+    assert {f.fix for f in await run_ruff_format(tmp_path)} <= {"safe"}
+
+
 async def test_anything_that_changes_the_checkout_during_an_audit_is_an_audit_error(
     tmp_path: Path,
 ) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from bot.demo.stack import local_stack, wait_settled
-from tests.e2e.scenario import REPO, bare_git, fix_pulls, open_pr, show
+from tests.e2e.scenario import REPO, bare_git, fix_pulls, open_pr, show, task_rows
 
 pytestmark = pytest.mark.slow
 
@@ -15,6 +15,12 @@ FIXING_PYPROJECT = (
     '[tool.ruff]\nline-length = 100\nfix = true\n\n[tool.ruff.lint]\nselect = ["E", "F", "I"]\n'
 )
 MODULE = '"""Pricing."""\n\nimport os\n\n\ndef price() -> str:\n    return "ok"\n'
+STRICT_PYPROJECT = FIXING_PYPROJECT.replace('"I"]', '"I", "SIM"]')
+TERNARY = (
+    '"""Pricing."""\n\nimport os\n\n\ndef price(member: bool) -> str:\n'
+    '    if member:\n        label = "member"\n    else:\n        label = "guest"\n'
+    "    return label\n"
+)
 LEGACY = '"""Old code the pull request does not touch."""\n\nimport json\n\nVALUE = 1\n'
 
 
@@ -41,3 +47,34 @@ async def test_a_repository_that_asks_ruff_to_fix_is_audited_read_only(
     assert fixes and all(f["merged_at"] is not None for f in fixes)
     assert touched == {"shop/pricing.py"}, "no commit of the loop touched another file"
     assert legacy_at_head == LEGACY
+
+
+async def test_a_finding_ruff_cannot_fix_safely_goes_to_a_person_told_why(
+    workdir: Path, e2e_db: str
+) -> None:
+    """SIM108 has only an unsafe fix: no `ruff-fix` task is spent on it; its issue goes to a
+    person with one comment saying why, and its body promises no fix PR. The safe-fixable
+    F401 beside it is fixed as usual."""
+    base = {"pyproject.toml": STRICT_PYPROJECT}
+    async with local_stack(workdir, database_url=e2e_db) as stack:
+        number = await open_pr(stack, pr_files={"shop/pricing.py": TERNARY}, base_files=base)
+        row = await wait_settled(stack, REPO, number)
+        driver = stack.sandbox.driver
+        issues = [i for i in driver.issues(REPO) if "pull_request" not in i]
+        [sim] = [i for i in issues if i["title"].startswith("SIM108")]
+        comments = [c["body"] for c in driver.comments(REPO, sim["number"])]
+        tasks = await task_rows(stack, "issue_number, batch, agent")
+        head = driver.pull(REPO, number)["head"]["sha"]
+        at_head = show(stack, head, "shop/pricing.py")
+
+    assert row.state == "needs-human", row.reason
+    assert f"#{sim['number']} (ruff has no safe fix for SIM108" in (row.reason or "")
+    assert sim["state"] == "open"
+    assert "review-loop:needs-human" in [label["name"] for label in sim["labels"]]
+    assert "will propose a fix" not in sim["body"]
+    assert "no fix pull request will come: ruff has no safe fix for SIM108" in sim["body"]
+    assert len(comments) == 1
+    assert "ruff has no safe fix for SIM108 (only an unsafe one)" in comments[0]
+    tasked = {n for t in tasks for n in (t["batch"] or [t["issue_number"]])}
+    assert sim["number"] not in tasked, "no task was spent on it"
+    assert "import os" not in at_head and "if member:" in at_head

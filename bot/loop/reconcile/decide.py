@@ -77,6 +77,7 @@ class Issues:
 
     open: Mapping[str, int] = field(default_factory=dict)  # fingerprint -> issue, found and open
     agents: Mapping[str, str | None] = field(default_factory=dict)  # fingerprint -> routed agent
+    why_no_agent: Mapping[str, str] = field(default_factory=dict)  # fingerprint -> why none
     came_back: Sequence[int] = ()  # issues whose finding returned after it had been fixed
     needs_human: frozenset[int] = frozenset()  # issues labelled needs-human already
 
@@ -249,7 +250,7 @@ def _triage(issues: Issues, tasks: Sequence[Task]) -> tuple[dict[int, str], list
     for fp, number in issues.open.items():
         agent = issues.agents.get(fp)
         if agent is None:
-            stuck[number] = "no agent is routed to it"
+            stuck[number] = issues.why_no_agent.get(fp, "no agent is routed to it")
         elif number in conflicts:
             stuck[number] = "its fix conflicts with the branch"
         elif number in rejected:

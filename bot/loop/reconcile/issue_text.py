@@ -17,9 +17,15 @@ _LANGUAGES = {".py": "python", ".pyi": "python", ".toml": "toml", ".yml": "yaml"
 
 
 def render_issue(
-    group: FindingGroup, pr_number: int, pr_url: str, head_sha: str, agent: str | None
+    group: FindingGroup,
+    pr_number: int,
+    pr_url: str,
+    head_sha: str,
+    agent: str | None,
+    why_no_agent: str | None = None,
 ) -> tuple[str, str, list[str]]:
-    """Title, body and labels of the issue for a group; `agent` None means needs a human."""
+    """Title, body and labels of the issue for a group; `agent` None means needs a human,
+    and `why_no_agent` says why no agent will fix it."""
     first = group.first
     if group.grouped:
         title = f"{first.rule} in {first.path}: {len(group.findings)} findings"
@@ -49,6 +55,11 @@ def render_issue(
             f"**Fix:** agent `{agent}` will propose a fix as its own pull request "
             f"into the branch of #{pr_number}. Relabel this issue to pick another agent."
         )
+    elif why_no_agent is not None:
+        parts.append(
+            f"**Fix:** no fix pull request will come: {_safe(why_no_agent)}. "
+            "Add an `agent:<name>` label to hand it to an agent."
+        )
     else:
         parts.append(
             "**Fix:** no agent is configured for this finding; a person is needed. "
@@ -70,6 +81,7 @@ class IssueDraft:
     title: str
     body: str
     labels: tuple[str, ...]
+    why_no_agent: str | None = None  # told on the issue when it is filed for a person
 
     @property
     def fingerprint(self) -> str:
@@ -77,11 +89,20 @@ class IssueDraft:
 
 
 def draft_issue(
-    group: FindingGroup, pr_number: int, pr_url: str, head_sha: str, agent: str | None
+    group: FindingGroup,
+    pr_number: int,
+    pr_url: str,
+    head_sha: str,
+    agent: str | None,
+    why: str | None = None,
 ) -> IssueDraft:
     """`render_issue`, kept together with its group for `plan_ledger`."""
-    title, body, labels = render_issue(group, pr_number, pr_url, head_sha, agent)
-    return IssueDraft(group, title, body, tuple(labels))
+    title, body, labels = render_issue(group, pr_number, pr_url, head_sha, agent, why)
+    if agent is not None:
+        why = None
+    elif why is None:
+        why = "no agent is routed to it"
+    return IssueDraft(group, title, body, tuple(labels), why)
 
 
 def _headline(

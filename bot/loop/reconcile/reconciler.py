@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bot.agents.routing import route
+from bot.agents.routing import explain_route
 from bot.audit.commits import audit_commit
 from bot.audit.findings import Finding
 from bot.audit.groups import group_findings
@@ -50,6 +50,9 @@ from bot.loop.store import LoopStore, PrRow, TaskRow
 from bot.repo_config import RepoConfig, RepoConfigError, load_repo_config
 
 log = logging.getLogger(__name__)
+
+NEEDS_HUMAN_COMMENT = "needs-human"
+NEEDS_HUMAN_TEXT = "review-loop hands this finding to a person: {why}."
 
 # Queues the fix task with this id (the job layer above hands it in).
 StartFix = Callable[[int], Awaitable[None]]
@@ -198,17 +201,29 @@ class PrReconciler:
         ]
         drafts = []
         agents: dict[str, str | None] = {}
+        why_no_agent: dict[str, str] = {}
         current_labels = {i.number: i.labels for i in existing_issues}
         by_fp = {e.fingerprint: e.number for e in existing if e.fingerprint}
         for group in groups:
             labels = current_labels.get(by_fp.get(group.fingerprint, -1), ())
-            agent = route(group.first, labels, config, known)
-            agents[group.fingerprint] = agent
-            drafts.append(draft_issue(group, self.number, pr.html_url, pr.head_sha, agent))
+            # A group goes to a fixer only if the fixer can fix all of it.
+            routing = explain_route(replace(group.first, fix=group.fix), labels, config, known)
+            agents[group.fingerprint] = routing.agent
+            draft = draft_issue(
+                group, self.number, pr.html_url, pr.head_sha, routing.agent, routing.why
+            )
+            if draft.why_no_agent is not None:
+                why_no_agent[group.fingerprint] = draft.why_no_agent
+            drafts.append(draft)
         plan = plan_ledger(drafts, existing, pr.head_sha)
         issue_for, created = await self._apply_ledger(plan, pr.head_sha)
         return Ledger(
-            plan, issue_for, agents, existing_issues + created, {g.fingerprint for g in groups}
+            plan,
+            issue_for,
+            agents,
+            existing_issues + created,
+            {g.fingerprint for g in groups},
+            why_no_agent,
         )
 
     async def _apply_ledger(
@@ -221,6 +236,8 @@ class PrReconciler:
             made = await self.api.create_issue(draft.title, draft.body, list(draft.labels))
             issue_for[draft.fingerprint] = made.number
             created.append(made)
+            if draft.why_no_agent is not None:  # filed for a person: say why, once
+                await self._tell_needs_human(made.number, draft.why_no_agent)
         for upd in plan.update:
             await self.fleet.runtime.leases.check(self.lease)
             await self.api.update_issue(upd.number, title=upd.title, body=upd.body)
@@ -247,9 +264,10 @@ class PrReconciler:
     async def apply(self, decision: Decision) -> None:
         """Do what the decision says. Each effect is idempotent: a label already there, a plan
         or a task already recorded change nothing, and only a task just created is queued."""
-        for number in sorted(decision.needs_human):
+        for number, why in sorted(decision.needs_human.items()):
             await self.fleet.runtime.leases.check(self.lease)
             await self.api.add_labels(number, [NEEDS_HUMAN_LABEL])
+            await self._tell_needs_human(number, why)
         for plan in decision.plans:
             await self.store.record_plan(
                 self.repo,
@@ -278,6 +296,15 @@ class PrReconciler:
             )
             if row is not None:
                 await self.start_fix(row.id)
+
+    async def _tell_needs_human(self, number: int, why: str) -> None:
+        """The one comment on an issue that says why the loop hands it to a person (edited
+        in place when the reason changes)."""
+        await self.api.upsert_comment(
+            number,
+            {"kind": NEEDS_HUMAN_COMMENT, "issue": number},
+            NEEDS_HUMAN_TEXT.format(why=why),
+        )
 
     async def _settle_proposed(self, tasks: list[TaskRow]) -> list[TaskRow]:
         """Fix PRs waiting for a person: look at each again, so a merge or close whose webhook
@@ -362,12 +389,14 @@ class Ledger:
     agents: dict[str, str | None]
     issues: list[IssueInfo]  # the PR's finding issues, including those just created
     present: set[str]  # fingerprints the audit found now
+    why_no_agent: dict[str, str]  # fingerprint -> why no agent fixes it
 
     def view(self) -> Issues:
         """The ledger as the rules look at it."""
         return Issues(
             open={fp: self.issue_for[fp] for fp in self.open_fingerprints()},
             agents=self.agents,
+            why_no_agent=self.why_no_agent,
             came_back=[o.number for o in self.plan.oscillations],
             needs_human=frozenset(i.number for i in self.issues if NEEDS_HUMAN_LABEL in i.labels),
         )

@@ -155,6 +155,13 @@ CASES = [
         ),
     ), id="unroutable"),
     pytest.param(Case(
+        issues=found(1, agent=None, why_no_agent={"fp1": "ruff has no safe fix for SIM108"}),
+        expected=Decision(
+            NEEDS_HUMAN, "no agent could fix #1 (ruff has no safe fix for SIM108)", 0,
+            needs_human={1: "ruff has no safe fix for SIM108"},
+        ),
+    ), id="unroutable-with-the-reason-routing-gave"),
+    pytest.param(Case(
         loop=Loop(round=1), issues=found(1), tasks=(task("conflict", 1),),
         expected=Decision(
             NEEDS_HUMAN, "no agent could fix #1 (its fix conflicts with the branch)", 1,

@@ -35,7 +35,8 @@ async def reconciler_for(
 async def test_apply_does_what_the_decision_says_once(
     fleet: Fleet, fake: FakeGitHub, api: RepoAPI
 ) -> None:
-    """Stuck issues get needs-human, each new task is created and queued once; again: no change."""
+    """Stuck issues get needs-human and one comment saying why, each new task is created and
+    queued once; again: no change."""
     for n in (1, 2, 3):
         fake.add_issue(f"finding {n}", labels=["review-loop:finding"])
     pr = fake.add_pull("feature", HEAD)
@@ -62,11 +63,14 @@ async def test_apply_does_what_the_decision_says_once(
     ]
     plans = await store.plans(api.full_name, pr.number)
     assert plans == [decision.plans[0].explain()]
+    told = [c.body for c in fake.comments.values() if c.issue == 1]
+    assert len(told) == 1 and "to a person: no agent is routed to it." in told[0]
 
     await reconciler.apply(decision)
     assert await store.tasks_for_pr(api.full_name, pr.number) == tasks
     assert started == [t.id for t in tasks]
     assert fake.issues[1].labels == ["review-loop:finding", NEEDS_HUMAN_LABEL]
+    assert [c.body for c in fake.comments.values() if c.issue == 1] == told
     assert await store.plans(api.full_name, pr.number) == plans
 
 
