@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -31,10 +32,15 @@ __all__ = [
 DEFAULT_TIMEOUT_S = 120.0
 NOTEBOOK_SUFFIX = ".ipynb"
 FORMAT_HELP_URI = "https://docs.astral.sh/ruff/formatter/"
+FORMAT_EXPLANATION = (
+    "The repository's code is formatted with `ruff format`; code formatted another way makes "
+    "every later diff noisier."
+)
 FORMAT_MESSAGE = "Not formatted the way `ruff format` formats it ({removed} -> {added} lines)."
 
 Auditor = Callable[[Path, Sequence[str] | None], Awaitable[list[Finding]]]
 
+_RULE_CODE = re.compile(r"[A-Z]+[0-9]+")
 _HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 # `ruff format --diff` exits 2 when some file does not parse; the others are still diffed,
 # and `ruff check` reports the syntax error itself.
@@ -82,7 +88,43 @@ async def run_ruff(
     except (ValueError, TypeError) as exc:
         raise AuditError(f"ruff check wrote output that is not readable JSON: {exc}") from exc
     # Ruff numbers notebook lines per cell, which no link or snippet of the file can show.
-    return [finding for finding in findings if not finding.path.endswith(NOTEBOOK_SUFFIX)]
+    findings = [finding for finding in findings if not finding.path.endswith(NOTEBOOK_SUFFIX)]
+    explained = {rule: await rule_explanation(rule) for rule in {f.rule for f in findings}}
+    return [dataclasses.replace(f, explanation=explained[f.rule]) for f in findings]
+
+
+# Rule documentation, as this process's ruff has it: read once per rule.
+_EXPLANATIONS: dict[str, str | None] = {}
+_WHY_HEADING = "## Why is this bad?"
+
+
+async def rule_explanation(rule: str) -> str | None:
+    """The first paragraph of "Why is this bad?" in `ruff rule <rule>`; None if ruff has no
+    such rule or section (syntax errors, say)."""
+    if rule not in _EXPLANATIONS:
+        _EXPLANATIONS[rule] = None
+        if _RULE_CODE.fullmatch(rule):
+            args = [str(find_ruff_bin()), "rule", "--output-format", "json", rule]
+            env = {key: os.environ[key] for key in ("PATH", "LANG") if key in os.environ}
+            result = await run_tool(args, Path.cwd(), DEFAULT_TIMEOUT_S, env)
+            if result.returncode == 0:
+                _EXPLANATIONS[rule] = _why_section(result.stdout_text)
+    return _EXPLANATIONS[rule]
+
+
+def _why_section(doc_json: str) -> str | None:
+    try:
+        doc = json.loads(doc_json)
+    except ValueError:
+        return None
+    text = doc.get("explanation") if isinstance(doc, Mapping) else None
+    if not isinstance(text, str) or _WHY_HEADING not in text:
+        return None
+    section = text.split(_WHY_HEADING, 1)[1].strip()
+    paragraph = section.split("\n\n", 1)[0]
+    if paragraph.startswith("#"):
+        return None
+    return " ".join(paragraph.split())[:1000] or None
 
 
 async def run_ruff_format(
@@ -191,6 +233,7 @@ class _Hunk:
                 snippet=snippet,
                 help_uri=FORMAT_HELP_URI,
                 fix="safe",  # what `ruff format` does is the fix
+                explanation=FORMAT_EXPLANATION,
             )
         ]
 

@@ -143,6 +143,7 @@ async def test_ruff_findings_say_whether_ruff_has_a_safe_fix(tmp_path: Path) -> 
         ("E501", 4, None),
     ]
     assert findings[0].help_uri == "https://docs.astral.sh/ruff/rules/unused-import"
+    assert (findings[0].explanation or "").startswith("Unused imports add a performance overhead")
     assert findings[0].snippet == "import os"
     assert {f.fix for f in await run_ruff_format(tmp_path)} <= {"safe"}
 

@@ -6,7 +6,16 @@ from pathlib import Path
 import pytest
 
 from bot.demo.stack import local_stack, wait_settled
-from tests.e2e.scenario import REPO, bare_git, fix_pulls, open_pr, show, task_rows
+from tests.e2e.scenario import (
+    REPO,
+    bare_git,
+    fix_pulls,
+    open_pr,
+    show,
+    task_rows,
+    write_agent,
+    write_catalog,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -78,3 +87,37 @@ async def test_a_finding_ruff_cannot_fix_safely_goes_to_a_person_told_why(
     tasked = {n for t in tasks for n in (t["batch"] or [t["issue_number"]])}
     assert sim["number"] not in tasked, "no task was spent on it"
     assert "import os" not in at_head and "if member:" in at_head
+
+
+async def test_a_failing_fix_is_explained_once_on_its_issue(workdir: Path, e2e_db: str) -> None:
+    """An agent that fails twice: its issue gets one comment about the failure (reason, agent,
+    its output collapsed), edited rather than repeated, and one saying it goes to a person;
+    the summary lists the issue once under "Fixes that did not land"."""
+    broken = write_agent(workdir, "broken", 'print("thinking very hard")\nsys.exit("gave up")\n')
+    catalog = write_catalog(workdir, {"broken": broken})
+    config = "routes:\n  - rule: F401\n    agent: broken\n"
+    module = {"shop/pricing.py": MODULE}
+    async with local_stack(workdir, database_url=e2e_db, agents_file=catalog) as stack:
+        number = await open_pr(stack, pr_files=module, config=config)
+        row = await wait_settled(stack, REPO, number)
+        driver = stack.sandbox.driver
+        [issue] = [i for i in driver.issues(REPO) if "pull_request" not in i]
+        comments = [c["body"] for c in driver.comments(REPO, issue["number"])]
+        [summary] = [
+            c["body"] for c in driver.comments(REPO, number) if "### review-loop" in c["body"]
+        ]
+        tasks = await task_rows(stack)
+
+    assert row.state == "needs-human", row.reason
+    assert [t["status"] for t in tasks] == ["failed", "failed"]
+    failures = [c for c in comments if "could not fix this" in c]
+    assert len(failures) == 1, comments
+    assert "(agent `broken`, failed): agent broken failed:" in failures[0]
+    assert "<details><summary>The end of the agent's output</summary>" in failures[0]
+    assert "gave up" in failures[0] and "thinking very hard" in failures[0]
+    assert [c for c in comments if "to a person: failed twice" in c], comments
+    assert len(comments) == 2
+    not_landed = summary.split("Fixes that did not land:\n", 1)[1].split("\n\n", 1)[0]
+    assert not_landed.splitlines() == [
+        f"- #{issue['number']} `broken`: failed — agent broken failed: agent 'broken': exit code 1"
+    ]

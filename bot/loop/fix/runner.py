@@ -24,6 +24,7 @@ from bot.git.worktrees import Worktree, snapshot
 from bot.github.markers import parse_marker
 from bot.github.records import IssueInfo
 from bot.github.repo_api import RepoAPI
+from bot.loop import report
 from bot.loop.fix.branch import (
     TaskBranch,
     branch_sha,
@@ -47,14 +48,40 @@ from bot.loop.fix.verify import (
 )
 from bot.loop.fleet import Fleet
 from bot.loop.repo_commands import RepoCommandFailed, run_repo_command
-from bot.loop.store import REJECTED_ERROR, LoopStore, TaskRow
+from bot.loop.store import REJECTED_ERROR, LoopStore, TaskRow, failures_text
 from bot.repo_config import RepoConfig, load_repo_config
 
 LEASE_TTL_S = 120.0
+ERROR_CHARS = 2000  # of a task's `error`
+OUTPUT_LINES = 40  # of an agent's output, quoted on an issue whose fix failed
+OUTPUT_CHARS = 4000
+FIX_FAILED_COMMENT = "fix-failed"
+# How a fix ends that its issues are told about ("rejected": a person closed the fix PR,
+# and knows; "stale" and "obsolete": nothing failed).
+TOLD_STATUSES = ("failed", "refused", "conflict")
 
 
 async def run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> None:
-    """Run fix task `task` to its end, holding `lease`; TaskFailed says how it ended badly."""
+    """Run fix task `task` to its end, holding `lease`; TaskFailed says how it ended badly.
+    A fix that failed or was refused is told on each of its issues, once."""
+    try:
+        await _run_fix(fleet, api, task, lease)
+    except TaskFailed as exc:
+        if not exc.told and exc.status in TOLD_STATUSES:
+            await fleet.runtime.leases.check(lease)
+            for number in task.issues:
+                await tell_failure(api, number, task.agent, exc)
+        raise
+
+
+async def tell_failure(api: RepoAPI, number: int, agent: str, failure: TaskFailed) -> None:
+    """The one comment on issue `number` that says why its latest fix did not land."""
+    body = report.render_fix_failure(agent, failure.status, failure.reason, failure.output)
+    await api.upsert_comment(number, {"kind": FIX_FAILED_COMMENT, "issue": number}, body)
+    failure.told = True
+
+
+async def _run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> None:
     store = LoopStore(fleet.runtime.pool)
     pr = await api.get_pull(task.pr_number) if task.pr_number is not None else None
     if pr is not None and pr.state != "open":
@@ -154,10 +181,17 @@ async def _fix_batch(
             if exc.tampered:
                 raise  # the worktree is not to be trusted, not even to reset it
             failed.append((number, exc))
+            if exc.status in TOLD_STATUSES:
+                await job.check_lease()
+                await tell_failure(job.api, number, t.agent, exc)
             # Undo this issue's leftovers so the next one starts from the last good commit.
             await reset_worktree(wt)
         await job.store.update_task(
-            t.id, fixed=fixed, failed=[n for n, _ in failed], run_s=time.monotonic() - run_started
+            t.id,
+            fixed=fixed,
+            failed=[n for n, _ in failed],
+            run_s=time.monotonic() - run_started,
+            error=failures_text([(n, e.status, e.reason) for n, e in failed])[:ERROR_CHARS] or None,
         )
     worked = len(fixed) + len(failed)
     run_s = time.monotonic() - run_started  # agents, verification, commits, pushes
@@ -165,9 +199,10 @@ async def _fix_batch(
         if not failed:
             raise TaskFailed("obsolete", "every finding of the task was already gone")
         if len(failed) == 1:
-            raise failed[0][1]
+            raise failed[0][1]  # told already
         status = failed[0][1].status
-        raise TaskFailed(status, "; ".join(f"#{n}: {e.reason}" for n, e in failed))
+        text = failures_text([(n, e.status, e.reason) for n, e in failed])
+        raise TaskFailed(status, text, told=True)
     if resumed is not None:
         # Resumed from the branch: it may hold a failed run's partial work, committed
         # unverified. The whole branch is judged against the base, like one new fix.
@@ -224,22 +259,33 @@ async def fix_issue(
         _brief(issue, targets),
         task=AgentTask(targets=agent_targets, task_id=str(t.id)),
     )
-    identity = await job.identity()
-    if not result.ok:
-        if keep_partial:
-            await keep_partial_work(
-                job.api, branch, wt, number, agent=t.agent, identity=identity, since=since
-            )
-        raise TaskFailed("failed", f"agent {t.agent} failed: {redact_secrets(result.error or '')}")
-    # A built-in fixer is given files; a change elsewhere is not what it was asked for.
-    allowed = {target.path for target in agent_targets} if job.spec.kind == "builtin" else None
-    changed = await check_agent_change(wt, t.agent, since, allowed)
-    await verify_fix(wt, before, targets, judges_of(targets, t.agent, config.auditors))
-    await commit_fix(wt, number, issue.title, identity, paths=changed)
-    if config.test:
-        await run_tests(wt, config.test, undo=True)
-    await branch.push(wt)  # a checkpoint a successor can resume from
+    try:
+        identity = await job.identity()
+        if not result.ok:
+            if keep_partial:
+                await keep_partial_work(
+                    job.api, branch, wt, number, agent=t.agent, identity=identity, since=since
+                )
+            error = redact_secrets(result.error or "")
+            raise TaskFailed("failed", f"agent {t.agent} failed: {error}")
+        # A built-in fixer is given files; a change elsewhere is not what it was asked for.
+        allowed = {f.path for f in agent_targets} if job.spec.kind == "builtin" else None
+        changed = await check_agent_change(wt, t.agent, since, allowed)
+        await verify_fix(wt, before, targets, judges_of(targets, t.agent, config.auditors))
+        await commit_fix(wt, number, issue.title, identity, paths=changed)
+        if config.test:
+            await run_tests(wt, config.test, undo=True)
+        await branch.push(wt)  # a checkpoint a successor can resume from
+    except TaskFailed as exc:
+        exc.output = exc.output or _output_excerpt(result.stderr_tail, result.stdout_tail)
+        raise
     return True
+
+
+def _output_excerpt(*parts: str) -> str:
+    """The last lines of what the agent printed, for a person reading why a fix failed."""
+    lines = "\n".join(part.rstrip() for part in parts if part.strip()).splitlines()
+    return "\n".join(lines[-OUTPUT_LINES:])[-OUTPUT_CHARS:]
 
 
 async def refix_issue(job: FixJob, branch: TaskBranch, wt: Worktree, number: int) -> bool:

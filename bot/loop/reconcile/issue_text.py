@@ -43,7 +43,10 @@ def render_issue(
             parts.append(f"- {link}: {_safe(_first_line(finding.message))}\n\n{_fenced(finding)}")
         if len(group.findings) > len(listed):
             parts.append(f"…and {len(group.findings) - len(listed)} more in this file.")
-        why = f"**Why:** {_safe(first.message)}" if _same_message(group) else "**Why:**"
+        if _same_message(group):
+            why = f"**Why:** {_safe(first.message)}"
+        else:  # the findings say different things; the rule's own explanation covers them all
+            why = f"**Why:** {_safe(first.explanation or _rule_of_group(group))}"
     else:
         parts.append(_fenced(first))
         why = f"**Why:** {_safe(first.message)}"
@@ -142,6 +145,13 @@ def _fenced(finding: Finding) -> str:
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def _rule_of_group(group: FindingGroup) -> str:
+    return (
+        f"each of these findings breaks the repository's rule {group.first.rule} "
+        f"({group.first.analyzer}); their messages above say how"
+    )
 
 
 def _same_message(group: FindingGroup) -> bool:
