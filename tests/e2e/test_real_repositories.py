@@ -1,16 +1,20 @@
 """The loop on repositories configured the way real projects are: a ruff config that asks for
 fixes (`fix = true`), rules without a safe fix, and people who read the issues."""
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.demo.stack import local_stack, wait_settled
 from tests.e2e.scenario import (
+    AUTHOR,
     REPO,
     bare_git,
     fix_pulls,
     open_pr,
+    poll,
     show,
     task_rows,
     write_agent,
@@ -121,3 +125,47 @@ async def test_a_failing_fix_is_explained_once_on_its_issue(workdir: Path, e2e_d
     assert not_landed.splitlines() == [
         f"- #{issue['number']} `broken`: failed — agent broken failed: agent 'broken': exit code 1"
     ]
+
+
+async def test_check_runs_count_and_annotate_open_findings_each_once(
+    workdir: Path, e2e_db: str
+) -> None:
+    """A finding left to a person is annotated once on its commit's check run, however often
+    the run is updated; once waived it is no longer counted, and the next commit's run
+    neither counts nor annotates it."""
+    base = {"pyproject.toml": STRICT_PYPROJECT}
+    module = TERNARY.replace("import os\n\n\n", "")  # SIM108 alone: it goes to a person
+    async with local_stack(workdir, database_url=e2e_db) as stack:
+        driver = stack.sandbox.driver
+        number = await open_pr(stack, pr_files={"shop/pricing.py": module}, base_files=base)
+        row = await wait_settled(stack, REPO, number)
+        first_head = driver.pull(REPO, number)["head"]["sha"]
+        before = run_of(driver, first_head)
+        issues = [i for i in driver.issues(REPO) if "pull_request" not in i]
+        [sim] = [i for i in issues if i["title"].startswith("SIM108")]
+        await asyncio.to_thread(
+            driver.set_issue_state, REPO, sim["number"], "closed", as_user=AUTHOR,
+            reason="not_planned",
+        )  # fmt: skip
+        await poll(lambda: run_of(driver, first_head)["conclusion"] == "success", what="ready")
+        waived = run_of(driver, first_head)
+        second_head = await asyncio.to_thread(
+            driver.push, REPO, "change", {"README.md": "# shop\n"}, as_user=AUTHOR
+        )
+        await poll(lambda: run_of(driver, second_head), what="the new commit's check run")
+        await wait_settled(stack, REPO, number)
+        after = run_of(driver, second_head)
+
+    assert row.state == "needs-human", row.reason
+    assert before["output"]["title"] == "Needs a human: 1 open finding"
+    assert before["output"]["annotations_count"] == 1
+    assert waived["output"]["title"] == "Ready for human review: no open findings"
+    assert waived["output"]["annotations_count"] == 1, "sent once, never again"
+    assert after["output"]["title"] == "Ready for human review: no open findings"
+    assert after["output"]["annotations_count"] == 0, "a waived finding is not annotated"
+
+
+def run_of(driver: Any, sha: str) -> Any:
+    """The `review-loop` check run of commit `sha`, or None."""
+    runs = [r for r in driver.check_runs(REPO, sha) if r["name"] == "review-loop"]
+    return runs[-1] if runs else None

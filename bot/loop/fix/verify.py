@@ -178,4 +178,4 @@ async def audit_fix_pr(job: FixJob, wt: Worktree) -> None:
         findings = filter_to_changed(findings, changed)
     findings = filter_ignored(findings, config.ignore)
     await job.check_lease()
-    await upsert_loop_check(job.api, head, *fix_pr_verdict(findings), findings)
+    await upsert_loop_check(job.api, head, *fix_pr_verdict(findings), findings, noun="finding")

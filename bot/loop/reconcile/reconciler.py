@@ -88,8 +88,8 @@ class PrReconciler:
         except AuditError as exc:
             audit = Audit(error=str(exc))
         decision = after_audit(facts, audit)
-        if decision is not None:
-            await self._report(pr, decision, facts.config, findings=audit.findings)
+        if decision is not None:  # a fix PR's findings are shown, never filed
+            await self._report(pr, decision, facts.config, findings=audit.findings, noun="finding")
             return
         ledger = await self._ledger(pr, audit.findings, facts.config)
         if facts.config.merge_fixes == "manual":
@@ -99,7 +99,8 @@ class PrReconciler:
         decision = decide(facts, audit, issues, [Task.of(t) for t in tasks], planner)
         await self.apply(decision)
         tasks = await self.store.tasks_for_pr(self.repo, self.number)
-        await self._report(pr, decision, facts.config, ledger.lines, tasks, audit.findings)
+        open_findings = ledger.open_findings()  # waived findings are neither counted nor shown
+        await self._report(pr, decision, facts.config, ledger.lines, tasks, open_findings)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -224,6 +225,7 @@ class PrReconciler:
             existing_issues + created,
             {g.fingerprint for g in groups},
             why_no_agent,
+            {g.fingerprint: g.findings for g in groups},
         )
 
     async def _apply_ledger(
@@ -329,14 +331,16 @@ class PrReconciler:
         lines: Sequence[report.IssueLine] = (),
         tasks: Sequence[TaskRow] = (),
         findings: Sequence[Finding] = (),
+        noun: str = "open finding",
     ) -> None:
-        """Tell the decision as far as it says: the PR's row, the check run, or everyone."""
+        """Tell the decision as far as it says: the PR's row, the check run, or everyone.
+        `findings` are those the check run annotates and counts (as `noun`s)."""
         if decision.tell == "row":
             log.info("%s#%d: %s", self.repo, self.number, decision.reason)
             await self._save(decision, pr.head_sha, {})
             return
         if decision.tell == "check":
-            await self._check_run(pr, decision.state, decision.reason, findings)
+            await self._check_run(pr, decision, findings, noun)
             return
         summary = report.Summary(
             state=decision.state,
@@ -352,7 +356,7 @@ class PrReconciler:
         await self.api.upsert_comment(
             self.number, {"kind": "summary", "pr": self.number}, report.render_summary(summary)
         )
-        await self._check_run(pr, decision.state, decision.reason, findings)
+        await self._check_run(pr, decision, findings, noun)
         if decision.state == report.READY:
             await self.api.add_labels(self.number, [READY_LABEL])
             await self.api.remove_label(self.number, NEEDS_HUMAN_LABEL)
@@ -365,10 +369,18 @@ class PrReconciler:
         await self._save(decision, pr.head_sha, {"issues": [line.__dict__ for line in lines]})
 
     async def _check_run(
-        self, pr: PullInfo, state: str, reason: str, findings: Sequence[Finding]
+        self, pr: PullInfo, decision: Decision, findings: Sequence[Finding], noun: str
     ) -> None:
         await self.fleet.runtime.leases.check(self.lease)
-        await upsert_loop_check(self.api, pr.head_sha, state, reason, findings)
+        await upsert_loop_check(
+            self.api,
+            pr.head_sha,
+            decision.state,
+            decision.reason,
+            findings,
+            title=decision.check_title,
+            noun=noun,
+        )
 
     async def _save(self, decision: Decision, sha: str, summary: dict[str, object]) -> None:
         await self.store.save_state(
@@ -390,6 +402,12 @@ class Ledger:
     issues: list[IssueInfo]  # the PR's finding issues, including those just created
     present: set[str]  # fingerprints the audit found now
     why_no_agent: dict[str, str]  # fingerprint -> why no agent fixes it
+    members: dict[str, tuple[Finding, ...]]  # fingerprint -> the findings of its group
+
+    def open_findings(self) -> list[Finding]:
+        """The findings whose issue is open: what the check run annotates and counts."""
+        found = [f for fp in self.open_fingerprints() for f in self.members.get(fp, ())]
+        return sorted(found, key=lambda f: (f.path, f.start_line, f.analyzer, f.rule))
 
     def view(self) -> Issues:
         """The ledger as the rules look at it."""

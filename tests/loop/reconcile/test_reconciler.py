@@ -77,7 +77,8 @@ async def test_apply_does_what_the_decision_says_once(
 async def test_a_broken_config_is_told_on_the_pr_without_an_audit(
     fleet: Fleet, fake: FakeGitHub, api: RepoAPI
 ) -> None:
-    """A config error is the decision before the audit: summary, check run, label, row."""
+    """A config error is the decision before the audit: summary, check run (titled as a
+    config error, not as "0 findings"), label, row."""
     fake.files[CONFIG] = "max_rounds: -1\n"
     pr = fake.add_pull("feature", HEAD)
     started: list[int] = []
@@ -91,8 +92,8 @@ async def test_a_broken_config_is_told_on_the_pr_without_an_audit(
     assert row.reason is not None and row.reason.startswith(f"`{CONFIG}`: ")
     assert NEEDS_HUMAN_LABEL in pr.labels
     assert [c.issue for c in fake.comments.values()] == [pr.number]
-    assert [(r.head_sha, r.conclusion) for r in fake.check_runs.values()] == [
-        (HEAD, "action_required")
+    assert [(r.head_sha, r.conclusion, r.title) for r in fake.check_runs.values()] == [
+        (HEAD, "action_required", "Configuration error in .github/review-loop.yml")
     ]
     assert started == []
 
