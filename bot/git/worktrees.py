@@ -35,6 +35,7 @@ MIRROR_CONFIG = """\
 \tautoDetach = false
 """
 LEASE_FILE = "review-loop-lease"
+SETUP_OUTPUT_FILE = "review-loop-setup-output"  # in a worktree's git dir, beside the lease
 _REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
@@ -275,9 +276,44 @@ async def commit_all(
     return (await git("rev-parse", "HEAD", cwd=wt.path)).strip()
 
 
+async def record_setup_output(path: Path) -> list[str]:
+    """Remember what the repository's `setup` left untracked in the worktree at `path` (a
+    `.venv` not in .gitignore, say): resets keep it, and it is no part of any change."""
+    names = await git("ls-files", "--others", "--exclude-standard", "--directory", "-z", cwd=path)
+    entries = sorted(name.rstrip("/") for name in names.split("\0") if name)
+    (await _admin_dir(path) / SETUP_OUTPUT_FILE).write_text(json.dumps(entries))
+    return entries
+
+
+async def setup_output(path: Path) -> list[str]:
+    """What `record_setup_output` remembered for the worktree at `path` ([] if nothing)."""
+    try:
+        entries = json.loads((await _admin_dir(path) / SETUP_OUTPUT_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    return [e for e in entries if isinstance(e, str) and e] if isinstance(entries, list) else []
+
+
+async def all_but_setup_output(path: Path) -> list[str]:
+    """Pathspecs for every file of the worktree at `path` except the setup output."""
+    return ["--", ".", *(f":(exclude,literal){entry}" for entry in await setup_output(path))]
+
+
+def _ignore_pattern(entry: str) -> str:
+    """A .gitignore pattern that matches exactly the path `entry` from the top."""
+    return "/" + re.sub(r"([\\*?\[\]!# ])", r"\\\1", entry)
+
+
+async def clean_keeping_setup_output(path: Path) -> None:
+    """`git clean -fd`, except for what `setup` left (see `record_setup_output`)."""
+    keep = [arg for entry in await setup_output(path) for arg in ("-e", _ignore_pattern(entry))]
+    await git("clean", "-fdq", *keep, cwd=path)
+
+
 async def snapshot(path: Path) -> str:
     """The working tree at `path` as a git tree id: tracked and untracked files, not ignored
-    ones. Neither the index nor any file changes (a private copy of the index is used)."""
+    ones, nor what `setup` left. Neither the index nor any file changes (a private copy of
+    the index is used)."""
     with tempfile.TemporaryDirectory(prefix="review-loop-snapshot-") as scratch:
         index = Path(scratch) / "index"
         real_index = Path((await git("rev-parse", "--git-path", "index", cwd=path)).strip())
@@ -289,7 +325,7 @@ async def snapshot(path: Path) -> str:
             # the index was written, same size, would pass for unchanged otherwise).
             shutil.copy2(real_index, index)
         env = {"GIT_INDEX_FILE": str(index)}
-        await git("add", "--all", cwd=path, env=env)
+        await git("add", "--all", *await all_but_setup_output(path), cwd=path, env=env)
         return (await git("write-tree", cwd=path, env=env)).strip()
 
 

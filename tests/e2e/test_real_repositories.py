@@ -2,6 +2,7 @@
 fixes (`fix = true`), rules without a safe fix, and people who read the issues."""
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +170,27 @@ def run_of(driver: Any, sha: str) -> Any:
     """The `review-loop` check run of commit `sha`, or None."""
     runs = [r for r in driver.check_runs(REPO, sha) if r["name"] == "review-loop"]
     return runs[-1] if runs else None
+
+
+async def test_setup_output_is_kept_across_a_batch_and_never_committed(
+    workdir: Path, e2e_db: str
+) -> None:
+    """`setup` makes a `.venv` the repository does not ignore, and the tests need it: both
+    fixes of an inline batch pass their tests (nothing cleaned it away after the first), and
+    no commit of the loop carries it."""
+    make_venv = "import pathlib; pathlib.Path('.venv/bin').mkdir(parents=True); "
+    make_venv += "pathlib.Path('.venv/bin/tool').write_text('x')"
+    config = f'setup: {sys.executable} -c "{make_venv}"\ntest: test -f .venv/bin/tool\n'
+    files = {"shop/pricing.py": MODULE, "shop/tax.py": MODULE.replace("Pricing", "Tax")}
+    async with local_stack(workdir, database_url=e2e_db, fanout="inline") as stack:
+        number = await open_pr(stack, pr_files=files, config=config)
+        row = await wait_settled(stack, REPO, number)
+        head = stack.sandbox.driver.pull(REPO, number)["head"]["sha"]
+        touched = set(bare_git(stack, "log", "--format=", "--name-only", f"main..{head}").split())
+        tasks = await task_rows(stack, "status, error, batch, issue_number, warm")
+
+    assert row.state == "ready", (row.reason, tasks)
+    assert len(tasks[0]["batch"]) == 2, "one task fixed both, one after the other"
+    assert [t["error"] for t in tasks] == [None] * len(tasks), "no fix failed its tests"
+    assert all(t["status"] == "merged" for t in tasks), tasks
+    assert touched == {"shop/pricing.py", "shop/tax.py"}

@@ -11,7 +11,14 @@ from pathlib import Path
 
 from bot.agents.diffcheck import check_change, git_tampering
 from bot.git.cmd import GitError, git
-from bot.git.worktrees import Worktree, commit_all, push, snapshot, snapshot_changes
+from bot.git.worktrees import (
+    Worktree,
+    clean_keeping_setup_output,
+    commit_all,
+    push,
+    snapshot,
+    snapshot_changes,
+)
 from bot.github.repo_api import RepoAPI
 from bot.labels import PARTIAL_LABEL
 from bot.loop.fix.job import BotIdentity, TaskFailed
@@ -46,9 +53,10 @@ async def head_of(wt: Worktree) -> str:
 
 
 async def reset_worktree(wt: Worktree, to: str = "HEAD") -> None:
-    """Drop every change and untracked file in the worktree, and move it to `to`."""
+    """Drop every change and untracked file in the worktree, and move it to `to`; what the
+    repository's `setup` left stays, for the next issue of the batch and its tests."""
     await git("reset", "--hard", "--quiet", to, cwd=wt.path)
-    await git("clean", "-fdq", cwd=wt.path)
+    await clean_keeping_setup_output(wt.path)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from bot.agents.runner import AgentTask, FixTarget, run_agent
 from bot.audit.commits import audit_commit
 from bot.audit.findings import Finding
 from bot.engine.leases import Lease
-from bot.git.worktrees import Worktree, snapshot
+from bot.git.worktrees import Worktree, record_setup_output, snapshot
 from bot.github.markers import parse_marker
 from bot.github.records import IssueInfo
 from bot.github.repo_api import RepoAPI
@@ -111,6 +111,7 @@ async def _run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> N
                 await run_repo_command(wt.path, config.setup)
             except RepoCommandFailed as exc:
                 raise TaskFailed("failed", f"the repository's {exc}") from exc
+            await record_setup_output(wt.path)  # kept across the batch, never committed
         spawn_s = time.monotonic() - started
         await store.update_task(task.id, spawn_s=spawn_s, warm=warm)
         await _fix_batch(job, branch, wt, resumed, spawn_s=spawn_s, warm=warm)

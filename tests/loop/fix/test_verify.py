@@ -5,8 +5,8 @@ import pytest
 from bot.audit.findings import Finding
 from bot.audit.groups import FindingGroup
 from bot.git.cmd import git
-from bot.git.worktrees import Worktree, snapshot
-from bot.loop.fix.branch import commit_fix
+from bot.git.worktrees import Worktree, record_setup_output, snapshot
+from bot.loop.fix.branch import commit_fix, reset_worktree
 from bot.loop.fix.job import BotIdentity, TaskFailed
 from bot.loop.fix.verify import check_agent_change, fixed_earlier, judges_of, targets_of, verify
 
@@ -128,3 +128,28 @@ async def test_an_agent_that_changed_nothing_of_its_own_changed_nothing(
     since = await snapshot(worktree.path)
     with pytest.raises(TaskFailed, match="agent claude changed nothing"):
         await check_agent_change(worktree, "claude", since, allowed=None)
+
+
+async def test_setup_output_is_never_the_agents_change_and_survives_resets(
+    worktree: Worktree,
+) -> None:
+    """What `setup` left untracked (a `.venv` not in .gitignore) is not judged, not committed
+    and not cleaned away between the issues of a batch; the agent's leftovers are."""
+    venv = worktree.path / ".venv" / "lib"
+    venv.mkdir(parents=True)
+    (venv / "site.py").write_text("import os\n")
+    assert await record_setup_output(worktree.path) == [".venv"]
+    since = await snapshot(worktree.path)
+    (worktree.path / "src" / "app.py").write_text("def main() -> int:\n    return 1\n")
+    (venv / "site.py").write_text("import sys\n")  # the setup's tool rewrote its own file
+
+    changed = await check_agent_change(worktree, "claude", since, allowed=None)
+    assert changed == ["src/app.py"]
+    sha = await commit_fix(worktree, 3, "a finding", BotIdentity("bot", "bot@x"), paths=changed)
+    assert (await git("show", "--format=", "--name-only", sha, cwd=worktree.path)).split() == [
+        "src/app.py"
+    ]
+    (worktree.path / "junk.txt").write_text("left by the tests\n")
+    await reset_worktree(worktree)
+    assert (venv / "site.py").exists()
+    assert not (worktree.path / "junk.txt").exists()
