@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 
 from bot.agents.briefs import find_secrets
 from bot.git.cmd import git
+from bot.git.worktrees import all_but_setup_output
 
 DEFAULT_MAX_BYTES = 200_000
 AGENT_CONFIG_DIRS = frozenset({".claude", ".codex", ".gemini", ".goose", ".cursor"})
@@ -47,7 +48,8 @@ def refused_path(path: str) -> str | None:
 async def check_change(wt: Path, base_sha: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[str]:
     """Problems with the working tree of `wt` compared with `base_sha` (empty: acceptable).
 
-    Untracked files count as part of the change; files ignored by .gitignore do not.
+    Untracked files count as part of the change; files ignored by .gitignore do not, nor
+    does what the repository's `setup` left (`record_setup_output`).
     """
     tampering = await git_tampering(wt)
     if tampering:  # running more git here could run the agent's code: stop now
@@ -59,9 +61,9 @@ async def check_change(wt: Path, base_sha: str, *, max_bytes: int = DEFAULT_MAX_
         if not real_index.is_absolute():
             real_index = wt / real_index
         if real_index.exists():
-            shutil.copyfile(real_index, index)
+            shutil.copy2(real_index, index)
         env = {"GIT_INDEX_FILE": str(index)}
-        await git("add", "--all", cwd=wt, env=env)
+        await git("add", "--all", *await all_but_setup_output(wt), cwd=wt, env=env)
         names = await git(
             "diff", "--cached", "--name-only", "--no-renames", "-z", base_sha, cwd=wt, env=env
         )

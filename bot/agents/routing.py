@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from bot.audit.findings import Finding
@@ -10,10 +11,18 @@ from bot.audit.globs import path_matches
 from bot.labels import labelled_agent
 from bot.repo_config import RepoConfig, Route
 
-__all__ = ["DEFAULT_AGENTS", "route"]
+__all__ = ["DEFAULT_AGENTS", "Routing", "cannot_fix", "explain_route", "route"]
 
 # When no rule of the repository matches: the built-in fixers for the built-in auditors.
 DEFAULT_AGENTS = {"ruff": "ruff-fix", "ruff-format": "ruff-format"}
+
+
+@dataclass(frozen=True)
+class Routing:
+    """The agent for an issue, or None with why no agent will fix it (None: no route)."""
+
+    agent: str | None
+    why: str | None = None
 
 
 def route(
@@ -22,23 +31,58 @@ def route(
     config: RepoConfig,
     known_agents: Collection[str],
 ) -> str | None:
+    """The agent for an issue (see `explain_route`); None means "needs a human"."""
+    return explain_route(finding, labels, config, known_agents).agent
+
+
+def explain_route(
+    finding: Finding | None,
+    labels: Sequence[str],
+    config: RepoConfig,
+    known_agents: Collection[str],
+) -> Routing:
     """The agent for an issue: an `agent:` label, else the first matching route, else defaults.
 
     Rules on analyzer, rule, category, path or severity need a finding; a route with only a `label`
-    matcher can also route an issue a person filed. None means "needs a human". Agents
-    unknown to the server's catalog are skipped wherever they are named.
+    matcher can also route an issue a person filed. No agent means "needs a human". Agents
+    unknown to the server's catalog are skipped wherever they are named, and so is a built-in
+    fixer named for a finding it cannot fix (ruff-fix applies safe fixes only): the next
+    route gets the finding, and with none left, `why` says what stopped the fixer.
     """
-    chosen = labelled_agent(labels, known_agents)
-    if chosen is not None:
-        return chosen
-    for rule in config.routes:
-        if rule.agent in known_agents and _matches(rule, finding, labels):
-            return rule.agent
+    refused: str | None = None
+    candidates = [labelled_agent(labels, known_agents)]
+    candidates += [
+        rule.agent
+        for rule in config.routes
+        if rule.agent in known_agents and _matches(rule, finding, labels)
+    ]
     if finding is not None:
         default = DEFAULT_AGENTS.get(finding.analyzer)
-        if default in known_agents:
-            return default
-    return None
+        candidates.append(default if default in known_agents else None)
+    for agent in candidates:
+        if agent is None:
+            continue
+        why = cannot_fix(agent, finding)
+        if why is None:
+            return Routing(agent)
+        refused = refused or why
+    return Routing(None, refused)
+
+
+def cannot_fix(agent: str, finding: Finding | None) -> str | None:
+    """Why a built-in fixer cannot fix `finding`, or None when it can (or is not built in).
+
+    Ruff says per finding whether it has a fix and whether that fix is safe; `ruff-fix`
+    applies only safe ones, so anything else would be a task that changes nothing.
+    """
+    if agent != "ruff-fix" or finding is None:
+        return None
+    if finding.analyzer != "ruff":
+        return f"`ruff-fix` fixes ruff's findings only, not {finding.analyzer} {finding.rule}"
+    if finding.fix == "safe":
+        return None
+    only = " (only an unsafe one)" if finding.fix == "unsafe" else ""
+    return f"ruff has no safe fix for {finding.rule}{only}; route it to an agent or fix it by hand"
 
 
 def _matches(rule: Route, finding: Finding | None, labels: Sequence[str]) -> bool:

@@ -37,6 +37,9 @@ class Finding:
 
     `occurrence` tells apart identical flagged snippets for the same rule in one file
     (0 for the first by line, 1 for the next...); `number_occurrences` assigns it.
+    `fix` is the analyzer's own fix for it: "safe", "unsafe" or "display-only" (ruff's
+    applicability), None when it has none or does not say. `explanation` is why the rule
+    matters, from the analyzer's documentation. Neither is part of the fingerprint.
     """
 
     analyzer: str
@@ -50,6 +53,8 @@ class Finding:
     help_uri: str | None = None
     occurrence: int = 0
     severity: str | None = None  # model reviewers' findings only; not part of the fingerprint
+    fix: str | None = None
+    explanation: str | None = None
 
     def __post_init__(self) -> None:
         if self.start_line < 1 or self.end_line < self.start_line:

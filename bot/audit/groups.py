@@ -29,6 +29,11 @@ class FindingGroup:
         return len(self.findings) > 1
 
     @property
+    def fix(self) -> str | None:
+        """The analyzer's fix for the whole group: "safe" only when every finding has one."""
+        return next((f.fix for f in self.findings if f.fix != "safe"), "safe")
+
+    @property
     def fingerprint(self) -> str:
         """A lone finding's own fingerprint; for a group, one over analyzer, rule and path."""
         if not self.grouped:

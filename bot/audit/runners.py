@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
 from ruff.__main__ import find_ruff_bin  # type: ignore[import-untyped]
 
 from bot.audit.findings import Finding, number_occurrences
-from bot.audit.sarif import SarifError, parse_sarif
+from bot.audit.ruff_json import parse_ruff_json
+from bot.git.worktrees import snapshot, snapshot_changes
 from bot.process import CannotStart, Completed, run
 
 __all__ = [
@@ -20,6 +23,7 @@ __all__ = [
     "Auditor",
     "audit",
     "parse_format_diff",
+    "read_only",
     "run_ruff",
     "run_ruff_format",
     "run_tool",
@@ -28,10 +32,15 @@ __all__ = [
 DEFAULT_TIMEOUT_S = 120.0
 NOTEBOOK_SUFFIX = ".ipynb"
 FORMAT_HELP_URI = "https://docs.astral.sh/ruff/formatter/"
+FORMAT_EXPLANATION = (
+    "The repository's code is formatted with `ruff format`; code formatted another way makes "
+    "every later diff noisier."
+)
 FORMAT_MESSAGE = "Not formatted the way `ruff format` formats it ({removed} -> {added} lines)."
 
 Auditor = Callable[[Path, Sequence[str] | None], Awaitable[list[Finding]]]
 
+_RULE_CODE = re.compile(r"[A-Z]+[0-9]+")
 _HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 # `ruff format --diff` exits 2 when some file does not parse; the others are still diffed,
 # and `ruff check` reports the syntax error itself.
@@ -64,19 +73,58 @@ async def run_ruff(
     targets = _existing(worktree, paths)
     if targets == []:
         return []
-    args = ["check", "--output-format", "sarif", "--exit-zero", "--no-cache", "--force-exclude"]
+    # --no-fix: a repository's `fix = true` would otherwise make the audit rewrite the files
+    # it reports on (and then not report what it fixed). JSON rather than SARIF: it says
+    # whether each finding has a safe fix, which routing needs.
+    args = [
+        "check", "--no-fix", "--output-format", "json", "--exit-zero", "--no-cache",
+        "--force-exclude",
+    ]  # fmt: skip
     result = await _run_ruff(worktree, [*args, "--", *(targets or ["."])], timeout_s)
     if result.returncode != 0:
         raise AuditError(_failure("ruff check", result))
     try:
-        doc = json.loads(result.stdout_text)
-        if not isinstance(doc, Mapping):
-            raise SarifError("the SARIF document is not a JSON object")
-        findings = parse_sarif(doc, "ruff", worktree)
+        findings = parse_ruff_json(json.loads(result.stdout_text), worktree)
     except (ValueError, TypeError) as exc:
-        raise AuditError(f"ruff check wrote output that is not readable SARIF: {exc}") from exc
+        raise AuditError(f"ruff check wrote output that is not readable JSON: {exc}") from exc
     # Ruff numbers notebook lines per cell, which no link or snippet of the file can show.
-    return [finding for finding in findings if not finding.path.endswith(NOTEBOOK_SUFFIX)]
+    findings = [finding for finding in findings if not finding.path.endswith(NOTEBOOK_SUFFIX)]
+    explained = {rule: await rule_explanation(rule) for rule in {f.rule for f in findings}}
+    return [dataclasses.replace(f, explanation=explained[f.rule]) for f in findings]
+
+
+# Rule documentation, as this process's ruff has it: read once per rule.
+_EXPLANATIONS: dict[str, str | None] = {}
+_WHY_HEADING = "## Why is this bad?"
+
+
+async def rule_explanation(rule: str) -> str | None:
+    """The first paragraph of "Why is this bad?" in `ruff rule <rule>`; None if ruff has no
+    such rule or section (syntax errors, say)."""
+    if rule not in _EXPLANATIONS:
+        _EXPLANATIONS[rule] = None
+        if _RULE_CODE.fullmatch(rule):
+            args = [str(find_ruff_bin()), "rule", "--output-format", "json", rule]
+            env = {key: os.environ[key] for key in ("PATH", "LANG") if key in os.environ}
+            result = await run_tool(args, Path.cwd(), DEFAULT_TIMEOUT_S, env)
+            if result.returncode == 0:
+                _EXPLANATIONS[rule] = _why_section(result.stdout_text)
+    return _EXPLANATIONS[rule]
+
+
+def _why_section(doc_json: str) -> str | None:
+    try:
+        doc = json.loads(doc_json)
+    except ValueError:
+        return None
+    text = doc.get("explanation") if isinstance(doc, Mapping) else None
+    if not isinstance(text, str) or _WHY_HEADING not in text:
+        return None
+    section = text.split(_WHY_HEADING, 1)[1].strip()
+    paragraph = section.split("\n\n", 1)[0]
+    if paragraph.startswith("#"):
+        return None
+    return " ".join(paragraph.split())[:1000] or None
 
 
 async def run_ruff_format(
@@ -184,6 +232,8 @@ class _Hunk:
                 message=FORMAT_MESSAGE.format(removed=self.removed, added=self.added),
                 snippet=snippet,
                 help_uri=FORMAT_HELP_URI,
+                fix="safe",  # what `ruff format` does is the fix
+                explanation=FORMAT_EXPLANATION,
             )
         ]
 
@@ -213,9 +263,32 @@ async def audit(
             f"{', '.join(sorted(AUDITORS))}"
         )
     findings: list[Finding] = []
-    for name in dict.fromkeys(auditor_names):
-        findings.extend(await AUDITORS[name](worktree, paths))
+    async with read_only(worktree):
+        for name in dict.fromkeys(auditor_names):
+            findings.extend(await AUDITORS[name](worktree, paths))
     return sorted(findings, key=lambda f: (f.path, f.start_line, f.analyzer, f.rule))
+
+
+@contextlib.asynccontextmanager
+async def read_only(worktree: Path) -> AsyncIterator[None]:
+    """Raise AuditError when what runs inside changed any file of the git checkout at
+    `worktree` (ignored files aside). An audit must only read: findings, line numbers and
+    links describe the tree as it was, and a fix commits only what its agent changed.
+    A directory that is not a git checkout is not checked."""
+    if not (worktree / ".git").exists():
+        yield
+        return
+    before = await snapshot(worktree)
+    yield
+    changed = await snapshot_changes(worktree, before, await snapshot(worktree))
+    if changed:
+        listed = ", ".join(changed[:10]) + (
+            f" and {len(changed) - 10} more" if changed[10:] else ""
+        )
+        raise AuditError(
+            f"the audit changed {len(changed)} file(s) in the worktree ({listed}); analyzers "
+            "must only read, so nothing of this audit is used or committed"
+        )
 
 
 def _existing(worktree: Path, paths: Sequence[str] | None) -> list[str] | None:

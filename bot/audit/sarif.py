@@ -9,7 +9,7 @@ from urllib.parse import unquote, urlparse
 
 from bot.audit.findings import Finding, number_occurrences, split_lines
 
-__all__ = ["SarifError", "parse_sarif"]
+__all__ = ["SarifError", "SourceCache", "parse_sarif", "repo_path"]
 
 # Categories by rule: analyzers that report syntax errors use these rule ids.
 _SYNTAX_RULES = frozenset({"invalid-syntax", "E999", "syntax-error"})
@@ -29,7 +29,7 @@ def parse_sarif(doc: Mapping[str, Any], analyzer: str, root: Path) -> list[Findi
     if not isinstance(runs, list):
         raise SarifError(f"{analyzer}: SARIF document has no 'runs' list")
     root = root.resolve()
-    sources = _SourceCache(root)
+    sources = SourceCache(root)
     findings: list[Finding] = []
     for run in runs:
         if not isinstance(run, Mapping):
@@ -49,13 +49,13 @@ def _finding(
     root: Path,
     rules: Mapping[str, Mapping[str, Any]],
     rule_list: list[Mapping[str, Any]],
-    sources: _SourceCache,
+    sources: SourceCache,
 ) -> Finding | None:
     location = _first_physical_location(result)
     if location is None:
         return None
     uri = (location.get("artifactLocation") or {}).get("uri")
-    path = _repo_path(uri, root) if isinstance(uri, str) else None
+    path = repo_path(uri, root) if isinstance(uri, str) else None
     if path is None:
         return None
     region = location.get("region") or {}
@@ -113,7 +113,7 @@ def _rule_for(
     return {}
 
 
-def _repo_path(uri: str, root: Path) -> str | None:
+def repo_path(uri: str, root: Path) -> str | None:
     """A repo-relative posix path for a `file://` URI or a relative URI; None if outside root."""
     parsed = urlparse(uri)
     if parsed.scheme == "file":
@@ -129,7 +129,7 @@ def _repo_path(uri: str, root: Path) -> str | None:
     return PurePosixPath(*relative.parts).as_posix()
 
 
-class _SourceCache:
+class SourceCache:
     """Reads each flagged file once."""
 
     def __init__(self, root: Path) -> None:

@@ -10,9 +10,10 @@ import os
 import re
 import shutil
 import socket
+import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -34,6 +35,7 @@ MIRROR_CONFIG = """\
 \tautoDetach = false
 """
 LEASE_FILE = "review-loop-lease"
+SETUP_OUTPUT_FILE = "review-loop-setup-output"  # in a worktree's git dir, beside the lease
 _REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
@@ -241,9 +243,24 @@ class Mirrors:
         return removed
 
 
-async def commit_all(wt: Worktree, message: str, author_name: str, author_email: str) -> str | None:
-    """Stage everything and commit it as author and committer; None when nothing changed."""
-    await git("add", "--all", cwd=wt.path)
+async def commit_all(
+    wt: Worktree,
+    message: str,
+    author_name: str,
+    author_email: str,
+    *,
+    paths: Sequence[str] | None = None,
+) -> str | None:
+    """Stage everything (with `paths`: those paths only, taken literally) and commit it as
+    author and committer; None when nothing changed."""
+    if paths is None:
+        await git("add", "--all", cwd=wt.path)
+    elif paths:
+        listed = "\0".join(paths).encode()
+        await git(
+            "add", "--all", "--pathspec-from-file=-", "--pathspec-file-nul",
+            cwd=wt.path, env={"GIT_LITERAL_PATHSPECS": "1"}, input=listed,
+        )  # fmt: skip
     if not (await git("diff", "--cached", "--name-only", cwd=wt.path)).strip():
         return None
     identity = {
@@ -257,6 +274,69 @@ async def commit_all(wt: Worktree, message: str, author_name: str, author_email:
         cwd=wt.path, env=identity, input=message.encode(),
     )  # fmt: skip
     return (await git("rev-parse", "HEAD", cwd=wt.path)).strip()
+
+
+async def record_setup_output(path: Path) -> list[str]:
+    """Remember what the repository's `setup` left untracked in the worktree at `path` (a
+    `.venv` not in .gitignore, say): resets keep it, and it is no part of any change."""
+    names = await git("ls-files", "--others", "--exclude-standard", "--directory", "-z", cwd=path)
+    entries = sorted(name.rstrip("/") for name in names.split("\0") if name)
+    (await _admin_dir(path) / SETUP_OUTPUT_FILE).write_text(json.dumps(entries))
+    return entries
+
+
+async def setup_output(path: Path) -> list[str]:
+    """What `record_setup_output` remembered for the worktree at `path` ([] if nothing)."""
+    try:
+        entries = json.loads((await _admin_dir(path) / SETUP_OUTPUT_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    return [e for e in entries if isinstance(e, str) and e] if isinstance(entries, list) else []
+
+
+async def all_but_setup_output(path: Path) -> list[str]:
+    """Pathspecs for every file of the worktree at `path` except the setup output."""
+    return ["--", ".", *(f":(exclude,literal){entry}" for entry in await setup_output(path))]
+
+
+def _ignore_pattern(entry: str) -> str:
+    """A .gitignore pattern that matches exactly the path `entry` from the top."""
+    return "/" + re.sub(r"([\\*?\[\]!# ])", r"\\\1", entry)
+
+
+async def clean_keeping_setup_output(path: Path) -> None:
+    """`git clean -fd`, except for what `setup` left (see `record_setup_output`)."""
+    keep = [arg for entry in await setup_output(path) for arg in ("-e", _ignore_pattern(entry))]
+    await git("clean", "-fdq", *keep, cwd=path)
+
+
+async def snapshot(path: Path) -> str:
+    """The working tree at `path` as a git tree id: tracked and untracked files, not ignored
+    ones, nor what `setup` left. Neither the index nor any file changes (a private copy of
+    the index is used)."""
+    with tempfile.TemporaryDirectory(prefix="review-loop-snapshot-") as scratch:
+        index = Path(scratch) / "index"
+        real_index = Path((await git("rev-parse", "--git-path", "index", cwd=path)).strip())
+        if not real_index.is_absolute():
+            real_index = path / real_index
+        if real_index.exists():
+            # Its stat data spares git re-reading unchanged files; its own mtime must stay,
+            # since git re-reads the entries no older than it (a change made in the second
+            # the index was written, same size, would pass for unchanged otherwise).
+            shutil.copy2(real_index, index)
+        env = {"GIT_INDEX_FILE": str(index)}
+        await git("add", "--all", *await all_but_setup_output(path), cwd=path, env=env)
+        return (await git("write-tree", cwd=path, env=env)).strip()
+
+
+async def snapshot_changes(path: Path, before: str, after: str) -> list[str]:
+    """The paths that differ between two snapshots of the working tree at `path`."""
+    if before == after:
+        return []
+    names = await git(
+        "diff-tree", "-r", "--name-only", "--no-renames", "-z", before, after, cwd=path
+    )
+    return sorted(p for p in names.split("\0") if p)
 
 
 async def changed_files(wt: Worktree, since_sha: str) -> list[str]:

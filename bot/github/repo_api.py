@@ -34,6 +34,7 @@ from bot.github.records import (
     RepoInfo,
     StateReason,
     can_write,
+    check_actions,
     check_run_bodies,
     comment_info,
     issue_info,
@@ -422,7 +423,15 @@ class RepoAPI:
 
         Annotations go 50 per request (GitHub's limit), the rest in further updates that
         GitHub appends; actions past GitHub's limits raise ValueError before anything is sent.
+        GitHub appends the annotations of every update to those the run has, so only those
+        it does not have yet are sent: each annotation once per check run.
         """
+        check_actions(actions)  # refused before anything is sent
+        base = f"/repos/{self.owner}/{self.name}/check-runs"
+        run_id, annotated = await self._find_check_run(name, head_sha)
+        if run_id is not None and annotated and annotations:
+            sent = {_annotation_key(a) for a in await self._check_run_annotations(run_id)}
+            annotations = [a for a in annotations if _annotation_key(a) not in sent]
         first, *more = check_run_bodies(
             name,
             status=status,
@@ -434,8 +443,6 @@ class RepoAPI:
             actions=actions,
             external_id=external_id,
         )
-        base = f"/repos/{self.owner}/{self.name}/check-runs"
-        run_id = await self._find_check_run(name, head_sha)
         if run_id is None:
             body = {**first, "head_sha": head_sha}
             created = await self.gh.arequest("POST", base, json=body, response_model=CheckRun)
@@ -446,7 +453,19 @@ class RepoAPI:
             await self.gh.arequest("PATCH", f"{base}/{run_id}", json=body, response_model=CheckRun)
         return run_id
 
-    async def _find_check_run(self, name: str, head_sha: str) -> int | None:
+    async def _check_run_annotations(self, run_id: int) -> list[dict[str, Any]]:
+        pages = self.gh.rest.paginate(
+            self.gh.rest.checks.async_list_annotations,
+            owner=self.owner,
+            repo=self.name,
+            check_run_id=run_id,
+            per_page=PER_PAGE,
+        )
+        return [a.model_dump() async for a in pages]
+
+    async def _find_check_run(self, name: str, head_sha: str) -> tuple[int | None, int]:
+        """The id of this App's latest check run `name` on `head_sha` (None: there is none),
+        and how many annotations it has."""
         resp = await self.gh.rest.checks.async_list_for_ref(
             self.owner,
             self.name,
@@ -458,4 +477,15 @@ class RepoAPI:
         runs = [run for run in resp.parsed_data.check_runs if run.name == name]
         if self.app_id is not None:
             runs = [run for run in runs if run.app is None or run.app.id == self.app_id]
-        return max((run.id for run in runs), default=None)
+        if not runs:
+            return None, 0
+        latest = max(runs, key=lambda run: run.id)
+        return latest.id, latest.output.annotations_count
+
+
+def _annotation_key(annotation: Mapping[str, Any]) -> tuple[object, ...]:
+    """What tells one annotation from another, as sent and as GitHub lists it."""
+    return tuple(
+        annotation.get(key)
+        for key in ("path", "start_line", "end_line", "annotation_level", "title", "message")
+    )

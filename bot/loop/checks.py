@@ -19,24 +19,26 @@ def fix_pr_verdict(findings: Sequence[Finding]) -> tuple[str, str]:
 
 
 async def upsert_loop_check(
-    api: RepoAPI, head_sha: str, state: str, reason: str, findings: Sequence[Finding]
+    api: RepoAPI,
+    head_sha: str,
+    state: str,
+    reason: str,
+    findings: Sequence[Finding],
+    *,
+    title: str | None = None,
+    noun: str = "open finding",
 ) -> None:
-    """The `review-loop` check run of a commit, created once and edited in place."""
+    """The `review-loop` check run of a commit, created once and edited in place. `findings`
+    are what the run annotates and counts: a PR's open findings (waived ones are not), or
+    what a fix PR's audit found; `title` replaces the state's own (a config error, say)."""
     status, conclusion = report.check_conclusion(state)
-    title = {
-        report.READY: "Ready for human review",
-        report.NEEDS_HUMAN: "Needs a human",
-        report.FIXING: "Fixing findings",
-        report.WAITING: "Waiting for fix PRs to be merged",
-        report.STOPPED: "Stopped",
-        report.AUDITED: "Audited",
-    }[state]
+    title = title or f"{STATE_TITLES[state]}: {count(len(findings), noun)}"
     await api.upsert_check_run(
         report.CHECK_NAME,
         head_sha,
         status=status,
         conclusion=conclusion,
-        title=f"{title}: {len(findings)} findings",
+        title=title,
         summary=reason or title,
         annotations=report.annotations(findings),
         actions=[
@@ -47,3 +49,20 @@ async def upsert_loop_check(
             }
         ],
     )
+
+
+STATE_TITLES = {
+    report.READY: "Ready for human review",
+    report.NEEDS_HUMAN: "Needs a human",
+    report.FIXING: "Fixing findings",
+    report.WAITING: "Waiting for fix PRs to be merged",
+    report.STOPPED: "Stopped",
+    report.AUDITED: "Audited",
+}
+
+
+def count(n: int, noun: str) -> str:
+    """`n` things in words: "no open findings", "1 open finding", "3 open findings"."""
+    if n == 0:
+        return f"no {noun}s"
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -1,12 +1,13 @@
 """What the loop tells people: the summary comment and the check run (pure rendering)."""
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.audit.findings import Finding
 from bot.github.records import CheckConclusion, CheckStatus
-from bot.loop.store import ENDED_BADLY, TaskRow
+from bot.loop.store import TaskRow
 
 CHECK_NAME = "review-loop"
 MAX_ANNOTATIONS = 500  # GitHub keeps at most this many per check run we send
@@ -71,15 +72,65 @@ def render_summary(s: Summary) -> str:
                 for t in fix_prs
             ),
         ]
-    failed = [t for t in s.tasks if t.status in ENDED_BADLY]
-    if failed:
+    waived = {issue.number for issue in s.issues if issue.state == "waived"}
+    not_landed = [(n, why) for n, why in did_not_land(s.tasks).items() if n not in waived]
+    if not_landed:
         lines += ["", "Fixes that did not land:"]
-        lines += [f"- #{t.issue_number} `{t.agent}`: {t.status} — {t.error or ''}" for t in failed]
+        lines += [
+            f"- #{n} `{agent}`: {status} — {_one_line(reason)}"
+            for n, (agent, status, reason) in sorted(not_landed)
+        ]
     if s.fanout:
-        lines += ["", "Fan-out (spawn only when (N-1)*t > s):"]
+        lines += ["", "<details><summary>Fan-out: spawn agents only when (N-1)*t > s</summary>", ""]
         lines += [f"- {decision}" for decision in s.fanout]
+        lines += ["", "</details>"]
     lines += ["", "<sub>Commands: `@review-loop help`. This comment is updated in place.</sub>"]
     return "\n".join(lines)
+
+
+def did_not_land(tasks: Sequence[TaskRow]) -> dict[int, tuple[str, str, str]]:
+    """Issue -> (agent, status, reason) of its latest fix that did not land; an issue a
+    later task fixed and landed is not listed. `tasks` oldest first."""
+    out: dict[int, tuple[str, str, str]] = {}
+    for t in sorted(tasks, key=lambda t: t.id):
+        if t.status == "merged":
+            for n in t.fixed or t.issues:
+                if n not in t.failed:
+                    out.pop(n, None)
+        for n, (status, reason) in t.failure_reasons().items():
+            out[n] = (t.agent, status, reason)
+    return out
+
+
+def render_fix_failure(agent: str, status: str, reason: str, output: str) -> str:
+    """The comment on an issue whose fix failed or was refused: why, by which agent, and the
+    end of the agent's output, collapsed."""
+    lines = [
+        f"**review-loop could not fix this** (agent `{agent}`, {status}): {_one_line(reason)}",
+    ]
+    if output.strip():
+        longest = max((len(run) for run in re.findall(r"`+", output)), default=0)
+        fence = "`" * max(3, longest + 1)
+        lines += [
+            "",
+            "<details><summary>The end of the agent's output</summary>",
+            "",
+            f"{fence}text",
+            output.rstrip().replace("<!--", "&lt;!--"),
+            fence,
+            "",
+            "</details>",
+        ]
+    lines += [
+        "",
+        "<sub>This comment is updated in place on the next failure. `@review-loop retry #n` "
+        "on the pull request tries again.</sub>",
+    ]
+    return "\n".join(lines)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()).replace("<!--", "&lt;!--")[:1000]
 
 
 def _cell(text: str) -> str:

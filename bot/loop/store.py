@@ -1,6 +1,8 @@
 """The loop's rows: pull requests it looks after and their fix tasks."""
 
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +68,32 @@ class TaskRow:
         if self.status in ENDED_BADLY:
             return self.issues
         return list(self.failed)
+
+    def failure_reasons(self) -> dict[int, tuple[str, str]]:
+        """How and why each of `failed_issues` failed: issue -> (status, reason). `error`
+        holds one line `#<issue> <status>: <reason>` per issue that failed on its own (see
+        `failures_text`), or, for a task that failed as a whole, one reason for all."""
+        each = {n: (status, reason) for n, status, reason in parse_failures(self.error or "")}
+        whole = (self.status, " ".join((self.error or "").split())) if not each else None
+        return {n: each.get(n) or whole or (self.status, "") for n in self.failed_issues}
+
+
+_FAILURE_LINE = re.compile(r"^#(\d+) ([a-z-]+): (.*)$")
+
+
+def failures_text(failures: Sequence[tuple[int, str, str]]) -> str:
+    """The `error` of a task whose issues failed one by one: `#<issue> <status>: <reason>`
+    on a line each."""
+    return "\n".join(f"#{n} {status}: {' '.join(why.split())}" for n, status, why in failures)
+
+
+def parse_failures(text: str) -> list[tuple[int, str, str]]:
+    """The (issue, status, reason) lines `failures_text` wrote; [] for any other text."""
+    lines = text.splitlines()
+    matches = [_FAILURE_LINE.match(line) for line in lines]
+    if not lines or not all(matches):
+        return []
+    return [(int(m[1]), m[2], m[3]) for m in matches if m]
 
 
 _PR_COLUMNS = ", ".join(PrRow.__dataclass_fields__)

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 from bot.git.cmd import git
-from bot.git.worktrees import Mirrors, Worktree
+from bot.git.worktrees import Mirrors, Worktree, record_setup_output
 from bot.loop.repo_commands import run_repo_command
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ class WarmPool:
         try:
             if setup:
                 await run_repo_command(wt.path, setup)
+                await record_setup_output(wt.path)  # kept by the task, never committed
         except BaseException:
             await self.mirrors.remove_worktree(wt)
             shutil.rmtree(parent, ignore_errors=True)

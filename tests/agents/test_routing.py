@@ -6,14 +6,18 @@ from collections.abc import Sequence
 
 import pytest
 
-from bot.agents.routing import route
+from bot.agents.routing import Routing, explain_route, route
 from bot.audit.findings import Finding
 from bot.repo_config import RepoConfig, Route
 
 KNOWN = frozenset({"ruff-fix", "ruff-format", "claude", "writer", "security"})
 
-LINT = Finding("ruff", "E501", "lint", "src/app/views.py", 3, 3, "Line too long", "x = 1")
-UNUSED = Finding("ruff", "F401", "lint", "tests/test_a.py", 1, 1, "unused", "import os")
+LINT = Finding("ruff", "E711", "lint", "src/app/views.py", 3, 3, "None", "x == None", fix="safe")
+UNUSED = Finding("ruff", "F401", "lint", "tests/test_a.py", 1, 1, "unused", "import os", fix="safe")
+TERNARY = Finding(
+    "ruff", "SIM108", "lint", "src/app/views.py", 4, 7, "ternary", "if a:", fix="unsafe"
+)
+LONG = Finding("ruff", "E501", "lint", "src/app/views.py", 3, 3, "Line too long", "x = 1")
 FORMAT = Finding("ruff-format", "format", "format", "src/app/views.py", 5, 6, "fmt", "x=1")
 LLM = Finding("llm", "sql-injection", "security", "src/db.py", 9, 9, "unsafe", "q = f'{x}'")
 
@@ -85,3 +89,52 @@ def test_a_severity_route_matches_model_findings_only() -> None:
     assert route(high, [], config, KNOWN) == "security"
     assert route(low, [], config, KNOWN) == "writer"
     assert route(LINT, [], config, KNOWN) == "ruff-fix"
+
+
+NO_SAFE_FIX = (
+    "ruff has no safe fix for SIM108 (only an unsafe one); route it to an agent or fix it by hand"
+)
+
+
+@pytest.mark.parametrize(
+    ("finding", "labels", "config", "expected"),
+    [
+        pytest.param(UNUSED, [], DEFAULTS, Routing("ruff-fix"), id="safe-fix-goes-to-ruff-fix"),
+        pytest.param(TERNARY, [], DEFAULTS, Routing(None, NO_SAFE_FIX), id="unsafe-fix-only"),
+        pytest.param(
+            LONG,
+            [],
+            DEFAULTS,
+            Routing(None, "ruff has no safe fix for E501; route it to an agent or fix it by hand"),
+            id="no-fix-at-all",
+        ),
+        pytest.param(
+            TERNARY,
+            [],
+            RepoConfig(routes=[Route(rule="SIM*", agent="ruff-fix"), Route(agent="claude")]),
+            Routing("claude"),
+            id="a-route-to-ruff-fix-it-cannot-use-falls-to-the-next-route",
+        ),
+        pytest.param(
+            TERNARY,
+            ["agent:ruff-fix"],
+            DEFAULTS,
+            Routing(None, NO_SAFE_FIX),
+            id="its-own-agent-label-does-not-bring-it-back",
+        ),
+        pytest.param(
+            FORMAT,
+            [],
+            RepoConfig(routes=[Route(agent="ruff-fix")]),
+            Routing("ruff-format"),
+            id="ruff-fix-takes-only-ruff-findings",
+        ),
+        pytest.param(None, ["agent:ruff-fix"], DEFAULTS, Routing("ruff-fix"), id="a-persons-issue"),
+    ],
+)
+def test_routing_follows_fixability(
+    finding: Finding | None, labels: Sequence[str], config: RepoConfig, expected: Routing
+) -> None:
+    """A finding without a safe fix is not given to `ruff-fix`: the next route gets it, or a
+    person, told why."""
+    assert explain_route(finding, labels, config, KNOWN) == expected

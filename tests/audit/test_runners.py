@@ -12,9 +12,11 @@ from bot.audit.runners import (
     AuditError,
     audit,
     parse_format_diff,
+    read_only,
     run_ruff,
     run_ruff_format,
 )
+from tests.gitrepos import GitRepo
 
 UNFORMATTED = (
     "import os\n\n\n\ndef f( x ):\n    return x+1\n\n\n"
@@ -105,6 +107,62 @@ async def test_audit_refuses_unknown_auditors(worktree: Path) -> None:
     """An auditor name that is not built in is named in the error, with the known ones."""
     with pytest.raises(AuditError, match=r"unknown auditor.*mypy.*ruff, ruff-format"):
         await audit(worktree, ["ruff", "mypy"])
+
+
+async def test_the_audit_never_applies_fixes_even_when_the_repository_config_asks(
+    tmp_path: Path,
+) -> None:
+    """`[tool.ruff] fix = true` (common) does not make the audit rewrite files: the safe-fixable
+    finding is reported where it is, and the checkout is left exactly as it was."""
+    repo = GitRepo(tmp_path / "repo")
+    repo.write("pyproject.toml", '[tool.ruff]\nfix = true\n[tool.ruff.lint]\nselect = ["F"]\n')
+    repo.write("pkg/a.py", UNFORMATTED)
+    repo.commit("base")
+    findings = await audit(repo.root, ["ruff", "ruff-format"])
+    assert [(f.rule, f.start_line) for f in findings] == [
+        ("F401", 1),
+        ("format", 4),
+        ("format", 16),
+    ]
+    assert (repo.root / "pkg" / "a.py").read_text() == UNFORMATTED
+    assert repo.git("status", "--porcelain") == ""
+
+
+async def test_ruff_findings_say_whether_ruff_has_a_safe_fix(tmp_path: Path) -> None:
+    """Each lint finding carries ruff's fix applicability: safe, unsafe, or none at all."""
+    (tmp_path / "ruff.toml").write_text(
+        'line-length = 40\n[lint]\nselect = ["F401", "C408", "E501"]\n'
+    )
+    (tmp_path / "a.py").write_text(
+        "import os\n\nVALUE = dict()\nNAME = 'a string that is far too long to fit'\n"
+    )
+    findings = await run_ruff(tmp_path)
+    assert [(f.rule, f.start_line, f.fix) for f in findings] == [
+        ("F401", 1, "safe"),
+        ("C408", 3, "unsafe"),
+        ("E501", 4, None),
+    ]
+    assert findings[0].help_uri == "https://docs.astral.sh/ruff/rules/unused-import"
+    assert (findings[0].explanation or "").startswith("Unused imports add a performance overhead")
+    assert findings[0].snippet == "import os"
+    assert {f.fix for f in await run_ruff_format(tmp_path)} <= {"safe"}
+
+
+async def test_anything_that_changes_the_checkout_during_an_audit_is_an_audit_error(
+    tmp_path: Path,
+) -> None:
+    """A dirty tree after an audit is an error naming the files, never a result to use; an
+    audit of an already dirty tree that leaves it as it was is fine."""
+    repo = GitRepo(tmp_path / "repo")
+    repo.write("a.py", "A = 1\n")
+    repo.commit("base")
+    (repo.root / "a.py").write_text("A = 2\n")  # an agent's change, say: not the audit's
+    async with read_only(repo.root):
+        pass
+    with pytest.raises(AuditError, match=r"changed 2 file\(s\) in the worktree \(a\.py, new\.py\)"):
+        async with read_only(repo.root):
+            (repo.root / "a.py").write_text("A = 3\n")
+            (repo.root / "new.py").write_text("B = 1\n")
 
 
 @pytest.mark.parametrize(

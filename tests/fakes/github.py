@@ -181,6 +181,7 @@ class FakeGitHub:
                 ("GET", r"/commits/([^/]+)/check-runs", self._list_check_runs),
                 ("POST", "/check-runs", self._create_check_run),
                 ("PATCH", r"/check-runs/(\d+)", self._update_check_run),
+                ("GET", r"/check-runs/(\d+)/annotations", self._list_annotations),
                 ("GET", r"/collaborators/([^/]+)/permission", self._permission),
             ]
         ]
@@ -543,6 +544,24 @@ class FakeGitHub:
         run = self.check_runs[int(match.group(1))]
         self._apply_check_run(run, json.loads(request.content))
         return self._ok(self._check_run(run))
+
+    def _list_annotations(self, match: re.Match[str], request: httpx.Request) -> httpx.Response:
+        run = self.check_runs[int(match.group(1))]
+        page = int(request.url.params.get("page", "1"))
+        per_page = int(request.url.params.get("per_page", "30"))
+        listed = [
+            {
+                **skeleton(models.CheckAnnotation),
+                "title": None,
+                "raw_details": None,
+                "start_column": None,
+                "end_column": None,
+                "blob_href": "",
+                **a,
+            }
+            for a in run.annotations
+        ]
+        return self._ok(listed[(page - 1) * per_page : page * per_page])
 
     @staticmethod
     def _apply_check_run(run: FakeCheckRun, data: Json) -> None:

@@ -181,6 +181,36 @@ async def test_upsert_check_run_sends_annotations_in_batches_of_fifty(
     assert len(fake.check_runs[run_id].annotations) == 120
 
 
+async def test_each_annotation_is_sent_once_per_check_run(fake: FakeGitHub, api: RepoAPI) -> None:
+    """GitHub appends the annotations of every update: a run updated three times with the
+    same 60 findings shows each once, and a new finding is sent on its own."""
+    for _ in range(3):
+        run_id = await api.upsert_check_run(
+            "review-loop",
+            SHA,
+            status="in_progress",
+            title="60 findings",
+            summary="see annotations",
+            annotations=[annotation(n) for n in range(60)],
+        )
+    assert len(fake.check_runs[run_id].annotations) == 60
+    fake.requests.clear()
+
+    await api.upsert_check_run(
+        "review-loop",
+        SHA,
+        status="completed",
+        conclusion="failure",
+        title="61 findings",
+        summary="see annotations",
+        annotations=[annotation(n) for n in range(61)],
+    )
+
+    [update] = fake.calls("PATCH", r"/check-runs/\d+")
+    assert json.loads(update.content)["output"]["annotations"] == [annotation(60)]
+    assert len(fake.check_runs[run_id].annotations) == 61
+
+
 async def test_upsert_check_run_updates_the_run_of_the_same_name(
     fake: FakeGitHub, api: RepoAPI
 ) -> None:

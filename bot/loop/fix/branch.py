@@ -5,13 +5,20 @@ anything rewired the worktree's git since the last check.
 """
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.agents.diffcheck import check_change, git_tampering
 from bot.git.cmd import GitError, git
-from bot.git.worktrees import Worktree, commit_all, push
+from bot.git.worktrees import (
+    Worktree,
+    clean_keeping_setup_output,
+    commit_all,
+    push,
+    snapshot,
+    snapshot_changes,
+)
 from bot.github.repo_api import RepoAPI
 from bot.labels import PARTIAL_LABEL
 from bot.loop.fix.job import BotIdentity, TaskFailed
@@ -46,9 +53,10 @@ async def head_of(wt: Worktree) -> str:
 
 
 async def reset_worktree(wt: Worktree, to: str = "HEAD") -> None:
-    """Drop every change and untracked file in the worktree, and move it to `to`."""
+    """Drop every change and untracked file in the worktree, and move it to `to`; what the
+    repository's `setup` left stays, for the next issue of the batch and its tests."""
     await git("reset", "--hard", "--quiet", to, cwd=wt.path)
-    await git("clean", "-fdq", cwd=wt.path)
+    await clean_keeping_setup_output(wt.path)
 
 
 @dataclass
@@ -76,11 +84,19 @@ class TaskBranch:
         self.remote_sha = await head_of(wt)
 
 
-async def commit_fix(wt: Worktree, number: int, issue_title: str, identity: BotIdentity) -> str:
-    """Commit the worktree's change as the fix of issue `number`; its sha."""
+async def commit_fix(
+    wt: Worktree,
+    number: int,
+    issue_title: str,
+    identity: BotIdentity,
+    *,
+    paths: Sequence[str] | None = None,
+) -> str:
+    """Commit the worktree's change (with `paths`: the change to those paths only, the
+    agent's) as the fix of issue `number`; its sha."""
     title = f"Fix #{number}: {issue_title}"[:200]
     message = f"{title}\n\nFixes #{number}\n"
-    sha = await commit_all(wt, message, identity.name, identity.email)
+    sha = await commit_all(wt, message, identity.name, identity.email, paths=paths)
     assert sha is not None, "verification passed on a worktree without changes"
     return sha
 
@@ -93,14 +109,20 @@ async def keep_partial_work(
     *,
     agent: str,
     identity: BotIdentity,
+    since: str | None = None,
 ) -> None:
-    """Commit whatever a failed agent left and push it to the task branch; label the issue."""
-    problems = await check_change(wt.path, "HEAD")
+    """Commit whatever a failed agent left and push it to the task branch; label the issue.
+    `since`: a snapshot of the worktree taken just before the agent ran; only what changed
+    after it is the agent's (None: everything since HEAD)."""
+    problems = await check_change(wt.path, since or "HEAD")
     if problems:  # never commit (let alone push) a change that fails the checks
         log.warning("partial work on %s not kept: %s", branch.name, "; ".join(problems))
         return
+    paths = None
+    if since is not None:
+        paths = await snapshot_changes(wt.path, since, await snapshot(wt.path))
     message = f"Partial work for #{number} (agent {agent})\n"
-    if await commit_all(wt, message, identity.name, identity.email) is None:
+    if await commit_all(wt, message, identity.name, identity.email, paths=paths) is None:
         return
     await branch.push(wt)
     await api.add_labels(number, [PARTIAL_LABEL])

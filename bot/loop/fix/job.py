@@ -14,11 +14,15 @@ from bot.repo_config import RepoConfig
 class TaskFailed(Exception):
     """The task (or one issue of it) cannot produce a fix; `status` says how it ended."""
 
-    def __init__(self, status: str, reason: str, *, tampered: bool = False) -> None:
+    def __init__(
+        self, status: str, reason: str, *, tampered: bool = False, told: bool = False
+    ) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
         self.tampered = tampered  # the agent touched git's config or hooks
+        self.told = told  # its issues were told already (one comment each)
+        self.output = ""  # the end of the agent's output, when an agent ran
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,18 @@ from bot.agents.catalog import MODEL_KINDS
 from bot.agents.models import ModelCall, ModelError, fix_finding, open_model_client
 from bot.agents.models import verify_fix as ask_verifier
 from bot.audit.findings import Finding, normalise_code, split_lines
-from bot.audit.runners import audit
-from bot.git.worktrees import Worktree, changed_files
+from bot.git.worktrees import Worktree, snapshot
 from bot.github.markers import parse_marker
 from bot.github.records import IssueInfo
 from bot.loop.fix.branch import TaskBranch, commit_fix, keep_partial_work
 from bot.loop.fix.job import FixJob, TaskFailed
-from bot.loop.fix.verify import check_agent_change, run_tests, targets_of, verify
+from bot.loop.fix.verify import (
+    audit_worktree,
+    check_agent_change,
+    run_tests,
+    targets_of,
+    verify,
+)
 from bot.loop.model_audit import log_calls
 from bot.loop.model_store import ModelStore
 
@@ -42,7 +47,7 @@ async def fix_with_model(
     finding is gone (and no earlier run on this branch removed it)."""
     t, config = job.task, job.config
     marker = parse_marker(issue.body) or {}
-    before = await audit(wt.path, config.builtin_auditors)
+    before = await audit_worktree(wt, config.builtin_auditors)
     targets = targets_of(before, marker)
     from_model = False
     if not targets:
@@ -56,6 +61,7 @@ async def fix_with_model(
             return resumed  # gone: removed by the branch's earlier commits, or already
         from_model = True
     context = f"{issue.title}\n\n{issue.body or ''}"
+    since = await snapshot(wt.path)  # the model's change is what differs from this
     calls: list[ModelCall] = []
     try:
         try:
@@ -70,15 +76,12 @@ async def fix_with_model(
             if keep_partial:
                 identity = await job.identity()
                 await keep_partial_work(
-                    job.api, branch, wt, issue.number, agent=t.agent, identity=identity
+                    job.api, branch, wt, issue.number, agent=t.agent, identity=identity, since=since
                 )
             raise TaskFailed("failed", f"agent {t.agent} failed: {error}") from None
-        await check_agent_change(wt, t.agent)
         allowed = {target.path for target in targets}
-        stray = sorted(set(await changed_files(wt, "HEAD")) - allowed)
-        if stray:
-            raise TaskFailed("refused", f"the fix changes files outside its finding: {stray}")
-        after = await audit(wt.path, config.builtin_auditors)
+        changed = await check_agent_change(wt, t.agent, since, allowed)
+        after = await audit_worktree(wt, config.builtin_auditors)
         why = verify(before, after, [] if from_model else targets)
         if why:
             raise TaskFailed("refused", f"verification failed: {why}")
@@ -90,7 +93,7 @@ async def fix_with_model(
         await ModelStore(job.fleet.runtime.pool).record_calls(
             calls, repo=t.repo, pr_number=t.pr_number, task_id=t.id
         )
-    await commit_fix(wt, issue.number, issue.title, await job.identity())
+    await commit_fix(wt, issue.number, issue.title, await job.identity(), paths=changed)
     if config.test:
         await run_tests(wt, config.test, undo=True)
     await branch.push(wt)

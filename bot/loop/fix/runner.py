@@ -20,12 +20,12 @@ from bot.agents.catalog import MODEL_KINDS
 from bot.agents.runner import AgentTask, FixTarget, run_agent
 from bot.audit.commits import audit_commit
 from bot.audit.findings import Finding
-from bot.audit.runners import audit
 from bot.engine.leases import Lease
-from bot.git.worktrees import Worktree
+from bot.git.worktrees import Worktree, record_setup_output, snapshot
 from bot.github.markers import parse_marker
 from bot.github.records import IssueInfo
 from bot.github.repo_api import RepoAPI
+from bot.loop import report
 from bot.loop.fix.branch import (
     TaskBranch,
     branch_sha,
@@ -39,6 +39,7 @@ from bot.loop.fix.land import fix_pr_text, land, open_fix_pr
 from bot.loop.fix.model_fix import fix_with_model
 from bot.loop.fix.verify import (
     audit_fix_pr,
+    audit_worktree,
     check_agent_change,
     fixed_earlier,
     judges_of,
@@ -49,14 +50,40 @@ from bot.loop.fix.verify import (
 )
 from bot.loop.fleet import Fleet
 from bot.loop.repo_commands import RepoCommandFailed, run_repo_command
-from bot.loop.store import REJECTED_ERROR, LoopStore, TaskRow
+from bot.loop.store import REJECTED_ERROR, LoopStore, TaskRow, failures_text
 from bot.repo_config import RepoConfig, load_repo_config
 
 LEASE_TTL_S = 120.0
+ERROR_CHARS = 2000  # of a task's `error`
+OUTPUT_LINES = 40  # of an agent's output, quoted on an issue whose fix failed
+OUTPUT_CHARS = 4000
+FIX_FAILED_COMMENT = "fix-failed"
+# How a fix ends that its issues are told about ("rejected": a person closed the fix PR,
+# and knows; "stale" and "obsolete": nothing failed).
+TOLD_STATUSES = ("failed", "refused", "conflict")
 
 
 async def run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> None:
-    """Run fix task `task` to its end, holding `lease`; TaskFailed says how it ended badly."""
+    """Run fix task `task` to its end, holding `lease`; TaskFailed says how it ended badly.
+    A fix that failed or was refused is told on each of its issues, once."""
+    try:
+        await _run_fix(fleet, api, task, lease)
+    except TaskFailed as exc:
+        if not exc.told and exc.status in TOLD_STATUSES:
+            await fleet.runtime.leases.check(lease)
+            for number in task.issues:
+                await tell_failure(api, number, task.agent, exc)
+        raise
+
+
+async def tell_failure(api: RepoAPI, number: int, agent: str, failure: TaskFailed) -> None:
+    """The one comment on issue `number` that says why its latest fix did not land."""
+    body = report.render_fix_failure(agent, failure.status, failure.reason, failure.output)
+    await api.upsert_comment(number, {"kind": FIX_FAILED_COMMENT, "issue": number}, body)
+    failure.told = True
+
+
+async def _run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> None:
     store = LoopStore(fleet.runtime.pool)
     pr = await api.get_pull(task.pr_number) if task.pr_number is not None else None
     if pr is not None and pr.state != "open":
@@ -86,6 +113,7 @@ async def run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> No
                 await run_repo_command(wt.path, config.setup)
             except RepoCommandFailed as exc:
                 raise TaskFailed("failed", f"the repository's {exc}") from exc
+            await record_setup_output(wt.path)  # kept across the batch, never committed
         spawn_s = time.monotonic() - started
         await store.update_task(task.id, spawn_s=spawn_s, warm=warm)
         await _fix_batch(job, branch, wt, resumed, spawn_s=spawn_s, warm=warm)
@@ -156,10 +184,17 @@ async def _fix_batch(
             if exc.tampered:
                 raise  # the worktree is not to be trusted, not even to reset it
             failed.append((number, exc))
+            if exc.status in TOLD_STATUSES:
+                await job.check_lease()
+                await tell_failure(job.api, number, t.agent, exc)
             # Undo this issue's leftovers so the next one starts from the last good commit.
             await reset_worktree(wt)
         await job.store.update_task(
-            t.id, fixed=fixed, failed=[n for n, _ in failed], run_s=time.monotonic() - run_started
+            t.id,
+            fixed=fixed,
+            failed=[n for n, _ in failed],
+            run_s=time.monotonic() - run_started,
+            error=failures_text([(n, e.status, e.reason) for n, e in failed])[:ERROR_CHARS] or None,
         )
     worked = len(fixed) + len(failed)
     run_s = time.monotonic() - run_started  # agents, verification, commits, pushes
@@ -167,9 +202,10 @@ async def _fix_batch(
         if not failed:
             raise TaskFailed("obsolete", "every finding of the task was already gone")
         if len(failed) == 1:
-            raise failed[0][1]
+            raise failed[0][1]  # told already
         status = failed[0][1].status
-        raise TaskFailed(status, "; ".join(f"#{n}: {e.reason}" for n, e in failed))
+        text = failures_text([(n, e.status, e.reason) for n, e in failed])
+        raise TaskFailed(status, text, told=True)
     if resumed is not None:
         # Resumed from the branch: it may hold a failed run's partial work, committed
         # unverified. The whole branch is judged against the base, like one new fix.
@@ -214,31 +250,49 @@ async def fix_issue(
             job, branch, wt, issue, resumed=resumed is not None, keep_partial=keep_partial
         )
     marker = parse_marker(issue.body) or {}
-    before = await audit(wt.path, config.builtin_auditors)
+    before = await audit_worktree(wt, config.builtin_auditors)
     targets = targets_of(before, marker)
     if marker.get("fp") and not targets:
         return resumed is not None and fixed_earlier(resumed, marker, before, config.ignore)
     agent_targets = [FixTarget(f.rule, f.path) for f in targets] or [
         FixTarget(f.rule, f.path) for f in before if f.analyzer in ("ruff", "ruff-format")
     ]
+    # What the worktree holds before the agent runs (setup output, say) is not the agent's:
+    # only what changes after this snapshot is judged and committed.
+    since = await snapshot(wt.path)
     result = await run_agent(
         job.spec,
         wt.path,
         _brief(issue, targets),
         task=AgentTask(targets=agent_targets, task_id=str(t.id)),
     )
-    identity = await job.identity()
-    if not result.ok:
-        if keep_partial:
-            await keep_partial_work(job.api, branch, wt, number, agent=t.agent, identity=identity)
-        raise TaskFailed("failed", f"agent {t.agent} failed: {redact_secrets(result.error or '')}")
-    await check_agent_change(wt, t.agent)
-    await verify_fix(wt, before, targets, judges_of(targets, t.agent, config.builtin_auditors))
-    await commit_fix(wt, number, issue.title, identity)
-    if config.test:
-        await run_tests(wt, config.test, undo=True)
-    await branch.push(wt)  # a checkpoint a successor can resume from
+    try:
+        identity = await job.identity()
+        if not result.ok:
+            if keep_partial:
+                await keep_partial_work(
+                    job.api, branch, wt, number, agent=t.agent, identity=identity, since=since
+                )
+            error = redact_secrets(result.error or "")
+            raise TaskFailed("failed", f"agent {t.agent} failed: {error}")
+        # A built-in fixer is given files; a change elsewhere is not what it was asked for.
+        allowed = {f.path for f in agent_targets} if job.spec.kind == "builtin" else None
+        changed = await check_agent_change(wt, t.agent, since, allowed)
+        await verify_fix(wt, before, targets, judges_of(targets, t.agent, config.builtin_auditors))
+        await commit_fix(wt, number, issue.title, identity, paths=changed)
+        if config.test:
+            await run_tests(wt, config.test, undo=True)
+        await branch.push(wt)  # a checkpoint a successor can resume from
+    except TaskFailed as exc:
+        exc.output = exc.output or _output_excerpt(result.stderr_tail, result.stdout_tail)
+        raise
     return True
+
+
+def _output_excerpt(*parts: str) -> str:
+    """The last lines of what the agent printed, for a person reading why a fix failed."""
+    lines = "\n".join(part.rstrip() for part in parts if part.strip()).splitlines()
+    return "\n".join(lines[-OUTPUT_LINES:])[-OUTPUT_CHARS:]
 
 
 async def refix_issue(job: FixJob, branch: TaskBranch, wt: Worktree, number: int) -> bool:

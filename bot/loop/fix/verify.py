@@ -7,7 +7,7 @@ against a base, the repository's `test` command, and the audit of the bot's own 
 """
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from bot.agents.diffcheck import check_change
 from bot.agents.routing import DEFAULT_AGENTS
@@ -15,8 +15,8 @@ from bot.audit.commits import audit_commit
 from bot.audit.diffs import changed_lines, filter_ignored, filter_to_changed
 from bot.audit.findings import Finding, normalise_code
 from bot.audit.groups import FindingGroup
-from bot.audit.runners import audit
-from bot.git.worktrees import Worktree, changed_files
+from bot.audit.runners import AuditError, audit
+from bot.git.worktrees import Worktree, snapshot, snapshot_changes
 from bot.github.markers import parse_marker
 from bot.loop.checks import fix_pr_verdict, upsert_loop_check
 from bot.loop.fix.branch import head_of, reset_worktree
@@ -90,14 +90,34 @@ def fixed_earlier(
     return True
 
 
-async def check_agent_change(wt: Worktree, agent: str) -> None:
-    """Refuse a change that touches what no agent may touch, or that changes nothing."""
-    problems = await check_change(wt.path, "HEAD")
+async def check_agent_change(
+    wt: Worktree, agent: str, since: str, allowed: Collection[str] | None
+) -> list[str]:
+    """The paths the agent changed since snapshot `since` (taken just before it ran).
+    Refuse a change that touches what no agent may touch, files outside `allowed` (None:
+    any file), or that changes nothing. Only the agent's change is judged and committed:
+    what `setup` left in the worktree is not the agent's."""
+    problems = await check_change(wt.path, since)
     if problems:
         tampered = any("git" in p and ("config" in p or "hook" in p) for p in problems)
         raise TaskFailed("refused", "; ".join(problems), tampered=tampered)
-    if not await changed_files(wt, "HEAD"):
+    changed = await snapshot_changes(wt.path, since, await snapshot(wt.path))
+    if not changed:
         raise TaskFailed("failed", f"agent {agent} changed nothing")
+    outside = [path for path in changed if allowed is not None and path not in allowed]
+    if outside:
+        listed = ", ".join(outside[:10]) + (" and more" if outside[10:] else "")
+        raise TaskFailed("refused", f"agent {agent} changed files it was not given: {listed}")
+    return changed
+
+
+async def audit_worktree(wt: Worktree, auditors: Sequence[str]) -> list[Finding]:
+    """`audit` for a fix task: an audit that cannot run, or that changed the worktree, fails
+    the issue (nothing is committed)."""
+    try:
+        return await audit(wt.path, auditors)
+    except AuditError as exc:
+        raise TaskFailed("failed", f"the audit could not run: {exc}") from exc
 
 
 async def verify_fix(
@@ -105,7 +125,7 @@ async def verify_fix(
 ) -> None:
     """Run the judges on the fixed worktree; refuse the fix unless its targets are gone and
     nothing new appeared."""
-    after = await audit(wt.path, judges)
+    after = await audit_worktree(wt, judges)
     why = verify([f for f in before if f.analyzer in judges], after, targets)
     if why:
         raise TaskFailed("refused", f"verification failed: {why}")
@@ -158,4 +178,4 @@ async def audit_fix_pr(job: FixJob, wt: Worktree) -> None:
         findings = filter_to_changed(findings, changed)
     findings = filter_ignored(findings, config.ignore)
     await job.check_lease()
-    await upsert_loop_check(job.api, head, *fix_pr_verdict(findings), findings)
+    await upsert_loop_check(job.api, head, *fix_pr_verdict(findings), findings, noun="finding")

@@ -20,6 +20,8 @@ from bot.loop.store import ACTIVE_TASK_STATES, TaskRow
 from bot.repo_config import RepoConfig
 
 MAX_FAILED_TASKS = 2  # per issue, before it is handed to a human
+CONFIG_ERROR_TITLE = "Configuration error in .github/review-loop.yml"
+AUDIT_ERROR_TITLE = "The audit could not run"
 
 # How a decision is told: on the PR's row only (the loop does not run on this PR), on the
 # check run only (one of the bot's own fix PRs), or to everyone (summary comment, check run,
@@ -89,6 +91,7 @@ class Issues:
 
     open: Mapping[str, int] = field(default_factory=dict)  # fingerprint -> issue, found and open
     agents: Mapping[str, str | None] = field(default_factory=dict)  # fingerprint -> routed agent
+    why_no_agent: Mapping[str, str] = field(default_factory=dict)  # fingerprint -> why none
     came_back: Sequence[int] = ()  # issues whose finding returned after it had been fixed
     needs_human: frozenset[int] = frozenset()  # issues labelled needs-human already
 
@@ -152,6 +155,7 @@ class Decision:
     needs_human: Mapping[int, str] = field(default_factory=dict)  # issue to label -> why
     plans: tuple[FanOut, ...] = ()  # the new round's fan-out per agent, to record
     tasks: tuple[NewTask, ...] = ()  # the new round's tasks that do not exist yet
+    check_title: str | None = None  # the check run's title when not the state's own
 
 
 # -- the rules ----------------------------------------------------------------------------------
@@ -165,7 +169,7 @@ def before_audit(facts: Facts) -> Decision | None:
     if facts.config_error is not None:
         # Told on the PR, not only logged: only a person can mend the file.
         reason = f"`.github/review-loop.yml`: {facts.config_error}"
-        return Decision(report.NEEDS_HUMAN, reason, loop.round)
+        return Decision(report.NEEDS_HUMAN, reason, loop.round, check_title=CONFIG_ERROR_TITLE)
     # A repository opts out in its config; one PR opts back in with the label or a command.
     if not (config.enabled or LOOP_LABEL in pull.labels or loop.force_audit):
         reason = "the loop is not enabled on this repository"
@@ -184,7 +188,8 @@ def after_audit(facts: Facts, audit: Audit) -> Decision | None:
     """The rules the audit settles before any issue is filed; None: file and fix."""
     round_ = facts.loop.round
     if audit.error is not None:
-        return Decision(report.NEEDS_HUMAN, f"the audit could not run: {audit.error}", round_)
+        reason = f"the audit could not run: {audit.error}"
+        return Decision(report.NEEDS_HUMAN, reason, round_, check_title=AUDIT_ERROR_TITLE)
     if facts.pull.own_fix_pr:
         # The fleet's own work is audited too, but one level deep only: no issues, no fixes.
         state, reason = fix_pr_verdict(audit.findings)
@@ -275,7 +280,7 @@ def _triage(issues: Issues, tasks: Sequence[Task]) -> tuple[dict[int, str], list
     for fp, number in issues.open.items():
         agent = issues.agents.get(fp)
         if agent is None:
-            stuck[number] = "no agent is routed to it"
+            stuck[number] = issues.why_no_agent.get(fp, "no agent is routed to it")
         elif number in conflicts:
             stuck[number] = "its fix conflicts with the branch"
         elif number in rejected:

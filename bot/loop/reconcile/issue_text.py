@@ -17,9 +17,15 @@ _LANGUAGES = {".py": "python", ".pyi": "python", ".toml": "toml", ".yml": "yaml"
 
 
 def render_issue(
-    group: FindingGroup, pr_number: int, pr_url: str, head_sha: str, agent: str | None
+    group: FindingGroup,
+    pr_number: int,
+    pr_url: str,
+    head_sha: str,
+    agent: str | None,
+    why_no_agent: str | None = None,
 ) -> tuple[str, str, list[str]]:
-    """Title, body and labels of the issue for a group; `agent` None means needs a human."""
+    """Title, body and labels of the issue for a group; `agent` None means needs a human,
+    and `why_no_agent` says why no agent will fix it."""
     first = group.first
     if group.grouped:
         title = f"{first.rule} in {first.path}: {len(group.findings)} findings"
@@ -37,7 +43,10 @@ def render_issue(
             parts.append(f"- {link}: {_safe(_first_line(finding.message))}\n\n{_fenced(finding)}")
         if len(group.findings) > len(listed):
             parts.append(f"…and {len(group.findings) - len(listed)} more in this file.")
-        why = f"**Why:** {_safe(first.message)}" if _same_message(group) else "**Why:**"
+        if _same_message(group):
+            why = f"**Why:** {_safe(first.message)}"
+        else:  # the findings say different things; the rule's own explanation covers them all
+            why = f"**Why:** {_safe(first.explanation or _rule_of_group(group))}"
     else:
         parts.append(_fenced(first))
         why = f"**Why:** {_safe(first.message)}"
@@ -48,6 +57,11 @@ def render_issue(
         parts.append(
             f"**Fix:** agent `{agent}` will propose a fix as its own pull request "
             f"into the branch of #{pr_number}. Relabel this issue to pick another agent."
+        )
+    elif why_no_agent is not None:
+        parts.append(
+            f"**Fix:** no fix pull request will come: {_safe(why_no_agent)}. "
+            "Add an `agent:<name>` label to hand it to an agent."
         )
     else:
         parts.append(
@@ -70,6 +84,7 @@ class IssueDraft:
     title: str
     body: str
     labels: tuple[str, ...]
+    why_no_agent: str | None = None  # told on the issue when it is filed for a person
 
     @property
     def fingerprint(self) -> str:
@@ -77,11 +92,20 @@ class IssueDraft:
 
 
 def draft_issue(
-    group: FindingGroup, pr_number: int, pr_url: str, head_sha: str, agent: str | None
+    group: FindingGroup,
+    pr_number: int,
+    pr_url: str,
+    head_sha: str,
+    agent: str | None,
+    why: str | None = None,
 ) -> IssueDraft:
     """`render_issue`, kept together with its group for `plan_ledger`."""
-    title, body, labels = render_issue(group, pr_number, pr_url, head_sha, agent)
-    return IssueDraft(group, title, body, tuple(labels))
+    title, body, labels = render_issue(group, pr_number, pr_url, head_sha, agent, why)
+    if agent is not None:
+        why = None
+    elif why is None:
+        why = "no agent is routed to it"
+    return IssueDraft(group, title, body, tuple(labels), why)
 
 
 def _headline(
@@ -121,6 +145,13 @@ def _fenced(finding: Finding) -> str:
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def _rule_of_group(group: FindingGroup) -> str:
+    return (
+        f"each of these findings breaks the repository's rule {group.first.rule} "
+        f"({group.first.analyzer}); their messages above say how"
+    )
 
 
 def _same_message(group: FindingGroup) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bot.agents.models import PullRequestText
-from bot.agents.routing import route
+from bot.agents.routing import explain_route
 from bot.audit.commits import audit_commit
 from bot.audit.findings import Finding
 from bot.audit.groups import group_findings
@@ -54,6 +54,9 @@ from bot.repo_config import RepoConfig, RepoConfigError, load_repo_config
 
 log = logging.getLogger(__name__)
 
+NEEDS_HUMAN_COMMENT = "needs-human"
+NEEDS_HUMAN_TEXT = "review-loop hands this finding to a person: {why}."
+
 # Queues the fix task with this id (the job layer above hands it in).
 StartFix = Callable[[int], Awaitable[None]]
 
@@ -93,8 +96,8 @@ class PrReconciler:
         else:
             audit = await self._model_audit(pr, facts, found)
         decision = after_audit(facts, audit)
-        if decision is not None:
-            await self._report(pr, decision, facts.config, findings=audit.findings)
+        if decision is not None:  # a fix PR's findings are shown, never filed
+            await self._report(pr, decision, facts.config, findings=audit.findings, noun="finding")
             return
         ledger = await self._ledger(pr, audit.findings, facts.config)
         if facts.config.merge_fixes == "manual":
@@ -104,7 +107,8 @@ class PrReconciler:
         decision = decide(facts, audit, issues, [Task.of(t) for t in tasks], planner)
         await self.apply(decision)
         tasks = await self.store.tasks_for_pr(self.repo, self.number)
-        await self._report(pr, decision, facts.config, ledger.lines, tasks, audit.findings)
+        open_findings = ledger.open_findings()  # waived findings are neither counted nor shown
+        await self._report(pr, decision, facts.config, ledger.lines, tasks, open_findings)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -240,17 +244,30 @@ class PrReconciler:
         ]
         drafts = []
         agents: dict[str, str | None] = {}
+        why_no_agent: dict[str, str] = {}
         current_labels = {i.number: i.labels for i in existing_issues}
         by_fp = {e.fingerprint: e.number for e in existing if e.fingerprint}
         for group in groups:
             labels = current_labels.get(by_fp.get(group.fingerprint, -1), ())
-            agent = route(group.first, labels, config, known)
-            agents[group.fingerprint] = agent
-            drafts.append(draft_issue(group, self.number, pr.html_url, pr.head_sha, agent))
+            # A group goes to a fixer only if the fixer can fix all of it.
+            routing = explain_route(replace(group.first, fix=group.fix), labels, config, known)
+            agents[group.fingerprint] = routing.agent
+            draft = draft_issue(
+                group, self.number, pr.html_url, pr.head_sha, routing.agent, routing.why
+            )
+            if draft.why_no_agent is not None:
+                why_no_agent[group.fingerprint] = draft.why_no_agent
+            drafts.append(draft)
         plan = plan_ledger(drafts, existing, pr.head_sha)
         issue_for, created = await self._apply_ledger(plan, pr.head_sha)
         return Ledger(
-            plan, issue_for, agents, existing_issues + created, {g.fingerprint for g in groups}
+            plan,
+            issue_for,
+            agents,
+            existing_issues + created,
+            {g.fingerprint for g in groups},
+            why_no_agent,
+            {g.fingerprint: g.findings for g in groups},
         )
 
     async def _apply_ledger(
@@ -263,6 +280,8 @@ class PrReconciler:
             made = await self.api.create_issue(draft.title, draft.body, list(draft.labels))
             issue_for[draft.fingerprint] = made.number
             created.append(made)
+            if draft.why_no_agent is not None:  # filed for a person: say why, once
+                await self._tell_needs_human(made.number, draft.why_no_agent)
         for upd in plan.update:
             await self.fleet.runtime.leases.check(self.lease)
             await self.api.update_issue(upd.number, title=upd.title, body=upd.body)
@@ -289,9 +308,10 @@ class PrReconciler:
     async def apply(self, decision: Decision) -> None:
         """Do what the decision says. Each effect is idempotent: a label already there, a plan
         or a task already recorded change nothing, and only a task just created is queued."""
-        for number in sorted(decision.needs_human):
+        for number, why in sorted(decision.needs_human.items()):
             await self.fleet.runtime.leases.check(self.lease)
             await self.api.add_labels(number, [NEEDS_HUMAN_LABEL])
+            await self._tell_needs_human(number, why)
         for plan in decision.plans:
             await self.store.record_plan(
                 self.repo,
@@ -321,6 +341,15 @@ class PrReconciler:
             if row is not None:
                 await self.start_fix(row.id)
 
+    async def _tell_needs_human(self, number: int, why: str) -> None:
+        """The one comment on an issue that says why the loop hands it to a person (edited
+        in place when the reason changes)."""
+        await self.api.upsert_comment(
+            number,
+            {"kind": NEEDS_HUMAN_COMMENT, "issue": number},
+            NEEDS_HUMAN_TEXT.format(why=why),
+        )
+
     async def _settle_proposed(self, tasks: list[TaskRow]) -> list[TaskRow]:
         """Fix PRs waiting for a person: look at each again, so a merge or close whose webhook
         never arrived is seen anyway (the `closed` handler does the same on the event)."""
@@ -344,14 +373,16 @@ class PrReconciler:
         lines: Sequence[report.IssueLine] = (),
         tasks: Sequence[TaskRow] = (),
         findings: Sequence[Finding] = (),
+        noun: str = "open finding",
     ) -> None:
-        """Tell the decision as far as it says: the PR's row, the check run, or everyone."""
+        """Tell the decision as far as it says: the PR's row, the check run, or everyone.
+        `findings` are those the check run annotates and counts (as `noun`s)."""
         if decision.tell == "row":
             log.info("%s#%d: %s", self.repo, self.number, decision.reason)
             await self._save(decision, pr.head_sha, {})
             return
         if decision.tell == "check":
-            await self._check_run(pr, decision.state, decision.reason, findings)
+            await self._check_run(pr, decision, findings, noun)
             return
         summary = report.Summary(
             state=decision.state,
@@ -367,7 +398,7 @@ class PrReconciler:
         await self.api.upsert_comment(
             self.number, {"kind": "summary", "pr": self.number}, report.render_summary(summary)
         )
-        await self._check_run(pr, decision.state, decision.reason, findings)
+        await self._check_run(pr, decision, findings, noun)
         if decision.state == report.READY:
             await self.api.add_labels(self.number, [READY_LABEL])
             await self.api.remove_label(self.number, NEEDS_HUMAN_LABEL)
@@ -380,10 +411,18 @@ class PrReconciler:
         await self._save(decision, pr.head_sha, {"issues": [line.__dict__ for line in lines]})
 
     async def _check_run(
-        self, pr: PullInfo, state: str, reason: str, findings: Sequence[Finding]
+        self, pr: PullInfo, decision: Decision, findings: Sequence[Finding], noun: str
     ) -> None:
         await self.fleet.runtime.leases.check(self.lease)
-        await upsert_loop_check(self.api, pr.head_sha, state, reason, findings)
+        await upsert_loop_check(
+            self.api,
+            pr.head_sha,
+            decision.state,
+            decision.reason,
+            findings,
+            title=decision.check_title,
+            noun=noun,
+        )
 
     async def _save(self, decision: Decision, sha: str, summary: dict[str, object]) -> None:
         await self.store.save_state(
@@ -404,12 +443,20 @@ class Ledger:
     agents: dict[str, str | None]
     issues: list[IssueInfo]  # the PR's finding issues, including those just created
     present: set[str]  # fingerprints the audit found now
+    why_no_agent: dict[str, str]  # fingerprint -> why no agent fixes it
+    members: dict[str, tuple[Finding, ...]]  # fingerprint -> the findings of its group
+
+    def open_findings(self) -> list[Finding]:
+        """The findings whose issue is open: what the check run annotates and counts."""
+        found = [f for fp in self.open_fingerprints() for f in self.members.get(fp, ())]
+        return sorted(found, key=lambda f: (f.path, f.start_line, f.analyzer, f.rule))
 
     def view(self) -> Issues:
         """The ledger as the rules look at it."""
         return Issues(
             open={fp: self.issue_for[fp] for fp in self.open_fingerprints()},
             agents=self.agents,
+            why_no_agent=self.why_no_agent,
             came_back=[o.number for o in self.plan.oscillations],
             needs_human=frozenset(i.number for i in self.issues if NEEDS_HUMAN_LABEL in i.labels),
         )

@@ -4,8 +4,11 @@ import pytest
 
 from bot.audit.findings import Finding
 from bot.audit.groups import FindingGroup
-from bot.loop.fix.job import TaskFailed
-from bot.loop.fix.verify import fixed_earlier, judges_of, targets_of, verify
+from bot.git.cmd import git
+from bot.git.worktrees import Worktree, record_setup_output, snapshot
+from bot.loop.fix.branch import commit_fix, reset_worktree
+from bot.loop.fix.job import BotIdentity, TaskFailed
+from bot.loop.fix.verify import check_agent_change, fixed_earlier, judges_of, targets_of, verify
 
 
 def finding(rule: str, snippet: str, line: int = 3, path: str = "shop/a.py") -> Finding:
@@ -95,3 +98,58 @@ def test_fixed_earlier(base: list[Finding], now: list[Finding], expected: bool |
     with pytest.raises(TaskFailed, match=expected) as caught:
         fixed_earlier(base, marker, now, ["vendored/**"])
     assert caught.value.status == "refused"
+
+
+async def test_only_what_the_agent_changed_is_its_change_and_is_committed(
+    worktree: Worktree,
+) -> None:
+    """What the worktree held before the agent ran (setup output, say) is neither judged nor
+    committed; the agent's own change is, and a built-in fixer may change only its files."""
+    (worktree.path / "setup-output.txt").write_text("made by setup\n")
+    since = await snapshot(worktree.path)
+    (worktree.path / "src" / "app.py").write_text("def main() -> int:\n    return 1\n")
+
+    with pytest.raises(TaskFailed, match=r"changed files it was not given: src/app\.py"):
+        await check_agent_change(worktree, "ruff-fix", since, allowed={"src/other.py"})
+    changed = await check_agent_change(worktree, "ruff-fix", since, allowed={"src/app.py"})
+    assert changed == ["src/app.py"]
+    sha = await commit_fix(worktree, 3, "a finding", BotIdentity("bot", "bot@x"), paths=changed)
+
+    committed = await git("show", "--format=", "--name-only", sha, cwd=worktree.path)
+    assert committed.split() == ["src/app.py"]
+    assert (worktree.path / "setup-output.txt").exists()
+
+
+async def test_an_agent_that_changed_nothing_of_its_own_changed_nothing(
+    worktree: Worktree,
+) -> None:
+    """A worktree dirty before the agent ran does not count as the agent's work."""
+    (worktree.path / "setup-output.txt").write_text("made by setup\n")
+    since = await snapshot(worktree.path)
+    with pytest.raises(TaskFailed, match="agent claude changed nothing"):
+        await check_agent_change(worktree, "claude", since, allowed=None)
+
+
+async def test_setup_output_is_never_the_agents_change_and_survives_resets(
+    worktree: Worktree,
+) -> None:
+    """What `setup` left untracked (a `.venv` not in .gitignore) is not judged, not committed
+    and not cleaned away between the issues of a batch; the agent's leftovers are."""
+    venv = worktree.path / ".venv" / "lib"
+    venv.mkdir(parents=True)
+    (venv / "site.py").write_text("import os\n")
+    assert await record_setup_output(worktree.path) == [".venv"]
+    since = await snapshot(worktree.path)
+    (worktree.path / "src" / "app.py").write_text("def main() -> int:\n    return 1\n")
+    (venv / "site.py").write_text("import sys\n")  # the setup's tool rewrote its own file
+
+    changed = await check_agent_change(worktree, "claude", since, allowed=None)
+    assert changed == ["src/app.py"]
+    sha = await commit_fix(worktree, 3, "a finding", BotIdentity("bot", "bot@x"), paths=changed)
+    assert (await git("show", "--format=", "--name-only", sha, cwd=worktree.path)).split() == [
+        "src/app.py"
+    ]
+    (worktree.path / "junk.txt").write_text("left by the tests\n")
+    await reset_worktree(worktree)
+    assert (venv / "site.py").exists()
+    assert not (worktree.path / "junk.txt").exists()

@@ -71,7 +71,10 @@ CASES = [
     ), id="closed"),
     pytest.param(Case(
         config_error="max_rounds: must be >= 0", loop=Loop(round=2),
-        expected=Decision(NEEDS_HUMAN, "`.github/review-loop.yml`: max_rounds: must be >= 0", 2),
+        expected=Decision(
+            NEEDS_HUMAN, "`.github/review-loop.yml`: max_rounds: must be >= 0", 2,
+            check_title="Configuration error in .github/review-loop.yml",
+        ),
     ), id="config-error"),
     pytest.param(Case(
         config=RepoConfig(enabled=False), issues=found(1),
@@ -103,7 +106,10 @@ CASES = [
     # -- the audit settles it before any issue is filed
     pytest.param(Case(
         audit=Audit(error="ruff exited with 2"), issues=found(1),
-        expected=Decision(NEEDS_HUMAN, "the audit could not run: ruff exited with 2", 0),
+        expected=Decision(
+            NEEDS_HUMAN, "the audit could not run: ruff exited with 2", 0,
+            check_title="The audit could not run",
+        ),
     ), id="audit-error"),
     pytest.param(Case(
         pull=Pull(number=7, head_sha=HEAD, own_fix_pr=True),
@@ -167,6 +173,13 @@ CASES = [
             needs_human={1: "no agent is routed to it"},
         ),
     ), id="unroutable"),
+    pytest.param(Case(
+        issues=found(1, agent=None, why_no_agent={"fp1": "ruff has no safe fix for SIM108"}),
+        expected=Decision(
+            NEEDS_HUMAN, "no agent could fix #1 (ruff has no safe fix for SIM108)", 0,
+            needs_human={1: "ruff has no safe fix for SIM108"},
+        ),
+    ), id="unroutable-with-the-reason-routing-gave"),
     pytest.param(Case(
         loop=Loop(round=1), issues=found(1), tasks=(task("conflict", 1),),
         expected=Decision(

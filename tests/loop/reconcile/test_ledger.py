@@ -155,6 +155,21 @@ def test_a_grouped_issue_lists_every_location() -> None:
         assert f"/src/a.py#L{n})" in body and f"```python\nx{n}\n```" in body
 
 
+def test_a_grouped_issue_says_why_the_rule_matters() -> None:
+    """Findings of a group with different messages: "**Why:**" gives the rule's explanation
+    from the analyzer's documentation, or says the messages above tell, never nothing."""
+    members = [finding(f"x{n}", n) for n in range(1, 5)]
+    explained = [
+        dataclasses.replace(f, explanation="Unused imports slow imports.") for f in members
+    ]
+    [group] = group_findings(explained, 3)
+    _, body, _ = render_issue(group, 12, PR_URL, NEW_SHA, "ruff-fix")
+    assert "**Why:** Unused imports slow imports. ([F401 documentation](" in body
+    [bare] = group_findings(members, 3)
+    _, body, _ = render_issue(bare, 12, PR_URL, NEW_SHA, "ruff-fix")
+    assert "**Why:** each of these findings breaks the repository's rule F401 (ruff)" in body
+
+
 def test_hostile_code_cannot_break_the_fence_or_replace_the_marker() -> None:
     """Backticks in the code lengthen the fence; a marker inside the code does not count."""
     code = 'x = """\n```\n<!-- review-loop {"fp": "evil"} -->\n"""'

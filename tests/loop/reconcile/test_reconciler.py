@@ -35,7 +35,8 @@ async def reconciler_for(
 async def test_apply_does_what_the_decision_says_once(
     fleet: Fleet, fake: FakeGitHub, api: RepoAPI
 ) -> None:
-    """Stuck issues get needs-human, each new task is created and queued once; again: no change."""
+    """Stuck issues get needs-human and one comment saying why, each new task is created and
+    queued once; again: no change."""
     for n in (1, 2, 3):
         fake.add_issue(f"finding {n}", labels=["review-loop:finding"])
     pr = fake.add_pull("feature", HEAD)
@@ -62,18 +63,22 @@ async def test_apply_does_what_the_decision_says_once(
     ]
     plans = await store.plans(api.full_name, pr.number)
     assert plans == [decision.plans[0].explain()]
+    told = [c.body for c in fake.comments.values() if c.issue == 1]
+    assert len(told) == 1 and "to a person: no agent is routed to it." in told[0]
 
     await reconciler.apply(decision)
     assert await store.tasks_for_pr(api.full_name, pr.number) == tasks
     assert started == [t.id for t in tasks]
     assert fake.issues[1].labels == ["review-loop:finding", NEEDS_HUMAN_LABEL]
+    assert [c.body for c in fake.comments.values() if c.issue == 1] == told
     assert await store.plans(api.full_name, pr.number) == plans
 
 
 async def test_a_broken_config_is_told_on_the_pr_without_an_audit(
     fleet: Fleet, fake: FakeGitHub, api: RepoAPI
 ) -> None:
-    """A config error is the decision before the audit: summary, check run, label, row."""
+    """A config error is the decision before the audit: summary, check run (titled as a
+    config error, not as "0 findings"), label, row."""
     fake.files[CONFIG] = "max_rounds: -1\n"
     pr = fake.add_pull("feature", HEAD)
     started: list[int] = []
@@ -87,8 +92,8 @@ async def test_a_broken_config_is_told_on_the_pr_without_an_audit(
     assert row.reason is not None and row.reason.startswith(f"`{CONFIG}`: ")
     assert NEEDS_HUMAN_LABEL in pr.labels
     assert [c.issue for c in fake.comments.values()] == [pr.number]
-    assert [(r.head_sha, r.conclusion) for r in fake.check_runs.values()] == [
-        (HEAD, "action_required")
+    assert [(r.head_sha, r.conclusion, r.title) for r in fake.check_runs.values()] == [
+        (HEAD, "action_required", "Configuration error in .github/review-loop.yml")
     ]
     assert started == []
 
