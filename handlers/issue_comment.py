@@ -81,8 +81,8 @@ async def act(ctx: Context, api: RepoAPI, cmd: Command, user: str) -> str | None
         await request_reconcile(ctx.runtime, repo, number, iid, force_audit=True)
         return None
     if cmd.issue is not None:
-        finding = await api.get_issue(cmd.issue)
-        if (parse_marker(finding.body) or {}).get("pr") != number:
+        finding = await api.find_issue(cmd.issue)
+        if finding is None or (parse_marker(finding.body) or {}).get("pr") != number:
             return NOT_TRACKED.format(n=cmd.issue)
         if cmd.verb == "waive":
             await api.add_labels(cmd.issue, [WAIVED_LABEL])

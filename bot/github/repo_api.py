@@ -261,6 +261,16 @@ class RepoAPI:
         resp = await self.gh.rest.issues.async_get(self.owner, self.name, number)
         return issue_info(resp.parsed_data)
 
+    async def find_issue(self, number: int) -> IssueInfo | None:
+        """The issue (or pull request) `number`; None when there is none (404) or it was
+        deleted (410)."""
+        try:
+            return await self.get_issue(number)
+        except RequestFailed as exc:
+            if _status(exc) in (404, 410):
+                return None
+            raise
+
     async def list_issues(
         self, labels: Sequence[str] = (), state: ListState = "all"
     ) -> list[IssueInfo]:

@@ -284,15 +284,20 @@ async def test_a_waive_retried_after_a_github_error_notes_it_once(bench: Bench) 
     assert len(bench.comments_on(FINDING)) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handlers/issue_comment.py lets GitHub's 404 for an issue that does not exist "
-    "escape: the handler fails (and is retried) and the writer gets no reply",
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        pytest.param(404, "Not Found", id="never-existed"),
+        pytest.param(410, "This issue was deleted", id="deleted"),
+    ],
 )
-async def test_a_command_naming_a_missing_issue_is_answered(bench: Bench) -> None:
-    """`retry #999` where #999 does not exist is answered: it is not this PR's finding."""
+async def test_a_command_naming_a_missing_issue_is_answered(
+    bench: Bench, status: int, message: str
+) -> None:
+    """`retry #999` where #999 does not exist (or was deleted) is answered: it is not this
+    PR's finding."""
     bench.fake.roles[USER] = "write"
-    bench.fake.inject("GET", r"/issues/999", 404, {"message": "Not Found"})
+    bench.fake.inject("GET", r"/issues/999", status, {"message": message})
 
     delivery = await bench.deliver(
         "issue_comment.created", comment(bench, "@review-loop retry #999")
