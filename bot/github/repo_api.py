@@ -37,6 +37,7 @@ from bot.github.records import (
     check_run_bodies,
     comment_info,
     issue_info,
+    merge_refusal,
     pull_info,
     repo_info,
 )
@@ -207,7 +208,8 @@ class RepoAPI:
         method: MergeMethod = "merge",
         title: str | None = None,
     ) -> MergeResult:
-        """Merge, expecting head `sha`. Refusals are results; an already merged PR is merged."""
+        """Merge, expecting head `sha`. Refusals are results (a 405 says why in `refusal`);
+        an already merged PR is merged."""
         try:
             resp = await self.gh.rest.pulls.async_merge(
                 self.owner,
@@ -228,7 +230,9 @@ class RepoAPI:
                 return MergeResult(True, pull.merge_commit_sha, False, "already merged")
             if pull.state != "open":
                 return MergeResult(False, None, False, "the pull request is closed", closed=True)
-            return MergeResult(False, None, conflict=True, message=_message(exc))
+            message = _message(exc)
+            refusal = merge_refusal(message)
+            return MergeResult(False, None, refusal == "conflict", message, refusal=refusal)
         result = resp.parsed_data
         return MergeResult(result.merged, result.sha, conflict=False, message=result.message)
 

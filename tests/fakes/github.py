@@ -26,6 +26,12 @@ from pydantic import BaseModel
 BASE_URL = "https://api.github.test/"
 Json = dict[str, Any]
 Handler = Callable[[re.Match[str], httpx.Request], httpx.Response]
+# GitHub's 405 for a merge method the repository does not allow.
+NOT_ALLOWED = {
+    "merge": "Merge commits are not allowed on this repository.",
+    "squash": "Squash merges are not allowed on this repository.",
+    "rebase": "Rebase merges are not allowed on this repository.",
+}
 
 
 def _placeholder(tp: Any) -> Any:
@@ -154,6 +160,8 @@ class FakeGitHub:
         # local bare repository to let the bot fetch from it).
         self.clone_url = f"https://github.test/{full_name}.git"
         self.installation_tokens: list[int] = []  # the installations a token was made for
+        # The repository's merge button settings (`allow_merge_commit`, ...).
+        self.merge_methods: set[str] = {"merge", "squash", "rebase"}
         self._ids = 1000
         repo = "/repos/" + re.escape(full_name)
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
@@ -383,6 +391,9 @@ class FakeGitHub:
                 "clone_url": self.clone_url,
                 "private": True,
                 "owner": user(self.owner, owner_type),
+                "allow_merge_commit": "merge" in self.merge_methods,
+                "allow_squash_merge": "squash" in self.merge_methods,
+                "allow_rebase_merge": "rebase" in self.merge_methods,
             }
         )
 
@@ -509,6 +520,9 @@ class FakeGitHub:
             return self._error(405, "Pull Request is not mergeable")
         if data.get("sha") not in (None, pull.head_sha):
             return self._error(409, "Head branch was modified. Review and try the merge again.")
+        method = data.get("merge_method", "merge")
+        if method not in self.merge_methods:
+            return self._error(405, NOT_ALLOWED[method])
         pull.merged, pull.merge_commit_sha, issue.state = True, "m" * 40, "closed"
         return self._ok({"sha": pull.merge_commit_sha, "merged": True, "message": "merged"})
 

@@ -227,13 +227,78 @@ async def test_upsert_check_run_refuses_actions_github_would_reject(
 
 
 @pytest.mark.parametrize(
+    ("message", "refusal"),
+    [
+        pytest.param("Pull Request is not mergeable", "conflict", id="conflict"),
+        pytest.param(
+            "Base branch was modified. Review and try the merge again.",
+            "base_modified",
+            id="base-modified",
+        ),
+        pytest.param(
+            "Merge commits are not allowed on this repository.",
+            "method_not_allowed",
+            id="merge-commits-not-allowed",
+        ),
+        pytest.param(
+            "Squash merges are not allowed on this repository.",
+            "method_not_allowed",
+            id="squash-not-allowed",
+        ),
+        pytest.param('Required status check "test" is expected.', "checks", id="one-check"),
+        pytest.param("2 of 3 required status checks are expected.", "checks", id="checks"),
+        pytest.param(
+            "At least 1 approving review is required by reviewers with write access.",
+            "reviews",
+            id="reviews",
+        ),
+        pytest.param(
+            "Repository rule violations found\n\nChanges must be made through a pull request.",
+            "rules",
+            id="ruleset",
+        ),
+        pytest.param("Pull Request is still a draft", "other", id="unknown"),
+    ],
+)
+async def test_merge_pull_says_why_github_refused(
+    fake: FakeGitHub, api: RepoAPI, message: str, refusal: str
+) -> None:
+    """GitHub answers 405 for all of these: the result tells them apart, and only a merge
+    conflict counts as a conflict."""
+    pr = fake.add_pull("fix-3", SHA).number
+    fake.inject("PUT", rf"/pulls/{pr}/merge", 405, {"message": message})
+
+    result = await api.merge_pull(pr, SHA)
+
+    assert (result.merged, result.refusal, result.message) == (False, refusal, message)
+    assert result.conflict == (refusal == "conflict")
+
+
+@pytest.mark.parametrize(
+    ("allowed", "methods"),
+    [
+        pytest.param({"merge", "squash", "rebase"}, ("merge", "squash", "rebase"), id="all"),
+        pytest.param({"squash"}, ("squash",), id="squash-only"),
+        pytest.param({"rebase", "squash"}, ("squash", "rebase"), id="no-merge-commits"),
+    ],
+)
+async def test_get_repo_reads_the_allowed_merge_methods(
+    fake: FakeGitHub, api: RepoAPI, allowed: set[str], methods: tuple[str, ...]
+) -> None:
+    """The repository's merge button settings become its allowed methods, in default order."""
+    fake.merge_methods = allowed
+
+    assert (await api.get_repo()).merge_methods == methods
+
+
+@pytest.mark.parametrize(
     ("setup", "sha", "expected"),
     [
         pytest.param({}, SHA, MergeResult(True, "m" * 40, False, "merged"), id="merged"),
         pytest.param(
             {"mergeable": False},
             SHA,
-            MergeResult(False, None, True, "Pull Request is not mergeable"),
+            MergeResult(False, None, True, "Pull Request is not mergeable", refusal="conflict"),
             id="conflict",
         ),
         pytest.param(

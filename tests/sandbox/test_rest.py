@@ -207,6 +207,59 @@ def test_merge_refuses_conflicts_and_stale_heads(world: World, bot: GitHub[Any])
     assert conflict.value.response.json()["message"] == "Pull Request is not mergeable"
 
 
+def test_merge_methods_follow_the_repositorys_settings(world: World, bot: GitHub[Any]) -> None:
+    """A squash-only repository says so in `GET /repos` and refuses a merge commit with
+    GitHub's 405; squash merges."""
+    driver = world.driver
+    driver.set_merge_methods(REPO, "squash")
+    repo = bot.rest.repos.get(OWNER, NAME).parsed_data
+    assert (repo.allow_merge_commit, repo.allow_squash_merge, repo.allow_rebase_merge) == (
+        False,
+        True,
+        False,
+    )
+    driver.push(REPO, "feature", {"f": "1"}, as_user="alice")
+    number = driver.open_pr(REPO, "feature", as_user="alice")["number"]
+    with pytest.raises(RequestFailed) as refused:
+        bot.rest.pulls.merge(OWNER, NAME, number, merge_method="merge")
+    assert status_of(refused) == 405
+    assert refused.value.response.json()["message"] == (
+        "Merge commits are not allowed on this repository."
+    )
+    merged = bot.rest.pulls.merge(OWNER, NAME, number, merge_method="squash").parsed_data
+    assert merged.merged is True
+
+
+def test_a_protected_branch_merges_once_its_checks_passed_and_it_is_approved(
+    world: World, bot: GitHub[Any]
+) -> None:
+    """Branch protection answers 405 with GitHub's messages: first the required check, then
+    the required approval; met, the merge goes through."""
+    driver = world.driver
+    driver.set_permission(REPO, "bob", "write")
+    driver.protect_branch(REPO, "main", required_checks=["test"], required_approvals=1)
+    sha = driver.push(REPO, "feature", {"f": "1"}, as_user="alice")
+    number = driver.open_pr(REPO, "feature", as_user="alice")["number"]
+
+    def refusal() -> str:
+        with pytest.raises(RequestFailed) as refused:
+            bot.rest.pulls.merge(OWNER, NAME, number, sha=sha)
+        assert status_of(refused) == 405
+        return str(refused.value.response.json()["message"])
+
+    assert refusal() == 'Required status check "test" is expected.'
+    bot.rest.checks.create(
+        OWNER, NAME, name="test", head_sha=sha, status="completed", conclusion="failure"
+    )
+    assert refusal() == 'Required status check "test" is expected.'
+    bot.rest.checks.create(
+        OWNER, NAME, name="test", head_sha=sha, status="completed", conclusion="success"
+    )
+    assert refusal() == "At least 1 approving review is required by reviewers with write access."
+    driver.approve(REPO, number, as_user="bob")
+    assert bot.rest.pulls.merge(OWNER, NAME, number, sha=sha).parsed_data.merged is True
+
+
 def test_reviewers_and_reviews(world: World, bot: GitHub[Any]) -> None:
     """The bot requests reviewers; a human approves; the author cannot approve their own PR."""
     world.driver.push(REPO, "feature", {"f": "1"}, as_user="alice")
