@@ -30,10 +30,26 @@ MergeRefusal = Literal[
 ]
 
 WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
+MAX_BODY = 65_536  # issue, comment and PR bodies: GitHub answers 422 past this
+MAX_CHECK_TEXT = 65_535  # a check run's output.summary and output.text
 MAX_ANNOTATIONS_PER_REQUEST = 50
 MAX_ACTIONS = 3
 # GitHub's limits on a check run's action buttons: field -> max length.
 ACTION_LIMITS = {"label": 20, "identifier": 20, "description": 40}
+
+
+def cap_text(text: str, limit: int = MAX_BODY) -> str:
+    """`text` when it fits in `limit` characters, else its start and a visible note of how
+    much was cut (GitHub refuses longer bodies instead of cutting them)."""
+    if len(text) <= limit:
+        return text
+    omitted = len(text) - limit
+    while True:  # the note's own length depends on the number in it: settles in two steps
+        note = f"\n\n… truncated, {omitted} characters omitted"
+        keep = limit - len(note)
+        if len(text) - keep == omitted:
+            return text[:keep] + note
+        omitted = len(text) - keep
 
 
 def can_write(permission: str) -> bool:
@@ -234,9 +250,10 @@ def check_run_bodies(
         [dict(a) for a in annotations[i : i + MAX_ANNOTATIONS_PER_REQUEST]]
         for i in range(0, len(annotations), MAX_ANNOTATIONS_PER_REQUEST)
     ] or [[]]
+    summary = cap_text(summary, MAX_CHECK_TEXT)
     output: dict[str, Any] = {"title": title, "summary": summary, "annotations": batches[0]}
     if text is not None:
-        output["text"] = text
+        output["text"] = cap_text(text, MAX_CHECK_TEXT)
     first: dict[str, Any] = {
         "name": name,
         "status": status,

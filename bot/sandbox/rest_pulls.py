@@ -8,7 +8,7 @@ from bot.sandbox import events, gitops, pushes
 from bot.sandbox.api import Call, Routes, flag, json_response, paginate
 from bot.sandbox.errors import ApiError
 from bot.sandbox.render_pulls import pull_of, pull_request, review
-from bot.sandbox.rest_issues import apply_issue_update, find_issue, set_state
+from bot.sandbox.rest_issues import apply_issue_update, check_body, find_issue, set_state
 from bot.sandbox.state import Issue, PullData, Repo, Review
 
 NOT_MERGEABLE = "Pull Request is not mergeable"
@@ -72,6 +72,7 @@ async def create_pull(call: Call) -> Response:
     for field in ("title", "head", "base"):
         if not isinstance(body.get(field), str) or not body[field].strip():
             raise ApiError.invalid("PullRequest", field, "missing_field")
+    check_body("PullRequest", body.get("body"))
     source = _head_repo(call, repo, body["head"], body.get("head_repo"))
     head = _branch(source, body["head"], "head")
     base = _branch(repo, body["base"], "base")

@@ -260,6 +260,46 @@ def test_a_protected_branch_merges_once_its_checks_passed_and_it_is_approved(
     assert bot.rest.pulls.merge(OWNER, NAME, number, sha=sha).parsed_data.merged is True
 
 
+def test_bodies_over_65536_characters_are_refused_as_github_does(
+    world: World, bot: GitHub[Any]
+) -> None:
+    """Issue, comment and PR bodies past 65,536 characters get GitHub's 422; at the limit they
+    are taken."""
+    long, fits = "b" * 65_537, "b" * 65_536
+    refusals = []
+    with pytest.raises(RequestFailed) as error:
+        bot.rest.issues.create(OWNER, NAME, title="t", body=long)
+    refusals.append(error)
+    number = bot.rest.issues.create(OWNER, NAME, title="t", body=fits).parsed_data.number
+    with pytest.raises(RequestFailed) as error:
+        bot.rest.issues.update(OWNER, NAME, number, body=long)
+    refusals.append(error)
+    with pytest.raises(RequestFailed) as error:
+        bot.rest.issues.create_comment(OWNER, NAME, number, body=long)
+    refusals.append(error)
+    world.driver.push(REPO, "feature", {"f": "1"}, as_user="alice")
+    with pytest.raises(RequestFailed) as error:
+        bot.rest.pulls.create(OWNER, NAME, title="t", head="feature", base="main", body=long)
+    refusals.append(error)
+
+    for refused in refusals:
+        assert status_of(refused) == 422
+        [detail] = refused.value.response.json()["errors"]
+        assert detail["message"] == "body is too long (maximum is 65536 characters)"
+
+
+def test_contents_over_a_megabyte_come_from_the_blob_api(world: World, bot: GitHub[Any]) -> None:
+    """Past 1 MB the contents API answers `encoding: "none"` with no content; the blob API
+    has the file."""
+    text = "x = 1\n" * 200_000
+    world.driver.push(REPO, "big", {"big.py": text}, as_user="alice")
+    content = bot.rest.repos.get_content(OWNER, NAME, "big.py", ref="big").parsed_data
+    assert not isinstance(content, list)
+    assert (content.encoding, content.content) == ("none", "")
+    blob = bot.rest.git.get_blob(OWNER, NAME, content.sha).parsed_data
+    assert base64.b64decode(blob.content).decode() == text
+
+
 def test_reviewers_and_reviews(world: World, bot: GitHub[Any]) -> None:
     """The bot requests reviewers; a human approves; the author cannot approve their own PR."""
     world.driver.push(REPO, "feature", {"f": "1"}, as_user="alice")
@@ -380,3 +420,15 @@ def test_unknown_endpoints_answer_githubs_json_404(world: World) -> None:
     answer = httpx.get(world.sandbox.api_url + "repos/acme/widgets/nothing-here")
     assert (answer.status_code, answer.json()["message"]) == (404, "Not Found")
     assert "x-ratelimit-limit" in answer.headers
+
+
+def test_check_run_text_over_65535_characters_is_refused(world: World, bot: GitHub[Any]) -> None:
+    """A check run's output.summary past 65,535 characters gets GitHub's 422."""
+    sha = world.driver.push(REPO, "feature", {"f": "1"}, as_user="alice")
+    output = {"title": "t", "summary": "s" * 65_536}
+    body = {"name": "review-loop", "head_sha": sha, "output": output}
+    with pytest.raises(RequestFailed) as error:
+        bot.request(
+            "POST", f"/repos/{REPO}/check-runs", json=body, error_models={"422": ValidationError}
+        )
+    assert status_of(error) == 422
