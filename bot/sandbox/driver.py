@@ -130,6 +130,9 @@ class Driver:
         body = {"required_checks": list(required_checks), "required_approvals": required_approvals}
         self._call("PUT", f"/_sandbox/repos/{full_name}/branches/{branch}/protection", json=body)
 
+    def unprotect_branch(self, full_name: str, branch: str) -> None:
+        self._call("DELETE", f"/_sandbox/repos/{full_name}/branches/{branch}/protection")
+
     def install_app(self, owner: str, sender: str | None = None) -> int:
         """Install the App on `owner` (sends `installation.created`); the installation id."""
         body = {"owner": owner, "sender": sender}

@@ -1,6 +1,7 @@
 """GitHub's merge rules on the PR branch: the repository's allowed merge methods and branch
 protection decide how (and whether) the bot merges a fix PR."""
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -8,8 +9,9 @@ import pytest
 
 from bot.demo.stack import local_stack, wait_settled
 from bot.github.markers import parse_marker
+from bot.loop.tasks import request_reconcile
 from bot.sandbox import Driver
-from tests.e2e.scenario import REPO, bare_git, fix_pulls, open_pr, task_rows
+from tests.e2e.scenario import AUTHOR, REPO, bare_git, fix_pulls, open_pr, task_rows
 
 pytestmark = pytest.mark.slow
 
@@ -75,3 +77,36 @@ async def test_a_merge_github_blocks_waits_for_a_person_with_githubs_message(
     assert fixes and all(f["state"] == "open" and f["merged_at"] is None for f in fixes)
     assert tasks and {t["status"] for t in tasks} == {"pushed"}
     assert all(len(n) == 1 and message in n[0] and "(squash)" in n[0] for n in notes)
+
+
+async def test_a_blocked_fix_pr_a_person_merges_unheard_moves_the_loop_on(
+    workdir: Path, e2e_db: str
+) -> None:
+    """The loop waits on a fix PR GitHub would not merge; a person lifts the rule and merges
+    it, and that webhook is lost: the next reconcile looks at the fix PR itself, records the
+    merge and goes on to ready."""
+    async with local_stack(workdir, database_url=e2e_db) as stack:
+        driver = stack.sandbox.driver
+        number = await open_pr(
+            stack,
+            pr_files={"shop/pricing.py": MODULE},
+            settings=squash_only_with_required_check("ci"),
+        )
+        waiting = await wait_settled(stack, REPO, number)
+        assert waiting.state == "waiting", waiting.reason
+
+        def merge_unheard() -> None:
+            driver.unprotect_branch(REPO, "change")
+            driver.set_faults(drop_webhook_rate=1.0)
+            for fix in fix_pulls(stack, number):
+                driver.merge(REPO, fix["number"], as_user=AUTHOR, method="squash")
+            stack.sandbox.wait_for_deliveries()
+            driver.set_faults(drop_webhook_rate=0.0)
+
+        await asyncio.to_thread(merge_unheard)
+        await request_reconcile(stack.runtime, REPO, number, waiting.installation_id)
+        row = await wait_settled(stack, REPO, number)
+        tasks = await task_rows(stack)
+
+    assert {t["status"] for t in tasks} == {"merged"}
+    assert row.state != "waiting", row.reason
