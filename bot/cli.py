@@ -5,6 +5,8 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
+import os
 import signal
 import sys
 import time
@@ -14,9 +16,10 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from dotenv import dotenv_values
 
 from bot import liveness
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError, Settings, unknown_settings
 from bot.logs import setup_logging
 from bot.web import signing
 from bot.webhooks.routing import Router
@@ -272,6 +275,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warn_unknown_settings() -> None:
+    """Warn about misspelt `REVIEW_LOOP_*` names, in the environment or in `./.env`."""
+    names = dict(os.environ)
+    with contextlib.suppress(OSError):
+        names.update({k: v or "" for k, v in dotenv_values(".env").items()})
+    for warning in unknown_settings(names):
+        logging.getLogger("bot.config").warning("%s", warning)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "setup":
@@ -282,6 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo" and level.upper() == "INFO":
             level = "WARNING"  # the demo prints its own progress
         setup_logging(level, settings.log_format)
+        _warn_unknown_settings()
         if args.command == "serve":
             asyncio.run(_serve(settings, web=True, worker=True))
         elif args.command == "web":

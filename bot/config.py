@@ -1,5 +1,7 @@
 """Server settings: environment variables `REVIEW_LOOP_*` (also read from `.env`)."""
 
+import difflib
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -8,6 +10,12 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
+PREFIX = "REVIEW_LOOP_"
+# REVIEW_LOOP_* names that are not server settings: what the bot sets for an agent, the
+# tests' database, and the compose file's key group.
+NOT_SETTINGS = frozenset(
+    {"REVIEW_LOOP_BRIEF_FILE", "REVIEW_LOOP_TEST_DATABASE_URL", "REVIEW_LOOP_KEY_GID"}
+)
 
 
 class ConfigError(Exception):
@@ -112,3 +120,21 @@ class Settings(BaseSettings):
         if self.app_id is None:
             raise ConfigError("REVIEW_LOOP_APP_ID is not set: use your GitHub App's numeric id.")
         return self.app_id
+
+
+def unknown_settings(environ: Mapping[str, str]) -> list[str]:
+    """One warning for every `REVIEW_LOOP_*` name in `environ` that no setting reads (a
+    misspelt setting is otherwise ignored in silence), with the closest setting's name."""
+    known = [PREFIX + name.upper() for name in Settings.model_fields]
+    warnings = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(PREFIX) or upper in known or upper in NOT_SETTINGS:
+            continue
+        # Compared without the prefix, which every name shares and which would make any
+        # two names look alike.
+        names = [k.removeprefix(PREFIX) for k in known]
+        close = difflib.get_close_matches(upper.removeprefix(PREFIX), names, n=1, cutoff=0.75)
+        hint = f"; did you mean {PREFIX}{close[0]}?" if close else ""
+        warnings.append(f"{name} is not a review-loop setting and is ignored{hint}")
+    return warnings

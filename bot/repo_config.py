@@ -108,6 +108,11 @@ class RepoConfig(BaseModel):
     merge_fixes: Literal["auto", "manual"] = Field(
         default="auto", description="Merge verified fix PRs into the PR branch automatically."
     )
+    merge_method: Literal["merge", "squash", "rebase"] | None = Field(
+        default=None,
+        description="How fix PRs are merged into the PR branch; default: the first the "
+        "repository allows of merge, squash, rebase.",
+    )
     reviewers: list[str] = Field(
         default_factory=list, description="Users asked for review when the PR is ready."
     )

@@ -1,11 +1,19 @@
 """`@review-loop <verb>` in a PR comment: only people with write access may command."""
 
 from bot.github.markers import parse_marker
+from bot.github.records import IssueInfo
 from bot.github.repo_api import RepoAPI, can_write
-from bot.labels import WAIVED_LABEL
-from bot.loop.commands import HELP, BadCommand, Command, parse_command, retry_reset
+from bot.labels import NEEDS_HUMAN_LABEL, WAIVED_LABEL, fix_branch, labelled_agent
+from bot.loop.commands import (
+    HELP,
+    BadCommand,
+    Command,
+    fix_one_refusal,
+    parse_command,
+    retry_reset,
+)
 from bot.loop.store import LoopStore, TaskRow
-from bot.loop.tasks import request_reconcile
+from bot.loop.tasks import queue_fix, request_reconcile
 from bot.webhooks.context import Context
 from bot.webhooks.routing import Router
 
@@ -18,6 +26,13 @@ REFUSAL = (
 NOT_A_PR = "review-loop commands work on pull requests; label an issue `agent:<name>` instead."
 NOT_TRACKED = "#{n} is not a finding of this pull request, so review-loop leaves it alone."
 WAIVED = "Waived by @{user}: {reason}\n\nreview-loop will not raise this finding again on this PR."
+RETRYING = "Retrying #{n}: its earlier failures no longer count, and the loop fixes it again."
+FIXING_ONE = "Fixing #{n} now with agent `{agent}`; the other findings are left as they are."
+ALREADY_TRIED = (
+    "#{n} was already tried at this commit in this round: `@review-loop retry #{n}` lets the "
+    "loop try again."
+)
+FORK = "This pull request is from a fork: review-loop audits forks but does not fix them."
 
 
 @router.register("issue_comment", action="created")
@@ -81,20 +96,53 @@ async def act(ctx: Context, api: RepoAPI, cmd: Command, user: str) -> str | None
         await request_reconcile(ctx.runtime, repo, number, iid, force_audit=True)
         return None
     if cmd.issue is not None:
-        finding = await api.get_issue(cmd.issue)
-        if (parse_marker(finding.body) or {}).get("pr") != number:
+        finding = await api.find_issue(cmd.issue)
+        if finding is None or (parse_marker(finding.body) or {}).get("pr") != number:
             return NOT_TRACKED.format(n=cmd.issue)
         if cmd.verb == "waive":
+            # One note per finding, edited: a retried delivery does not post it twice.
+            marker = {"kind": "waived", "issue": cmd.issue}
             await api.add_labels(cmd.issue, [WAIVED_LABEL])
-            await api.comment(cmd.issue, WAIVED.format(user=user, reason=cmd.reason))
+            await api.upsert_comment(cmd.issue, marker, WAIVED.format(user=user, reason=cmd.reason))
+            if NEEDS_HUMAN_LABEL in finding.labels:
+                await api.remove_label(cmd.issue, NEEDS_HUMAN_LABEL)
             await api.update_issue(cmd.issue, state="closed", state_reason="not_planned")
             await request_reconcile(ctx.runtime, repo, number, iid)
             return None
+        if cmd.verb == "fix":
+            return await fix_one(ctx, api, finding)
         if cmd.verb == "retry":
             for t in await store.tasks_for_issue(repo, cmd.issue):
                 await forgive(store, t, cmd.issue)
-    if cmd.verb in ("fix", "retry"):
-        await request_reconcile(
-            ctx.runtime, repo, number, iid, fixes_allowed=True, force_audit=True
-        )
-    return None
+    await request_reconcile(ctx.runtime, repo, number, iid, fixes_allowed=True, force_audit=True)
+    return RETRYING.format(n=cmd.issue) if cmd.verb == "retry" else None
+
+
+async def fix_one(ctx: Context, api: RepoAPI, finding: IssueInfo) -> str:
+    """`fix #issue`: one fix task for that finding alone, at the PR's head, now."""
+    store = LoopStore(ctx.runtime.pool)
+    agent = labelled_agent(finding.labels, ctx.fleet.catalog.keys())
+    tasks = await store.tasks_for_issue(ctx.repo, finding.number)
+    refusal = fix_one_refusal(finding.state, agent, tasks, finding.number)
+    if refusal is not None:
+        return refusal
+    assert agent is not None
+    pull = await api.get_pull(ctx.number)
+    if pull.head_repo != ctx.repo:
+        return FORK
+    row = await store.get(ctx.repo, ctx.number)
+    task = await store.add_task(
+        repo=ctx.repo,
+        pr_number=ctx.number,
+        issue_number=finding.number,
+        installation_id=ctx.installation_id,
+        agent=agent,
+        round=max(row.round if row else 0, 1),
+        base_ref=pull.head_ref,
+        base_sha=pull.head_sha,
+        branch=fix_branch(ctx.number, finding.number),
+    )
+    if task is None:
+        return ALREADY_TRIED.format(n=finding.number)
+    await queue_fix(ctx.runtime, task.id)
+    return FIXING_ONE.format(n=finding.number, agent=agent)

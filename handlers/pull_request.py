@@ -35,6 +35,7 @@ async def pull_request_closed(ctx: Context) -> None:
             await store.fix_pr_closed(task.id, merged=bool(pr.merged))
             if task.pr_number is not None:
                 await request_reconcile(ctx.runtime, ctx.repo, task.pr_number, ctx.installation_id)
-        return
+    # Any PR the loop runs on (a fix PR too: the loop audits fix PRs, and runs on a person's
+    # issue's fix PR like on any PR) is reconciled once more to record that it closed.
     if await store.get(ctx.repo, pr.number) is not None:
         await request_reconcile(ctx.runtime, ctx.repo, pr.number, ctx.installation_id)

@@ -123,3 +123,24 @@ def test_healthcheck_passes_while_serve_runs_and_fails_once_it_stops(data_dir: P
         assert stop(serve) == 0
     assert running.returncode == 0, running.stderr
     assert healthcheck(env).returncode == 1
+
+
+def test_a_misspelt_setting_is_warned_about_at_start_up(data_dir: Path, tmp_path: Path) -> None:
+    """`REVIEW_LOOP_WORKER_CONCURENCY=99` (in the environment, or in ./.env) is not ignored
+    in silence: the command logs a warning naming the setting that was meant."""
+    env = {**cli_env(data_dir, free_port()), "REVIEW_LOOP_WORKER_CONCURENCY": "99"}
+    (tmp_path / ".env").write_text("REVIEW_LOOP_RESYNC_QUIETS=5\n")
+    done = subprocess.run(
+        [*CLI, "healthcheck"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (
+        "REVIEW_LOOP_WORKER_CONCURENCY is not a review-loop setting and is ignored; did you "
+        "mean REVIEW_LOOP_WORKER_CONCURRENCY?"
+    ) in done.stderr
+    assert "did you mean REVIEW_LOOP_RESYNC_QUIET_S?" in done.stderr

@@ -46,6 +46,7 @@ ignore: ["migrations/**"]
 max_rounds: 3
 max_parallel: 2
 merge_fixes: manual
+merge_method: squash
 reviewers: [alice]
 team_reviewers: [core]
 group_threshold: 5
@@ -87,6 +88,7 @@ def test_every_setting_is_read() -> None:
         "max_rounds": 3,
         "max_parallel": 2,
         "merge_fixes": "manual",
+        "merge_method": "squash",
         "reviewers": ["alice"],
         "team_reviewers": ["core"],
         "group_threshold": 5,

@@ -22,12 +22,34 @@ CheckConclusion = Literal[
     "action_required", "cancelled", "failure", "neutral", "success", "skipped", "stale", "timed_out"
 ]
 MergeMethod = Literal["merge", "squash", "rebase"]
+MERGE_METHODS: tuple[MergeMethod, ...] = ("merge", "squash", "rebase")  # the default's order
+# Why GitHub refused a merge with 405 (it answers 405 for all of these, and 409 only for a
+# head that is not the `sha` asked for).
+MergeRefusal = Literal[
+    "conflict", "base_modified", "method_not_allowed", "checks", "reviews", "rules", "other"
+]
 
 WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
+MAX_BODY = 65_536  # issue, comment and PR bodies: GitHub answers 422 past this
+MAX_CHECK_TEXT = 65_535  # a check run's output.summary and output.text
 MAX_ANNOTATIONS_PER_REQUEST = 50
 MAX_ACTIONS = 3
 # GitHub's limits on a check run's action buttons: field -> max length.
 ACTION_LIMITS = {"label": 20, "identifier": 20, "description": 40}
+
+
+def cap_text(text: str, limit: int = MAX_BODY) -> str:
+    """`text` when it fits in `limit` characters, else its start and a visible note of how
+    much was cut (GitHub refuses longer bodies instead of cutting them)."""
+    if len(text) <= limit:
+        return text
+    omitted = len(text) - limit
+    while True:  # the note's own length depends on the number in it: settles in two steps
+        note = f"\n\n… truncated, {omitted} characters omitted"
+        keep = limit - len(note)
+        if len(text) - keep == omitted:
+            return text[:keep] + note
+        omitted = len(text) - keep
 
 
 def can_write(permission: str) -> bool:
@@ -43,6 +65,7 @@ class RepoInfo:
     private: bool
     owner_login: str
     owner_type: str  # "User" | "Organization"
+    merge_methods: tuple[MergeMethod, ...] = MERGE_METHODS  # what the repository allows
 
 
 @dataclass(frozen=True)
@@ -93,6 +116,35 @@ class MergeResult:
     message: str
     head_moved: bool = False  # 409: the head is not the sha we asked to merge (yet)
     closed: bool = False  # 405 because the pull request was closed
+    refusal: MergeRefusal | None = None  # why GitHub answered 405 (`conflict` sets `conflict`)
+
+
+# GitHub's 405 messages on `PUT /pulls/{n}/merge`, by what they mean (lower case, in order).
+_REFUSALS: tuple[tuple[str, MergeRefusal], ...] = (
+    ("base branch was modified", "base_modified"),
+    ("are not allowed on this repository", "method_not_allowed"),  # "Merge commits are not..."
+    ("required status check", "checks"),  # 'Required status check "test" is expected.'
+    ("status checks are expected", "checks"),  # "2 of 3 required status checks are expected."
+    ("approving review", "reviews"),  # "At least 1 approving review is required by ..."
+    ("review is required", "reviews"),  # "Changes requested" / "Code owner review is required"
+    ("rule violation", "rules"),  # "Repository rule violations found"
+    ("not mergeable", "conflict"),  # "Pull Request is not mergeable"
+)
+
+
+def merge_refusal(message: str) -> MergeRefusal:
+    """What a 405 from GitHub's merge endpoint means, from its message."""
+    lowered = message.lower()
+    return next((kind for text, kind in _REFUSALS if text in lowered), "other")
+
+
+def default_merge_method(wanted: MergeMethod | None, allowed: Sequence[MergeMethod]) -> MergeMethod:
+    """The method to merge with: the configured one (GitHub refuses it, saying so, when the
+    repository does not allow it), else the first the repository allows of merge, squash,
+    rebase."""
+    if wanted is not None:
+        return wanted
+    return next((m for m in MERGE_METHODS if m in allowed), "merge")
 
 
 def repo_info(repo: FullRepository) -> RepoInfo:
@@ -103,6 +155,16 @@ def repo_info(repo: FullRepository) -> RepoInfo:
         private=repo.private,
         owner_login=repo.owner.login,
         owner_type=repo.owner.type,
+        # GitHub leaves these out for tokens that cannot see the settings: assume allowed.
+        merge_methods=tuple(
+            method
+            for method, allowed in zip(
+                MERGE_METHODS,
+                (repo.allow_merge_commit, repo.allow_squash_merge, repo.allow_rebase_merge),
+                strict=True,
+            )
+            if allowed is not False
+        ),
     )
 
 
@@ -188,9 +250,10 @@ def check_run_bodies(
         [dict(a) for a in annotations[i : i + MAX_ANNOTATIONS_PER_REQUEST]]
         for i in range(0, len(annotations), MAX_ANNOTATIONS_PER_REQUEST)
     ] or [[]]
+    summary = cap_text(summary, MAX_CHECK_TEXT)
     output: dict[str, Any] = {"title": title, "summary": summary, "annotations": batches[0]}
     if text is not None:
-        output["text"] = text
+        output["text"] = cap_text(text, MAX_CHECK_TEXT)
     first: dict[str, Any] = {
         "name": name,
         "status": status,

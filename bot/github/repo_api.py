@@ -34,10 +34,12 @@ from bot.github.records import (
     RepoInfo,
     StateReason,
     can_write,
+    cap_text,
     check_actions,
     check_run_bodies,
     comment_info,
     issue_info,
+    merge_refusal,
     pull_info,
     repo_info,
 )
@@ -130,9 +132,16 @@ class RepoAPI:
         content = resp.parsed_data
         if not isinstance(content, ContentFile):
             return None  # a directory, symlink or submodule
-        if content.encoding != "base64":
-            raise ValueError(f"{path}: unsupported content encoding {content.encoding!r}")
-        return base64.b64decode(content.content).decode("utf-8", errors="replace")
+        encoding, data = content.encoding, content.content
+        if encoding == "none":
+            # Over 1 MB the contents API sends no content: the blob API has it (to 100 MB).
+            blob = await self.gh.rest.git.async_get_blob(self.owner, self.name, content.sha)
+            encoding, data = blob.parsed_data.encoding, blob.parsed_data.content
+        if encoding == "utf-8":
+            return data
+        if encoding != "base64":
+            raise ValueError(f"{path}: unsupported content encoding {encoding!r}")
+        return base64.b64decode(data).decode("utf-8", errors="replace")
 
     async def read_org_file(self, path: str) -> str | None:
         """The text of `path` in the owner's `.github` repository, at its default branch, as
@@ -176,7 +185,7 @@ class RepoAPI:
         self, title: str, body: str, head: str, base: str, marker: Mapping[str, Any]
     ) -> PullInfo:
         """The open PR from branch `head` (updated to `title`/`body`), or a new one."""
-        full_body = with_marker(marker, body)
+        full_body = cap_text(with_marker(marker, body))
         existing = await self._open_pull_from(head)
         if existing is None:
             try:
@@ -208,7 +217,8 @@ class RepoAPI:
         method: MergeMethod = "merge",
         title: str | None = None,
     ) -> MergeResult:
-        """Merge, expecting head `sha`. Refusals are results; an already merged PR is merged."""
+        """Merge, expecting head `sha`. Refusals are results (a 405 says why in `refusal`);
+        an already merged PR is merged."""
         try:
             resp = await self.gh.rest.pulls.async_merge(
                 self.owner,
@@ -229,7 +239,9 @@ class RepoAPI:
                 return MergeResult(True, pull.merge_commit_sha, False, "already merged")
             if pull.state != "open":
                 return MergeResult(False, None, False, "the pull request is closed", closed=True)
-            return MergeResult(False, None, conflict=True, message=_message(exc))
+            message = _message(exc)
+            refusal = merge_refusal(message)
+            return MergeResult(False, None, refusal == "conflict", message, refusal=refusal)
         result = resp.parsed_data
         return MergeResult(result.merged, result.sha, conflict=False, message=result.message)
 
@@ -261,6 +273,16 @@ class RepoAPI:
     async def get_issue(self, number: int) -> IssueInfo:
         resp = await self.gh.rest.issues.async_get(self.owner, self.name, number)
         return issue_info(resp.parsed_data)
+
+    async def find_issue(self, number: int) -> IssueInfo | None:
+        """The issue (or pull request) `number`; None when there is none (404) or it was
+        deleted (410)."""
+        try:
+            return await self.get_issue(number)
+        except RequestFailed as exc:
+            if _status(exc) in (404, 410):
+                return None
+            raise
 
     async def list_issues(
         self, labels: Sequence[str] = (), state: ListState = "all"
@@ -297,7 +319,7 @@ class RepoAPI:
     async def create_issue(self, title: str, body: str, labels: Sequence[str]) -> IssueInfo:
         """A new issue. Not idempotent alone: look it up with `find_issue_by_marker` first."""
         resp = await self.gh.rest.issues.async_create(
-            self.owner, self.name, title=title, body=body, labels=[*labels]
+            self.owner, self.name, title=title, body=cap_text(body), labels=[*labels]
         )
         return issue_info(resp.parsed_data)
 
@@ -317,7 +339,7 @@ class RepoAPI:
             self.name,
             number,
             title=UNSET if title is None else title,
-            body=UNSET if body is None else body,
+            body=UNSET if body is None else cap_text(body),
             state=UNSET if state is None else state,
             state_reason=UNSET if state_reason is None else state_reason,
             labels=UNSET if labels is None else [*labels],
@@ -328,7 +350,7 @@ class RepoAPI:
 
     async def comment(self, number: int, body: str) -> int:
         resp = await self.gh.rest.issues.async_create_comment(
-            self.owner, self.name, number, body=body
+            self.owner, self.name, number, body=cap_text(body)
         )
         return resp.parsed_data.id
 
@@ -347,7 +369,7 @@ class RepoAPI:
     ) -> int:
         """The bot's one comment carrying exactly `marker`: created once, edited when its text
         changes (replies to different comments carry different markers)."""
-        body = with_marker(marker, body_without_marker)
+        body = cap_text(with_marker(marker, body_without_marker))
         for existing in await self.list_comments(number):
             if self.bot_login and existing.user_login != self.bot_login:
                 continue

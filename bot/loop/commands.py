@@ -1,6 +1,8 @@
 """`@review-loop <verb>` commands in PR comments: parsing, and what `retry` forgives; pure."""
 
+import difflib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.loop.store import ACTIVE_TASK_STATES, ENDED_BADLY, TaskRow
@@ -13,7 +15,8 @@ HELP = """\
 | command | what it does |
 | --- | --- |
 | `@review-loop audit` | audit this PR now (and start the loop if it was not running) |
-| `@review-loop fix [#issue]` | fix every open finding, or just `#issue` |
+| `@review-loop fix` | audit this PR now and fix the open findings the loop may still take on |
+| `@review-loop fix #issue` | fix just `#issue`, now (past `max_rounds`, or stopped, too) |
 | `@review-loop status` | where the loop stands |
 | `@review-loop stop` / `resume` | pause the loop on this PR / let it go on |
 | `@review-loop retry #issue` | run the fix for `#issue` again |
@@ -58,7 +61,9 @@ def parse_command(body: str, mention: str = "@review-loop") -> Command | BadComm
         return BadCommand("Say what to do: try `@review-loop help`.")
     verb, args = words[0].lower(), words[1:]
     if verb not in VERBS:
-        return BadCommand(f"Unknown command `{verb}`: try `@review-loop help`.")
+        close = difflib.get_close_matches(verb, VERBS, n=1)
+        hint = f" Did you mean `@review-loop {close[0]}`?" if close else ""
+        return BadCommand(f"Unknown command `{verb}`.{hint} Try `@review-loop help`.")
     issue: int | None = None
     if args and (m := _ISSUE.match(args[0])):
         issue = int(m.group("n"))
@@ -90,3 +95,21 @@ def retry_reset(task: TaskRow, issue: int) -> dict[str, object] | None:
         # "retried" makes the reconciler count the task's `failed` list, now without `issue`.
         return {"status": "retried", "failed": rest}
     return {"failed": rest}
+
+
+def fix_one_refusal(
+    state: str, agent: str | None, tasks: Sequence[TaskRow], issue: int
+) -> str | None:
+    """Why `fix #issue` cannot start a fix of that one finding now (its state, the agent its
+    `agent:<name>` label routes it to, the tasks that worked on it); None: start it."""
+    if state != "open":
+        return f"#{issue} is closed: reopen it to have it fixed."
+    if agent is None:
+        return (
+            f"#{issue} has no `agent:<name>` label naming an agent of the server's catalog: "
+            "label it, then `@review-loop fix` it again."
+        )
+    running = [t for t in tasks if t.status in ACTIVE_TASK_STATES]
+    if running:
+        return f"A fix of #{issue} is already under way."
+    return None

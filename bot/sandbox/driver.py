@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -109,6 +109,29 @@ class Driver:
         """Make `login` a collaborator with admin, write or read permission (or none)."""
         path = f"/_sandbox/repos/{full_name}/permissions/{login}"
         self._call("PUT", path, json={"permission": permission})
+
+    def set_merge_methods(self, full_name: str, *methods: str) -> None:
+        """Allow only `methods` ("merge", "squash", "rebase") on the merge button."""
+        keys = {"merge": "allow_merge_commit", "squash": "allow_squash_merge"}
+        keys["rebase"] = "allow_rebase_merge"
+        body = {key: method in methods for method, key in keys.items()}
+        self._call("PATCH", f"/_sandbox/repos/{full_name}/merge-settings", json=body)
+
+    def protect_branch(
+        self,
+        full_name: str,
+        branch: str,
+        *,
+        required_checks: Sequence[str] = (),
+        required_approvals: int = 0,
+    ) -> None:
+        """Protect `branch`: pull requests into it merge only once the named check runs
+        passed on their head and they have `required_approvals` approving reviews."""
+        body = {"required_checks": list(required_checks), "required_approvals": required_approvals}
+        self._call("PUT", f"/_sandbox/repos/{full_name}/branches/{branch}/protection", json=body)
+
+    def unprotect_branch(self, full_name: str, branch: str) -> None:
+        self._call("DELETE", f"/_sandbox/repos/{full_name}/branches/{branch}/protection")
 
     def install_app(self, owner: str, sender: str | None = None) -> int:
         """Install the App on `owner` (sends `installation.created`); the installation id."""

@@ -226,6 +226,9 @@ class Renderer:
     def full_repository(self, repo: Repo) -> Json:
         """`GET /repos/{owner}/{repo}`'s shape: a fork also names its `parent` and `source`."""
         data = self.repository(repo)
+        data["allow_merge_commit"] = "merge" in repo.merge_methods
+        data["allow_squash_merge"] = "squash" in repo.merge_methods
+        data["allow_rebase_merge"] = "rebase" in repo.merge_methods
         parent = None if repo.parent_id is None else self.store.repos.get(repo.parent_id)
         if parent is not None:
             data["parent"] = self.repository(parent)

@@ -17,7 +17,7 @@ from bot.sandbox import events, gitops
 from bot.sandbox.errors import ApiError
 from bot.sandbox.faults import FaultSettings
 from bot.sandbox.hub import Hub
-from bot.sandbox.state import PERMISSION_RANK, Account, Installation, Repo
+from bot.sandbox.state import PERMISSION_RANK, Account, Installation, Protection, Repo
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -86,6 +86,33 @@ async def set_permission(hub: Hub, request: Request, body: dict[str, Any]) -> An
         raise ApiError.invalid("Collaborator", "permission")
     repo.permissions[user.id] = str(permission)
     return {"permission": permission}
+
+
+async def merge_settings(hub: Hub, request: Request, body: dict[str, Any]) -> Any:
+    """The repository's merge button settings, as its Settings page sets them."""
+    repo = _repo(hub, request)
+    names = {"allow_merge_commit": "merge", "allow_squash_merge": "squash"}
+    names["allow_rebase_merge"] = "rebase"
+    allowed = {m for key, m in names.items() if body.get(key, m in repo.merge_methods)}
+    if not allowed:
+        raise ApiError.invalid("Repository", "merge_methods", "custom", "allow one merge method")
+    repo.merge_methods = allowed
+    return {key: m in allowed for key, m in names.items()}
+
+
+async def protect_branch(hub: Hub, request: Request, body: dict[str, Any]) -> Any:
+    """A branch protection rule (required check runs and approving reviews), or none."""
+    repo = _repo(hub, request)
+    branch = str(request.path_params["branch"])
+    if request.method == "DELETE":
+        repo.protection.pop(branch, None)
+        return {}
+    checks = body.get("required_checks") or []
+    approvals = body.get("required_approvals", 0)
+    if not isinstance(checks, list) or not isinstance(approvals, int) or approvals < 0:
+        raise ApiError.invalid("Protection", "required_checks")
+    repo.protection[branch] = Protection([str(c) for c in checks], approvals)
+    return {"required_checks": checks, "required_approvals": approvals}
 
 
 async def install(hub: Hub, request: Request, body: dict[str, Any]) -> Any:
@@ -172,6 +199,12 @@ def routes(hub: Hub) -> list[Route]:
         Route("/_sandbox/accounts", wrap(create_account), methods=["POST"]),
         Route("/_sandbox/repos", wrap(create_repo), methods=["POST"]),
         Route(repo + "/permissions/{user}", wrap(set_permission), methods=["PUT"]),
+        Route(repo + "/merge-settings", wrap(merge_settings), methods=["PATCH"]),
+        Route(
+            repo + "/branches/{branch:path}/protection",
+            wrap(protect_branch),
+            methods=["PUT", "DELETE"],
+        ),
         Route(
             repo + "/check-runs/{check_run_id}/requested-action",
             wrap(request_check_action),

@@ -16,6 +16,7 @@ from bot.sandbox.state import CheckRun, Repo
 MAX_ANNOTATIONS = 50
 MAX_ACTIONS = 3
 MAX_ACTION_LABEL = 20
+MAX_OUTPUT_TEXT = 65_535  # output.summary and output.text
 STATUSES = ("queued", "in_progress", "completed", "waiting", "requested", "pending")
 CONCLUSIONS = (
     "action_required",
@@ -46,6 +47,10 @@ def _time(value: Any, fallback: datetime) -> datetime:
 def _apply(call: Call, run: CheckRun, body: dict[str, Any]) -> None:
     """Validate and apply the writable fields of a create or update request."""
     output = body.get("output") or {}
+    for field in ("summary", "text"):
+        if len(str(output.get(field) or "")) > MAX_OUTPUT_TEXT:
+            message = f"Only {MAX_OUTPUT_TEXT} characters are allowed in output.{field}"
+            raise ApiError.invalid("CheckRun", f"output.{field}", "custom", message)
     new_annotations = output.get("annotations") or []
     if len(new_annotations) > MAX_ANNOTATIONS:
         raise ApiError.invalid(

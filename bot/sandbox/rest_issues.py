@@ -15,6 +15,16 @@ from bot.sandbox.state import Comment, Issue, Repo
 STATE_REASONS = ("completed", "not_planned", "reopened", "duplicate")
 
 
+MAX_BODY = 65_536  # GitHub's limit on issue, pull request and comment bodies
+
+
+def check_body(resource: str, text: object) -> None:
+    """GitHub's 422 for a body over 65,536 characters (it refuses, it does not cut)."""
+    if isinstance(text, str) and len(text) > MAX_BODY:
+        message = f"body is too long (maximum is {MAX_BODY} characters)"
+        raise ApiError.invalid(resource, "body", "custom", message)
+
+
 def find_issue(call: Call, repo: Repo) -> Issue:
     issue = repo.issues.get(call.int_param("number"))
     if issue is None:
@@ -45,6 +55,7 @@ async def create_issue(call: Call) -> Response:
     title = body.get("title")
     if not isinstance(title, (str, int)) or not str(title).strip():
         raise ApiError.invalid("Issue", "title", "missing_field")
+    check_body("Issue", body.get("body"))
     now = call.hub.store.now()
     issue = Issue(
         id=call.hub.store.new_id(),
@@ -114,6 +125,7 @@ async def update_issue(call: Call) -> Response:
 
 async def apply_issue_update(call: Call, repo: Repo, issue: Issue, body: dict[str, Any]) -> None:
     changes: dict[str, Any] = {}
+    check_body("PullRequest" if issue.pull else "Issue", body.get("body"))
     for field in ("title", "body"):
         if field in body and body[field] != getattr(issue, field):
             if field == "title" and not str(body[field] or "").strip():
@@ -208,6 +220,7 @@ async def create_comment(call: Call) -> Response:
     text = body.get("body")
     if not isinstance(text, str) or not text:
         raise ApiError.invalid("IssueComment", "body", "missing_field")
+    check_body("IssueComment", text)
     now = call.hub.store.now()
     comment = Comment(
         id=call.hub.store.new_id(),
@@ -244,6 +257,7 @@ async def update_comment(call: Call) -> Response:
     text = (await call.body()).get("body")
     if not isinstance(text, str) or not text:
         raise ApiError.invalid("IssueComment", "body", "missing_field")
+    check_body("IssueComment", text)
     comment.body, comment.updated_at = text, call.hub.store.now()
     return json_response(call.hub.render.comment(comment, repo))
 

@@ -8,10 +8,18 @@ from bot.sandbox import events, gitops, pushes
 from bot.sandbox.api import Call, Routes, flag, json_response, paginate
 from bot.sandbox.errors import ApiError
 from bot.sandbox.render_pulls import pull_of, pull_request, review
-from bot.sandbox.rest_issues import apply_issue_update, find_issue, set_state
+from bot.sandbox.rest_issues import apply_issue_update, check_body, find_issue, set_state
 from bot.sandbox.state import Issue, PullData, Repo, Review
 
 NOT_MERGEABLE = "Pull Request is not mergeable"
+BASE_MODIFIED = "Base branch was modified. Review and try the merge again."
+# GitHub's 405 for a merge method the repository's settings do not allow.
+NOT_ALLOWED = {
+    "merge": "Merge commits are not allowed on this repository.",
+    "squash": "Squash merges are not allowed on this repository.",
+    "rebase": "Rebase merges are not allowed on this repository.",
+}
+PASSED = ("success", "neutral", "skipped")
 REVIEW_EVENTS = {
     "APPROVE": "APPROVED",
     "REQUEST_CHANGES": "CHANGES_REQUESTED",
@@ -64,6 +72,7 @@ async def create_pull(call: Call) -> Response:
     for field in ("title", "head", "base"):
         if not isinstance(body.get(field), str) or not body[field].strip():
             raise ApiError.invalid("PullRequest", field, "missing_field")
+    check_body("PullRequest", body.get("body"))
     source = _head_repo(call, repo, body["head"], body.get("head_repo"))
     head = _branch(source, body["head"], "head")
     base = _branch(repo, body["base"], "base")
@@ -172,12 +181,15 @@ async def merge_pull(call: Call) -> Response:
     if pull.draft:
         raise ApiError(405, "Pull Request is still a draft")
     if call.hub.faults.base_modified():
-        raise ApiError(405, "Base branch was modified. Review and try the merge again.")
+        raise ApiError(405, BASE_MODIFIED)
     if body.get("sha") and body["sha"] != pull.head_sha:
         raise ApiError(409, "Head branch was modified. Review and try the merge again.")
     method = body.get("merge_method", "merge")
-    if method not in ("merge", "squash", "rebase"):
+    if method not in NOT_ALLOWED:
         raise ApiError.invalid("PullRequest", "merge_method")
+    if method not in repo.merge_methods:
+        raise ApiError(405, NOT_ALLOWED[method])
+    _check_protection(repo, issue, pull)
     before = gitops.branch_heads(repo.path)
     base_sha = before.get(pull.base_ref)
     tree = None if base_sha is None else gitops.merged_tree(repo.path, base_sha, pull.head_sha)
@@ -204,7 +216,7 @@ async def merge_pull(call: Call) -> Response:
         author=author,
     )
     if sha is None:
-        raise ApiError(409, "Base branch was modified. Review and try the merge again.")
+        raise ApiError(405, BASE_MODIFIED)  # GitHub answers 405, not 409, for this one
     now = call.hub.store.now()
     pull.merged_at, pull.merged_by_id, pull.merge_commit_sha = now, call.sender.id, sha
     set_state(call, repo, issue, "closed", None)
@@ -214,6 +226,33 @@ async def merge_pull(call: Call) -> Response:
     return json_response(
         {"sha": sha, "merged": True, "message": "Pull Request successfully merged"}
     )
+
+
+def _check_protection(repo: Repo, issue: Issue, pull: PullData) -> None:
+    """GitHub's 405s for a base branch whose protection the pull request does not meet yet."""
+    rule = repo.protection.get(pull.base_ref)
+    if rule is None:
+        return
+    passed = {
+        run.name
+        for run in repo.check_runs.values()
+        if run.head_sha == pull.head_sha and run.conclusion in PASSED
+    }
+    missing = [name for name in rule.required_checks if name not in passed]
+    if len(missing) == 1:
+        raise ApiError(405, f'Required status check "{missing[0]}" is expected.')
+    if missing:
+        count = len(rule.required_checks)
+        raise ApiError(405, f"{len(missing)} of {count} required status checks are expected.")
+    latest: dict[int, str] = {}
+    for item in repo.reviews:
+        if item.number == issue.number and item.state in ("APPROVED", "CHANGES_REQUESTED"):
+            latest[item.user_id] = item.state
+    approvals = sum(state == "APPROVED" for state in latest.values())
+    if approvals < rule.required_approvals:
+        n = rule.required_approvals
+        reviews = "approving review is" if n == 1 else "approving reviews are"
+        raise ApiError(405, f"At least {n} {reviews} required by reviewers with write access.")
 
 
 async def request_reviewers(call: Call) -> Response:

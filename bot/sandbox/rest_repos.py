@@ -14,6 +14,8 @@ from bot.sandbox.render import Json
 from bot.sandbox.state import LEGACY_PERMISSION, PERMISSION_RANK, Label, Repo
 
 COLOR = re.compile(r"^[0-9a-fA-F]{6}$")
+CONTENTS_LIMIT = 1024 * 1024  # past 1 MB the contents API sends no content ("none")
+SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 async def get_repo(call: Call) -> Response:
@@ -72,9 +74,30 @@ async def get_contents(call: Call) -> Response:
     sha = gitops.object_sha(repo.path, spec)
     entry = gitops.TreeEntry("100644", "blob", sha, len(blob), path)
     data = _content_item(call, repo, path, ref, entry)
-    encoded = base64.encodebytes(blob).decode()
-    data.update({"encoding": "base64", "content": encoded})
+    if len(blob) > CONTENTS_LIMIT:
+        data.update({"encoding": "none", "content": ""})
+    else:
+        data.update({"encoding": "base64", "content": base64.encodebytes(blob).decode()})
     return json_response(data)
+
+
+async def get_blob(call: Call) -> Response:
+    """`GET /repos/{owner}/{repo}/git/blobs/{sha}`: any blob, base64, however large."""
+    repo = call.repo()
+    sha = str(call.request.path_params["sha"])
+    if not SHA.match(sha) or gitops.object_type(repo.path, sha) != "blob":
+        raise ApiError.not_found()
+    blob = gitops.read_blob(repo.path, sha)
+    return json_response(
+        {
+            "sha": sha,
+            "node_id": f"B_{sha[:16]}",
+            "size": len(blob),
+            "url": f"{call.hub.render.api}/repos/{call.hub.store.full_name(repo)}/git/blobs/{sha}",
+            "content": base64.encodebytes(blob).decode(),
+            "encoding": "base64",
+        }
+    )
 
 
 async def collaborator_permission(call: Call) -> Response:
@@ -151,6 +174,7 @@ def add_routes(routes: Routes) -> None:
     routes.add("GET", "/repos/{owner}/{repo}", get_repo)
     routes.add("GET", "/repos/{owner}/{repo}/contents", get_contents)
     routes.add("GET", "/repos/{owner}/{repo}/contents/{path:path}", get_contents)
+    routes.add("GET", "/repos/{owner}/{repo}/git/blobs/{sha}", get_blob)
     routes.add(
         "GET",
         "/repos/{owner}/{repo}/collaborators/{username}/permission",

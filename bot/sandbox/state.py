@@ -176,6 +176,15 @@ class Review:
 
 
 @dataclass
+class Protection:
+    """A branch protection rule: the check runs that must have passed on a pull request's
+    head and the approving reviews it needs before GitHub merges it into the branch."""
+
+    required_checks: list[str] = field(default_factory=list)
+    required_approvals: int = 0
+
+
+@dataclass
 class CheckRun:
     id: int
     suite_id: int
@@ -213,6 +222,9 @@ class Repo:
     reviews: list[Review] = field(default_factory=list)
     check_runs: dict[int, CheckRun] = field(default_factory=dict)
     permissions: dict[int, str] = field(default_factory=dict)  # account id -> permission
+    # The merge button settings: which of "merge", "squash", "rebase" GitHub accepts.
+    merge_methods: set[str] = field(default_factory=lambda: {"merge", "squash", "rebase"})
+    protection: dict[str, Protection] = field(default_factory=dict)  # branch -> its rules
 
     def take_number(self) -> int:
         number = self.next_number

@@ -4,10 +4,12 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bot.demo.stack import LocalStack
+from bot.sandbox import Driver
 
 REPO = "acme/shop"
 AUTHOR = "alice"
@@ -49,8 +51,10 @@ async def open_pr(
     config: str | None = None,
     title: str = "A change",
     body: str = "",
+    settings: Callable[[Driver], None] | None = None,
 ) -> int:
-    """Create the repository (config on its default branch), push a branch, open a PR."""
+    """Create the repository (config on its default branch; `settings` then changes what its
+    Settings page would), push a branch, open a PR."""
     driver = stack.sandbox.driver
     files = {"pyproject.toml": PYPROJECT, "shop/__init__.py": '"""Shop."""\n'}
     files.update(base_files or {})
@@ -62,6 +66,8 @@ async def open_pr(
         driver.create_org("acme")
         driver.create_repo(REPO, files, author=AUTHOR)
         driver.set_permission(REPO, AUTHOR, "write")
+        if settings is not None:
+            settings(driver)
         driver.install_app("acme", sender=AUTHOR)
         driver.push(REPO, "change", dict(pr_files), as_user=AUTHOR, message="A change")
         pr: dict[str, Any] = driver.open_pr(REPO, "change", as_user=AUTHOR, title=title, body=body)

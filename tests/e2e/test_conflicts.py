@@ -121,12 +121,12 @@ async def test_a_fix_that_keeps_conflicting_goes_to_a_person(workdir: Path, e2e_
     assert not (workdir / "started-3").exists(), "no third run: a person decides"
 
 
-async def test_a_merge_refused_after_the_branch_moved_is_rebased_and_lands(
+async def test_a_merge_refused_as_base_modified_is_tried_again_and_lands(
     workdir: Path, e2e_db: str
 ) -> None:
     """A person pushes an unrelated commit while the agent works and GitHub refuses the merge
-    ("Base branch was modified"): the fix is rebased onto the person's commit, verified again
-    and merged, without running the agent a second time."""
+    with 405 "Base branch was modified": that is no conflict, so the merge is tried again
+    (no rebase, no second agent run) and lands on top of the person's commit."""
     catalog = write_catalog(workdir, {"gated": gated_agent(workdir)})
     async with local_stack(workdir, database_url=e2e_db, agents_file=catalog) as stack:
         driver = stack.sandbox.driver
@@ -144,11 +144,14 @@ async def test_a_merge_refused_after_the_branch_moved_is_rebased_and_lands(
         [fix] = fix_pulls(stack, number)
         tasks = await task_rows(stack, "status, error, base_sha, fix_pr")
         parents = bare_git(stack, "rev-parse", f"{fix['head']['sha']}^@").split()
+        pr_head = driver.pull(REPO, number)["head"]["sha"]
+        merged_on = bare_git(stack, "rev-parse", f"{pr_head}^@").split()
         injected = driver.fault_stats()["injected"]
 
     assert row.state == "ready", row.reason
     assert injected == {"base_modified": 1}
     assert [t["status"] for t in tasks] == ["merged"]
     assert fix["merged_at"] is not None
-    assert parents == [person_head], "the fix commit was rebased onto the person's commit"
+    assert parents != [person_head], "the fix commit was not rebased"
+    assert merged_on == [person_head, fix["head"]["sha"]], "merged on top of the person's push"
     assert not (workdir / "started-2").exists(), "the agent ran once"

@@ -8,6 +8,7 @@ the bot reads carry real values. Every request is recorded; a request no route m
 
 import base64
 import functools
+import hashlib
 import json
 import re
 import types
@@ -26,6 +27,15 @@ from pydantic import BaseModel
 BASE_URL = "https://api.github.test/"
 Json = dict[str, Any]
 Handler = Callable[[re.Match[str], httpx.Request], httpx.Response]
+MAX_BODY = 65_536  # GitHub's 422 past this many characters of an issue, comment or PR body
+MAX_CHECK_TEXT = 65_535  # a check run's output.summary and output.text
+CONTENTS_LIMIT = 1024 * 1024  # past 1 MB the contents API sends `encoding: "none"`
+# GitHub's 405 for a merge method the repository does not allow.
+NOT_ALLOWED = {
+    "merge": "Merge commits are not allowed on this repository.",
+    "squash": "Squash merges are not allowed on this repository.",
+    "rebase": "Rebase merges are not allowed on this repository.",
+}
 
 
 def _placeholder(tp: Any) -> Any:
@@ -154,6 +164,8 @@ class FakeGitHub:
         # local bare repository to let the bot fetch from it).
         self.clone_url = f"https://github.test/{full_name}.git"
         self.installation_tokens: list[int] = []  # the installations a token was made for
+        # The repository's merge button settings (`allow_merge_commit`, ...).
+        self.merge_methods: set[str] = {"merge", "squash", "rebase"}
         self._ids = 1000
         repo = "/repos/" + re.escape(full_name)
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
@@ -172,6 +184,7 @@ class FakeGitHub:
                 ("GET", "/labels", self._list_labels),
                 ("POST", "/labels", self._create_label),
                 ("GET", "/contents/(.+)", self._get_content),
+                ("GET", "/git/blobs/([0-9a-f]{40})", self._get_blob),
                 ("GET", "/pulls", self._list_pulls),
                 ("POST", "/pulls", self._create_pull),
                 ("GET", r"/pulls/(\d+)", self._get_pull),
@@ -214,11 +227,32 @@ class FakeGitHub:
                 return httpx.Response(
                     injection.status, json=injection.body, headers=injection.headers
                 )
+        if (too_long := self._too_long(request)) is not None:
+            return too_long
         for method, pattern, handler in self.routes:
             match = pattern.match(path)
             if match and method == request.method:
                 return handler(match, request)
         raise AssertionError(f"fake GitHub has no route for {request.method} {request.url}")
+
+    @staticmethod
+    def _too_long(request: httpx.Request) -> httpx.Response | None:
+        """GitHub's 422 for a body, or check-run text, over its limit."""
+        if request.method not in ("POST", "PATCH") or not request.content:
+            return None
+        data = json.loads(request.content)
+        if not isinstance(data, dict):
+            return None
+        output = data.get("output") if isinstance(data.get("output"), dict) else {}
+        limits = [("body", data.get("body"), MAX_BODY)] + [
+            (f"output.{f}", output.get(f), MAX_CHECK_TEXT) for f in ("summary", "text")
+        ]
+        for name, text, limit in limits:
+            if isinstance(text, str) and len(text) > limit:
+                message = f"{name} is too long (maximum is {limit} characters)"
+                errors = [{"field": name, "code": "custom", "message": message}]
+                return httpx.Response(422, json={"message": "Validation Failed", "errors": errors})
+        return None
 
     # for tests
 
@@ -384,6 +418,9 @@ class FakeGitHub:
                 "clone_url": self.clone_url,
                 "private": True,
                 "owner": user(self.owner, owner_type),
+                "allow_merge_commit": "merge" in self.merge_methods,
+                "allow_squash_merge": "squash" in self.merge_methods,
+                "allow_rebase_merge": "rebase" in self.merge_methods,
             }
         )
 
@@ -459,15 +496,40 @@ class FakeGitHub:
         if path not in self.files:
             return self._error(404, "Not Found")
         text = self.files[path].encode()
+        large = len(text) > CONTENTS_LIMIT
         return self._ok(
             {
                 **skeleton(models.ContentFile),
                 "type": "file",
-                "encoding": "base64",
+                "encoding": "none" if large else "base64",
                 "path": path,
+                "sha": self._blob_sha(path),
                 "size": len(text),
                 # GitHub wraps the base64 text at 60 characters.
-                "content": "\n".join(re.findall(".{1,60}", base64.b64encode(text).decode())),
+                "content": "" if large else self._base64(text),
+            }
+        )
+
+    @staticmethod
+    def _base64(data: bytes) -> str:
+        return "\n".join(re.findall(".{1,60}", base64.b64encode(data).decode()))
+
+    @staticmethod
+    def _blob_sha(path: str) -> str:
+        return hashlib.sha1(path.encode()).hexdigest()  # noqa: S324 - a name, not security
+
+    def _get_blob(self, match: re.Match[str], request: httpx.Request) -> httpx.Response:
+        found = [p for p in self.files if self._blob_sha(p) == match.group(1)]
+        if not found:
+            return self._error(404, "Not Found")
+        text = self.files[found[0]].encode()
+        return self._ok(
+            {
+                **skeleton(models.Blob),
+                "sha": match.group(1),
+                "size": len(text),
+                "encoding": "base64",
+                "content": self._base64(text),
             }
         )
 
@@ -510,6 +572,9 @@ class FakeGitHub:
             return self._error(405, "Pull Request is not mergeable")
         if data.get("sha") not in (None, pull.head_sha):
             return self._error(409, "Head branch was modified. Review and try the merge again.")
+        method = data.get("merge_method", "merge")
+        if method not in self.merge_methods:
+            return self._error(405, NOT_ALLOWED[method])
         pull.merged, pull.merge_commit_sha, issue.state = True, "m" * 40, "closed"
         return self._ok({"sha": pull.merge_commit_sha, "merged": True, "message": "merged"})
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from bot.github.markers import parse_marker, render_marker
-from bot.github.records import MergeResult
+from bot.github.records import MAX_BODY, MAX_CHECK_TEXT, MergeResult
 from bot.github.repo_api import RepoAPI, can_write
 from tests.fakes.github import FakeGitHub
 
@@ -257,13 +257,78 @@ async def test_upsert_check_run_refuses_actions_github_would_reject(
 
 
 @pytest.mark.parametrize(
+    ("message", "refusal"),
+    [
+        pytest.param("Pull Request is not mergeable", "conflict", id="conflict"),
+        pytest.param(
+            "Base branch was modified. Review and try the merge again.",
+            "base_modified",
+            id="base-modified",
+        ),
+        pytest.param(
+            "Merge commits are not allowed on this repository.",
+            "method_not_allowed",
+            id="merge-commits-not-allowed",
+        ),
+        pytest.param(
+            "Squash merges are not allowed on this repository.",
+            "method_not_allowed",
+            id="squash-not-allowed",
+        ),
+        pytest.param('Required status check "test" is expected.', "checks", id="one-check"),
+        pytest.param("2 of 3 required status checks are expected.", "checks", id="checks"),
+        pytest.param(
+            "At least 1 approving review is required by reviewers with write access.",
+            "reviews",
+            id="reviews",
+        ),
+        pytest.param(
+            "Repository rule violations found\n\nChanges must be made through a pull request.",
+            "rules",
+            id="ruleset",
+        ),
+        pytest.param("Pull Request is still a draft", "other", id="unknown"),
+    ],
+)
+async def test_merge_pull_says_why_github_refused(
+    fake: FakeGitHub, api: RepoAPI, message: str, refusal: str
+) -> None:
+    """GitHub answers 405 for all of these: the result tells them apart, and only a merge
+    conflict counts as a conflict."""
+    pr = fake.add_pull("fix-3", SHA).number
+    fake.inject("PUT", rf"/pulls/{pr}/merge", 405, {"message": message})
+
+    result = await api.merge_pull(pr, SHA)
+
+    assert (result.merged, result.refusal, result.message) == (False, refusal, message)
+    assert result.conflict == (refusal == "conflict")
+
+
+@pytest.mark.parametrize(
+    ("allowed", "methods"),
+    [
+        pytest.param({"merge", "squash", "rebase"}, ("merge", "squash", "rebase"), id="all"),
+        pytest.param({"squash"}, ("squash",), id="squash-only"),
+        pytest.param({"rebase", "squash"}, ("squash", "rebase"), id="no-merge-commits"),
+    ],
+)
+async def test_get_repo_reads_the_allowed_merge_methods(
+    fake: FakeGitHub, api: RepoAPI, allowed: set[str], methods: tuple[str, ...]
+) -> None:
+    """The repository's merge button settings become its allowed methods, in default order."""
+    fake.merge_methods = allowed
+
+    assert (await api.get_repo()).merge_methods == methods
+
+
+@pytest.mark.parametrize(
     ("setup", "sha", "expected"),
     [
         pytest.param({}, SHA, MergeResult(True, "m" * 40, False, "merged"), id="merged"),
         pytest.param(
             {"mergeable": False},
             SHA,
-            MergeResult(False, None, True, "Pull Request is not mergeable"),
+            MergeResult(False, None, True, "Pull Request is not mergeable", refusal="conflict"),
             id="conflict",
         ),
         pytest.param(
@@ -344,6 +409,54 @@ async def test_read_file_decodes_content_and_404_is_none(fake: FakeGitHub, api: 
     assert await api.read_file(".github/review-loop.yml", ref="main") == text
     assert await api.read_file(".github/missing.yml") is None
     assert fake.calls("GET", r"/contents/\.github/review-loop\.yml")[0].url.params["ref"] == "main"
+
+
+async def test_read_file_reads_a_file_over_a_megabyte_from_the_blob_api(
+    fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """Past 1 MB the contents API says `encoding: "none"` and sends no content: the text
+    comes from the blob it names."""
+    text = "x = 1\n" * 200_000  # 1.2 MB
+    fake.files["big.py"] = text
+
+    assert await api.read_file("big.py") == text
+    assert len(fake.calls("GET", r"/git/blobs/[0-9a-f]{40}")) == 1
+
+
+async def test_bodies_over_githubs_limit_are_cut_with_a_visible_note(
+    fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """Issue, comment and PR bodies past 65,536 characters (GitHub would answer 422) are cut
+    to fit, saying how much was left out; the marker, first, survives."""
+    long = "y" * (MAX_BODY + 10_000)
+    marker = {"kind": "summary", "pr": 1}
+
+    issue = await api.create_issue("finding", long, [])
+    comment_id = await api.upsert_comment(issue.number, marker, long)
+    again = await api.upsert_comment(issue.number, marker, long)
+    pull = await api.create_pull("Fix", long, head="fix-1", base="main", marker={"kind": "fix"})
+
+    bodies = [fake.issues[issue.number].body, fake.comments[comment_id].body, pull.body]
+    for body in bodies:
+        assert len(body) <= MAX_BODY
+        assert body.endswith(" characters omitted")
+        assert "\n\n… truncated, " in body
+    assert parse_marker(fake.comments[comment_id].body) == marker
+    assert again == comment_id
+    assert fake.calls("PATCH", r"/issues/comments/\d+") == [], "the capped text is unchanged"
+
+
+async def test_check_run_text_over_githubs_limit_is_cut(fake: FakeGitHub, api: RepoAPI) -> None:
+    """A check run's summary and text are capped at 65,535 characters each."""
+    long = "z" * (MAX_CHECK_TEXT + 1)
+
+    await api.upsert_check_run(
+        "review-loop", SHA, status="in_progress", title="t", summary=long, text=long
+    )
+
+    (run,) = fake.check_runs.values()
+    assert run.summary is not None and len(run.summary) == MAX_CHECK_TEXT
+    assert run.summary.endswith("… truncated, 37 characters omitted")
 
 
 @pytest.mark.parametrize(

@@ -4,11 +4,19 @@ politely, and every reply is one comment of the bot's, marked as the reply to it
 import pytest
 
 from bot.github.markers import with_marker
-from bot.labels import FINDING_LABEL, WAIVED_LABEL
+from bot.labels import FINDING_LABEL, NEEDS_HUMAN_LABEL, WAIVED_LABEL
 from bot.loop.commands import HELP
 from bot.loop.store import TaskRow
 from bot.webhooks.dispatch import HandlerFailed
-from handlers.issue_comment import NOT_A_PR, NOT_TRACKED, REFUSAL, WAIVED
+from handlers.issue_comment import (
+    ALREADY_TRIED,
+    FIXING_ONE,
+    NOT_A_PR,
+    NOT_TRACKED,
+    REFUSAL,
+    RETRYING,
+    WAIVED,
+)
 from tests.fakes.github import FakeGitHub
 from tests.handlers.conftest import BOT, INSTALLATION, REPO, Bench, Json, finding_body
 
@@ -68,16 +76,36 @@ def flags(
         pytest.param("LGTM\n\n@review-loop AUDIT", None, flags(force_audit=True), id="any-line"),
         pytest.param("@review-loop fix", None, flags(force_audit=True, fixes=True), id="fix"),
         pytest.param(
-            f"@review-loop fix #{FINDING}", None, flags(force_audit=True, fixes=True), id="fix-#n"
+            f"@review-loop fix #{FINDING}",
+            f"#{FINDING} has no `agent:<name>` label naming an agent of the server's catalog: "
+            "label it, then `@review-loop fix` it again.",
+            None,
+            id="fix-#n-without-an-agent",
         ),
         pytest.param(
-            f"@review-loop retry #{FINDING}", None, flags(force_audit=True, fixes=True), id="retry"
+            f"@review-loop retry #{FINDING}",
+            RETRYING.format(n=FINDING),
+            flags(force_audit=True, fixes=True),
+            id="retry",
         ),
         pytest.param(
             "@review-loop deploy",
-            "Unknown command `deploy`: try `@review-loop help`.",
+            "Unknown command `deploy`. Try `@review-loop help`.",
             None,
             id="unknown-verb",
+        ),
+        pytest.param(
+            "@review-loop retyr #2",
+            "Unknown command `retyr`. Did you mean `@review-loop retry`? Try `@review-loop help`.",
+            None,
+            id="misspelt-verb-did-you-mean",
+        ),
+        pytest.param(
+            "@review-loop stauts",
+            "Unknown command `stauts`. Did you mean `@review-loop status`? "
+            "Try `@review-loop help`.",
+            None,
+            id="misspelt-status",
         ),
         pytest.param(
             "@review-loop", "Say what to do: try `@review-loop help`.", None, id="no-verb"
@@ -248,6 +276,7 @@ async def test_waive_closes_the_finding_as_accepted(bench: Bench) -> None:
     """`waive #n <reason>` labels the finding waived, says who waived it and why, closes it as
     not planned, and reconciles the PR; the PR gets no reply."""
     bench.fake.roles[USER] = "maintain"
+    bench.fake.issues[FINDING].labels.append(NEEDS_HUMAN_LABEL)
     body = f"@review-loop waive #{FINDING} false positive: generated code"
 
     delivery = await bench.deliver("issue_comment.created", comment(bench, body))
@@ -255,18 +284,16 @@ async def test_waive_closes_the_finding_as_accepted(bench: Bench) -> None:
     assert delivery.status == "done", delivery.outcome
     finding = bench.fake.issues[FINDING]
     assert WAIVED_LABEL in finding.labels
+    assert NEEDS_HUMAN_LABEL not in finding.labels, "a waived finding needs nobody"
     assert (finding.state, finding.state_reason) == ("closed", "not_planned")
     note = WAIVED.format(user=USER, reason="false positive: generated code")
-    assert [c.body for c in bench.comments_on(FINDING)] == [note]
+    assert bench.replies(FINDING, "waived") == [
+        with_marker({"kind": "waived", "issue": FINDING}, note)
+    ]
     assert bench.comments_on(PR) == []
     assert await bench.reconciles() == [PR]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handlers/issue_comment.py posts the waive note with a plain create "
-    "(`api.comment`), not `upsert_comment`: a retried delivery posts it again",
-)
 async def test_a_waive_retried_after_a_github_error_notes_it_once(bench: Bench) -> None:
     """Dispatch retries a failed handler from the start; the waive note is still posted once."""
     bench.fake.roles[USER] = "write"
@@ -284,15 +311,20 @@ async def test_a_waive_retried_after_a_github_error_notes_it_once(bench: Bench) 
     assert len(bench.comments_on(FINDING)) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handlers/issue_comment.py lets GitHub's 404 for an issue that does not exist "
-    "escape: the handler fails (and is retried) and the writer gets no reply",
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        pytest.param(404, "Not Found", id="never-existed"),
+        pytest.param(410, "This issue was deleted", id="deleted"),
+    ],
 )
-async def test_a_command_naming_a_missing_issue_is_answered(bench: Bench) -> None:
-    """`retry #999` where #999 does not exist is answered: it is not this PR's finding."""
+async def test_a_command_naming_a_missing_issue_is_answered(
+    bench: Bench, status: int, message: str
+) -> None:
+    """`retry #999` where #999 does not exist (or was deleted) is answered: it is not this
+    PR's finding."""
     bench.fake.roles[USER] = "write"
-    bench.fake.inject("GET", r"/issues/999", 404, {"message": "Not Found"})
+    bench.fake.inject("GET", r"/issues/999", status, {"message": message})
 
     delivery = await bench.deliver(
         "issue_comment.created", comment(bench, "@review-loop retry #999")
@@ -353,3 +385,61 @@ async def test_retry_forgives_the_issues_failure(
     row = await bench.pr(PR)
     assert row is not None and row.fixes_allowed
     assert await bench.reconciles() == [PR]
+
+
+async def test_fix_of_one_issue_starts_a_fix_of_just_that_issue(bench: Bench) -> None:
+    """`fix #n` on a finding routed to an agent creates one task for #n alone, at the PR's
+    head, queues it and says so; the loop is not reconciled (nothing else starts). Asked
+    again while it runs, the writer is told it is under way."""
+    bench.fake.roles[USER] = "write"
+    bench.fake.issues[FINDING].labels.append("agent:ruff-fix")
+    body = f"@review-loop fix #{FINDING}"
+
+    delivery = await bench.deliver("issue_comment.created", comment(bench, body))
+
+    assert delivery.status == "done", delivery.outcome
+    [task] = await bench.tasks()
+    pull = bench.fake.issues[PR].pull
+    assert pull is not None
+    assert (task.pr_number, task.issues, task.agent) == (PR, [FINDING], "ruff-fix")
+    assert (task.base_ref, task.base_sha) == (pull.head_ref, pull.head_sha)
+    assert await bench.fix_jobs() == [task.id]
+    assert await bench.reconciles() == []
+    reply = FIXING_ONE.format(n=FINDING, agent="ruff-fix")
+    assert bench.replies(PR, "reply") == [with_marker(REPLY, reply)]
+
+    again = comment(bench, body)
+    again["comment"]["id"] = COMMENT + 1
+    await bench.deliver("issue_comment.created", again)
+
+    second = {"kind": "reply", "comment": COMMENT + 1}
+    assert with_marker(second, f"A fix of #{FINDING} is already under way.") in bench.replies(
+        PR, "reply"
+    )
+    assert len(await bench.tasks()) == 1
+
+
+async def test_fix_of_one_issue_already_tried_at_this_head_points_to_retry(bench: Bench) -> None:
+    """A fix of #n that already ended at this head in this round is not made twice."""
+    bench.fake.roles[USER] = "write"
+    bench.fake.issues[FINDING].labels.append("agent:ruff-fix")
+    pull = bench.fake.issues[PR].pull
+    assert pull is not None
+    row = await bench.store.add_task(
+        repo=REPO,
+        pr_number=PR,
+        issue_number=FINDING,
+        installation_id=INSTALLATION,
+        agent="ruff-fix",
+        round=1,
+        base_ref=pull.head_ref,
+        base_sha=pull.head_sha,
+        branch=f"review-loop/pr-{PR}/{FINDING}",
+    )
+    assert row is not None
+    await bench.store.update_task(row.id, status="failed")
+
+    await bench.deliver("issue_comment.created", comment(bench, f"@review-loop fix #{FINDING}"))
+
+    assert bench.replies(PR, "reply") == [with_marker(REPLY, ALREADY_TRIED.format(n=FINDING))]
+    assert await bench.fix_jobs() == []

@@ -207,6 +207,99 @@ def test_merge_refuses_conflicts_and_stale_heads(world: World, bot: GitHub[Any])
     assert conflict.value.response.json()["message"] == "Pull Request is not mergeable"
 
 
+def test_merge_methods_follow_the_repositorys_settings(world: World, bot: GitHub[Any]) -> None:
+    """A squash-only repository says so in `GET /repos` and refuses a merge commit with
+    GitHub's 405; squash merges."""
+    driver = world.driver
+    driver.set_merge_methods(REPO, "squash")
+    repo = bot.rest.repos.get(OWNER, NAME).parsed_data
+    assert (repo.allow_merge_commit, repo.allow_squash_merge, repo.allow_rebase_merge) == (
+        False,
+        True,
+        False,
+    )
+    driver.push(REPO, "feature", {"f": "1"}, as_user="alice")
+    number = driver.open_pr(REPO, "feature", as_user="alice")["number"]
+    with pytest.raises(RequestFailed) as refused:
+        bot.rest.pulls.merge(OWNER, NAME, number, merge_method="merge")
+    assert status_of(refused) == 405
+    assert refused.value.response.json()["message"] == (
+        "Merge commits are not allowed on this repository."
+    )
+    merged = bot.rest.pulls.merge(OWNER, NAME, number, merge_method="squash").parsed_data
+    assert merged.merged is True
+
+
+def test_a_protected_branch_merges_once_its_checks_passed_and_it_is_approved(
+    world: World, bot: GitHub[Any]
+) -> None:
+    """Branch protection answers 405 with GitHub's messages: first the required check, then
+    the required approval; met, the merge goes through."""
+    driver = world.driver
+    driver.set_permission(REPO, "bob", "write")
+    driver.protect_branch(REPO, "main", required_checks=["test"], required_approvals=1)
+    sha = driver.push(REPO, "feature", {"f": "1"}, as_user="alice")
+    number = driver.open_pr(REPO, "feature", as_user="alice")["number"]
+
+    def refusal() -> str:
+        with pytest.raises(RequestFailed) as refused:
+            bot.rest.pulls.merge(OWNER, NAME, number, sha=sha)
+        assert status_of(refused) == 405
+        return str(refused.value.response.json()["message"])
+
+    assert refusal() == 'Required status check "test" is expected.'
+    bot.rest.checks.create(
+        OWNER, NAME, name="test", head_sha=sha, status="completed", conclusion="failure"
+    )
+    assert refusal() == 'Required status check "test" is expected.'
+    bot.rest.checks.create(
+        OWNER, NAME, name="test", head_sha=sha, status="completed", conclusion="success"
+    )
+    assert refusal() == "At least 1 approving review is required by reviewers with write access."
+    driver.approve(REPO, number, as_user="bob")
+    assert bot.rest.pulls.merge(OWNER, NAME, number, sha=sha).parsed_data.merged is True
+
+
+def test_bodies_over_65536_characters_are_refused_as_github_does(
+    world: World, bot: GitHub[Any]
+) -> None:
+    """Issue, comment and PR bodies past 65,536 characters get GitHub's 422; at the limit they
+    are taken."""
+    long, fits = "b" * 65_537, "b" * 65_536
+    refusals = []
+    with pytest.raises(RequestFailed) as error:
+        bot.rest.issues.create(OWNER, NAME, title="t", body=long)
+    refusals.append(error)
+    number = bot.rest.issues.create(OWNER, NAME, title="t", body=fits).parsed_data.number
+    with pytest.raises(RequestFailed) as error:
+        bot.rest.issues.update(OWNER, NAME, number, body=long)
+    refusals.append(error)
+    with pytest.raises(RequestFailed) as error:
+        bot.rest.issues.create_comment(OWNER, NAME, number, body=long)
+    refusals.append(error)
+    world.driver.push(REPO, "feature", {"f": "1"}, as_user="alice")
+    with pytest.raises(RequestFailed) as error:
+        bot.rest.pulls.create(OWNER, NAME, title="t", head="feature", base="main", body=long)
+    refusals.append(error)
+
+    for refused in refusals:
+        assert status_of(refused) == 422
+        [detail] = refused.value.response.json()["errors"]
+        assert detail["message"] == "body is too long (maximum is 65536 characters)"
+
+
+def test_contents_over_a_megabyte_come_from_the_blob_api(world: World, bot: GitHub[Any]) -> None:
+    """Past 1 MB the contents API answers `encoding: "none"` with no content; the blob API
+    has the file."""
+    text = "x = 1\n" * 200_000
+    world.driver.push(REPO, "big", {"big.py": text}, as_user="alice")
+    content = bot.rest.repos.get_content(OWNER, NAME, "big.py", ref="big").parsed_data
+    assert not isinstance(content, list)
+    assert (content.encoding, content.content) == ("none", "")
+    blob = bot.rest.git.get_blob(OWNER, NAME, content.sha).parsed_data
+    assert base64.b64decode(blob.content).decode() == text
+
+
 def test_reviewers_and_reviews(world: World, bot: GitHub[Any]) -> None:
     """The bot requests reviewers; a human approves; the author cannot approve their own PR."""
     world.driver.push(REPO, "feature", {"f": "1"}, as_user="alice")
@@ -327,3 +420,15 @@ def test_unknown_endpoints_answer_githubs_json_404(world: World) -> None:
     answer = httpx.get(world.sandbox.api_url + "repos/acme/widgets/nothing-here")
     assert (answer.status_code, answer.json()["message"]) == (404, "Not Found")
     assert "x-ratelimit-limit" in answer.headers
+
+
+def test_check_run_text_over_65535_characters_is_refused(world: World, bot: GitHub[Any]) -> None:
+    """A check run's output.summary past 65,535 characters gets GitHub's 422."""
+    sha = world.driver.push(REPO, "feature", {"f": "1"}, as_user="alice")
+    output = {"title": "t", "summary": "s" * 65_536}
+    body = {"name": "review-loop", "head_sha": sha, "output": output}
+    with pytest.raises(RequestFailed) as error:
+        bot.request(
+            "POST", f"/repos/{REPO}/check-runs", json=body, error_models={"422": ValidationError}
+        )
+    assert status_of(error) == 422

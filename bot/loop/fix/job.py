@@ -5,6 +5,7 @@ from pathlib import Path
 
 from bot.agents.catalog import AgentSpec
 from bot.engine.leases import Lease
+from bot.github.records import MergeMethod
 from bot.github.repo_api import RepoAPI
 from bot.loop.fleet import Fleet
 from bot.loop.store import LoopStore, TaskRow
@@ -49,6 +50,7 @@ class FixJob:
     mirror: Path
     clone_url: str
     token: str
+    merge_method: MergeMethod = "merge"  # how its fix PR is merged into the PR branch
 
     async def check_lease(self) -> None:
         """Raise LeaseLost unless this task still holds its issue: before every side effect."""

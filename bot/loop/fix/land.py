@@ -22,7 +22,7 @@ from tenacity.wait import wait_base
 
 from bot.git.cmd import GitError, git
 from bot.git.worktrees import Worktree
-from bot.github.records import PullInfo
+from bot.github.records import MergeMethod, PullInfo
 from bot.github.repo_api import RepoAPI
 from bot.loop.fix.branch import TaskBranch, descends, head_of, reset_worktree
 from bot.loop.fix.job import FixJob, TaskFailed
@@ -44,6 +44,20 @@ fix. What the agent's rerun on a new head does for each issue it had fixed."""
 
 class HeadNotCaughtUp(Exception):
     """GitHub refused a merge with 409: the fix PR's head is not (yet) the commit pushed."""
+
+
+class BaseModified(Exception):
+    """GitHub refused a merge with 405 "Base branch was modified": another merge into the PR
+    branch landed at that moment; trying again merges on top of it."""
+
+
+class MergeBlocked(Exception):
+    """GitHub refused a merge for a reason only a person can mend (required checks or
+    reviews, a ruleset, a merge method the repository does not allow); `reason` quotes it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def fix_pr_text(
@@ -89,28 +103,36 @@ async def merge_fix_pr(
     *,
     check_lease: Callable[[], Awaitable[None]],
     wait: wait_base = MERGE_WAIT,
+    method: MergeMethod = "merge",
 ) -> bool:
-    """Merge fix PR `number` at `head`: True once merged, False on a merge conflict. A 409
-    (GitHub has not caught up with the push) is tried again, `wait` apart; a head that never
-    catches up, a closed PR or any other refusal ends the task."""
+    """Merge fix PR `number` at `head` with `method`: True once merged, False on a merge
+    conflict. A 409 (GitHub has not caught up with the push) or a 405 "Base branch was
+    modified" is tried again, `wait` apart; a head that never catches up, a closed PR or a
+    refusal ends the task; what a person must mend (checks, reviews, rules, the method)
+    raises MergeBlocked."""
     retrying = AsyncRetrying(
-        retry=retry_if_exception_type(HeadNotCaughtUp),
+        retry=retry_if_exception_type((HeadNotCaughtUp, BaseModified)),
         stop=stop_after_attempt(MERGE_ATTEMPTS) | stop_after_delay(MERGE_DEADLINE_S),
         wait=wait,
         before_sleep=before_sleep_log(log, logging.INFO),
         reraise=True,
     )
     try:
-        return await retrying(_merge_once, api, number, head, title, check_lease)
-    except HeadNotCaughtUp as exc:
+        return await retrying(_merge_once, api, number, head, title, method, check_lease)
+    except (HeadNotCaughtUp, BaseModified) as exc:
         raise TaskFailed("failed", f"fix PR #{number} not merged: {exc}") from exc
 
 
 async def _merge_once(
-    api: RepoAPI, number: int, head: str, title: str, check_lease: Callable[[], Awaitable[None]]
+    api: RepoAPI,
+    number: int,
+    head: str,
+    title: str,
+    method: MergeMethod,
+    check_lease: Callable[[], Awaitable[None]],
 ) -> bool:
     await check_lease()
-    merged = await api.merge_pull(number, head, title=title)
+    merged = await api.merge_pull(number, head, method, title=title)
     if merged.merged:
         return True
     if merged.conflict:
@@ -120,6 +142,10 @@ async def _merge_once(
         raise TaskFailed("rejected", REJECTED_ERROR)
     if merged.head_moved:
         raise HeadNotCaughtUp(merged.message)
+    if merged.refusal == "base_modified":
+        raise BaseModified(merged.message)
+    if merged.refusal is not None:  # checks, reviews, rules, method, or what we do not know
+        raise MergeBlocked(f"GitHub refused to merge fix PR #{number} ({method}): {merged.message}")
     raise TaskFailed("failed", f"fix PR #{number} not merged: {merged.message}")
 
 
@@ -136,7 +162,33 @@ async def land(
 ) -> None:
     """Merge the fix PR into the PR branch; on a conflict rebase, then rerun the agent on the
     new head (`fix_issue` for each of the `fixed` issues); a conflict after both ends the
-    task as `conflict`, its PR left open for a person."""
+    task as `conflict`, its PR left open for a person. A merge GitHub blocks (required checks
+    or reviews, rules) leaves the task `pushed`, its fix PR open for a person, who is told
+    GitHub's message there and in the PR's summary."""
+    try:
+        await _land(job, branch, wt, fix_pr, fixed, title, fix_issue, wait)
+    except MergeBlocked as exc:
+        log.info("task %s: %s", job.task.id, exc.reason)
+        await job.check_lease()
+        await job.api.upsert_comment(
+            fix_pr.number,
+            {"kind": "merge-blocked", "pr": fix_pr.number},
+            f"{exc.reason}\n\nreview-loop leaves this fix for a person to merge once GitHub "
+            "allows it.",
+        )
+        await job.store.update_task(job.task.id, status="pushed", error=exc.reason)
+
+
+async def _land(
+    job: FixJob,
+    branch: TaskBranch,
+    wt: Worktree,
+    fix_pr: PullInfo,
+    fixed: list[int],
+    title: str,
+    fix_issue: FixIssue,
+    wait: wait_base,
+) -> None:
     merge_title = f"Merge {title}"[:TITLE_LIMIT]
     if await _merged(job, wt, fix_pr, merge_title, wait):
         return
@@ -160,7 +212,13 @@ async def _merged(job: FixJob, wt: Worktree, fix_pr: PullInfo, title: str, wait:
     """Merge the fix PR at the worktree's HEAD and record it; False on a conflict."""
     head = await head_of(wt)
     if not await merge_fix_pr(
-        job.api, fix_pr.number, head, title, check_lease=job.check_lease, wait=wait
+        job.api,
+        fix_pr.number,
+        head,
+        title,
+        check_lease=job.check_lease,
+        wait=wait,
+        method=job.merge_method,
     ):
         return False
     await job.store.update_task(job.task.id, status="merged")

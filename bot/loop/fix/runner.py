@@ -23,7 +23,7 @@ from bot.audit.findings import Finding
 from bot.engine.leases import Lease
 from bot.git.worktrees import Worktree, record_setup_output, snapshot
 from bot.github.markers import parse_marker
-from bot.github.records import IssueInfo
+from bot.github.records import IssueInfo, default_merge_method
 from bot.github.repo_api import RepoAPI
 from bot.loop import report
 from bot.loop.fix.branch import (
@@ -103,7 +103,10 @@ async def _run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> N
         # (force-push) is not: the next round plans again from the new head.
         if not await descends(mirror, pr.head_sha, task.base_sha):
             raise TaskFailed("stale", "the pull request was rewritten; the next round re-plans")
-    job = FixJob(fleet, api, store, lease, task, config, spec, mirror, repo_info.clone_url, token)
+    method = default_merge_method(config.merge_method, repo_info.merge_methods)
+    job = FixJob(
+        fleet, api, store, lease, task, config, spec, mirror, repo_info.clone_url, token, method
+    )
     remote_sha = await branch_sha(mirror, task.branch)
     branch = TaskBranch(task.branch, repo_info.clone_url, token, remote_sha, job.check_lease)
     wt, warm, resumed = await _spawn_worktree(job, remote_sha)

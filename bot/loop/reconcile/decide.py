@@ -106,6 +106,7 @@ class Task:
     fix_pr: int | None = None
     round: int = 0
     base_sha: str = ""
+    blocked: str | None = None  # a pushed fix PR GitHub would not merge: its message
 
     @classmethod
     def of(cls, row: TaskRow) -> "Task":
@@ -116,6 +117,7 @@ class Task:
             fix_pr=row.fix_pr,
             round=row.round,
             base_sha=row.base_sha,
+            blocked=row.error if row.status == "pushed" else None,
         )
 
 
@@ -253,13 +255,26 @@ def _decide(
 
 
 def _in_flight(active: Sequence[Task], config: RepoConfig, round_: int) -> Decision:
-    """Fixes are under way: wait for them (for a person, when every one waits to be merged)."""
-    proposed = [t.fix_pr for t in active if t.status == "pushed" and t.fix_pr]
-    if config.merge_fixes == "manual" and len(proposed) == len(active):
-        listed = ", ".join(f"#{n}" for n in sorted(proposed))
-        reason = f"fix PRs {listed} wait for a person to merge them (merge_fixes: manual)"
+    """Fixes are under way: wait for them (for a person, when every one waits to be merged:
+    `merge_fixes: manual`, or GitHub refused to merge it, e.g. for a required review)."""
+    waiting = [
+        t
+        for t in active
+        if t.status == "pushed" and t.fix_pr and (config.merge_fixes == "manual" or t.blocked)
+    ]
+    if waiting and len(waiting) == len(active):
+        if config.merge_fixes == "manual":
+            listed = ", ".join(f"#{t.fix_pr}" for t in sorted(waiting, key=_fix_pr))
+            reason = f"fix PRs {listed} wait for a person to merge them (merge_fixes: manual)"
+        else:
+            reason = "; ".join(f"{t.blocked}" for t in sorted(waiting, key=_fix_pr))
+            reason += " (a person merges it once GitHub allows)"
         return Decision(report.WAITING, reason, round_)
     return Decision(report.FIXING, f"{len(active)} fixes running", round_)
+
+
+def _fix_pr(task: Task) -> int:
+    return task.fix_pr or 0
 
 
 def _triage(issues: Issues, tasks: Sequence[Task]) -> tuple[dict[int, str], list[tuple[int, str]]]:

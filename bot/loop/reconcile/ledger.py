@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bot.github.records import cap_text
 from bot.labels import WAIVED_LABEL
 from bot.loop.reconcile.issue_text import IssueDraft
 
@@ -193,4 +194,5 @@ def _changed(issue: ExistingIssue, draft: IssueDraft, head_sha: str) -> bool:
     old_sha = issue.marker.get("sha") if issue.marker else None
     if isinstance(old_sha, str) and old_sha:
         old_body = old_body.replace(old_sha, head_sha).replace(old_sha[:12], head_sha[:12])
-    return old_body.strip() != draft.body.strip()
+    # GitHub holds the body as the bot capped it (bot/github/repo_api.py): compare like that.
+    return old_body.strip() != cap_text(draft.body).strip()

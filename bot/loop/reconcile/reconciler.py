@@ -100,7 +100,11 @@ class PrReconciler:
             await self._report(pr, decision, facts.config, findings=audit.findings, noun="finding")
             return
         ledger = await self._ledger(pr, audit.findings, facts.config)
-        if facts.config.merge_fixes == "manual":
+        # Fix PRs a person merges (manual, or GitHub refused the bot's merge): a merge or close
+        # whose webhook never arrived is seen here.
+        if facts.config.merge_fixes == "manual" or any(
+            t.status == "pushed" and t.error for t in tasks
+        ):
             tasks = await self._settle_proposed(tasks)
         issues = ledger.view()
         planner = await self._planner(issues)

@@ -7,15 +7,17 @@ import pytest
 from tenacity import wait_none
 
 from bot.engine.leases import LeaseLost
+from bot.github.records import MergeMethod
 from bot.github.repo_api import RepoAPI
 from bot.loop.fix.job import TaskFailed
-from bot.loop.fix.land import MERGE_ATTEMPTS, fix_pr_text, merge_fix_pr
+from bot.loop.fix.land import MERGE_ATTEMPTS, MergeBlocked, fix_pr_text, merge_fix_pr
 from bot.loop.store import REJECTED_ERROR
 from tests.fakes.github import FakeGitHub
 
 HEAD = "c" * 40
 MERGE = r"/pulls/\d+/merge"
 HEAD_MOVED = {"message": "Head branch was modified. Review and try the merge again."}
+BASE_MODIFIED = {"message": "Base branch was modified. Review and try the merge again."}
 
 
 class LeaseChecks:
@@ -31,9 +33,17 @@ class LeaseChecks:
             raise LeaseLost("taken over")
 
 
-async def merge(api: RepoAPI, number: int, checks: LeaseChecks | None = None) -> bool:
+async def merge(
+    api: RepoAPI, number: int, checks: LeaseChecks | None = None, method: MergeMethod = "merge"
+) -> bool:
     return await merge_fix_pr(
-        api, number, HEAD, "Merge Fix #3", check_lease=checks or LeaseChecks(), wait=wait_none()
+        api,
+        number,
+        HEAD,
+        "Merge Fix #3",
+        check_lease=checks or LeaseChecks(),
+        wait=wait_none(),
+        method=method,
     )
 
 
@@ -162,3 +172,54 @@ def test_fix_pr_text(
     assert got_title == title
     if body is not None:
         assert got_body == body
+
+
+async def test_a_base_modified_while_merging_is_tried_again(fake: FakeGitHub, api: RepoAPI) -> None:
+    """GitHub answers 405 (not 409) "Base branch was modified" when another merge landed at
+    that moment: the merge is tried again, not taken for a conflict."""
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD)
+    fake.inject("PUT", MERGE, 405, BASE_MODIFIED)
+
+    assert await merge(api, pr.number)
+
+    assert len(fake.calls("PUT", MERGE)) == 2
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        pytest.param('Required status check "test" is expected.', id="required-check"),
+        pytest.param(
+            "At least 1 approving review is required by reviewers with write access.",
+            id="required-review",
+        ),
+        pytest.param("Repository rule violations found", id="ruleset"),
+        pytest.param("Merge commits are not allowed on this repository.", id="method"),
+    ],
+)
+async def test_a_merge_only_a_person_can_unblock_is_handed_over_with_githubs_message(
+    fake: FakeGitHub, api: RepoAPI, message: str
+) -> None:
+    """Required checks, reviews, rules or a disallowed method: no conflict path, no retry;
+    MergeBlocked quotes GitHub."""
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD)
+    fake.inject("PUT", MERGE, 405, {"message": message})
+
+    with pytest.raises(MergeBlocked) as caught:
+        await merge(api, pr.number)
+
+    assert caught.value.reason == f"GitHub refused to merge fix PR #{pr.number} (merge): {message}"
+    assert len(fake.calls("PUT", MERGE)) == 1
+
+
+async def test_a_squash_only_repository_is_merged_with_squash(
+    fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """The method chosen for the repository is the one sent."""
+    fake.merge_methods = {"squash"}
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD)
+
+    assert await merge(api, pr.number, method="squash")
+
+    (put,) = fake.calls("PUT", MERGE)
+    assert json.loads(put.content)["merge_method"] == "squash"

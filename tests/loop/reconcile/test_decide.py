@@ -29,6 +29,12 @@ PLANNER = Planner(prior=PRIORS, concurrency=4)
 DEAR_SPAWN = Planner(prior=PRIORS, concurrency=4, measured={"fix": Costs(60.0, 2.0, samples=3)})
 
 
+REVIEW_BLOCKED = (
+    "GitHub refused to merge fix PR #12 (merge): At least 1 approving review is required by "
+    "reviewers with write access."
+)
+
+
 def found(*numbers: int, agent: str | None = "fix", **fields: object) -> Issues:
     """Open findings, one issue each, routed to `agent`."""
     return Issues(
@@ -153,6 +159,18 @@ CASES = [
         tasks=(task("pushed", 1, fix_pr=12), task("running", 2)),
         expected=Decision(FIXING, "2 fixes running", 1),
     ), id="manual-with-a-fix-still-running"),
+    pytest.param(Case(
+        loop=Loop(round=1), issues=found(1),
+        tasks=(task("pushed", 1, fix_pr=12, blocked=REVIEW_BLOCKED),),
+        expected=Decision(
+            WAITING, f"{REVIEW_BLOCKED} (a person merges it once GitHub allows)", 1
+        ),
+    ), id="waiting-for-a-person-github-blocks-the-merge"),
+    pytest.param(Case(
+        loop=Loop(round=1), issues=found(1, 2),
+        tasks=(task("pushed", 1, fix_pr=12, blocked=REVIEW_BLOCKED), task("running", 2)),
+        expected=Decision(FIXING, "2 fixes running", 1),
+    ), id="blocked-merge-with-a-fix-still-running"),
     pytest.param(Case(
         pull=Pull(number=7, head_sha=HEAD, fork=True), issues=found(1, 2),
         expected=Decision(
