@@ -35,8 +35,8 @@ async def metrics_page(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     if not runtime.settings.metrics:
         return PlainTextResponse("metrics are off: set REVIEW_LOOP_METRICS=true", status_code=404)
-    body = metrics.render(await metrics.collect(runtime.pool))
-    return Response(body, media_type=metrics.CONTENT_TYPE)
+    body = await metrics.exposition(runtime.pool)
+    return Response(body, headers={"content-type": metrics.CONTENT_TYPE})
 
 
 async def status(request: Request) -> JSONResponse:
@@ -54,7 +54,11 @@ def create_app(runtime: Runtime) -> Starlette:
     secret = runtime.settings.require_webhook_secret()
     app = Starlette(
         routes=[
-            Route("/webhook", Intake(secret, DeliveryWriter(runtime.pool)), methods=["POST"]),
+            Route(
+                "/webhook",
+                metrics.TimedIntake(Intake(secret, DeliveryWriter(runtime.pool))),
+                methods=["POST"],
+            ),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_page),
