@@ -1,4 +1,4 @@
-"""The web app: POST /webhook, /healthz, /readyz, /metrics, /status."""
+"""The web app: POST /webhook, /healthz, /readyz, /metrics, /status, /ui (the dashboard)."""
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -8,6 +8,7 @@ from starlette.routing import Route
 from bot.engine import database, migrations
 from bot.runtime import Runtime
 from bot.web import metrics
+from bot.web.dashboard import pages as dashboard
 from bot.web.intake import Intake
 from bot.web.status import collect_status
 from bot.webhooks.deliveries import DeliveryWriter
@@ -63,6 +64,7 @@ def create_app(runtime: Runtime) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics_page),
             Route("/status", status),
+            *dashboard.ROUTES,
         ]
     )
     app.state.runtime = runtime
