@@ -84,12 +84,14 @@ async def test_dashboard_is_off_without_a_token(runtime: Runtime) -> None:
         ({"authorization": "Bearer wrong-token"}, 401),
         ({"authorization": f"Basic {TOKEN}"}, 401),
         ({"cookie": f"{auth.COOKIE}=9999999999.{'0' * 64}"}, 401),
+        ({"cookie": f"{auth.COOKIE}=\u00b2.\u00e9".encode("latin-1")}, 401),
         (HTML, 303),
     ],
-    ids=["nothing", "wrong-bearer", "not-bearer", "forged-cookie", "browser-to-login"],
-)
+    ids=["nothing", "wrong-bearer", "not-bearer", "forged-cookie", "non-ascii-cookie",
+         "browser-to-login"],
+)  # fmt: skip
 async def test_pages_refuse_requests_without_the_token(
-    ui: tuple[str, httpx.AsyncClient], headers: dict[str, str], status: int
+    ui: tuple[str, httpx.AsyncClient], headers: dict[str, str | bytes], status: int
 ) -> None:
     """Without the token: 401 (a browser is sent to the login form instead), nothing shown."""
     _, client = ui
@@ -183,3 +185,15 @@ async def test_everything_shown_is_escaped(ui: tuple[str, httpx.AsyncClient]) ->
     pr_html = (await client.get("/ui/pr/acme/demo/7", headers=BEARER)).text
     assert "F401 &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in pr_html
     assert "agent said &lt;script&gt;" in pr_html
+
+
+def test_login_cookie_expires_and_is_bound_to_the_token() -> None:
+    """The cookie opens the pages until its expiry, and only while the token is unchanged."""
+    cookie = {auth.COOKIE: auth.make_cookie(TOKEN, now=1000.0)}
+    last = 1000.0 + auth.COOKIE_TTL_S
+    assert auth.allowed(TOKEN, {}, cookie, clock=lambda: last)
+    assert not auth.allowed(TOKEN, {}, cookie, clock=lambda: last + 1)
+    assert not auth.allowed("a-new-token", {}, cookie, clock=lambda: 1000.0)
+    expires, _, mac = cookie[auth.COOKIE].partition(".")
+    later = {auth.COOKIE: f"{int(expires) + 3600}.{mac}"}  # the expiry pushed back
+    assert not auth.allowed(TOKEN, {}, later, clock=lambda: 1000.0)

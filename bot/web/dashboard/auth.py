@@ -24,9 +24,9 @@ def make_cookie(token: str, *, now: float) -> str:
 
 def cookie_valid(token: str, value: str, *, now: float) -> bool:
     expires_text, _, mac = value.partition(".")
-    if not expires_text.isdigit() or int(expires_text) < now:
+    if not (expires_text.isascii() and expires_text.isdigit()) or int(expires_text) < now:
         return False
-    return hmac.compare_digest(_sign(token, int(expires_text)), mac)
+    return hmac.compare_digest(_sign(token, int(expires_text)).encode(), mac.encode())
 
 
 def token_matches(token: str, offered: str) -> bool:
