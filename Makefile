@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEPLOY_TOOLS := $(VENV)/.deploy-tools
 
-.PHONY: demo test lint typecheck serve sandbox clean bench-fanout deploy-check bench-intake
+.PHONY: demo test lint typecheck serve sandbox clean bench-fanout deploy-check bench-intake \
+	browser-tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +35,14 @@ $(DEPLOY_TOOLS): $(STAMP) deploy/check-requirements.txt deploy/install-check-too
 
 deploy-check: $(DEPLOY_TOOLS)
 	deploy/check.sh $(BIN)
+
+# Headless Chromium and its driver from Debian, for tests/e2e/test_dashboard_browser.py (the
+# test installs them itself when missing, and skips saying why when apt-get cannot).
+browser-tools:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver \
+		|| apt-get install -y chromium chromium-driver >/dev/null 2>&1 \
+		|| (apt-get update >/dev/null 2>&1 && apt-get install -y chromium chromium-driver >/dev/null 2>&1) \
+		|| { echo "browser-tools: apt-get could not install chromium and chromium-driver" >&2; exit 2; }
 
 serve: $(STAMP)
 	$(BIN)/review-loop serve

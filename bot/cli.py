@@ -62,6 +62,8 @@ async def _serve(settings: Settings, *, web: bool, worker: bool) -> None:
             tasks.append(asyncio.create_task(server.serve(), name="web"))
         if worker:
             fleet = wire(runtime, _router())
+            if not web and settings.metrics and settings.worker_metrics_port:
+                _serve_worker_metrics(settings)
             tasks.append(
                 asyncio.create_task(run_worker(fleet, install_signal_handlers=False), name="worker")
             )
@@ -95,6 +97,20 @@ async def _serve(settings: Settings, *, web: bool, worker: bool) -> None:
             error = None if t is stopper or t.cancelled() else t.exception()
             if error is not None:
                 raise error
+
+
+def _serve_worker_metrics(settings: Settings) -> None:
+    """A worker alone has no web app: its histograms get their own port (a daemon thread
+    that ends with the process)."""
+    from prometheus_client import start_http_server
+
+    from bot import meters
+
+    start_http_server(settings.worker_metrics_port, settings.host, registry=meters.REGISTRY)
+    print(
+        f"worker metrics: http://{settings.host}:{settings.worker_metrics_port}/metrics",
+        file=sys.stderr,
+    )
 
 
 def _run_on_uvloop(main: Coroutine[None, None, None]) -> None:

@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     status_page: bool = False
     # GET /metrics: counts by state, in Prometheus' format; no repository or person named.
     metrics: bool = True
+    # `review-loop worker` alone: serve this process's histograms on this port (0: off).
+    # `serve` and `web` show their own on /metrics with the counts.
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    # GET /ui, the dashboard: off unless a token is set (bearer, or the login form's cookie).
+    dashboard_token: SecretStr | None = None
     # Bots other than ourselves whose events are acted on (logins, e.g. "renovate[bot]").
     allowed_bots: list[str] = Field(default_factory=list)
     # Spacing between content-creating GitHub requests, per installation.

@@ -18,6 +18,7 @@ from bot import process
 from bot.agents.briefs import redact_secrets
 from bot.agents.catalog import AgentSpec
 from bot.git.cmd import redact
+from bot.meters import AGENT_RUN_SECONDS
 
 BRIEF_FILE_ENV = "REVIEW_LOOP_BRIEF_FILE"
 # Passed through from the server's environment to every agent; everything else is dropped
@@ -90,10 +91,14 @@ async def run_agent(
     environment, read at call time).
     """
     source_env = os.environ if environ is None else environ
-    if spec.kind == "builtin":
-        return await _run_builtin(spec, worktree, task, source_env, kill_grace_s)
-    if spec.kind == "command":
-        return await _run_command(spec, worktree, brief, source_env, kill_grace_s)
+    if spec.kind in ("builtin", "command"):
+        if spec.kind == "builtin":
+            result = await _run_builtin(spec, worktree, task, source_env, kill_grace_s)
+        else:
+            result = await _run_command(spec, worktree, brief, source_env, kill_grace_s)
+        outcome = "ok" if result.ok else "failed"
+        AGENT_RUN_SECONDS.labels(spec.name, outcome).observe(result.duration_s)
+        return result
     return AgentResult(
         ok=False,
         exit_code=None,

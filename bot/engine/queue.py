@@ -21,6 +21,7 @@ import procrastinate
 from procrastinate import JobContext, RetryStrategy
 
 from bot.engine.database import Conn
+from bot.meters import JOB_SECONDS, timed
 
 C = TypeVar("C")
 P = ParamSpec("P")
@@ -99,7 +100,9 @@ class Queue:
             number = (jc.job.attempts or 0) + 1 if jc.job is not None else 1
             token = _attempt.set(Attempt(number, runs))
             try:
-                await job.body(context, **kwargs)
+                with timed(JOB_SECONDS, task=job.name, outcome="failed") as labels:
+                    await job.body(context, **kwargs)
+                    labels["outcome"] = "succeeded"
             finally:
                 _attempt.reset(token)
 

@@ -21,6 +21,7 @@ from bot.config import Settings
 from bot.engine.database import Pool
 from bot.github.repo_api import RepoAPI
 from bot.github.throttle import Throttles
+from bot.github.timing import TimedTransport
 
 A = TypeVar("A", bound=BaseAuthStrategy)
 
@@ -83,9 +84,14 @@ class GitHubApp:
             base_url=self.base_url,
             timeout=self._settings.github_timeout_s,
             auto_retry=retry_decision,
-            async_transport=transport or self._transport,
+            async_transport=transport or self._timed(),
             user_agent="review-loop",
         )
+
+    def _timed(self) -> TimedTransport:
+        """Plain HTTP (or the injected transport), each request timed (`bot/meters.py`)."""
+        inner = self._transport or httpx.AsyncHTTPTransport()
+        return TimedTransport(inner, httpx.URL(self.base_url).path)
 
     def app_client(self) -> GitHub[AppAuthStrategy]:
         settings = self._settings
@@ -99,7 +105,7 @@ class GitHubApp:
             AppInstallationAuthStrategy(
                 settings.require_app_id(), settings.require_private_key(), installation_id
             ),
-            self.throttles.transport(installation_id, inner=self._transport),
+            self.throttles.transport(installation_id, inner=self._timed()),
         )
 
     async def repo_api(self, gh: GitHub[Any], full_name: str) -> RepoAPI:

@@ -19,6 +19,7 @@ from typing import Protocol
 import httpx
 
 from bot.engine.database import Pool
+from bot.meters import THROTTLE_WAIT_SECONDS
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -93,6 +94,8 @@ class Throttle(abc.ABC):
     """What a `ThrottledTransport` asks of one installation's throttle. Writes of this process
     queue in arrival order; `sleep` and the clocks are injectable so tests need not wait."""
 
+    kind: str  # the `throttle` label of its waits: local (this process) or shared
+
     def __init__(
         self, limits: WriteLimits, *, max_wait_s: float, wall_clock: Clock, sleep: Sleep
     ) -> None:
@@ -121,6 +124,7 @@ class Throttle(abc.ABC):
 
     async def acquire(self) -> float:
         """Wait for this write's turn, count it as sent and return its send time."""
+        waited = 0.0
         async with self._lock:
             while True:
                 now, slot = await self._claim()
@@ -129,8 +133,10 @@ class Throttle(abc.ABC):
                 # A pause (or another process's write) may come while we sleep: look again.
                 self._waits += 1
                 self._waited_s += slot - now
+                waited += slot - now
                 await self._sleep(slot - now)
             self._writes += 1
+            THROTTLE_WAIT_SECONDS.labels(self.kind).observe(waited)
             return now
 
     async def pause(self, seconds: float) -> None:
@@ -164,6 +170,8 @@ class Throttle(abc.ABC):
 
 class WriteThrottle(Throttle):
     """One installation's writes in this process, counted in memory by `clock`."""
+
+    kind = "local"
 
     def __init__(
         self,
@@ -202,6 +210,8 @@ class SharedWriteThrottle(Throttle):
     connection, until the slot; then it claims again, since another process may have taken
     that slot or paused the installation in the meantime.
     """
+
+    kind = "shared"
 
     def __init__(
         self,

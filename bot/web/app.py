@@ -1,4 +1,4 @@
-"""The web app: POST /webhook, /healthz, /readyz, /metrics, /status."""
+"""The web app: POST /webhook, /healthz, /readyz, /metrics, /status, /ui (the dashboard)."""
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -8,6 +8,7 @@ from starlette.routing import Route
 from bot.engine import database, migrations
 from bot.runtime import Runtime
 from bot.web import metrics
+from bot.web.dashboard import pages as dashboard
 from bot.web.intake import Intake
 from bot.web.status import collect_status
 from bot.webhooks.deliveries import DeliveryWriter
@@ -35,8 +36,8 @@ async def metrics_page(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     if not runtime.settings.metrics:
         return PlainTextResponse("metrics are off: set REVIEW_LOOP_METRICS=true", status_code=404)
-    body = metrics.render(await metrics.collect(runtime.pool))
-    return Response(body, media_type=metrics.CONTENT_TYPE)
+    body = await metrics.exposition(runtime.pool)
+    return Response(body, headers={"content-type": metrics.CONTENT_TYPE})
 
 
 async def status(request: Request) -> JSONResponse:
@@ -54,11 +55,16 @@ def create_app(runtime: Runtime) -> Starlette:
     secret = runtime.settings.require_webhook_secret()
     app = Starlette(
         routes=[
-            Route("/webhook", Intake(secret, DeliveryWriter(runtime.pool)), methods=["POST"]),
+            Route(
+                "/webhook",
+                metrics.TimedIntake(Intake(secret, DeliveryWriter(runtime.pool))),
+                methods=["POST"],
+            ),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_page),
             Route("/status", status),
+            *dashboard.ROUTES,
         ]
     )
     app.state.runtime = runtime

@@ -1,48 +1,46 @@
-"""GET /metrics: what the bot holds, in Prometheus' text format, read from the database.
+"""GET /metrics in Prometheus' text format, through prometheus-client: the fleet's counts,
+read from the shared database at scrape time, then this process's histograms.
 
-Every figure is an aggregate of the shared database, so any web process answers for the whole
-fleet; nothing names a repository or a person. Scrape one process, not all of them.
+The counts (`review_loop_deliveries`, `_jobs`, `_pull_requests`, ...) are aggregates of the
+shared database, the same whichever process answers; the histograms (`bot/meters.py`) are
+this process's own. docs/operations.md says which is which; nothing names a repository or a
+person.
 """
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bot import meters
 from bot.engine.database import Pool
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 
 @dataclass(frozen=True)
-class Metric:
+class Count:
+    """One gauge of the shared database: its name, help, query and label columns (the query
+    returns those columns and `value`)."""
+
     name: str
     help: str
-    samples: Sequence[tuple[dict[str, str], float]]
-    type: str = "gauge"
+    sql: str
+    labels: tuple[str, ...] = ()
 
 
-def render(metrics: Iterable[Metric]) -> str:
-    """Prometheus' text exposition format (version 0.0.4)."""
-    lines: list[str] = []
-    for m in metrics:
-        lines += [f"# HELP {m.name} {m.help}", f"# TYPE {m.name} {m.type}"]
-        for labels, value in m.samples:
-            text = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
-            lines.append(f"{m.name}{{{text}}} {value:g}" if text else f"{m.name} {value:g}")
-    return "\n".join(lines) + "\n"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-QUERIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
-    (
+COUNTS: tuple[Count, ...] = (
+    Count(
         "review_loop_deliveries",
         "Webhook deliveries stored, by dispatch status.",
         "SELECT status, count(*) AS value FROM review_loop_deliveries GROUP BY status",
         ("status",),
     ),
-    (
+    Count(
         "review_loop_jobs",
         "Jobs in the queue, by task and status.",
         """SELECT regexp_replace(task_name, '^.*[.:]', '') AS task, status::text AS status,
@@ -50,7 +48,7 @@ QUERIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
              FROM procrastinate_jobs GROUP BY 1, 2""",
         ("task", "status"),
     ),
-    (
+    Count(
         "review_loop_oldest_waiting_job_seconds",
         "Age of the oldest job due to run and not yet started (0: none).",
         """SELECT coalesce(extract(epoch FROM now() - min(coalesce(scheduled_at, e.at))), 0)
@@ -59,35 +57,84 @@ QUERIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
              LEFT JOIN LATERAL (SELECT min(at) AS at FROM procrastinate_events
                                  WHERE job_id = j.id AND type = 'deferred') e ON true
             WHERE j.status = 'todo' AND (scheduled_at IS NULL OR scheduled_at <= now())""",
-        (),
     ),
-    (
+    Count(
         "review_loop_pull_requests",
         "Pull requests the loop looks after, by loop state.",
         "SELECT state, count(*) AS value FROM review_loop_prs GROUP BY state",
         ("state",),
     ),
-    (
+    Count(
         "review_loop_fix_tasks",
         "Fix tasks, by status.",
         "SELECT status, count(*) AS value FROM review_loop_tasks GROUP BY status",
         ("status",),
     ),
-    (
+    Count(
         "review_loop_live_leases",
         "Leases held now (a PR's reconcile or an issue's fix in progress).",
         "SELECT count(*) AS value FROM review_loop_leases WHERE expires_at > now()",
-        (),
     ),
 )
 
+Rows = Sequence[tuple[Count, Sequence[dict[str, object]]]]
 
-async def collect(pool: Pool) -> list[Metric]:
-    metrics = []
+
+async def read_counts(pool: Pool) -> Rows:
+    """Every count's rows, read now (one connection, one query each)."""
+    out = []
     async with pool.connection() as conn:
-        for name, help_text, sql, labels in QUERIES:
-            cur = await conn.execute(sql)
-            rows = await cur.fetchall()
-            samples = [({k: str(r[k]) for k in labels}, float(r["value"])) for r in rows]
-            metrics.append(Metric(name, help_text, samples))
-    return metrics
+        for count in COUNTS:
+            cur = await conn.execute(count.sql)
+            out.append((count, await cur.fetchall()))
+    return out
+
+
+class FleetCollector(Collector):
+    """The shared database's counts as gauges. prometheus-client collects synchronously and
+    the pool is async, so the scrape reads the rows first and this collector renders them."""
+
+    def __init__(self, rows: Rows) -> None:
+        self.rows = rows
+
+    def collect(self) -> Iterable[Metric]:
+        for count, rows in self.rows:
+            gauge = GaugeMetricFamily(count.name, count.help, labels=count.labels)
+            for row in rows:
+                gauge.add_metric([str(row[k]) for k in count.labels], float(str(row["value"])))
+            yield gauge
+
+
+class _Forward(Collector):
+    """Another registry's metrics, collected through this one."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        return self.registry.collect()
+
+
+async def exposition(pool: Pool) -> bytes:
+    """The page: the fleet's counts read now, then this process's histograms."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FleetCollector(await read_counts(pool)))
+    registry.register(_Forward(meters.REGISTRY))
+    return generate_latest(registry)
+
+
+class TimedIntake:
+    """The intake, each request observed in `review_loop_intake_seconds` by status code."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with meters.timed(meters.INTAKE_SECONDS, status="error") as labels:
+
+            async def sending(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    labels["status"] = str(message["status"])
+                await send(message)
+
+            await self.app(scope, receive, sending)

@@ -1,0 +1,1 @@
+"""GET /ui: the operator's dashboard, server-rendered from the loop's tables (no JavaScript)."""
