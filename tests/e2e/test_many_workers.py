@@ -52,7 +52,7 @@ async def test_three_workers_fix_ten_prs_each_issue_exactly_once(
         with worker_processes(stack, workdir, scale_db, 3, **settings) as workers:
             numbers = await open_prs(stack, 10, CONFIG)
             rows = [
-                await wait_settled(stack, REPO, n, timeout=150, on_progress=alive(workers))
+                await wait_settled(stack, REPO, n, timeout=400, on_progress=alive(workers))
                 for n in numbers
             ]
             tasks = await task_rows(stack)
