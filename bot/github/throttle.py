@@ -394,11 +394,13 @@ class Throttles:
         self._throttles: dict[int, Throttle] = {}
 
     @classmethod
-    def from_settings(cls, settings: ThrottleSettings, pool: Pool | None = None) -> "Throttles":
+    def from_settings(
+        cls, settings: ThrottleSettings, pool: Pool | None = None, sleep: Sleep = asyncio.sleep
+    ) -> "Throttles":
         limits = WriteLimits(
             settings.write_interval_s, settings.writes_per_minute, settings.writes_per_hour
         )
-        return cls(limits, pool=pool)
+        return cls(limits, pool=pool, sleep=sleep)
 
     def for_installation(self, installation_id: int) -> Throttle:
         throttle = self._throttles.get(installation_id)

@@ -1,0 +1,58 @@
+"""GitHub's faults on the bot's writes: the loop converges with nothing twice, nothing lost."""
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.demo.stack import local_stack, wait_settled
+from bot.github.markers import parse_marker
+from tests.e2e.scenario import REPO, fix_pulls, open_pr, task_rows
+
+pytestmark = pytest.mark.slow
+
+MODULE = '"""Pricing."""\n\nimport os\n\n\ndef price() -> str:\n    return "ok"\n'
+QUIET = {"redeliver_interval_s": 0, "resync_interval_s": 0, "sweep_interval_s": 0}
+
+
+def _rule(fault: str, route: str) -> dict[str, Any]:
+    return {"fault": fault, "route": route, "limit": 1}
+
+
+@pytest.mark.parametrize("fault", ["server_error", "lost_answer"])
+async def test_one_failed_answer_on_each_create_fails_nothing_and_duplicates_nothing(
+    workdir: Path, e2e_db: str, fault: str
+) -> None:
+    """The first create of each kind (finding issue, fix PR, comment, check run, label) fails
+    without an answer: the fix task still lands its fix, nothing is made twice, no fix PR is
+    left open."""
+    rules = [
+        _rule(fault, r"^POST /repos/[^/]+/[^/]+/issues$"),
+        _rule(fault, r"^POST /repos/[^/]+/[^/]+/pulls$"),
+        _rule(fault, r"^POST /repos/.*/comments$"),
+        _rule(fault, r"^POST /repos/.*/check-runs$"),
+        _rule(fault, r"^POST /repos/[^/]+/[^/]+/labels$"),
+    ]
+    async with local_stack(workdir, database_url=e2e_db, **QUIET) as stack:
+        driver = stack.sandbox.driver
+        await asyncio.to_thread(driver.set_faults, rules=rules)
+        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config="")
+        row = await wait_settled(stack, REPO, number)
+        tasks = await task_rows(stack)
+        pulls = await asyncio.to_thread(fix_pulls, stack, number)
+        issues = await asyncio.to_thread(driver.issues, REPO)
+        comments = [
+            c for i in issues for c in await asyncio.to_thread(driver.comments, REPO, i["number"])
+        ]
+        stats = await asyncio.to_thread(driver.fault_stats)
+
+    assert stats["injected"][fault] >= 4
+    assert row.state == "ready"
+    assert tasks and {t["status"] for t in tasks} == {"merged"}
+    assert len(pulls) == len(tasks)
+    assert all(p["state"] == "closed" and p["merged_at"] for p in pulls)
+    findings = [parse_marker(i["body"]) for i in issues if "pull_request" not in i]
+    assert len(findings) == len({(m or {}).get("fp") for m in findings}) == len(tasks)
+    bodies = [c["body"] for c in comments]
+    assert len(bodies) == len(set(bodies))
