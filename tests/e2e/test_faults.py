@@ -8,7 +8,9 @@ import pytest
 
 from bot.demo.stack import local_stack, wait_settled
 from bot.github.markers import parse_marker
-from tests.e2e.scenario import REPO, fix_pulls, open_pr, task_rows
+from bot.loop.store import LoopStore
+from bot.loop.tasks import run_fix_task
+from tests.e2e.scenario import AUTHOR, REPO, fix_pulls, open_pr, task_rows
 
 pytestmark = pytest.mark.slow
 
@@ -56,3 +58,44 @@ async def test_one_failed_answer_on_each_create_fails_nothing_and_duplicates_not
     assert len(findings) == len({(m or {}).get("fp") for m in findings}) == len(tasks)
     bodies = [c["body"] for c in comments]
     assert len(bodies) == len(set(bodies))
+
+
+async def test_a_retried_task_whose_findings_are_gone_closes_the_fix_pr_a_killed_run_opened(
+    workdir: Path, e2e_db: str
+) -> None:
+    """A task killed after opening its fix PR, retried once its finding was fixed anyway (by
+    a sibling): the retry ends obsolete and closes the PR the first run opened."""
+    async with local_stack(workdir, database_url=e2e_db, **QUIET) as stack:
+        driver, store = stack.sandbox.driver, LoopStore(stack.runtime.pool)
+        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config="")
+        await wait_settled(stack, REPO, number)
+        [done, *_] = await store.tasks_for_pr(REPO, number)
+        head = (await asyncio.to_thread(driver.pull, REPO, number))["head"]["sha"]
+        # The killed run: its branch on the PR's head, its fix PR open, its row `running`.
+        branch = f"review-loop/pr-{number}/killed"
+        await asyncio.to_thread(
+            driver.push, REPO, branch, {"shop/notes.py": '"""Notes."""\n'}, as_user=AUTHOR,
+            base="change",
+        )  # fmt: skip
+        async with stack.runtime.github.installation_client(done.installation_id) as gh:
+            api = await stack.runtime.github.repo_api(gh, REPO)
+            marker = {"kind": "fix", "issues": [done.issue_number], "task": 0}
+            opened = await api.create_pull("Fix", "A killed run's", branch, "change", marker)
+        killed = await store.add_task(
+            repo=REPO, pr_number=number, issue_number=done.issue_number,
+            installation_id=done.installation_id, agent=done.agent, round=done.round + 1,
+            base_ref="change", base_sha=head, branch=branch,
+        )  # fmt: skip
+        assert killed is not None
+        await store.update_task(killed.id, status="running", attempts=1, fix_pr=opened.number)
+
+        await run_fix_task(stack.fleet, killed.id)
+        ended = await store.task(killed.id)
+        pull = await asyncio.to_thread(driver.pull, REPO, opened.number)
+        comments = await asyncio.to_thread(driver.comments, REPO, opened.number)
+
+    assert ended is not None and ended.status == "obsolete"
+    assert (pull["state"], pull["merged_at"]) == ("closed", None)
+    assert [parse_marker(c["body"]) for c in comments] == [
+        {"kind": "obsolete", "pr": opened.number}
+    ]

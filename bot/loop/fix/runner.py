@@ -53,8 +53,42 @@ from bot.repo_config import RepoConfig, load_repo_config
 LEASE_TTL_S = 120.0
 
 
+# Task ends after which the task's fix PR has nothing left to do: it is closed, whichever run
+# of the task opened it (a killed run's PR too). Other ends leave it open for a person.
+ENDS_ITS_FIX_PR = frozenset({"obsolete", "stale"})
+
+
 async def run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> None:
-    """Run fix task `task` to its end, holding `lease`; TaskFailed says how it ended badly."""
+    """Run fix task `task` to its end, holding `lease`; TaskFailed says how it ended badly.
+    An end that leaves the task's fix PR with nothing to do closes it, saying why."""
+    try:
+        await _run_fix(fleet, api, task, lease)
+    except TaskFailed as exc:
+        if exc.status in ENDS_ITS_FIX_PR:
+            await _close_fix_pr(fleet, api, task.id, lease, exc)
+        raise
+
+
+async def _close_fix_pr(
+    fleet: Fleet, api: RepoAPI, task_id: int, lease: Lease, why: TaskFailed
+) -> None:
+    """Close the task's fix PR (opened by this run or an earlier one) if it is still open."""
+    row = await LoopStore(fleet.runtime.pool).task(task_id)
+    if row is None or row.fix_pr is None:
+        return
+    pull = await api.get_pull(row.fix_pr)
+    if pull.state != "open":
+        return
+    await fleet.runtime.leases.check(lease)
+    await api.upsert_comment(
+        pull.number,
+        {"kind": "obsolete", "pr": pull.number},
+        f"Closed: {why.reason}.",
+    )
+    await api.close_pull(pull.number)
+
+
+async def _run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> None:
     store = LoopStore(fleet.runtime.pool)
     pr = await api.get_pull(task.pr_number) if task.pr_number is not None else None
     if pr is not None and pr.state != "open":
