@@ -74,7 +74,7 @@ class GitHubApp:
     ) -> None:
         self._settings = settings
         self._transport = transport
-        self._sleep = sleep
+        self.sleep = sleep  # every wait between the bot's own retries of GitHub calls
         self._identity: AppIdentity | None = None
         self._identity_lock = asyncio.Lock()
         self._tokens: dict[tuple[int, str | None], tuple[str, float]] = {}
@@ -114,7 +114,7 @@ class GitHubApp:
         """Operations on one repository that only ever edit this App's own comments and runs."""
         ident = await self.identity()
         return RepoAPI(
-            gh, full_name, app_id=ident.id or None, bot_login=ident.bot_login, sleep=self._sleep
+            gh, full_name, app_id=ident.id or None, bot_login=ident.bot_login, sleep=self.sleep
         )
 
     async def identity(self) -> AppIdentity:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from githubkit import GitHub
-from githubkit.exception import RequestError, RequestFailed
+from githubkit.exception import RequestFailed
 from githubkit.rest import Paginator
 from githubkit.utils import UNSET
 from githubkit_schemas.latest.models import (
@@ -57,6 +57,7 @@ from bot.github.records import (
     pull_info,
     repo_info,
 )
+from bot.github.retry import transient
 
 __all__ = ["RepoAPI", "can_write", "transient"]
 
@@ -66,16 +67,9 @@ PER_PAGE = 100
 PERMISSIONS = ("admin", "maintain", "write", "triage", "read")
 CREATE_ATTEMPTS = 5
 # The first retry comes at once (after a lost answer the lookup finds the object), then back off.
-CREATE_WAIT: wait_base = wait_chain(wait_none(), wait_exponential_jitter(initial=1, max=8))
+CREATE_WAIT: wait_base = wait_chain(wait_none(), wait_exponential_jitter(multiplier=1, max=8))
 Sleep = Callable[[float], Awaitable[None]]
 T = TypeVar("T")
-
-
-def transient(exc: BaseException) -> bool:
-    """A failure that says nothing of whether GitHub did it: a 5xx, a timeout, a reset."""
-    if isinstance(exc, RequestFailed):
-        return exc.response.status_code >= 500
-    return isinstance(exc, RequestError)
 
 
 def _status(exc: RequestFailed) -> int:

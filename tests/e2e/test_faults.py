@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from bot.demo.stack import local_stack, wait_settled
+from bot.demo.stack import LocalStack, local_stack, wait_settled
 from bot.github.markers import parse_marker
 from bot.loop.store import LoopStore
-from bot.loop.tasks import run_fix_task
+from bot.loop.tasks import request_reconcile, run_fix_task
 from tests.e2e.scenario import AUTHOR, REPO, fix_pulls, open_pr, task_rows
 
 pytestmark = pytest.mark.slow
@@ -99,3 +99,86 @@ async def test_a_retried_task_whose_findings_are_gone_closes_the_fix_pr_a_killed
     assert [parse_marker(c["body"]) for c in comments] == [
         {"kind": "obsolete", "pr": opened.number}
     ]
+
+
+class Waits:
+    """The bot's injected sleep (`GitHubApp.sleep`): records the waits, waits for nothing."""
+
+    def __init__(self) -> None:
+        self.waited: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waited.append(seconds)
+        await asyncio.sleep(0)
+
+
+async def _reconcile_under(stack: LocalStack, number: int, rule: dict[str, Any]) -> int:
+    """Settle the PR, then ask for one more reconcile while `rule` breaks GitHub; the
+    generation asked for."""
+    await wait_settled(stack, REPO, number)
+    row = await LoopStore(stack.runtime.pool).get(REPO, number)
+    assert row is not None
+    await asyncio.to_thread(stack.sandbox.driver.set_faults, rules=[rule])
+    return await request_reconcile(stack.runtime, REPO, number, row.installation_id)
+
+
+async def test_a_reconcile_outlasts_a_burst_of_failures_longer_than_the_jobs_retries(
+    workdir: Path, e2e_db: str
+) -> None:
+    """Reading the PR fails four times running (more than the job's three attempts): the
+    reconcile tries again in the job, backing off, and handles its generation."""
+    async with local_stack(workdir, database_url=e2e_db, **QUIET) as stack:
+        waits = Waits()
+        stack.runtime.github.sleep = waits
+        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config="")
+        rule = {"fault": "reset", "route": rf"^GET /repos/{REPO}/pulls/{number}$", "limit": 4}
+        generation = await _reconcile_under(stack, number, rule)
+        row = await wait_settled(stack, REPO, number)
+        stats = await asyncio.to_thread(stack.sandbox.driver.fault_stats)
+
+    assert stats["injected"] == {"reset": 4}
+    assert row.handled >= generation
+    assert len([w for w in waits.waited if w > 0]) >= 4
+
+
+async def test_a_reconcile_that_runs_out_of_retries_is_queued_again_later(
+    workdir: Path, e2e_db: str
+) -> None:
+    """GitHub keeps failing: once the reconcile's retries are spent, the same generation is
+    queued a few minutes later instead of the job failing and the PR waiting for resync."""
+    async with local_stack(workdir, database_url=e2e_db, **QUIET) as stack:
+        stack.runtime.github.sleep = Waits()
+        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config="")
+        rule = {"fault": "reset", "route": rf"^GET /repos/{REPO}/pulls/{number}$"}
+        generation = await _reconcile_under(stack, number, rule)
+
+        async def queued_later() -> list[Any]:
+            async with stack.runtime.pool.connection() as conn:
+                cur = await conn.execute(
+                    """SELECT status,
+                           coalesce(scheduled_at > now() + interval '1 minute', false) AS later
+                         FROM procrastinate_jobs
+                        WHERE task_name = 'reconcile_pr'
+                          AND (args->>'generation')::int = %s
+                        ORDER BY id""",
+                    (generation,),
+                )
+                return list(await cur.fetchall())
+
+        jobs = await poll_async(queued_later, what="the reconcile to be queued again")
+        row = await LoopStore(stack.runtime.pool).get(REPO, number)
+
+    assert [(j["status"], j["later"]) for j in jobs] == [("succeeded", False), ("todo", True)]
+    assert row is not None and row.handled < generation
+
+
+async def poll_async(predicate: Any, *, timeout: float = 120, what: str) -> Any:
+    """Until `await predicate()` has two rows or more; return them."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        value = await predicate()
+        if len(value) >= 2:
+            return value
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
