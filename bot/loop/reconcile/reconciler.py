@@ -226,7 +226,11 @@ class PrReconciler:
             await self.api.update_issue(upd.number, title=upd.title, body=upd.body)
         for close in plan.close:
             await self.fleet.runtime.leases.check(self.lease)
-            await self.api.comment(close.number, close.comment)
+            # Marked per head: a retry after a failure (or a lost answer) edits the one
+            # comment instead of posting it again.
+            await self.api.upsert_comment(
+                close.number, {"kind": "close", "sha": head_sha}, close.comment
+            )
             issue = await self.api.update_issue(
                 close.number, state="closed", state_reason=close.state_reason
             )
@@ -238,7 +242,9 @@ class PrReconciler:
             await self.api.update_issue(
                 reopen.number, state="open", title=reopen.title, body=reopen.body
             )
-            await self.api.comment(reopen.number, reopen.comment)
+            await self.api.upsert_comment(
+                reopen.number, {"kind": "reopen", "sha": head_sha}, reopen.comment
+            )
             await self.api.add_labels(reopen.number, [NEEDS_HUMAN_LABEL])
         return issue_for, created
 

@@ -1,11 +1,15 @@
 """The reconciler around the pure rules: it reads, asks `decide`, and does what it says."""
 
+import pytest
+from githubkit.exception import RequestFailed
+
 from bot.engine.leases import Lease
 from bot.github.repo_api import RepoAPI
 from bot.labels import NEEDS_HUMAN_LABEL
 from bot.loop.fleet import Fleet
 from bot.loop.reconcile.decide import Audit, Facts, Issues, Planner, Pull, decide
 from bot.loop.reconcile.fanout import Costs
+from bot.loop.reconcile.ledger import IssueClose, IssueReopen, LedgerPlan
 from bot.loop.reconcile.reconciler import PrReconciler
 from bot.loop.store import LoopStore
 from tests.fakes.github import FakeGitHub
@@ -112,3 +116,33 @@ async def test_a_closed_pr_is_settled_from_the_pull_alone(
     assert [(r.method, r.url.path) for r in fake.requests] == [
         ("GET", f"/repos/{api.full_name}/pulls/{pr.number}")
     ]
+
+
+async def test_closing_and_reopening_a_finding_again_after_a_failure_comments_once(
+    fleet: Fleet, fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """The close (and reopen) comment is marked: when closing fails after the comment was
+    posted, the retried reconcile finds it and posts no second one."""
+    closing = fake.add_issue("gone", labels=["review-loop:finding"])
+    reopening = fake.add_issue("back", labels=["review-loop:finding"], state="closed")
+    pr = fake.add_pull("feature", HEAD)
+    reconciler = await reconciler_for(fleet, api, pr.number, [])
+    plan = LedgerPlan(
+        close=(IssueClose(closing.number, f"Fixed in {HEAD[:7]}.", "completed"),),
+        reopen=(IssueReopen(reopening.number, "back", "body", "It came back."),),
+    )
+    refused = {"message": "Resource not accessible by integration"}
+    fake.inject("PATCH", rf"/repos/{api.full_name}/issues/{closing.number}", 403, refused)
+
+    with pytest.raises(RequestFailed):
+        await reconciler._apply_ledger(plan, HEAD)
+    fake.inject("POST", rf"/repos/{api.full_name}/issues/{reopening.number}/labels", 403, refused)
+    with pytest.raises(RequestFailed):
+        await reconciler._apply_ledger(plan, HEAD)
+    await reconciler._apply_ledger(plan, HEAD)
+
+    assert fake.issues[closing.number].state == "closed"
+    assert fake.issues[reopening.number].state == "open"
+    bodies = {n: [c.body for c in fake.comments.values() if c.issue == n] for n in (1, 2)}
+    assert [len(bodies[closing.number]), len(bodies[reopening.number])] == [1, 1]
+    assert bodies[closing.number][0].endswith(f"Fixed in {HEAD[:7]}.")
