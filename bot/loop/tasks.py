@@ -18,6 +18,7 @@ from tenacity import (
     retry_if_exception,
 )
 
+from bot.engine.database import Conn
 from bot.engine.queue import Job
 from bot.github.retry import WaitGitHub, worth_retrying
 from bot.loop.fix.job import TaskFailed
@@ -187,5 +188,6 @@ async def request_reconcile(
     return generation
 
 
-async def queue_fix(runtime: Runtime, task_id: int) -> None:
-    await runtime.queue.defer(RUN_FIX_TASK, task_id=task_id)
+async def queue_fix(runtime: Runtime, task_id: int, conn: Conn | None = None) -> None:
+    """Queue fix task `task_id`; with `conn`, in the transaction that created the task."""
+    await runtime.queue.job(RUN_FIX_TASK, conn=conn).defer(task_id=task_id)

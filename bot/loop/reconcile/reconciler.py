@@ -15,6 +15,7 @@ from bot.audit.commits import audit_commit
 from bot.audit.findings import Finding
 from bot.audit.groups import group_findings
 from bot.audit.runners import AuditError
+from bot.engine.database import Conn
 from bot.engine.leases import Lease
 from bot.github.markers import parse_marker
 from bot.github.records import IssueInfo, PullInfo
@@ -51,8 +52,9 @@ from bot.repo_config import RepoConfig, RepoConfigError, load_repo_config
 
 log = logging.getLogger(__name__)
 
-# Queues the fix task with this id (the job layer above hands it in).
-StartFix = Callable[[int], Awaitable[None]]
+# Queues the fix task with this id inside the transaction of `conn`, the one that created
+# the task (the job layer above hands it in).
+StartFix = Callable[[int, Conn], Awaitable[None]]
 
 
 class PrReconciler:
@@ -270,20 +272,24 @@ class PrReconciler:
             )
         for task in decision.tasks:
             await self.fleet.runtime.leases.check(self.lease)
-            row = await self.store.add_task(
-                repo=self.repo,
-                pr_number=self.number,
-                issue_number=task.issues[0],
-                installation_id=self.row.installation_id,
-                agent=task.agent,
-                round=decision.round,
-                base_ref=task.base_ref,
-                base_sha=task.base_sha,
-                branch=task.branch,
-                batch=list(task.issues) if len(task.issues) > 1 else None,
-            )
-            if row is not None:
-                await self.start_fix(row.id)
+            # The task and its job in one transaction: a task without a job would wait,
+            # `queued`, for nothing.
+            async with self.fleet.runtime.pool.connection() as conn, conn.transaction():
+                row = await self.store.add_task(
+                    repo=self.repo,
+                    pr_number=self.number,
+                    issue_number=task.issues[0],
+                    installation_id=self.row.installation_id,
+                    agent=task.agent,
+                    round=decision.round,
+                    base_ref=task.base_ref,
+                    base_sha=task.base_sha,
+                    branch=task.branch,
+                    batch=list(task.issues) if len(task.issues) > 1 else None,
+                    conn=conn,
+                )
+                if row is not None:
+                    await self.start_fix(row.id, conn)
 
     async def _settle_proposed(self, tasks: list[TaskRow]) -> list[TaskRow]:
         """Fix PRs waiting for a person: look at each again, so a merge or close whose webhook

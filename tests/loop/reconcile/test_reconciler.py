@@ -19,7 +19,7 @@ CONFIG = ".github/review-loop.yml"
 
 
 async def reconciler_for(
-    fleet: Fleet, api: RepoAPI, number: int, started: list[int]
+    fleet: Fleet, api: RepoAPI, number: int, started: list[int], fail_to_queue: bool = False
 ) -> PrReconciler:
     """A reconciler of PR `number`, holding its lease, that records the fix tasks it queues."""
     runtime = fleet.runtime
@@ -30,7 +30,9 @@ async def reconciler_for(
     lease = await runtime.leases.acquire(f"pr:{api.full_name}#{number}", "test", 60)
     assert isinstance(lease, Lease)
 
-    async def start_fix(task_id: int) -> None:
+    async def start_fix(task_id: int, *_: object) -> None:
+        if fail_to_queue:
+            raise ConnectionError("the queue is gone")
         started.append(task_id)
 
     return PrReconciler(fleet, api, row, lease, start_fix=start_fix)
@@ -146,3 +148,23 @@ async def test_closing_and_reopening_a_finding_again_after_a_failure_comments_on
     bodies = {n: [c.body for c in fake.comments.values() if c.issue == n] for n in (1, 2)}
     assert [len(bodies[closing.number]), len(bodies[reopening.number])] == [1, 1]
     assert bodies[closing.number][0].endswith(f"Fixed in {HEAD[:7]}.")
+
+
+async def test_a_task_whose_job_could_not_be_queued_is_not_kept(
+    fleet: Fleet, fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """The task and its job commit together: when queueing fails, no task waits, `queued`,
+    for a job that never comes (the next reconcile creates it again)."""
+    fake.add_issue("finding", labels=["review-loop:finding"])
+    pr = fake.add_pull("feature", HEAD)
+    reconciler = await reconciler_for(fleet, api, pr.number, [], fail_to_queue=True)
+    issues = Issues(open={"a": 1}, agents={"a": "fix"})
+    planner = Planner(prior=Costs(spawn_s=5.0, run_s=10.0), concurrency=4)
+    facts = Facts(Pull(number=pr.number, head_sha=HEAD, head_ref="feature"))
+    decision = decide(facts, Audit(), issues, [], planner)
+    assert len(decision.tasks) == 1
+
+    with pytest.raises(ConnectionError):
+        await reconciler.apply(decision)
+
+    assert await LoopStore(fleet.runtime.pool).tasks_for_pr(api.full_name, pr.number) == []
