@@ -24,6 +24,7 @@ from bot.labels import (
     AGENT_LABEL_PREFIX,
     FINDING_LABEL,
     LABELS,
+    LOOP_LABEL,
     NEEDS_HUMAN_LABEL,
     READY_LABEL,
     is_own_fix_pr,
@@ -43,6 +44,7 @@ from bot.loop.reconcile.decide import (
     after_audit,
     before_audit,
     decide,
+    opted_in_by_command,
 )
 from bot.loop.reconcile.fanout import Costs
 from bot.loop.reconcile.issue_text import draft_issue
@@ -82,6 +84,9 @@ class PrReconciler:
             await self._report(pr, decision, facts.config)
             return
         await self.api.ensure_labels(LABELS)
+        if opted_in_by_command(facts):
+            await self.fleet.runtime.leases.check(self.lease)
+            await self.api.add_labels(self.number, [LOOP_LABEL])
         try:
             audit = Audit(await self._audit(pr, facts.config, clone_url, fork=facts.pull.fork))
         except AuditError as exc:

@@ -1,17 +1,20 @@
 """The reconciler around the pure rules: it reads, asks `decide`, and does what it says."""
 
+import contextlib
+
 import pytest
 from githubkit.exception import RequestFailed
 
 from bot.engine.leases import Lease
 from bot.github.repo_api import RepoAPI
-from bot.labels import NEEDS_HUMAN_LABEL
+from bot.labels import LOOP_LABEL, NEEDS_HUMAN_LABEL
 from bot.loop.fleet import Fleet
-from bot.loop.reconcile.decide import Audit, Facts, Issues, Planner, Pull, decide
+from bot.loop.reconcile.decide import Audit, Facts, Issues, Planner, Pull, before_audit, decide
 from bot.loop.reconcile.fanout import Costs
 from bot.loop.reconcile.ledger import IssueClose, IssueReopen, LedgerPlan
 from bot.loop.reconcile.reconciler import PrReconciler
 from bot.loop.store import LoopStore
+from bot.repo_config import RepoConfig
 from tests.fakes.github import FakeGitHub
 
 HEAD = "a" * 40
@@ -168,3 +171,29 @@ async def test_a_task_whose_job_could_not_be_queued_is_not_kept(
         await reconciler.apply(decision)
 
     assert await LoopStore(fleet.runtime.pool).tasks_for_pr(api.full_name, pr.number) == []
+
+
+async def test_an_audit_command_on_a_pr_the_config_leaves_out_keeps_it_in(
+    fleet: Fleet, fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """`enabled: false` and `@review-loop audit`: the loop starts on the PR and the PR gets
+    the `review-loop` label, so the reconciles after (no command) do not call it "not
+    enabled" while its fixes run."""
+    fake.files[CONFIG] = "enabled: false\n"
+    pr = fake.add_pull("feature", HEAD)
+    reconciler = await reconciler_for(fleet, api, pr.number, [])
+    store = LoopStore(fleet.runtime.pool)
+    await store.bump(api.full_name, pr.number, installation_id=1, force_audit=True)
+    row = await store.get(api.full_name, pr.number)
+    assert row is not None
+    reconciler.row = row
+
+    with contextlib.suppress(Exception):  # the fake holds no git repository to audit
+        await reconciler.run()
+
+    assert LOOP_LABEL in pr.labels
+    later = Facts(
+        Pull(number=pr.number, head_sha=HEAD, head_ref="feature", labels=frozenset(pr.labels)),
+        config=RepoConfig(enabled=False),
+    )
+    assert before_audit(later) is None
