@@ -64,19 +64,22 @@ async def fix_filed_issue(ctx: Context, labels: list[str]) -> None:
     head = await fleet.branch_head(
         ctx.repo, repo.clone_url, ctx.installation_id, repo.default_branch
     )
-    row = await LoopStore(ctx.runtime.pool).add_task(
-        repo=ctx.repo,
-        pr_number=None,
-        issue_number=ctx.number,
-        installation_id=ctx.installation_id,
-        agent=agent,
-        round=1,
-        base_ref=repo.default_branch,
-        base_sha=head,
-        branch=fix_branch(None, ctx.number),
-    )
-    if row is not None:
-        await queue_fix(ctx.runtime, row.id)
+    # The task and its job in one transaction: a task without a job would wait for nothing.
+    async with ctx.runtime.pool.connection() as conn, conn.transaction():
+        row = await LoopStore(ctx.runtime.pool).add_task(
+            repo=ctx.repo,
+            pr_number=None,
+            issue_number=ctx.number,
+            installation_id=ctx.installation_id,
+            agent=agent,
+            round=1,
+            base_ref=repo.default_branch,
+            base_sha=head,
+            branch=fix_branch(None, ctx.number),
+            conn=conn,
+        )
+        if row is not None:
+            await queue_fix(ctx.runtime, row.id, conn)
 
 
 @router.register("issues", action="closed")

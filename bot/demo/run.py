@@ -219,7 +219,11 @@ def collect_result(
         i
         for i in findings
         if i["state"] == "closed"
-        and any(c["body"].startswith("Fixed in") for c in driver.comments(REPO, i["number"]))
+        and any(
+            # The bot's close comment: its marker first, then "Fixed in <sha>".
+            c["body"].split("\n", 1)[-1].startswith("Fixed in")
+            for c in driver.comments(REPO, i["number"])
+        )
     ]
     base_now = _git(
         workdir, "ls-remote", driver.remote_url(REPO, AUTHOR), f"refs/heads/{pr['base']['ref']}"

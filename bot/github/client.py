@@ -2,11 +2,16 @@
 
 githubkit retries 5xx by default, POSTs included: a 502 after GitHub created an issue would
 make a duplicate. Our clients retry server errors only for methods that are safe to repeat;
-creates are made idempotent by the callers (hidden markers, looked up before creating).
+creates are retried by `RepoAPI`, only after looking up (by hidden marker, head branch or
+check-run name) that the failed one was not made.
+
+githubkit's HTTP cache (hishel) is off: through it, the client's timeout is not applied, so a
+slow answer held a request for as long as the server liked.
 """
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -66,13 +71,15 @@ class GitHubApp:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         pool: Pool | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._settings = settings
         self._transport = transport
+        self.sleep = sleep  # every wait between the bot's own retries of GitHub calls
         self._identity: AppIdentity | None = None
         self._identity_lock = asyncio.Lock()
         self._tokens: dict[tuple[int, str | None], tuple[str, float]] = {}
-        self.throttles = Throttles.from_settings(settings, pool)
+        self.throttles = Throttles.from_settings(settings, pool, sleep=sleep)
 
     @property
     def base_url(self) -> str:
@@ -85,6 +92,7 @@ class GitHubApp:
             timeout=self._settings.github_timeout_s,
             auto_retry=retry_decision,
             async_transport=transport or self._timed(),
+            http_cache=False,
             user_agent="review-loop",
         )
 
@@ -111,7 +119,9 @@ class GitHubApp:
     async def repo_api(self, gh: GitHub[Any], full_name: str) -> RepoAPI:
         """Operations on one repository that only ever edit this App's own comments and runs."""
         ident = await self.identity()
-        return RepoAPI(gh, full_name, app_id=ident.id or None, bot_login=ident.bot_login)
+        return RepoAPI(
+            gh, full_name, app_id=ident.id or None, bot_login=ident.bot_login, sleep=self.sleep
+        )
 
     async def identity(self) -> AppIdentity:
         """The App's id and slug, asked of GitHub once and cached (`app_slug` setting wins)."""

@@ -1,10 +1,16 @@
 """The bot's GitHub operations on one repository; every create of a thing the bot owns is
-preceded by a lookup (hidden marker, head branch, check-run name), so repeating one is safe."""
+preceded by a lookup (hidden marker, head branch, check-run name), so repeating one is safe.
 
+A create that fails without an answer GitHub gave (a 5xx, a timeout, a dropped connection)
+may still have been made: it is retried, through tenacity, only after the same lookup found
+nothing. So a create is retryable by construction and never makes a duplicate.
+"""
+
+import asyncio
 import base64
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from githubkit import GitHub
@@ -19,6 +25,17 @@ from githubkit_schemas.latest.models import (
     Label,
     PullRequestSimple,
 )
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    before_sleep_log,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_chain,
+    wait_exponential_jitter,
+    wait_none,
+)
+from tenacity.wait import wait_base
 
 from bot.github.markers import parse_marker, with_marker
 from bot.github.records import (
@@ -43,13 +60,19 @@ from bot.github.records import (
     pull_info,
     repo_info,
 )
+from bot.github.retry import transient
 
-__all__ = ["RepoAPI", "can_write"]
+__all__ = ["RepoAPI", "can_write", "transient"]
 
 log = logging.getLogger(__name__)
 
 PER_PAGE = 100
 PERMISSIONS = ("admin", "maintain", "write", "triage", "read")
+CREATE_ATTEMPTS = 5
+# The first retry comes at once (after a lost answer the lookup finds the object), then back off.
+CREATE_WAIT: wait_base = wait_chain(wait_none(), wait_exponential_jitter(multiplier=1, max=8))
+Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 
 def _status(exc: RequestFailed) -> int:
@@ -88,6 +111,8 @@ class RepoAPI:
         *,
         app_id: int | None = None,
         bot_login: str | None = None,
+        sleep: Sleep = asyncio.sleep,
+        create_wait: wait_base = CREATE_WAIT,
     ) -> None:
         owner, sep, name = full_name.partition("/")
         if not sep or not owner or not name or "/" in name:
@@ -98,6 +123,38 @@ class RepoAPI:
         self.name = name
         self.app_id = app_id
         self.bot_login = bot_login
+        self.sleep = sleep
+        self.create_wait = create_wait
+
+    async def _create(
+        self, what: str, create: Callable[[], Awaitable[T]], find: Callable[[], Awaitable[T | None]]
+    ) -> T:
+        """`create()`; after a transient failure, what `find()` finds, else `create()` again."""
+
+        async def attempt_once(state: RetryCallState) -> T:
+            if state.attempt_number > 1:
+                found = await find()
+                if found is not None:
+                    log.info("%s: %s was made, its answer lost", self.full_name, what)
+                    return found
+            return await create()
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(CREATE_ATTEMPTS),
+            retry=retry_if_exception(transient),
+            wait=self.create_wait,
+            sleep=self.sleep,
+            before_sleep=before_sleep_log(log, logging.WARNING),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await attempt_once(attempt.retry_state)
+        raise AssertionError("unreachable: tenacity stops by raising")
+
+    async def _repeat(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """`call()`, retried after transient failures: for writes that are safe to repeat."""
+        return await self._create(what, call, _nothing)
 
     # repository
 
@@ -150,7 +207,12 @@ class RepoAPI:
         if self.name == ".github":
             return None
         org = RepoAPI(
-            self.gh, f"{self.owner}/.github", app_id=self.app_id, bot_login=self.bot_login
+            self.gh,
+            f"{self.owner}/.github",
+            app_id=self.app_id,
+            bot_login=self.bot_login,
+            sleep=self.sleep,
+            create_wait=self.create_wait,
         )
         try:
             info = await org.get_repo()
@@ -188,11 +250,17 @@ class RepoAPI:
         full_body = cap_text(with_marker(marker, body))
         existing = await self._open_pull_from(head)
         if existing is None:
-            try:
+
+            async def create() -> PullInfo:
                 resp = await self.gh.rest.pulls.async_create(
                     self.owner, self.name, title=title, body=full_body, head=head, base=base
                 )
                 return pull_info(resp.parsed_data, resp.json())
+
+            try:
+                return await self._create(
+                    f"pull request from {head}", create, lambda: self._open_pull_from(head)
+                )
             except RequestFailed as exc:
                 # 422 "A pull request already exists": a concurrent run won the race.
                 existing = await self._open_pull_from(head) if _status(exc) == 422 else None
@@ -317,11 +385,28 @@ class RepoAPI:
         return None
 
     async def create_issue(self, title: str, body: str, labels: Sequence[str]) -> IssueInfo:
-        """A new issue. Not idempotent alone: look it up with `find_issue_by_marker` first."""
-        resp = await self.gh.rest.issues.async_create(
-            self.owner, self.name, title=title, body=cap_text(body), labels=[*labels]
-        )
-        return issue_info(resp.parsed_data)
+        """A new issue: look for it (`find_issue_by_marker`) before. When `body` carries a
+        marker, a create whose answer was lost is looked up by it before it is sent again;
+        without one, it is not sent again."""
+        body = cap_text(body)
+        marker = parse_marker(body)
+
+        async def create() -> IssueInfo:
+            resp = await self.gh.rest.issues.async_create(
+                self.owner, self.name, title=title, body=body, labels=[*labels]
+            )
+            return issue_info(resp.parsed_data)
+
+        if marker is None:
+            return await create()
+
+        async def find() -> IssueInfo | None:
+            async for issue in self._iter_issues(labels, "all"):
+                if parse_marker(issue.body) == marker:
+                    return issue
+            return None
+
+        return await self._create(f"issue {title!r}", create, find)
 
     async def update_issue(
         self,
@@ -349,10 +434,35 @@ class RepoAPI:
     # comments
 
     async def comment(self, number: int, body: str) -> int:
-        resp = await self.gh.rest.issues.async_create_comment(
-            self.owner, self.name, number, body=cap_text(body)
-        )
-        return resp.parsed_data.id
+        """A new comment. When `body` carries a marker, a create whose answer was lost is
+        looked up by it (among the bot's comments) before it is sent again; without one, it
+        is not sent again. Look for a marked comment first: `upsert_comment`."""
+        body = cap_text(body)
+        marker = parse_marker(body)
+
+        async def create() -> int:
+            resp = await self.gh.rest.issues.async_create_comment(
+                self.owner, self.name, number, body=body
+            )
+            return resp.parsed_data.id
+
+        if marker is None:
+            return await create()
+
+        async def find() -> int | None:
+            found = await self._find_comment(number, marker)
+            return None if found is None else found.id
+
+        return await self._create(f"comment on #{number}", create, find)
+
+    async def _find_comment(self, number: int, marker: Mapping[str, Any]) -> CommentInfo | None:
+        """The bot's comment on `number` whose marker is exactly `marker`."""
+        for existing in await self.list_comments(number):
+            if self.bot_login and existing.user_login != self.bot_login:
+                continue
+            if parse_marker(existing.body) == dict(marker):
+                return existing
+        return None
 
     async def list_comments(self, number: int) -> list[CommentInfo]:
         pages: Paginator[IssueComment] = self.gh.rest.paginate(
@@ -370,26 +480,27 @@ class RepoAPI:
         """The bot's one comment carrying exactly `marker`: created once, edited when its text
         changes (replies to different comments carry different markers)."""
         body = cap_text(with_marker(marker, body_without_marker))
-        for existing in await self.list_comments(number):
-            if self.bot_login and existing.user_login != self.bot_login:
-                continue
-            found = parse_marker(existing.body)
-            if found != dict(marker):
-                continue
-            if existing.body != body:
-                await self.gh.rest.issues.async_update_comment(
-                    self.owner, self.name, existing.id, body=body
-                )
-            return existing.id
-        return await self.comment(number, body)
+        existing = await self._find_comment(number, marker)
+        if existing is None:
+            return await self.comment(number, body)
+        if existing.body != body:
+            await self.gh.rest.issues.async_update_comment(
+                self.owner, self.name, existing.id, body=body
+            )
+        return existing.id
 
     # labels
 
     async def add_labels(self, number: int, labels: Sequence[str]) -> None:
+        """Add `labels` (adding one that is there changes nothing, so this is retried)."""
         if labels:
-            await self.gh.rest.issues.async_add_labels(
-                self.owner, self.name, number, labels=[*labels]
-            )
+
+            async def add() -> None:
+                await self.gh.rest.issues.async_add_labels(
+                    self.owner, self.name, number, labels=[*labels]
+                )
+
+            await self._repeat(f"labels on #{number}", add)
 
     async def remove_label(self, number: int, label: str) -> None:
         """Remove `label`; one that is already gone is fine."""
@@ -411,8 +522,14 @@ class RepoAPI:
         )
         existing = {label.name.lower() async for label in pages}
         for name, (color, description) in specs.items():
-            if name.lower() in existing:
-                continue
+            if name.lower() not in existing:
+                await self._repeat(f"label {name}", self._label_creator(name, color, description))
+
+    def _label_creator(
+        self, name: str, color: str, description: str
+    ) -> Callable[[], Awaitable[None]]:
+        async def create() -> None:
+            """Create the label; 422 "already_exists" (a lost answer, a race) is success."""
             try:
                 await self.gh.rest.issues.async_create_label(
                     self.owner,
@@ -424,6 +541,8 @@ class RepoAPI:
             except RequestFailed as exc:
                 if not (_status(exc) == 422 and _already_exists(exc)):
                     raise
+
+        return create
 
     # check runs
 
@@ -467,8 +586,15 @@ class RepoAPI:
         )
         if run_id is None:
             body = {**first, "head_sha": head_sha}
-            created = await self.gh.arequest("POST", base, json=body, response_model=CheckRun)
-            run_id = created.parsed_data.id
+
+            async def create() -> int:
+                created = await self.gh.arequest("POST", base, json=body, response_model=CheckRun)
+                return created.parsed_data.id
+
+            async def find() -> int | None:
+                return (await self._find_check_run(name, head_sha))[0]
+
+            run_id = await self._create(f"check run {name}", create, find)
         else:
             await self.gh.arequest("PATCH", f"{base}/{run_id}", json=first, response_model=CheckRun)
         for body in more:
@@ -511,3 +637,7 @@ def _annotation_key(annotation: Mapping[str, Any]) -> tuple[object, ...]:
         annotation.get(key)
         for key in ("path", "start_line", "end_line", "annotation_level", "title", "message")
     )
+
+
+async def _nothing() -> None:
+    return None

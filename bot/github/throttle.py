@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_none
 
 from bot.engine.database import Pool
 from bot.meters import THROTTLE_WAIT_SECONDS
@@ -36,6 +37,7 @@ DEFAULT_PAUSE_S = 60.0
 WINDOW_MARGIN_S = 2.0
 MINUTE_S = 60.0 + WINDOW_MARGIN_S
 HOUR_S = 3600.0 + WINDOW_MARGIN_S
+WRITE_ATTEMPTS = 2  # a write refused by a rate limit is sent once more, after the wait
 
 
 def is_write(request: httpx.Request) -> bool:
@@ -102,7 +104,7 @@ class Throttle(abc.ABC):
         self.limits = limits
         self.max_wait_s = max_wait_s
         self.wall_clock = wall_clock
-        self._sleep = sleep
+        self.sleep = sleep
         self._lock = asyncio.Lock()
         self._writes = 0
         self._waits = 0
@@ -134,7 +136,7 @@ class Throttle(abc.ABC):
                 self._waits += 1
                 self._waited_s += slot - now
                 waited += slot - now
-                await self._sleep(slot - now)
+                await self.sleep(slot - now)
             self._writes += 1
             THROTTLE_WAIT_SECONDS.labels(self.kind).observe(waited)
             return now
@@ -272,9 +274,21 @@ class SharedWriteThrottle(Throttle):
             )
 
 
+class _Refused(Exception):
+    """A write GitHub refused with a rate limit; it may be sent again after the wait."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
 class ThrottledTransport(httpx.AsyncBaseTransport):
     """Sends writes when `throttle` allows; a write refused by a rate limit is retried once
-    after GitHub's wait (GitHub performed nothing it refused). Reads pass straight through."""
+    after GitHub's wait (GitHub performed nothing it refused). Reads pass straight through.
+
+    The retry is a new request built from the body bytes read before the first send: a
+    request's stream can be spent by the first attempt (githubkit's HTTP cache streams it).
+    """
 
     def __init__(self, inner: httpx.AsyncBaseTransport, throttle: Throttle) -> None:
         self.inner = inner
@@ -282,20 +296,36 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         write = is_write(request)
-        if write:
-            await self.throttle.acquire()
+        if not write:
+            response, wait = await self._send(request)
+            if wait is not None:  # any refusal, a read's too, holds the installation's writes
+                await self.throttle.pause(wait)
+            return response
+        body = await request.aread()
+        attempts = AsyncRetrying(
+            stop=stop_after_attempt(WRITE_ATTEMPTS),
+            retry=retry_if_exception_type(_Refused),
+            wait=wait_none(),  # the throttle's pause is the wait
+            sleep=self.throttle.sleep,
+            reraise=True,
+        )
+        try:
+            async for attempt in attempts:
+                with attempt:
+                    return await self._send_write(_copy(request, body))
+        except _Refused as refused:
+            return refused.response
+        raise AssertionError("unreachable: tenacity stops by raising")
+
+    async def _send_write(self, request: httpx.Request) -> httpx.Response:
+        await self.throttle.acquire()
         response, wait = await self._send(request)
         if wait is None:
             return response
-        # Any refusal, a read's too, holds the installation's writes.
         await self.throttle.pause(wait)
-        if not write or wait > self.throttle.max_wait_s:
-            return response
-        await self.throttle.acquire()
-        response, wait = await self._send(request)
-        if wait is not None:
-            await self.throttle.pause(wait)
-        return response
+        if wait > self.throttle.max_wait_s:
+            return response  # longer than we hold writes: the caller decides
+        raise _Refused(response)
 
     async def _send(self, request: httpx.Request) -> tuple[httpx.Response, float | None]:
         response = await self.inner.handle_async_request(request)
@@ -317,6 +347,17 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def _copy(request: httpx.Request, body: bytes) -> httpx.Request:
+    """A fresh request with `request`'s method, URL, headers and `body`."""
+    return httpx.Request(
+        request.method,
+        request.url,
+        headers=request.headers,
+        content=body,
+        extensions=request.extensions,
+    )
 
 
 class ThrottleSettings(Protocol):
@@ -366,14 +407,16 @@ class Throttles:
         self._throttles: dict[int, Throttle] = {}
 
     @classmethod
-    def from_settings(cls, settings: ThrottleSettings, pool: Pool | None = None) -> "Throttles":
+    def from_settings(
+        cls, settings: ThrottleSettings, pool: Pool | None = None, sleep: Sleep = asyncio.sleep
+    ) -> "Throttles":
         limits = WriteLimits(
             settings.write_interval_s,
             settings.writes_per_minute,
             settings.writes_per_hour,
             minute_s=settings.write_minute_s,
         )
-        return cls(limits, pool=pool)
+        return cls(limits, pool=pool, sleep=sleep)
 
     def for_installation(self, installation_id: int) -> Throttle:
         throttle = self._throttles.get(installation_id)

@@ -1,5 +1,6 @@
 """The loop's rows: pull requests it looks after and their fix tasks."""
 
+import contextlib
 import json
 import re
 from collections.abc import Sequence
@@ -210,9 +211,13 @@ class LoopStore:
         base_sha: str,
         branch: str,
         batch: list[int] | None = None,
+        conn: Conn | None = None,
     ) -> TaskRow | None:
-        """Create the task for this issue at this head; None if it already exists."""
-        async with self._pool.connection() as conn:
+        """Create the task for this issue at this head; None if it already exists. With
+        `conn`, inside the caller's transaction (the task and its job commit together)."""
+        async with contextlib.AsyncExitStack() as stack:
+            if conn is None:
+                conn = await stack.enter_async_context(self._pool.connection())
             cur = await conn.execute(
                 f"""INSERT INTO review_loop_tasks
                         (repo, pr_number, issue_number, installation_id, agent, round,

@@ -10,8 +10,17 @@ import logging
 from functools import partial
 
 from procrastinate import RetryStrategy
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    RetryError,
+    before_sleep_log,
+    retry_if_exception,
+)
 
+from bot.engine.database import Conn
 from bot.engine.queue import Job
+from bot.github.retry import WaitGitHub, worth_retrying
 from bot.loop.fix.job import TaskFailed
 from bot.loop.fix.runner import LEASE_TTL_S, holder_name, run_fix
 from bot.loop.fleet import Fleet
@@ -23,6 +32,13 @@ log = logging.getLogger(__name__)
 
 LOOP_RETRY = RetryStrategy(max_attempts=3, exponential_wait=2)
 BUSY_RETRY_S = 2.0
+# A reconcile that meets transient GitHub errors (5xx, timeouts, resets, rate limits) tries
+# again in the job, GitHub's wait or a backoff apart, for up to RECONCILE_RETRY_S of waiting;
+# then it queues the same generation RECONCILE_LATER_S later rather than failing the job and
+# leaving the PR to the resync.
+RECONCILE_ATTEMPTS = 8
+RECONCILE_RETRY_S = 180.0
+RECONCILE_LATER_S = 300.0
 # A task left in one of these by a crashed worker is picked up again by the retried job;
 # "pushed" included: opening and merging its fix PR are idempotent.
 RESUMABLE = ("queued", "running", "pushed")
@@ -53,10 +69,49 @@ async def reconcile_pr(fleet: Fleet, repo: str, number: int, generation: int) ->
         assert row is not None
         if row.generation > generation:
             return
-        async with runtime.github.installation_client(row.installation_id) as gh:
-            api = await runtime.github.repo_api(gh, repo)
-            await PrReconciler(fleet, api, row, lease, start_fix=partial(queue_fix, runtime)).run()
+        try:
+            async for attempt in _reconcile_attempts(runtime):
+                with attempt:
+                    row = await store.get(repo, number)
+                    assert row is not None
+                    if row.generation > generation:
+                        return  # a newer job waits for the lease and will do it
+                    async with runtime.github.installation_client(row.installation_id) as gh:
+                        api = await runtime.github.repo_api(gh, repo)
+                        reconciler = PrReconciler(
+                            fleet, api, row, lease, start_fix=partial(queue_fix, runtime)
+                        )
+                        await reconciler.run()
+        except RetryError as exc:
+            log.warning(
+                "%s#%d: GitHub kept failing (%s); reconciling again in %.0f s",
+                repo,
+                number,
+                exc.last_attempt.exception(),
+                RECONCILE_LATER_S,
+            )
+            await runtime.queue.job(RECONCILE_PR, delay_s=RECONCILE_LATER_S).defer(
+                repo=repo, number=number, generation=generation
+            )
+            return
         await store.mark_handled(repo, number, generation)
+
+
+def _reconcile_attempts(runtime: Runtime) -> AsyncRetrying:
+    """Attempts at one reconcile: transient GitHub errors are tried again, GitHub's wait (or
+    a backoff) apart, until RECONCILE_ATTEMPTS or RECONCILE_RETRY_S of waiting are spent;
+    then RetryError. Any other error is raised at once."""
+
+    def spent(state: RetryCallState) -> bool:
+        return state.attempt_number >= RECONCILE_ATTEMPTS or state.idle_for >= RECONCILE_RETRY_S
+
+    return AsyncRetrying(
+        retry=retry_if_exception(worth_retrying),
+        stop=spent,
+        wait=WaitGitHub(max_s=RECONCILE_RETRY_S),
+        sleep=runtime.github.sleep,
+        before_sleep=before_sleep_log(log, logging.WARNING),
+    )
 
 
 async def run_fix_task(fleet: Fleet, task_id: int) -> None:
@@ -133,5 +188,6 @@ async def request_reconcile(
     return generation
 
 
-async def queue_fix(runtime: Runtime, task_id: int) -> None:
-    await runtime.queue.defer(RUN_FIX_TASK, task_id=task_id)
+async def queue_fix(runtime: Runtime, task_id: int, conn: Conn | None = None) -> None:
+    """Queue fix task `task_id`; with `conn`, in the transaction that created the task."""
+    await runtime.queue.job(RUN_FIX_TASK, conn=conn).defer(task_id=task_id)

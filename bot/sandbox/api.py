@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.sandbox.errors import ApiError
-from bot.sandbox.faults import SECONDARY_LIMIT_DOCS, SECONDARY_LIMIT_MESSAGE
+from bot.sandbox.faults import SECONDARY_LIMIT_DOCS, SECONDARY_LIMIT_MESSAGE, AfterFault, Plan
 from bot.sandbox.hub import Hub, Principal
 from bot.sandbox.state import Account, Repo
 
@@ -27,6 +28,8 @@ Auth = Literal["app", "token", "none"]
 DRIVER_HEADER = "x-sandbox-driver"  # the driver plays humans: faults are for the bot
 RATE_LIMIT = 5000
 RATE_WINDOW_S = 3600
+API_PREFIX = "/api/v3"
+SLOW_STEP_S = 0.05
 
 
 @dataclass
@@ -172,12 +175,13 @@ def endpoint(
         hub.faults.count_request()
         exempt = request.headers.get(DRIVER_HEADER) is not None
         headers: dict[str, str] = {}
+        plan = Plan()
         try:
             principal = authenticate(hub, request)
             key = "anonymous" if principal is None else principal.key
             headers = limits.headers(key, hub.store.clock.monotonic())
             if not exempt:
-                await _inject_faults(hub, principal, creates)
+                plan = await _inject_faults(hub, request, principal, creates)
             _check_auth(principal, auth)
             response = await handler(Call(request, hub, principal))
         except ApiError as error:
@@ -186,24 +190,73 @@ def endpoint(
             # The client gave up (timeout, shutdown) mid-request; nothing was changed.
             return Response(status_code=499)
         response.headers.update(headers)
+        if plan.after is not None:
+            return await _lose_answer(hub, request, plan.after, response)
         return response
 
     return run
 
 
-async def _inject_faults(hub: Hub, principal: Principal | None, creates: bool) -> None:
+async def _inject_faults(
+    hub: Hub, request: Request, principal: Principal | None, creates: bool
+) -> Plan:
+    """Raise the fault that comes before handling; return the plan (what comes after)."""
     latency = hub.faults.latency()
     if latency:
         await asyncio.sleep(latency)
     retry_after = hub.faults.settings.retry_after_s
-    fault = hub.faults.api_fault()
-    if fault == "server_error":
+    plan = hub.faults.plan(request.method, request.url.path.removeprefix(API_PREFIX))
+    if plan.before == "server_error":
         raise ApiError(502, "Server Error")
-    if fault == "secondary_rate_limit":
+    if plan.before == "secondary_rate_limit":
         raise secondary_limit(retry_after)
     if creates and principal is not None:
         if not hub.faults.admit_creation(principal.key, hub.store.clock.monotonic()):
             raise secondary_limit(retry_after)
+    return plan
+
+
+class ConnectionReset(Exception):
+    """Raised mid-answer on purpose: the server drops the connection (see `quiet_resets`)."""
+
+
+class _ResetResponse(Response):
+    """Starts an answer, then drops the connection: the client sees the peer go away."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"1024")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"{", "more_body": True})
+        raise ConnectionReset
+
+
+async def _lose_answer(hub: Hub, request: Request, fault: AfterFault, answer: Response) -> Response:
+    """The request was handled (its change is made); the client does not get the answer."""
+    if fault == "lost_answer":
+        return json_response(ApiError(502, "Server Error").body(), 502, {})
+    if fault == "reset":
+        return _ResetResponse()
+    # "slow": hold the answer past the client's timeout, or until the client gives up.
+    waited = 0.0
+    while waited < hub.faults.settings.slow_s and not await request.is_disconnected():
+        await asyncio.sleep(SLOW_STEP_S)
+        waited += SLOW_STEP_S
+    return answer
+
+
+class _DropResets(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], ConnectionReset))
+
+
+def quiet_resets() -> None:
+    """Keep uvicorn from logging the connections the sandbox drops on purpose."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DropResets) for f in logger.filters):
+        logger.addFilter(_DropResets())
 
 
 def _check_auth(principal: Principal | None, auth: Auth) -> None:

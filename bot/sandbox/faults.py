@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
+import re
 import threading
 from collections import Counter, deque
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal, get_args
 
 SECONDARY_LIMIT_MESSAGE = (
     "You have exceeded a secondary rate limit. Please wait a few minutes before you try "
@@ -16,18 +17,56 @@ SECONDARY_LIMIT_DOCS = (
     "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"
 )
 CREATION_WINDOW_S = 60.0
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 
+# Before the request is handled (nothing changes): a 502, a 403 secondary limit.
+# After it was handled (the change is made, the client does not learn it): a 502 in place of
+# the answer ("lost_answer"), the connection closed mid-answer ("reset"), or the answer held
+# `slow_s` seconds, past the client's timeout ("slow").
+FaultKind = Literal["server_error", "secondary_rate_limit", "lost_answer", "reset", "slow"]
 ApiFault = Literal["server_error", "secondary_rate_limit"]
+AfterFault = Literal["lost_answer", "reset", "slow"]
 WebhookFault = Literal["drop", "duplicate"]
 
 
 @dataclass
+class FaultRule:
+    """One fault for the API requests it matches.
+
+    `route` is a regular expression searched in "METHOD /path" (the path without `/api/v3`,
+    e.g. "POST /repos/acme/widgets/issues"; empty matches all); `writes` narrows it to
+    POST/PATCH/PUT/DELETE. A matching request gets the fault with probability `rate`; once it
+    fired, the next `burst` matching requests get it too; `limit` caps how often it fires.
+    """
+
+    fault: FaultKind
+    rate: float = 1.0
+    route: str = ""
+    writes: bool = False
+    burst: int = 0
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.fault not in get_args(FaultKind):
+            raise ValueError(f"unknown fault {self.fault!r}")
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError("rate must be in [0, 1]")
+        re.compile(self.route)
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.writes and method not in WRITE_METHODS:
+            return False
+        return not self.route or re.search(self.route, f"{method} {path}") is not None
+
+
+@dataclass
 class FaultSettings:
-    """What to break. Rates are fractions in [0, 1]; `seed` makes the choices repeatable."""
+    """What to break. Rates are fractions in [0, 1]; `seed` makes the choices repeatable, so a
+    failing trial is replayed by configuring the same settings and sending the same requests."""
 
     seed: int = 0
-    server_error_rate: float = 0.0  # answer 502
-    secondary_rate_limit_rate: float = 0.0  # answer 403 + retry-after
+    server_error_rate: float = 0.0  # answer 502, on every route
+    secondary_rate_limit_rate: float = 0.0  # answer 403 + retry-after, on every route
     latency_s: float = 0.0  # added to every API request
     enforce_creation_limit: bool = False  # 80 content-creating requests per minute
     creation_limit_per_minute: int = 80
@@ -38,6 +77,9 @@ class FaultSettings:
     # The next N merges answer 405 "Base branch was modified", as GitHub does when the base
     # moved while it was merging.
     base_modified_merges: int = 0
+    # Faults per route, in order after the two rates above; the first that fires wins.
+    rules: list[FaultRule] = field(default_factory=list)
+    slow_s: float = 30.0  # how long a "slow" answer is held
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FaultSettings:
@@ -45,7 +87,18 @@ class FaultSettings:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown fault settings: {', '.join(sorted(unknown))}")
-        return cls(**data)
+        rules = data.get("rules") or []
+        if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
+            raise ValueError("rules must be a list of objects")
+        return cls(**{**data, "rules": [FaultRule(**rule) for rule in rules]})
+
+
+@dataclass
+class Plan:
+    """What to do to one API request: fail it before it is handled, or after."""
+
+    before: ApiFault | None = None
+    after: AfterFault | None = None
 
 
 class Faults:
@@ -58,11 +111,15 @@ class Faults:
         self.requests_served = 0
         self.injected: Counter[str] = Counter()
         self._creations: dict[str, deque[float]] = {}
+        self._bursts: list[int] = []
+        self._fired: list[int] = []
 
     def configure(self, settings: FaultSettings) -> None:
         with self._lock:
             self.settings = settings
             self._random = random.Random(settings.seed)  # noqa: S311
+            self._bursts = [0] * len(settings.rules)
+            self._fired = [0] * len(settings.rules)
 
     def _roll(self, rate: float) -> bool:
         return rate > 0 and self._random.random() < rate
@@ -71,17 +128,38 @@ class Faults:
         with self._lock:
             self.requests_served += 1
 
-    def api_fault(self) -> ApiFault | None:
-        """The fault to answer this API request with, if any (and count it)."""
+    def plan(self, method: str, path: str) -> Plan:
+        """The faults for one API request `method path` (and count them)."""
         with self._lock:
-            fault: ApiFault | None = None
+            chosen: FaultKind | None = None
             if self._roll(self.settings.server_error_rate):
-                fault = "server_error"
+                chosen = "server_error"
             elif self._roll(self.settings.secondary_rate_limit_rate):
-                fault = "secondary_rate_limit"
-            if fault:
-                self.injected[fault] += 1
-            return fault
+                chosen = "secondary_rate_limit"
+            else:
+                chosen = self._rule_fault(method, path)
+            if chosen is None:
+                return Plan()
+            self.injected[chosen] += 1
+            if chosen == "server_error" or chosen == "secondary_rate_limit":
+                return Plan(before=chosen)
+            return Plan(after=chosen)
+
+    def _rule_fault(self, method: str, path: str) -> FaultKind | None:
+        for index, rule in enumerate(self.settings.rules):
+            if not rule.matches(method, path):
+                continue
+            if rule.limit is not None and self._fired[index] >= rule.limit:
+                continue
+            if self._bursts[index] > 0:
+                self._bursts[index] -= 1
+            elif self._roll(rule.rate):
+                self._bursts[index] = rule.burst
+            else:
+                continue
+            self._fired[index] += 1
+            return rule.fault
+        return None
 
     def latency(self) -> float:
         with self._lock:

@@ -29,7 +29,7 @@ from bot.sandbox import (
     rest_pulls,
     rest_repos,
 )
-from bot.sandbox.api import RateLimits, Routes, finish
+from bot.sandbox.api import RateLimits, Routes, finish, quiet_resets
 from bot.sandbox.driver import Driver
 from bot.sandbox.faults import Faults
 from bot.sandbox.hub import Hub
@@ -40,6 +40,7 @@ START_TIMEOUT_S = 10.0
 
 
 def build_app(hub: Hub) -> Starlette:
+    quiet_resets()
     routes = Routes(hub, RateLimits())
     for module in (
         rest_app,

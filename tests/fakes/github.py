@@ -205,6 +205,12 @@ class FakeGitHub:
                 self._installation_token,
             )
         )
+        # The owner's `.github` repository, where an organisation's config is inherited from:
+        # none here, as for most owners (GitHub answers 404).
+        owner = re.escape(full_name.split("/")[0])
+        self.routes.append(
+            ("GET", re.compile(f"/repos/{owner}/\\.github(/.*)?$"), self._no_such_repository)
+        )
 
     # the seam
 
@@ -407,6 +413,9 @@ class FakeGitHub:
         if issue is None:
             raise AssertionError(f"test asked for unknown issue {match.group(1)}")
         return issue
+
+    def _no_such_repository(self, match: re.Match[str], request: httpx.Request) -> httpx.Response:
+        return self._error(404, "Not Found")
 
     def _get_repo(self, match: re.Match[str], request: httpx.Request) -> httpx.Response:
         owner_type = "Organization" if self.owner.startswith("org") else "User"

@@ -165,7 +165,7 @@ def bot_client(world: World, **options: Any) -> GitHub[Any]:
     sandbox = world.sandbox
     key = sandbox.private_key_path.read_text()
     auth = AppInstallationAuthStrategy(sandbox.app_id, key, world.installation_id)
-    return GitHub(auth, base_url=sandbox.api_url, timeout=10, **options)
+    return GitHub(auth, base_url=sandbox.api_url, **{"timeout": 10, **options})
 
 
 def human_client(world: World, login: str, **options: Any) -> GitHub[Any]:

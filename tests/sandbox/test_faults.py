@@ -6,9 +6,14 @@ from typing import Any
 import httpx
 import pytest
 from githubkit import GitHub
-from githubkit.exception import RequestFailed, SecondaryRateLimitExceeded
+from githubkit.exception import (
+    RequestError,
+    RequestFailed,
+    RequestTimeout,
+    SecondaryRateLimitExceeded,
+)
 
-from tests.sandbox.conftest import REPO, Receiver, World, app_client
+from tests.sandbox.conftest import REPO, Receiver, World, app_client, bot_client
 
 OWNER, NAME = REPO.split("/")
 
@@ -128,4 +133,101 @@ def test_faults_are_repeatable_with_a_seed(world: World, bot: GitHub[Any]) -> No
 def test_unknown_fault_settings_are_refused(world: World) -> None:
     """`POST /_sandbox/faults` answers 422 for a setting it does not know."""
     answer = httpx.post(f"{world.sandbox.url}/_sandbox/faults", json={"chaos": 1})
+    assert answer.status_code == 422
+
+
+def _issue_titles(world: World) -> list[str]:
+    return [issue["title"] for issue in world.driver.issues(REPO)]
+
+
+def test_a_lost_answer_applies_the_write_then_answers_502(world: World, bot: GitHub[Any]) -> None:
+    """`lost_answer` on the issue create: the issue exists, the client got a 502."""
+    bot.rest.repos.get(OWNER, NAME)
+    world.driver.set_faults(rules=[{"fault": "lost_answer", "route": r"^POST /repos/.*/issues$"}])
+    bot.rest.repos.get(OWNER, NAME)  # other routes are spared
+    with pytest.raises(RequestFailed) as error:
+        bot.rest.issues.create(OWNER, NAME, title="applied")
+    assert error.value.response.status_code == 502
+    assert _issue_titles(world) == ["applied"]
+    assert world.driver.fault_stats()["injected"] == {"lost_answer": 1}
+
+
+def test_a_reset_applies_the_write_then_drops_the_connection(
+    world: World, bot: GitHub[Any]
+) -> None:
+    """`reset`: the comment is made, the client sees the connection go away mid-answer."""
+    number = bot.rest.issues.create(OWNER, NAME, title="t").parsed_data.number
+    world.driver.set_faults(rules=[{"fault": "reset", "route": "/comments$", "writes": True}])
+    with pytest.raises(RequestError) as error:
+        bot.rest.issues.create_comment(OWNER, NAME, number, body="made")
+    assert not isinstance(error.value, RequestFailed)
+    assert isinstance(error.value.exc, httpx.RemoteProtocolError)
+    [comment] = bot.rest.issues.list_comments(OWNER, NAME, number).parsed_data
+    assert comment.body == "made"
+
+
+def test_a_slow_answer_times_the_client_out_after_the_write(world: World) -> None:
+    """`slow`: the answer is held past the client's timeout; the write was made."""
+    # githubkit's HTTP cache (hishel) does not honour the timeout: the bot turns it off too.
+    bot = bot_client(world, auto_retry=False, timeout=0.5, http_cache=False)
+    bot.rest.repos.get(OWNER, NAME)
+    world.driver.set_faults(slow_s=5, rules=[{"fault": "slow", "writes": True}])
+    with pytest.raises(RequestTimeout):
+        bot.rest.issues.create(OWNER, NAME, title="late")
+    assert _issue_titles(world) == ["late"]
+
+
+def test_a_secondary_limit_on_writes_spares_reads(world: World, bot: GitHub[Any]) -> None:
+    """A `secondary_rate_limit` rule with `writes`: reads pass, a create gets 403 and
+    `retry-after`, and nothing is created."""
+    bot.rest.repos.get(OWNER, NAME)
+    world.driver.set_faults(
+        retry_after_s=3, rules=[{"fault": "secondary_rate_limit", "writes": True}]
+    )
+    assert bot.rest.issues.list_for_repo(OWNER, NAME).parsed_data == []
+    with pytest.raises(SecondaryRateLimitExceeded) as error:
+        bot.rest.issues.create(OWNER, NAME, title="refused")
+    assert error.value.response.headers["retry-after"] == "3"
+    assert _issue_titles(world) == []
+
+
+def test_a_burst_fails_the_next_requests_of_its_route_then_stops(
+    world: World, bot: GitHub[Any]
+) -> None:
+    """A 5xx burst: once it fires, `burst` more matching requests fail; `limit` ends it."""
+    bot.rest.repos.get(OWNER, NAME)
+    world.driver.set_faults(
+        rules=[{"fault": "server_error", "route": "^GET /repos/", "burst": 2, "limit": 3}]
+    )
+    statuses = []
+    for _ in range(5):
+        try:
+            statuses.append(bot.rest.repos.get(OWNER, NAME).status_code)
+        except RequestFailed as exc:
+            statuses.append(exc.response.status_code)
+    assert statuses == [502, 502, 502, 200, 200]
+
+
+def test_rules_are_repeatable_with_a_seed(world: World) -> None:
+    """A rule's rate draws from the seeded source: the same seed gives the same faults."""
+
+    def pattern() -> list[int]:
+        rule = {"fault": "lost_answer", "rate": 0.5, "route": "^GET "}
+        world.driver.set_faults(seed=7, rules=[rule])
+        url = f"{world.sandbox.api_url}repos/{REPO}"
+        token = world.driver.token("alice")
+        return [
+            httpx.get(url, headers={"Authorization": f"token {token}"}).status_code
+            for _ in range(12)
+        ]
+
+    first = pattern()
+    assert first == pattern()
+    assert {200, 502} == set(first)
+
+
+def test_an_unknown_fault_kind_is_refused(world: World) -> None:
+    answer = httpx.post(
+        f"{world.sandbox.url}/_sandbox/faults", json={"rules": [{"fault": "meteor"}]}
+    )
     assert answer.status_code == 422

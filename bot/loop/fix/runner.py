@@ -63,9 +63,15 @@ FIX_FAILED_COMMENT = "fix-failed"
 TOLD_STATUSES = ("failed", "refused", "conflict")
 
 
+# Task ends after which the task's fix PR has nothing left to do: it is closed, whichever run
+# of the task opened it (a killed run's PR too). Other ends leave it open for a person.
+ENDS_ITS_FIX_PR = frozenset({"obsolete", "stale"})
+
+
 async def run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> None:
     """Run fix task `task` to its end, holding `lease`; TaskFailed says how it ended badly.
-    A fix that failed or was refused is told on each of its issues, once."""
+    A fix that failed or was refused is told on each of its issues, once; an end that leaves
+    the task's fix PR with nothing to do closes it, saying why."""
     try:
         await _run_fix(fleet, api, task, lease)
     except TaskFailed as exc:
@@ -73,6 +79,8 @@ async def run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> No
             await fleet.runtime.leases.check(lease)
             for number in task.issues:
                 await tell_failure(api, number, task.agent, exc)
+        if exc.status in ENDS_ITS_FIX_PR:
+            await _close_fix_pr(fleet, api, task.id, lease, exc)
         raise
 
 
@@ -81,6 +89,25 @@ async def tell_failure(api: RepoAPI, number: int, agent: str, failure: TaskFaile
     body = report.render_fix_failure(agent, failure.status, failure.reason, failure.output)
     await api.upsert_comment(number, {"kind": FIX_FAILED_COMMENT, "issue": number}, body)
     failure.told = True
+
+
+async def _close_fix_pr(
+    fleet: Fleet, api: RepoAPI, task_id: int, lease: Lease, why: TaskFailed
+) -> None:
+    """Close the task's fix PR (opened by this run or an earlier one) if it is still open."""
+    row = await LoopStore(fleet.runtime.pool).task(task_id)
+    if row is None or row.fix_pr is None:
+        return
+    pull = await api.get_pull(row.fix_pr)
+    if pull.state != "open":
+        return
+    await fleet.runtime.leases.check(lease)
+    await api.upsert_comment(
+        pull.number,
+        {"kind": "obsolete", "pr": pull.number},
+        f"Closed: {why.reason}.",
+    )
+    await api.close_pull(pull.number)
 
 
 async def _run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> None:

@@ -186,6 +186,19 @@ def before_audit(facts: Facts) -> Decision | None:
     return None
 
 
+def opted_in_by_command(facts: Facts) -> bool:
+    """`@review-loop audit` (or Re-audit) on a PR the config leaves out and no label opts in:
+    the loop starts, so the PR gets the `review-loop` label, which keeps it in for the next
+    reconciles (they carry no command) and shows people why it runs."""
+    pull = facts.pull
+    return (
+        facts.loop.force_audit
+        and not facts.config.enabled
+        and LOOP_LABEL not in pull.labels
+        and not pull.own_fix_pr
+    )
+
+
 def after_audit(facts: Facts, audit: Audit) -> Decision | None:
     """The rules the audit settles before any issue is filed; None: file and fix."""
     round_ = facts.loop.round

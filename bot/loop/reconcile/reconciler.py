@@ -16,6 +16,7 @@ from bot.audit.commits import audit_commit
 from bot.audit.findings import Finding
 from bot.audit.groups import group_findings
 from bot.audit.runners import AuditError
+from bot.engine.database import Conn
 from bot.engine.leases import Lease
 from bot.github.markers import parse_marker
 from bot.github.records import IssueInfo, PullInfo
@@ -24,6 +25,7 @@ from bot.labels import (
     AGENT_LABEL_PREFIX,
     FINDING_LABEL,
     LABELS,
+    LOOP_LABEL,
     NEEDS_HUMAN_LABEL,
     READY_LABEL,
     is_own_fix_pr,
@@ -45,6 +47,7 @@ from bot.loop.reconcile.decide import (
     after_audit,
     before_audit,
     decide,
+    opted_in_by_command,
 )
 from bot.loop.reconcile.fanout import Costs
 from bot.loop.reconcile.issue_text import draft_issue
@@ -57,8 +60,9 @@ log = logging.getLogger(__name__)
 NEEDS_HUMAN_COMMENT = "needs-human"
 NEEDS_HUMAN_TEXT = "review-loop hands this finding to a person: {why}."
 
-# Queues the fix task with this id (the job layer above hands it in).
-StartFix = Callable[[int], Awaitable[None]]
+# Queues the fix task with this id inside the transaction of `conn`, the one that created
+# the task (the job layer above hands it in).
+StartFix = Callable[[int, Conn], Awaitable[None]]
 
 
 class PrReconciler:
@@ -89,6 +93,9 @@ class PrReconciler:
             await self._report(pr, decision, facts.config)
             return
         await self.api.ensure_labels(LABELS)
+        if opted_in_by_command(facts):
+            await self.fleet.runtime.leases.check(self.lease)
+            await self.api.add_labels(self.number, [LOOP_LABEL])
         try:
             found = await self._audit(pr, facts.config, clone_url, fork=facts.pull.fork)
         except AuditError as exc:
@@ -291,7 +298,11 @@ class PrReconciler:
             await self.api.update_issue(upd.number, title=upd.title, body=upd.body)
         for close in plan.close:
             await self.fleet.runtime.leases.check(self.lease)
-            await self.api.comment(close.number, close.comment)
+            # Marked per head: a retry after a failure (or a lost answer) edits the one
+            # comment instead of posting it again.
+            await self.api.upsert_comment(
+                close.number, {"kind": "close", "sha": head_sha}, close.comment
+            )
             issue = await self.api.update_issue(
                 close.number, state="closed", state_reason=close.state_reason
             )
@@ -303,7 +314,9 @@ class PrReconciler:
             await self.api.update_issue(
                 reopen.number, state="open", title=reopen.title, body=reopen.body
             )
-            await self.api.comment(reopen.number, reopen.comment)
+            await self.api.upsert_comment(
+                reopen.number, {"kind": "reopen", "sha": head_sha}, reopen.comment
+            )
             await self.api.add_labels(reopen.number, [NEEDS_HUMAN_LABEL])
         return issue_for, created
 
@@ -330,20 +343,24 @@ class PrReconciler:
             )
         for task in decision.tasks:
             await self.fleet.runtime.leases.check(self.lease)
-            row = await self.store.add_task(
-                repo=self.repo,
-                pr_number=self.number,
-                issue_number=task.issues[0],
-                installation_id=self.row.installation_id,
-                agent=task.agent,
-                round=decision.round,
-                base_ref=task.base_ref,
-                base_sha=task.base_sha,
-                branch=task.branch,
-                batch=list(task.issues) if len(task.issues) > 1 else None,
-            )
-            if row is not None:
-                await self.start_fix(row.id)
+            # The task and its job in one transaction: a task without a job would wait,
+            # `queued`, for nothing.
+            async with self.fleet.runtime.pool.connection() as conn, conn.transaction():
+                row = await self.store.add_task(
+                    repo=self.repo,
+                    pr_number=self.number,
+                    issue_number=task.issues[0],
+                    installation_id=self.row.installation_id,
+                    agent=task.agent,
+                    round=decision.round,
+                    base_ref=task.base_ref,
+                    base_sha=task.base_sha,
+                    branch=task.branch,
+                    batch=list(task.issues) if len(task.issues) > 1 else None,
+                    conn=conn,
+                )
+                if row is not None:
+                    await self.start_fix(row.id, conn)
 
     async def _tell_needs_human(self, number: int, why: str) -> None:
         """The one comment on an issue that says why the loop hands it to a person (edited

@@ -1,13 +1,20 @@
 """The reconciler around the pure rules: it reads, asks `decide`, and does what it says."""
 
+import contextlib
+
+import pytest
+from githubkit.exception import RequestFailed
+
 from bot.engine.leases import Lease
 from bot.github.repo_api import RepoAPI
-from bot.labels import NEEDS_HUMAN_LABEL
+from bot.labels import LOOP_LABEL, NEEDS_HUMAN_LABEL
 from bot.loop.fleet import Fleet
-from bot.loop.reconcile.decide import Audit, Facts, Issues, Planner, Pull, decide
+from bot.loop.reconcile.decide import Audit, Facts, Issues, Planner, Pull, before_audit, decide
 from bot.loop.reconcile.fanout import Costs
+from bot.loop.reconcile.ledger import IssueClose, IssueReopen, LedgerPlan
 from bot.loop.reconcile.reconciler import PrReconciler
 from bot.loop.store import LoopStore
+from bot.repo_config import RepoConfig
 from tests.fakes.github import FakeGitHub
 
 HEAD = "a" * 40
@@ -15,7 +22,7 @@ CONFIG = ".github/review-loop.yml"
 
 
 async def reconciler_for(
-    fleet: Fleet, api: RepoAPI, number: int, started: list[int]
+    fleet: Fleet, api: RepoAPI, number: int, started: list[int], fail_to_queue: bool = False
 ) -> PrReconciler:
     """A reconciler of PR `number`, holding its lease, that records the fix tasks it queues."""
     runtime = fleet.runtime
@@ -26,7 +33,9 @@ async def reconciler_for(
     lease = await runtime.leases.acquire(f"pr:{api.full_name}#{number}", "test", 60)
     assert isinstance(lease, Lease)
 
-    async def start_fix(task_id: int) -> None:
+    async def start_fix(task_id: int, *_: object) -> None:
+        if fail_to_queue:
+            raise ConnectionError("the queue is gone")
         started.append(task_id)
 
     return PrReconciler(fleet, api, row, lease, start_fix=start_fix)
@@ -117,3 +126,79 @@ async def test_a_closed_pr_is_settled_from_the_pull_alone(
     assert [(r.method, r.url.path) for r in fake.requests] == [
         ("GET", f"/repos/{api.full_name}/pulls/{pr.number}")
     ]
+
+
+async def test_closing_and_reopening_a_finding_again_after_a_failure_comments_once(
+    fleet: Fleet, fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """The close (and reopen) comment is marked: when closing fails after the comment was
+    posted, the retried reconcile finds it and posts no second one."""
+    closing = fake.add_issue("gone", labels=["review-loop:finding"])
+    reopening = fake.add_issue("back", labels=["review-loop:finding"], state="closed")
+    pr = fake.add_pull("feature", HEAD)
+    reconciler = await reconciler_for(fleet, api, pr.number, [])
+    plan = LedgerPlan(
+        close=(IssueClose(closing.number, f"Fixed in {HEAD[:7]}.", "completed"),),
+        reopen=(IssueReopen(reopening.number, "back", "body", "It came back."),),
+    )
+    refused = {"message": "Resource not accessible by integration"}
+    fake.inject("PATCH", rf"/repos/{api.full_name}/issues/{closing.number}", 403, refused)
+
+    with pytest.raises(RequestFailed):
+        await reconciler._apply_ledger(plan, HEAD)
+    fake.inject("POST", rf"/repos/{api.full_name}/issues/{reopening.number}/labels", 403, refused)
+    with pytest.raises(RequestFailed):
+        await reconciler._apply_ledger(plan, HEAD)
+    await reconciler._apply_ledger(plan, HEAD)
+
+    assert fake.issues[closing.number].state == "closed"
+    assert fake.issues[reopening.number].state == "open"
+    bodies = {n: [c.body for c in fake.comments.values() if c.issue == n] for n in (1, 2)}
+    assert [len(bodies[closing.number]), len(bodies[reopening.number])] == [1, 1]
+    assert bodies[closing.number][0].endswith(f"Fixed in {HEAD[:7]}.")
+
+
+async def test_a_task_whose_job_could_not_be_queued_is_not_kept(
+    fleet: Fleet, fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """The task and its job commit together: when queueing fails, no task waits, `queued`,
+    for a job that never comes (the next reconcile creates it again)."""
+    fake.add_issue("finding", labels=["review-loop:finding"])
+    pr = fake.add_pull("feature", HEAD)
+    reconciler = await reconciler_for(fleet, api, pr.number, [], fail_to_queue=True)
+    issues = Issues(open={"a": 1}, agents={"a": "fix"})
+    planner = Planner(prior=Costs(spawn_s=5.0, run_s=10.0), concurrency=4)
+    facts = Facts(Pull(number=pr.number, head_sha=HEAD, head_ref="feature"))
+    decision = decide(facts, Audit(), issues, [], planner)
+    assert len(decision.tasks) == 1
+
+    with pytest.raises(ConnectionError):
+        await reconciler.apply(decision)
+
+    assert await LoopStore(fleet.runtime.pool).tasks_for_pr(api.full_name, pr.number) == []
+
+
+async def test_an_audit_command_on_a_pr_the_config_leaves_out_keeps_it_in(
+    fleet: Fleet, fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """`enabled: false` and `@review-loop audit`: the loop starts on the PR and the PR gets
+    the `review-loop` label, so the reconciles after (no command) do not call it "not
+    enabled" while its fixes run."""
+    fake.files[CONFIG] = "enabled: false\n"
+    pr = fake.add_pull("feature", HEAD)
+    reconciler = await reconciler_for(fleet, api, pr.number, [])
+    store = LoopStore(fleet.runtime.pool)
+    await store.bump(api.full_name, pr.number, installation_id=1, force_audit=True)
+    row = await store.get(api.full_name, pr.number)
+    assert row is not None
+    reconciler.row = row
+
+    with contextlib.suppress(Exception):  # the fake holds no git repository to audit
+        await reconciler.run()
+
+    assert LOOP_LABEL in pr.labels
+    later = Facts(
+        Pull(number=pr.number, head_sha=HEAD, head_ref="feature", labels=frozenset(pr.labels)),
+        config=RepoConfig(enabled=False),
+    )
+    assert before_audit(later) is None
