@@ -6,6 +6,7 @@ from typing import Any
 
 from bot.audit.findings import Finding
 from bot.github.records import CheckConclusion, CheckStatus
+from bot.loop.budget import Spend, usd
 from bot.loop.store import ENDED_BADLY, TaskRow
 
 CHECK_NAME = "review-loop"
@@ -46,6 +47,7 @@ class Summary:
     issues: Sequence[IssueLine] = ()
     tasks: Sequence[TaskRow] = ()
     fanout: Sequence[str] = field(default_factory=tuple)  # the latest round's decisions
+    spend: Spend | None = None  # what the PR's model calls cost, from the ledger
 
 
 def render_summary(s: Summary) -> str:
@@ -75,11 +77,28 @@ def render_summary(s: Summary) -> str:
     if failed:
         lines += ["", "Fixes that did not land:"]
         lines += [f"- #{t.issue_number} `{t.agent}`: {t.status} — {t.error or ''}" for t in failed]
+    if s.spend is not None and s.spend.by_agent:
+        lines += ["", *_cost_lines(s.spend)]
     if s.fanout:
         lines += ["", "Fan-out (spawn only when (N-1)*t > s):"]
         lines += [f"- {decision}" for decision in s.fanout]
     lines += ["", "<sub>Commands: `@review-loop help`. This comment is updated in place.</sub>"]
     return "\n".join(lines)
+
+
+def _cost_lines(spend: Spend) -> list[str]:
+    """Cost so far (this round, this PR) and per agent; the agents' amounts add up to the PR's."""
+    per_agent = ", ".join(f"`{name}` {usd(amount)}" for name, amount in spend.by_agent.items())
+    lines = [
+        f"Model cost so far: {usd(spend.round_usd)} this round (round {spend.round}), "
+        f"{usd(spend.pr_usd)} on this PR; per agent: {per_agent}"
+    ]
+    if spend.unpriced_calls:
+        lines.append(
+            f"({spend.unpriced_calls} calls to models without a price in the catalog are "
+            "counted as tokens only: the real cost is higher)"
+        )
+    return lines
 
 
 def _cell(text: str) -> str:
