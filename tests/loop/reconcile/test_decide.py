@@ -65,9 +65,7 @@ class Case:
 
 
 # `fix` calls a model and one run costs $0.30 on average; `lint` is deterministic.
-PRICED = Planner(
-    prior=PRIORS, concurrency=4, paid=frozenset({"fix"}), expected_usd={"fix": 0.3}
-)
+PRICED = Planner(prior=PRIORS, concurrency=4, paid=frozenset({"fix"}), expected_usd={"fix": 0.3})
 PR_CAP = RepoConfig(budget=Budget(per_pr_usd=1.0))
 ROUND_CAP = RepoConfig(budget=Budget(per_round_usd=0.5))
 PR_HINT = (
