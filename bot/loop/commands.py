@@ -15,7 +15,7 @@ HELP = """\
 | `@review-loop audit` | audit this PR now (and start the loop if it was not running) |
 | `@review-loop fix [#issue]` | fix every open finding, or just `#issue` |
 | `@review-loop status` | where the loop stands |
-| `@review-loop stop` / `resume` | pause the loop on this PR / let it go on |
+| `@review-loop stop` / `resume` | pause the loop on this PR / go on (e.g. a raised `budget`) |
 | `@review-loop retry #issue` | run the fix for `#issue` again |
 | `@review-loop waive #issue <reason>` | close the finding as accepted; it is not raised again |
 | `@review-loop help` | this list |

@@ -98,6 +98,9 @@ class PrReconciler:
         if decision is not None:
             await self._report(pr, decision, facts.config, findings=audit.findings)
             return
+        # What the reviewers just spent counts before any fix starts (checked after each run).
+        spend = await self.model_store.spend(self.repo, self.number, facts.loop.round)
+        facts = replace(facts, spend=spend)
         ledger = await self._ledger(pr, audit.findings, facts.config)
         if facts.config.merge_fixes == "manual":
             tasks = await self._settle_proposed(tasks)
