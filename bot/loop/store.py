@@ -10,6 +10,8 @@ ACTIVE_TASK_STATES = ("queued", "running", "pushed")
 # How a task ends when it could not fix what it was given ("rejected": a person closed its
 # fix PR without merging it).
 ENDED_BADLY = ("failed", "refused", "conflict", "rejected")
+# Held back by the budget before it started: nothing failed; the next round queues it again.
+HELD = "held"
 REJECTED_ERROR = "a person closed the fix PR without merging it"
 
 
@@ -183,14 +185,18 @@ class LoopStore:
         branch: str,
         batch: list[int] | None = None,
     ) -> TaskRow | None:
-        """Create the task for this issue at this head; None if it already exists."""
+        """Create the task for this issue at this head; None if it already exists. A task
+        that was held back by the budget before it started is queued again instead."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 f"""INSERT INTO review_loop_tasks
                         (repo, pr_number, issue_number, installation_id, agent, round,
                          base_ref, base_sha, branch, batch)
                     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                    ON CONFLICT (repo, issue_number, base_sha, round) DO NOTHING
+                    ON CONFLICT (repo, issue_number, base_sha, round) DO UPDATE
+                       SET status = 'queued', error = NULL, agent = EXCLUDED.agent,
+                           batch = EXCLUDED.batch, updated_at = now()
+                     WHERE review_loop_tasks.status = 'held'
                     RETURNING {_TASK_COLUMNS}""",  # noqa: S608
                 (
                     repo,

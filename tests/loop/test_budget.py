@@ -1,13 +1,24 @@
 """The cost ledger as the summary shows it, and the budgets it is checked against."""
 
 import re
+from typing import cast
 
+import pytest
+
+from bot.agents.catalog import AgentSpec
 from bot.agents.models import ModelCall
+from bot.engine.leases import Lease
+from bot.github.repo_api import RepoAPI
 from bot.loop import report
 from bot.loop.budget import Spend, over_budget, spent_out
+from bot.loop.fix.job import TaskFailed
+from bot.loop.fix.runner import run_fix
+from bot.loop.fleet import Fleet
 from bot.loop.model_store import ModelStore
-from bot.repo_config import Budget, parse_repo_config
+from bot.loop.store import LoopStore
+from bot.repo_config import CONFIG_PATH, Budget, parse_repo_config
 from bot.runtime import Runtime
+from tests.fakes.github import FakeGitHub
 
 REPO = "acme/shop"
 
@@ -88,3 +99,53 @@ def test_the_budget_key_is_validated() -> None:
         assert "did you mean `per_pr_usd`" in str(exc)
     else:
         raise AssertionError("an unknown budget key is refused")
+
+
+async def test_a_task_held_by_the_budget_is_queued_again(runtime: Runtime) -> None:
+    """The same (issue, head, round) is not created twice, unless the budget held it back
+    before it started: then it is queued again, as it was never run."""
+    store = LoopStore(runtime.pool)
+    fields = dict(
+        repo=REPO, pr_number=7, issue_number=11, installation_id=1, agent="fixer", round=1,
+        base_ref="feature", base_sha="b" * 40, branch="review-loop/pr-7/11",
+    )  # fmt: skip
+    first = await store.add_task(**fields)  # type: ignore[arg-type]
+    assert first is not None
+    assert await store.add_task(**fields) is None  # type: ignore[arg-type]
+    await store.update_task(first.id, status="held", error="budget `per_pr_usd` reached")
+    again = await store.add_task(**fields)  # type: ignore[arg-type]
+    assert again is not None and again.id == first.id
+    assert (again.status, again.error) == ("queued", None)
+    await store.update_task(first.id, status="failed", error="no")
+    assert await store.add_task(**fields) is None  # type: ignore[arg-type]
+
+
+async def test_a_model_fix_at_the_cap_is_held_as_it_starts(
+    fleet: Fleet, fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """Checked again when the run starts (other tasks of the round spent meanwhile): the task
+    ends `held`, before any worktree or model call."""
+    pull = fake.add_pull("feature")
+    fake.files[CONFIG_PATH] = "extends: false\nbudget:\n  per_pr_usd: 0.5\n"
+    fleet.catalog["fixer"] = AgentSpec.model_validate(
+        {
+            "name": "fixer",
+            "kind": "openai",
+            "model": "m",
+            "base_url": "http://127.0.0.1:9/v1",
+            "api_key_env": "BUDGET_TEST_UNSET_KEY",
+        }
+    )
+    store = LoopStore(fleet.runtime.pool)
+    await ModelStore(fleet.runtime.pool).record_calls(
+        [call("fixer", 0.5)], repo=fake.full_name, pr_number=pull.number, round=1
+    )
+    task = await store.add_task(
+        repo=fake.full_name, pr_number=pull.number, issue_number=5, installation_id=1,
+        agent="fixer", round=1, base_ref="feature", base_sha="a" * 40, branch="b",
+    )  # fmt: skip
+    assert task is not None
+    with pytest.raises(TaskFailed) as ended:
+        await run_fix(fleet, api, task, cast(Lease, None))
+    assert ended.value.status == "held"
+    assert "budget `per_pr_usd` reached: $0.50 spent" in ended.value.reason

@@ -17,7 +17,7 @@ from bot.loop import report
 from bot.loop.budget import Spend, over_budget
 from bot.loop.checks import fix_pr_verdict
 from bot.loop.reconcile.fanout import Costs, FanOut, Mode, plan_fanout, split
-from bot.loop.store import ACTIVE_TASK_STATES, TaskRow
+from bot.loop.store import ACTIVE_TASK_STATES, HELD, TaskRow
 from bot.repo_config import RepoConfig
 
 MAX_FAILED_TASKS = 2  # per issue, before it is handed to a human
@@ -308,8 +308,9 @@ def _new_round(
     for number, agent in fixable:
         by_agent.setdefault(agent, []).append(number)
     # A task row is unique per (first issue, base commit, round): those that exist stay as
-    # they are, so a retried reconcile queues nothing twice.
-    existing = {(t.issues[0], t.base_sha, t.round) for t in tasks}
+    # they are, so a retried reconcile queues nothing twice; one the budget held back before
+    # it started is queued again.
+    existing = {(t.issues[0], t.base_sha, t.round) for t in tasks if t.status != HELD}
     plans: list[FanOut] = []
     new: list[NewTask] = []
     for agent, numbers in sorted(by_agent.items()):

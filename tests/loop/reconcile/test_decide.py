@@ -334,6 +334,13 @@ CASES = [
             tasks=(new_task(1, agent="lint"),),
         ),
     ), id="budget-deterministic-agents-go-on"),
+    pytest.param(Case(
+        issues=found(1), tasks=(task("held", 1, base_sha=HEAD),),
+        expected=Decision(
+            FIXING, "round 1: 1 fixes queued", 1,
+            plans=(FanOut("fix", 1, 10.0, 5.0, width=1),), tasks=(new_task(1),),
+        ),
+    ), id="budget-a-task-held-at-its-start-is-queued-again"),
 ]  # fmt: skip
 
 
