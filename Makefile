@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEPLOY_TOOLS := $(VENV)/.deploy-tools
 
 .PHONY: demo test lint typecheck serve sandbox clean bench-fanout deploy-check bench-intake \
-	browser-tools
+	browser-tools bench-context
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ sandbox: $(STAMP)
 # Not part of `make test`: about 7 minutes on 2 cores (BENCH_ARGS=--quick: about 3).
 bench-fanout: $(STAMP)
 	$(BIN)/python -m bench.fanout $(BENCH_ARGS)
+
+# Not part of `make test`: a few seconds, on the scripted model sandbox.
+bench-context: $(STAMP)
+	$(BIN)/python -m bench.context $(BENCH_ARGS)
 
 # Not part of `make test`: about 3 minutes. Needs wrk (Debian package `wrk`), installed here
 # when missing and apt-get can reach the registry.

@@ -20,6 +20,7 @@ __all__ = [
     "CONFIG_PATH",
     "ORG_CONFIG_REPO",
     "SEVERITIES",
+    "Budget",
     "RepoConfig",
     "RepoConfigError",
     "Route",
@@ -58,6 +59,24 @@ class Route(BaseModel):
         "of the built-in analyzers have none and never match.",
     )
     agent: str = Field(min_length=1, description="Agent name from the server's catalog.")
+
+
+class Budget(BaseModel):
+    """Caps on what the model agents may spend (USD, as the ledger counts it); unset: none."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_pr_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="Model runs on one pull request (its audits, fixes and verifications) "
+        "stop once they have cost this much; a person is asked.",
+    )
+    per_round_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="At most this much per round of fixes (and the audit of its result).",
+    )
 
 
 class RepoConfig(BaseModel):
@@ -132,6 +151,12 @@ class RepoConfig(BaseModel):
     )
     test: str | None = Field(
         default=None, description="Shell command a fix must pass (no tokens, no keys)."
+    )
+    budget: Budget | None = Field(
+        default=None,
+        description="What model runs may cost: `per_pr_usd` and `per_round_usd`. At the cap "
+        "no new model run starts and the PR goes to needs-human; the built-in analyzers and "
+        "deterministic agents go on. Raise it and say `@review-loop resume`.",
     )
 
     @property
@@ -248,7 +273,11 @@ def _problem(error: Any, loc: tuple[str | int, ...]) -> str:
 
 
 def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel]:
-    return Route if loc and loc[0] == "routes" else RepoConfig
+    if loc and loc[0] == "routes":
+        return Route
+    if loc and loc[0] == "budget":
+        return Budget
+    return RepoConfig
 
 
 def _dotted(loc: tuple[str | int, ...]) -> str:

@@ -4,6 +4,7 @@ from bot.github.markers import parse_marker
 from bot.github.records import IssueInfo
 from bot.github.repo_api import RepoAPI, can_write
 from bot.labels import NEEDS_HUMAN_LABEL, WAIVED_LABEL, fix_branch, labelled_agent
+from bot.loop.budget import spent_out
 from bot.loop.commands import (
     HELP,
     BadCommand,
@@ -12,8 +13,10 @@ from bot.loop.commands import (
     parse_command,
     retry_reset,
 )
+from bot.loop.model_store import ModelStore
 from bot.loop.store import LoopStore, TaskRow
 from bot.loop.tasks import queue_fix, request_reconcile
+from bot.repo_config import RepoConfigError, load_repo_config
 from bot.webhooks.context import Context
 from bot.webhooks.routing import Router
 
@@ -75,6 +78,22 @@ async def forgive(store: LoopStore, task: TaskRow, issue: int) -> None:
     raise RuntimeError(f"task {task.id} kept changing while retry #{issue} was applied")
 
 
+async def still_over_budget(ctx: Context, api: RepoAPI, store: LoopStore) -> str:
+    """For `resume` on a PR the budget stopped: what to do when the config on the default
+    branch still holds it (the reconcile would stop again at once); '' otherwise."""
+    row = await store.get(ctx.repo, ctx.number)
+    if row is None or "budget `" not in (row.reason or ""):
+        return ""
+    repo_info = await api.get_repo()
+    try:
+        config = await load_repo_config(api, repo_info.default_branch)
+    except RepoConfigError:
+        return ""  # the reconcile says what is wrong with the file
+    spend = await ModelStore(ctx.runtime.pool).spend(ctx.repo, ctx.number, row.round)
+    held = spent_out(config.budget, spend)
+    return f" But the budget is still reached, so no model run will start: {held}" if held else ""
+
+
 async def act(ctx: Context, api: RepoAPI, cmd: Command, user: str, comment_id: int) -> str | None:
     """Carry out writer's command `comment_id` on this PR; the reply to post, if any."""
     store = LoopStore(ctx.runtime.pool)
@@ -91,7 +110,7 @@ async def act(ctx: Context, api: RepoAPI, cmd: Command, user: str, comment_id: i
         return "Stopped. No new fixes will start here until `@review-loop resume`."
     if cmd.verb == "resume":
         await request_reconcile(ctx.runtime, repo, number, iid, stopped=False, force_audit=True)
-        return "Resumed."
+        return "Resumed." + await still_over_budget(ctx, api, store)
     if cmd.verb == "audit":
         await request_reconcile(ctx.runtime, repo, number, iid, force_audit=True)
         return None

@@ -53,6 +53,9 @@ group_threshold: 5
 max_depth: 0
 setup: pip install -e .
 test: pytest -q
+budget:
+  per_pr_usd: 5
+  per_round_usd: 1.5
 """
 
 
@@ -95,6 +98,7 @@ def test_every_setting_is_read() -> None:
         "max_depth": 0,
         "setup": "pip install -e .",
         "test": "pytest -q",
+        "budget": {"per_pr_usd": 5.0, "per_round_usd": 1.5},
     }
 
 
@@ -105,6 +109,11 @@ def test_every_setting_is_read() -> None:
             "enabled: true\nauditor: [ruff]\n",
             "line 2: unknown key `auditor`; did you mean `auditors`?",
             id="unknown-key-with-suggestion",
+        ),
+        pytest.param(
+            "budget:\n  per_pr: 5\n",
+            "line 2: unknown key `budget.per_pr`; did you mean `per_pr_usd`?",
+            id="unknown-key-in-the-budget",
         ),
         pytest.param(
             "routes:\n  - rule: F401\n    agnet: ruff-fix\n",

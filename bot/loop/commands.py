@@ -18,7 +18,7 @@ HELP = """\
 | `@review-loop fix` | audit this PR now and fix the open findings the loop may still take on |
 | `@review-loop fix #issue` | fix just `#issue`, now (past `max_rounds`, or stopped, too) |
 | `@review-loop status` | where the loop stands |
-| `@review-loop stop` / `resume` | pause the loop on this PR / let it go on |
+| `@review-loop stop` / `resume` | pause the loop on this PR / go on (e.g. a raised `budget`) |
 | `@review-loop retry #issue` | run the fix for `#issue` again |
 | `@review-loop waive #issue <reason>` | close the finding as accepted; it is not raised again |
 | `@review-loop help` | this list |

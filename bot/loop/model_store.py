@@ -6,6 +6,9 @@ from collections.abc import Sequence
 from bot.agents.models import ModelCall
 from bot.audit.findings import Finding
 from bot.engine.database import Pool
+from bot.loop.budget import Spend
+
+RUNS_AVERAGED = 5  # an agent's expected cost per run: the mean of its latest runs
 
 
 class ModelStore:
@@ -93,8 +96,10 @@ class ModelStore:
         repo: str,
         pr_number: int | None,
         task_id: int | None = None,
+        round: int | None = None,
     ) -> None:
-        """Keep `calls` (model, tokens in and out, cost, duration) for budgets."""
+        """Keep `calls` (model, tokens in and out, cost, duration) for budgets; `round` is the
+        loop round they were made in."""
         if not calls:
             return
         async with self._pool.connection() as conn:
@@ -102,8 +107,8 @@ class ModelStore:
             await cur.executemany(
                 """INSERT INTO review_loop_model_calls
                        (repo, pr_number, task_id, agent, model, purpose, tokens_in, tokens_out,
-                        cost_usd, duration_s, attempts, repair, error)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                        cost_usd, duration_s, attempts, repair, error, round)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
                 [
                     (
                         repo,
@@ -119,6 +124,7 @@ class ModelStore:
                         c.attempts,
                         c.repair,
                         c.error,
+                        round,
                     )
                     for c in calls
                 ],
@@ -137,3 +143,41 @@ class ModelStore:
             )
             rows = await cur.fetchall()
         return [ModelCall(**row) for row in rows]
+
+    async def spend(self, repo: str, pr_number: int, round: int) -> Spend:
+        """What the PR's model calls cost: in all, in round `round`, and per agent."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """SELECT agent, COALESCE(SUM(cost_usd), 0) AS usd,
+                          COALESCE(SUM(cost_usd) FILTER (WHERE round = %s), 0) AS round_usd,
+                          COUNT(*) FILTER (WHERE cost_usd IS NULL) AS unpriced
+                     FROM review_loop_model_calls
+                    WHERE repo = %s AND pr_number = %s
+                    GROUP BY agent ORDER BY agent""",
+                (round, repo, pr_number),
+            )
+            rows = await cur.fetchall()
+        return Spend(
+            pr_usd=sum(float(r["usd"]) for r in rows),
+            round_usd=sum(float(r["round_usd"]) for r in rows),
+            round=round,
+            by_agent={str(r["agent"]): float(r["usd"]) for r in rows},
+            unpriced_calls=sum(int(r["unpriced"]) for r in rows),
+        )
+
+    async def expected_cost(self, repo: str, agent: str) -> float | None:
+        """What one run of `agent` is expected to cost: the mean of its latest recorded runs
+        in the repository (a fix task's calls are one run, a review call is one); None: none
+        recorded yet."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """SELECT AVG(usd) AS mean FROM (
+                       SELECT COALESCE(SUM(cost_usd), 0) AS usd
+                         FROM review_loop_model_calls
+                        WHERE repo = %s AND agent = %s
+                        GROUP BY COALESCE(task_id, -id)
+                        ORDER BY MAX(id) DESC LIMIT %s) AS runs""",
+                (repo, agent, RUNS_AVERAGED),
+            )
+            row = await cur.fetchone()
+        return None if row is None or row["mean"] is None else float(row["mean"])

@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.audit.findings import Finding
 from bot.github.records import CheckConclusion, CheckStatus
+from bot.loop.budget import Spend, usd
 from bot.loop.store import TaskRow
 
 CHECK_NAME = "review-loop"
@@ -47,6 +48,7 @@ class Summary:
     issues: Sequence[IssueLine] = ()
     tasks: Sequence[TaskRow] = ()
     fanout: Sequence[str] = field(default_factory=tuple)  # the latest round's decisions
+    spend: Spend | None = None  # what the PR's model calls cost, from the ledger
 
 
 def render_summary(s: Summary) -> str:
@@ -80,6 +82,8 @@ def render_summary(s: Summary) -> str:
             f"- #{n} `{agent}`: {status} — {_one_line(reason)}"
             for n, (agent, status, reason) in sorted(not_landed)
         ]
+    if s.spend is not None and s.spend.by_agent:
+        lines += ["", *_cost_lines(s.spend)]
     if s.fanout:
         lines += ["", "<details><summary>Fan-out: spawn agents only when (N-1)*t > s</summary>", ""]
         lines += [f"- {decision}" for decision in s.fanout]
@@ -131,6 +135,21 @@ def render_fix_failure(agent: str, status: str, reason: str, output: str) -> str
 
 def _one_line(text: str) -> str:
     return " ".join(text.split()).replace("<!--", "&lt;!--")[:1000]
+
+
+def _cost_lines(spend: Spend) -> list[str]:
+    """Cost so far (this round, this PR) and per agent; the agents' amounts add up to the PR's."""
+    per_agent = ", ".join(f"`{name}` {usd(amount)}" for name, amount in spend.by_agent.items())
+    lines = [
+        f"Model cost so far: {usd(spend.round_usd)} this round (round {spend.round}), "
+        f"{usd(spend.pr_usd)} on this PR; per agent: {per_agent}"
+    ]
+    if spend.unpriced_calls:
+        lines.append(
+            f"({spend.unpriced_calls} calls to models without a price in the catalog are "
+            "counted as tokens only: the real cost is higher)"
+        )
+    return lines
 
 
 def _cell(text: str) -> str:

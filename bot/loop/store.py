@@ -13,6 +13,8 @@ ACTIVE_TASK_STATES = ("queued", "running", "pushed")
 # How a task ends when it could not fix what it was given ("rejected": a person closed its
 # fix PR without merging it).
 ENDED_BADLY = ("failed", "refused", "conflict", "rejected")
+# Held back by the budget before it started: nothing failed; the next round queues it again.
+HELD = "held"
 REJECTED_ERROR = "a person closed the fix PR without merging it"
 
 
@@ -213,7 +215,8 @@ class LoopStore:
         batch: list[int] | None = None,
         conn: Conn | None = None,
     ) -> TaskRow | None:
-        """Create the task for this issue at this head; None if it already exists. With
+        """Create the task for this issue at this head; None if it already exists. A task
+        that was held back by the budget before it started is queued again instead. With
         `conn`, inside the caller's transaction (the task and its job commit together)."""
         async with contextlib.AsyncExitStack() as stack:
             if conn is None:
@@ -223,7 +226,10 @@ class LoopStore:
                         (repo, pr_number, issue_number, installation_id, agent, round,
                          base_ref, base_sha, branch, batch)
                     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                    ON CONFLICT (repo, issue_number, base_sha, round) DO NOTHING
+                    ON CONFLICT (repo, issue_number, base_sha, round) DO UPDATE
+                       SET status = 'queued', error = NULL, agent = EXCLUDED.agent,
+                           batch = EXCLUDED.batch, updated_at = now()
+                     WHERE review_loop_tasks.status = 'held'
                     RETURNING {_TASK_COLUMNS}""",  # noqa: S608
                 (
                     repo,

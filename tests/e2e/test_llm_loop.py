@@ -10,6 +10,7 @@ import pytest
 
 from bot.agents.models import ModelCall
 from bot.demo.stack import LocalStack, local_stack, wait_settled
+from bot.loop.budget import usd
 from bot.loop.model_store import ModelStore
 from bot.sandbox.models import Edit, ModelFault, ModelSandbox, Rule, Scenario
 from tests.e2e.scenario import AUTHOR, REPO, bare_git, fix_pulls, open_pr, show, task_rows
@@ -93,6 +94,15 @@ def finding_issues(stack: LocalStack) -> list[dict[str, Any]]:
     ]
 
 
+def summary_comment(stack: LocalStack, number: int) -> str:
+    (body,) = [
+        c["body"]
+        for c in stack.sandbox.driver.comments(REPO, number)
+        if c["body"].startswith("<!-- review-loop") and "### review-loop" in c["body"]
+    ]
+    return str(body)
+
+
 def loop_check(stack: LocalStack, number: int) -> dict[str, Any]:
     head = stack.sandbox.driver.pull(REPO, number)["head"]["sha"]
     (check,) = [
@@ -121,8 +131,17 @@ async def test_an_llm_finding_is_filed_fixed_verified_and_landed(
         tasks = await task_rows(stack, "status, agent, error")
         calls = await calls_of(stack, number)
         check = loop_check(stack, number)
+        summary = summary_comment(stack, number)
 
     assert row.state == "ready", row.reason
+    # Costs add up: what the summary shows for the PR is the ledger's sum, and per agent.
+    (cost_line,) = [ln for ln in summary.splitlines() if ln.startswith("Model cost so far")]
+    ledger = sum(c.cost_usd or 0.0 for c in calls)
+    by_agent = {
+        a: sum(c.cost_usd or 0.0 for c in calls if c.agent == a) for a in ("review", "fixer")
+    }
+    assert f"{usd(ledger)} on this PR" in cost_line
+    assert all(f"`{a}` {usd(v)}" in cost_line for a, v in by_agent.items())
     assert row.round <= 3
     (issue,) = issues
     assert issue["state"] == "closed"

@@ -3,10 +3,13 @@ politely, and every reply is one comment of the bot's, marked as the reply to it
 
 import pytest
 
+from bot.agents.models import ModelCall
 from bot.github.markers import with_marker
 from bot.labels import FINDING_LABEL, NEEDS_HUMAN_LABEL, WAIVED_LABEL
 from bot.loop.commands import HELP
+from bot.loop.model_store import ModelStore
 from bot.loop.store import TaskRow
+from bot.repo_config import CONFIG_PATH
 from bot.webhooks.dispatch import HandlerFailed
 from handlers.issue_comment import (
     ALREADY_TRIED,
@@ -443,3 +446,38 @@ async def test_fix_of_one_issue_already_tried_at_this_head_points_to_retry(bench
 
     assert bench.replies(PR, "reply") == [with_marker(REPLY, ALREADY_TRIED.format(n=FINDING))]
     assert await bench.fix_jobs() == []
+
+
+@pytest.mark.parametrize(
+    ("config", "reply"),
+    [
+        pytest.param("extends: false\nbudget:\n  per_pr_usd: 10\n", "Resumed.", id="raised"),
+        pytest.param(
+            "extends: false\nbudget:\n  per_pr_usd: 1\n",
+            "Resumed. But the budget is still reached, so no model run will start: budget "
+            "`per_pr_usd` reached: $1.50 spent on this pull request of $1.00 allowed; no new "
+            "model runs start. To go on, raise `budget.per_pr_usd` in `.github/review-loop.yml` "
+            "on the default branch, then say `@review-loop resume`",
+            id="not-raised",
+        ),
+    ],
+)
+async def test_resume_after_a_budget_says_whether_it_was_raised(
+    bench: Bench, config: str, reply: str
+) -> None:
+    """`resume` on a PR the budget stopped goes on; while the config still holds it, the
+    reply says so and how to raise it."""
+    bench.fake.roles[USER] = "write"
+    bench.fake.files[CONFIG_PATH] = config
+    await bench.store.bump(REPO, PR, INSTALLATION)
+    await bench.store.save_state(
+        REPO, PR, state="needs-human", reason="budget `per_pr_usd` reached: ...", round=1,
+        audited_sha=None, summary={},
+    )  # fmt: skip
+    spent = ModelCall("fixer", "m", "fix", 10, 10, 1.5, 1.0, 1)
+    await ModelStore(bench.fleet.runtime.pool).record_calls([spent], repo=REPO, pr_number=PR)
+
+    await bench.deliver("issue_comment.created", comment(bench, "@review-loop resume"))
+
+    assert bench.replies(PR, "reply") == [with_marker(REPLY, reply)]
+    assert await bench.reconciles() == [PR]

@@ -26,6 +26,7 @@ from bot.github.markers import parse_marker
 from bot.github.records import IssueInfo, default_merge_method
 from bot.github.repo_api import RepoAPI
 from bot.loop import report
+from bot.loop.budget import over_budget
 from bot.loop.fix.branch import (
     TaskBranch,
     branch_sha,
@@ -49,8 +50,9 @@ from bot.loop.fix.verify import (
     verify_fix,
 )
 from bot.loop.fleet import Fleet
+from bot.loop.model_store import ModelStore
 from bot.loop.repo_commands import RepoCommandFailed, run_repo_command
-from bot.loop.store import REJECTED_ERROR, LoopStore, TaskRow, failures_text
+from bot.loop.store import HELD, REJECTED_ERROR, LoopStore, TaskRow, failures_text
 from bot.repo_config import RepoConfig, load_repo_config
 
 LEASE_TTL_S = 120.0
@@ -122,6 +124,14 @@ async def _run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> N
     spec = fleet.catalog.get(task.agent)
     if spec is None:
         raise TaskFailed("failed", f"no agent {task.agent!r} in the server's catalog")
+    if spec.kind in MODEL_KINDS and config.budget is not None and task.pr_number is not None:
+        # Checked again as the run starts: tasks of the round that ran meanwhile have spent.
+        models = ModelStore(fleet.runtime.pool)
+        spend = await models.spend(task.repo, task.pr_number, task.round)
+        expected = await models.expected_cost(task.repo, task.agent) or 0.0
+        held = over_budget(config.budget, spend, expected, expected)
+        if held is not None:
+            raise TaskFailed(HELD, held)
     started = time.monotonic()
     token = await fleet.token(task.installation_id, task.repo)
     mirror = await fleet.mirrors.ensure(task.repo, repo_info.clone_url, token)

@@ -14,9 +14,10 @@ from typing import Literal
 from bot.audit.findings import Finding
 from bot.labels import LOOP_LABEL, fix_branch
 from bot.loop import report
+from bot.loop.budget import Spend, over_budget
 from bot.loop.checks import fix_pr_verdict
 from bot.loop.reconcile.fanout import Costs, FanOut, Mode, plan_fanout, split
-from bot.loop.store import ACTIVE_TASK_STATES, TaskRow
+from bot.loop.store import ACTIVE_TASK_STATES, HELD, TaskRow
 from bot.repo_config import RepoConfig
 
 MAX_FAILED_TASKS = 2  # per issue, before it is handed to a human
@@ -63,6 +64,9 @@ class Facts:
     loop: Loop = Loop()
     config: RepoConfig = field(default_factory=RepoConfig)
     config_error: str | None = None  # why `.github/review-loop.yml` could not be read
+    spend: Spend = field(
+        default_factory=Spend
+    )  # what the PR's model calls cost so far (round: the loop's round)
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,10 @@ class Planner:
     concurrency: int  # fix tasks the workers run at once
     mode: Mode = "auto"
     measured: Mapping[str, Costs] = field(default_factory=dict)
+    # Agents that call models (they cost money), and what one run of each is expected to
+    # cost: the moving average of its recorded runs (none recorded: 0, caught after the run).
+    paid: frozenset[str] = frozenset()
+    expected_usd: Mapping[str, float] = field(default_factory=dict)
 
     def costs(self, agent: str) -> Costs:
         return self.measured.get(agent, self.prior)
@@ -333,8 +341,9 @@ def _new_round(
     for number, agent in fixable:
         by_agent.setdefault(agent, []).append(number)
     # A task row is unique per (first issue, base commit, round): those that exist stay as
-    # they are, so a retried reconcile queues nothing twice.
-    existing = {(t.issues[0], t.base_sha, t.round) for t in tasks}
+    # they are, so a retried reconcile queues nothing twice; one the budget held back before
+    # it started is queued again.
+    existing = {(t.issues[0], t.base_sha, t.round) for t in tasks if t.status != HELD}
     plans: list[FanOut] = []
     new: list[NewTask] = []
     for agent, numbers in sorted(by_agent.items()):
@@ -351,6 +360,21 @@ def _new_round(
             if (batch[0], pull.head_sha, round_) not in existing:
                 branch = fix_branch(pull.number, batch[0])
                 new.append(NewTask(agent, tuple(batch), branch, pull.head_ref, pull.head_sha))
+    new, held = _within_budget(facts, planner, new)
+    if held is not None:
+        # No model run starts; the free ones (deterministic agents) still do. A round that
+        # starts nothing is not counted: after `resume` it starts as this one would have.
+        queued = f"; {len(new)} fixes that fit (or cost nothing) queued" if new else ""
+        if not new:
+            round_, plans = facts.loop.round, []
+        return Decision(
+            report.NEEDS_HUMAN,
+            held + queued,
+            round_,
+            needs_human=to_label,
+            plans=tuple(plans),
+            tasks=tuple(new),
+        )
     if new:
         state, reason = report.FIXING, f"round {round_}: {len(new)} fixes queued"
     else:  # this round's tasks exist already and ended: nothing will move
@@ -358,3 +382,30 @@ def _new_round(
     return Decision(
         state, reason, round_, needs_human=to_label, plans=tuple(plans), tasks=tuple(new)
     )
+
+
+def _within_budget(
+    facts: Facts, planner: Planner, new: Sequence[NewTask]
+) -> tuple[list[NewTask], str | None]:
+    """The new tasks the budget lets start (in order, each at its agent's expected cost), and
+    why the others are held (None: none is). Agents that cost nothing always start."""
+    budget, spend = facts.config.budget, facts.spend
+    if budget is None:
+        return list(new), None
+    # The new round has spent nothing yet; the PR has spent `spend.pr_usd`.
+    fresh = Spend(pr_usd=spend.pr_usd, round=facts.loop.round + 1)
+    start: list[NewTask] = []
+    expected = 0.0
+    held: str | None = None
+    for task in new:
+        if task.agent not in planner.paid:
+            start.append(task)
+            continue
+        cost = planner.expected_usd.get(task.agent, 0.0)
+        why = over_budget(budget, fresh, expected + cost, expected + cost)
+        if why is None and held is None:
+            start.append(task)
+            expected += cost
+        else:
+            held = held or why
+    return start, held

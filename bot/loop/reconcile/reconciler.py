@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bot.agents.catalog import MODEL_KINDS
 from bot.agents.models import PullRequestText
 from bot.agents.routing import explain_route
 from bot.audit.commits import audit_commit
@@ -31,6 +32,7 @@ from bot.labels import (
     is_own_fix_pr,
 )
 from bot.loop import report
+from bot.loop.budget import spent_out
 from bot.loop.checks import upsert_loop_check
 from bot.loop.fleet import Fleet
 from bot.loop.model_audit import GUIDELINES_PATH, log_calls, review_changes
@@ -106,6 +108,9 @@ class PrReconciler:
         if decision is not None:  # a fix PR's findings are shown, never filed
             await self._report(pr, decision, facts.config, findings=audit.findings, noun="finding")
             return
+        # What the reviewers just spent counts before any fix starts (checked after each run).
+        spend = await self.model_store.spend(self.repo, self.number, facts.loop.round)
+        facts = replace(facts, spend=spend)
         ledger = await self._ledger(pr, audit.findings, facts.config)
         # Fix PRs a person merges (manual, or GitHub refused the bot's merge): a merge or close
         # whose webhook never arrived is seen here.
@@ -150,21 +155,30 @@ class PrReconciler:
             config = await load_repo_config(self.api, repo_info.default_branch)
         except RepoConfigError as exc:
             return Facts(pull, loop, config_error=str(exc)), repo_info.clone_url
-        return Facts(pull, loop, config), repo_info.clone_url
+        spend = await self.model_store.spend(self.repo, self.number, loop.round)
+        return Facts(pull, loop, config, spend=spend), repo_info.clone_url
 
     async def _planner(self, issues: Issues) -> Planner:
         """The fan-out planner's inputs: the costs measured for the agents routed here."""
         settings = self.fleet.runtime.settings
         measured: dict[str, Costs] = {}
+        paid: set[str] = set()
+        expected: dict[str, float] = {}
         for agent in sorted({a for a in issues.agents.values() if a is not None}):
             costs = await self.store.costs(self.repo, agent)
             if costs is not None:
                 measured[agent] = Costs(*costs)
+            spec = self.fleet.catalog.get(agent)
+            if spec is not None and spec.kind in MODEL_KINDS:
+                paid.add(agent)
+                expected[agent] = await self.model_store.expected_cost(self.repo, agent) or 0.0
         return Planner(
             prior=Costs(settings.prior_spawn_s, settings.prior_run_s),
             concurrency=settings.worker_concurrency,
             mode=settings.fanout,
             measured=measured,
+            paid=frozenset(paid),
+            expected_usd=expected,
         )
 
     # -- audit and ledger --------------------------------------------------------------------
@@ -176,6 +190,13 @@ class PrReconciler:
         config = facts.config
         if not config.model_auditors or facts.pull.own_fix_pr or self._mirror is None:
             return Audit(found)
+        capped = spent_out(config.budget, facts.spend)
+        if capped is not None:
+            # At the cap no reviewer is asked: what each reported before still stands.
+            kept = list(found)
+            for name in config.model_auditors:
+                kept += await self.model_store.findings(self.repo, self.number, name)
+            return Audit(kept, incomplete=dict.fromkeys(config.model_auditors, capped))
         guidelines = await self.api.read_file(GUIDELINES_PATH, ref=self._default_branch)
         try:
             models = await review_changes(
@@ -191,7 +212,9 @@ class PrReconciler:
         except AuditError as exc:
             return Audit(error=str(exc))
         log_calls(models.calls, f"audit of {self.repo}#{self.number}")
-        await self.model_store.record_calls(models.calls, repo=self.repo, pr_number=self.number)
+        await self.model_store.record_calls(
+            models.calls, repo=self.repo, pr_number=self.number, round=self.row.round
+        )
         kept = list(models.findings)
         for name, findings in models.by_auditor.items():
             await self.model_store.replace_findings(
@@ -414,6 +437,7 @@ class PrReconciler:
             issues=lines,
             tasks=tasks,
             fanout=await self.store.plans(self.repo, self.number),
+            spend=await self.model_store.spend(self.repo, self.number, decision.round),
         )
         await self.fleet.runtime.leases.check(self.lease)
         await self.api.upsert_comment(

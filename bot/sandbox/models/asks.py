@@ -10,6 +10,7 @@ from typing import Any, Literal
 # The prompt size the sandbox reports and records: words and punctuation marks, a rough
 # stand-in for a tokenizer that needs no vocabulary and counts the same on every machine.
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+_FILE_LINE = re.compile(r"(?m)^File: ")
 
 
 def count_tokens(text: str) -> int:
@@ -54,12 +55,23 @@ class Ask:
 
     @property
     def brief(self) -> str:
-        """The first user message: the bot puts its whole brief there."""
-        return next((m.text for m in self.messages if m.role == "user"), "")
+        """The latest brief: the bot puts its whole brief in one user message, which names
+        its files on `File:` lines. A repair request names none, so it is the first user
+        message of a short conversation; one long session holds a brief per task."""
+        return self.messages[self._brief_at].text if self.messages else ""
 
     @property
     def assistant_turns(self) -> int:
-        return sum(1 for m in self.messages if m.role == "assistant")
+        """The answers given since the latest brief (the attempt a repair is)."""
+        return sum(1 for m in self.messages[self._brief_at :] if m.role == "assistant")
+
+    @property
+    def _brief_at(self) -> int:
+        users = [i for i, m in enumerate(self.messages) if m.role == "user"]
+        if not users:
+            return 0
+        named = [i for i in users if _FILE_LINE.search(self.messages[i].text)]
+        return named[-1] if named else users[0]
 
     @property
     def prompt(self) -> str:

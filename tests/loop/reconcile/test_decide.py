@@ -1,10 +1,11 @@
 """The loop's rules as a table: facts about a PR in, the whole Decision out."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
 from bot.labels import LOOP_LABEL
+from bot.loop.budget import Spend
 from bot.loop.reconcile.decide import (
     Audit,
     Decision,
@@ -18,7 +19,7 @@ from bot.loop.reconcile.decide import (
     decide,
 )
 from bot.loop.reconcile.fanout import Costs, FanOut
-from bot.repo_config import RepoConfig
+from bot.repo_config import Budget, RepoConfig
 
 HEAD = "h" * 40
 OLD = "o" * 40  # an earlier head of the PR
@@ -66,6 +67,18 @@ class Case:
     issues: Issues = field(default_factory=Issues)
     tasks: tuple[Task, ...] = ()
     planner: Planner = PLANNER
+    spend: Spend = field(default_factory=Spend)
+
+
+# `fix` calls a model and one run costs $0.30 on average; `lint` is deterministic.
+PRICED = Planner(prior=PRIORS, concurrency=4, paid=frozenset({"fix"}), expected_usd={"fix": 0.3})
+PR_CAP = RepoConfig(budget=Budget(per_pr_usd=1.0))
+ROUND_CAP = RepoConfig(budget=Budget(per_round_usd=0.5))
+PR_HINT = (
+    "no new model runs start. To go on, raise `budget.per_pr_usd` in "
+    "`.github/review-loop.yml` on the default branch, then say `@review-loop resume`"
+)
+ROUND_HINT = PR_HINT.replace("per_pr_usd", "per_round_usd")
 
 
 NEEDS_HUMAN, READY, FIXING, WAITING = "needs-human", "ready", "fixing", "waiting"
@@ -291,11 +304,79 @@ CASES = [
             plans=(FanOut("fix", 1, 10.0, 5.0, width=1),),
         ),
     ), id="rounds-fixes-all-ended-unfixed"),
+    # -- budgets: no model run starts past a cap; deterministic agents go on
+    pytest.param(Case(
+        config=PR_CAP, planner=PRICED, issues=found(1), spend=Spend(pr_usd=0.6),
+        expected=Decision(
+            FIXING, "round 1: 1 fixes queued", 1,
+            plans=(FanOut("fix", 1, 10.0, 5.0, width=1),), tasks=(new_task(1),),
+        ),
+    ), id="budget-room-left"),
+    pytest.param(Case(
+        config=PR_CAP, planner=PRICED, issues=found(1), spend=Spend(pr_usd=0.8),
+        loop=Loop(round=1),
+        expected=Decision(
+            NEEDS_HUMAN,
+            "budget `per_pr_usd` reached: $0.80 spent on this pull request of $1.00 allowed, "
+            f"and the next runs are expected to cost $0.30; {PR_HINT}",
+            1,
+        ),
+    ), id="budget-per-pr-expected-run-would-pass-it"),
+    pytest.param(Case(
+        config=PR_CAP, issues=found(1), spend=Spend(pr_usd=1.2),
+        planner=Planner(prior=PRIORS, concurrency=4, paid=frozenset({"fix"})),
+        expected=Decision(
+            NEEDS_HUMAN,
+            f"budget `per_pr_usd` reached: $1.20 spent on this pull request of $1.00 allowed; "
+            f"{PR_HINT}",
+            0,
+        ),
+    ), id="budget-per-pr-spent-agent-without-history"),
+    pytest.param(Case(
+        config=ROUND_CAP, issues=found(1, 2), spend=Spend(pr_usd=5.0, round_usd=5.0),
+        planner=replace(PRICED, measured={"fix": Costs(60.0, 2.0, samples=3)}),
+        expected=Decision(
+            FIXING, "round 1: 1 fixes queued", 1,
+            plans=(FanOut("fix", 2, 2.0, 60.0, width=1),), tasks=(new_task(1, 2),),
+        ),
+    ), id="budget-per-round-a-new-round-starts-fresh"),
+    pytest.param(Case(
+        config=ROUND_CAP, planner=PRICED, issues=found(1, 2, 3),
+        expected=Decision(
+            NEEDS_HUMAN,
+            "budget `per_round_usd` reached: $0.00 spent on one round of $0.50 allowed, "
+            f"and the next runs are expected to cost $0.60; {ROUND_HINT}; "
+            "1 fixes that fit (or cost nothing) queued",
+            1,
+            plans=(FanOut("fix", 3, 10.0, 5.0, width=3),),
+            tasks=(new_task(1),),
+        ),
+    ), id="budget-per-round-some-start-the-rest-wait"),
+    pytest.param(Case(
+        config=PR_CAP, planner=PRICED, spend=Spend(pr_usd=3.0),
+        issues=Issues(open={"a": 1, "b": 2}, agents={"a": "lint", "b": "fix"}),
+        expected=Decision(
+            NEEDS_HUMAN,
+            "budget `per_pr_usd` reached: $3.00 spent on this pull request of $1.00 allowed, "
+            f"and the next runs are expected to cost $0.30; {PR_HINT}; "
+            "1 fixes that fit (or cost nothing) queued",
+            1,
+            plans=(FanOut("fix", 1, 10.0, 5.0, width=1), FanOut("lint", 1, 10.0, 5.0, width=1)),
+            tasks=(new_task(1, agent="lint"),),
+        ),
+    ), id="budget-deterministic-agents-go-on"),
+    pytest.param(Case(
+        issues=found(1), tasks=(task("held", 1, base_sha=HEAD),),
+        expected=Decision(
+            FIXING, "round 1: 1 fixes queued", 1,
+            plans=(FanOut("fix", 1, 10.0, 5.0, width=1),), tasks=(new_task(1),),
+        ),
+    ), id="budget-a-task-held-at-its-start-is-queued-again"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_decide(case: Case) -> None:
     """Each rule of the loop, alone: the first that applies decides all that happens next."""
-    facts = Facts(case.pull, case.loop, case.config, case.config_error)
+    facts = Facts(case.pull, case.loop, case.config, case.config_error, case.spend)
     assert decide(facts, case.audit, case.issues, case.tasks, case.planner) == case.expected

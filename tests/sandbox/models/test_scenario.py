@@ -83,6 +83,19 @@ def test_the_fixer_answers_each_attempt_with_its_scripted_edit(attempt: int, sea
     assert edits == [{"path": "app.py", "search": search, "replace": edits[0]["replace"]}]
 
 
+def test_one_long_session_is_answered_for_its_latest_brief() -> None:
+    """A conversation with a brief per task (one session fixing finding after finding): the
+    fixer answers the last brief, at its first attempt."""
+    rule = Rule("r", r"\bcount\b", fixes=(Edit("first", "x"), Edit("second", "y")))
+    one = "File: a.py\n\n## Flagged code\n```\ndef f(count):\n```\n"
+    two = one.replace("a.py", "b.py")
+    messages = (Message("user", one), Message("assistant", "{}"), Message("user", two))
+    request = Ask(**{**ask(one, "fix_edits").__dict__, "messages": messages})
+    assert (request.brief, request.assistant_turns) == (two, 0)
+    (edit,) = reply(Scenario([rule]), request)["edits"]
+    assert (edit["path"], edit["search"]) == ("b.py", "first")
+
+
 @pytest.mark.parametrize(
     ("after", "resolved"),
     [

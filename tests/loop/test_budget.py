@@ -1,0 +1,151 @@
+"""The cost ledger as the summary shows it, and the budgets it is checked against."""
+
+import re
+from typing import cast
+
+import pytest
+
+from bot.agents.catalog import AgentSpec
+from bot.agents.models import ModelCall
+from bot.engine.leases import Lease
+from bot.github.repo_api import RepoAPI
+from bot.loop import report
+from bot.loop.budget import Spend, over_budget, spent_out
+from bot.loop.fix.job import TaskFailed
+from bot.loop.fix.runner import run_fix
+from bot.loop.fleet import Fleet
+from bot.loop.model_store import ModelStore
+from bot.loop.store import LoopStore
+from bot.repo_config import CONFIG_PATH, Budget, parse_repo_config
+from bot.runtime import Runtime
+from tests.fakes.github import FakeGitHub
+
+REPO = "acme/shop"
+
+
+def call(agent: str, cost: float | None, purpose: str = "fix") -> ModelCall:
+    return ModelCall(agent, "m", purpose, 1000, 200, cost, 1.0, 1)
+
+
+def summary(spend: Spend) -> str:
+    return report.render_summary(
+        report.Summary("fixing", "1 fixes running", spend.round, 5, "a" * 40, spend=spend)
+    )
+
+
+def amounts(text: str) -> list[float]:
+    return [float(x) for x in re.findall(r"\$(\d+\.\d+)", text)]
+
+
+async def test_the_summary_shows_what_the_ledger_holds(runtime: Runtime) -> None:
+    """This round, this PR and per agent; the PR's figure is the ledger's sum, and the
+    agents' figures add up to it. Another PR's calls are not counted."""
+    store = ModelStore(runtime.pool)
+    await store.record_calls(
+        [call("review", 0.0123, "review"), call("review", 0.0101, "review")],
+        repo=REPO,
+        pr_number=7,
+        round=0,
+    )
+    await store.record_calls(
+        [call("fixer", 0.25), call("fixer", 0.5, "verify")], repo=REPO, pr_number=7, round=1
+    )
+    await store.record_calls([call("fixer", None)], repo=REPO, pr_number=7, round=1)
+    await store.record_calls([call("fixer", 9.0)], repo=REPO, pr_number=8, round=1)
+
+    spend = await store.spend(REPO, 7, 1)
+    async with runtime.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT SUM(cost_usd) AS s FROM review_loop_model_calls WHERE pr_number = 7"
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    ledger = round(float(row["s"]), 2)
+
+    text = summary(spend)
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("Model cost so far")]
+    this_round, this_pr, *per_agent = amounts(line)
+    assert this_pr == ledger == 0.77
+    assert this_round == 0.75
+    assert round(sum(per_agent), 2) == this_pr
+    assert "`review` $0.02" in line and "`fixer` $0.75" in line
+    assert "1 calls to models without a price" in text
+
+
+def test_no_cost_line_without_model_calls() -> None:
+    assert "Model cost" not in summary(Spend())
+
+
+def test_budgets_say_which_cap_what_was_spent_and_how_to_raise_it() -> None:
+    budget = Budget(per_pr_usd=1.0, per_round_usd=0.5)
+    assert over_budget(budget, Spend(pr_usd=0.4, round_usd=0.1), 0.3, 0.3) is None
+    why = over_budget(budget, Spend(pr_usd=0.8, round_usd=0.1), 0.3, 0.3)
+    assert why is not None
+    assert "`per_pr_usd`" in why and "$0.80 spent" in why and "$1.00 allowed" in why
+    assert "budget.per_pr_usd" in why and "@review-loop resume" in why
+    why = over_budget(budget, Spend(pr_usd=0.4, round_usd=0.1), 0.0, 0.6)
+    assert why is not None and "`per_round_usd`" in why
+    assert over_budget(None, Spend(pr_usd=99.0), 1.0, 1.0) is None
+    assert spent_out(budget, Spend(pr_usd=0.99)) is None
+    assert spent_out(budget, Spend(pr_usd=1.0)) is not None
+
+
+def test_the_budget_key_is_validated() -> None:
+    config = parse_repo_config("budget:\n  per_pr_usd: 2.5\n")
+    assert config.budget == Budget(per_pr_usd=2.5)
+    try:
+        parse_repo_config("budget:\n  per_pr: 2.5\n")
+    except ValueError as exc:
+        assert "did you mean `per_pr_usd`" in str(exc)
+    else:
+        raise AssertionError("an unknown budget key is refused")
+
+
+async def test_a_task_held_by_the_budget_is_queued_again(runtime: Runtime) -> None:
+    """The same (issue, head, round) is not created twice, unless the budget held it back
+    before it started: then it is queued again, as it was never run."""
+    store = LoopStore(runtime.pool)
+    fields = dict(
+        repo=REPO, pr_number=7, issue_number=11, installation_id=1, agent="fixer", round=1,
+        base_ref="feature", base_sha="b" * 40, branch="review-loop/pr-7/11",
+    )  # fmt: skip
+    first = await store.add_task(**fields)  # type: ignore[arg-type]
+    assert first is not None
+    assert await store.add_task(**fields) is None  # type: ignore[arg-type]
+    await store.update_task(first.id, status="held", error="budget `per_pr_usd` reached")
+    again = await store.add_task(**fields)  # type: ignore[arg-type]
+    assert again is not None and again.id == first.id
+    assert (again.status, again.error) == ("queued", None)
+    await store.update_task(first.id, status="failed", error="no")
+    assert await store.add_task(**fields) is None  # type: ignore[arg-type]
+
+
+async def test_a_model_fix_at_the_cap_is_held_as_it_starts(
+    fleet: Fleet, fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """Checked again when the run starts (other tasks of the round spent meanwhile): the task
+    ends `held`, before any worktree or model call."""
+    pull = fake.add_pull("feature")
+    fake.files[CONFIG_PATH] = "extends: false\nbudget:\n  per_pr_usd: 0.5\n"
+    fleet.catalog["fixer"] = AgentSpec.model_validate(
+        {
+            "name": "fixer",
+            "kind": "openai",
+            "model": "m",
+            "base_url": "http://127.0.0.1:9/v1",
+            "api_key_env": "BUDGET_TEST_UNSET_KEY",
+        }
+    )
+    store = LoopStore(fleet.runtime.pool)
+    await ModelStore(fleet.runtime.pool).record_calls(
+        [call("fixer", 0.5)], repo=fake.full_name, pr_number=pull.number, round=1
+    )
+    task = await store.add_task(
+        repo=fake.full_name, pr_number=pull.number, issue_number=5, installation_id=1,
+        agent="fixer", round=1, base_ref="feature", base_sha="a" * 40, branch="b",
+    )  # fmt: skip
+    assert task is not None
+    with pytest.raises(TaskFailed) as ended:
+        await run_fix(fleet, api, task, cast(Lease, None))
+    assert ended.value.status == "held"
+    assert "budget `per_pr_usd` reached: $0.50 spent" in ended.value.reason
