@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path, PurePosixPath
 
 from bot.agents.briefs import find_secrets
 from bot.git.cmd import git
-from bot.git.worktrees import all_but_setup_output
+from bot.git.worktrees import whole_tree_index
 
 DEFAULT_MAX_BYTES = 200_000
 AGENT_CONFIG_DIRS = frozenset({".claude", ".codex", ".gemini", ".goose", ".cursor"})
@@ -54,16 +52,7 @@ async def check_change(wt: Path, base_sha: str, *, max_bytes: int = DEFAULT_MAX_
     tampering = await git_tampering(wt)
     if tampering:  # running more git here could run the agent's code: stop now
         return tampering
-    with tempfile.TemporaryDirectory(prefix="review-loop-diff-") as scratch:
-        # A private copy of the index takes in untracked files without touching the real one.
-        index = Path(scratch) / "index"
-        real_index = Path((await git("rev-parse", "--git-path", "index", cwd=wt)).strip())
-        if not real_index.is_absolute():
-            real_index = wt / real_index
-        if real_index.exists():
-            shutil.copy2(real_index, index)
-        env = {"GIT_INDEX_FILE": str(index)}
-        await git("add", "--all", *await all_but_setup_output(wt), cwd=wt, env=env)
+    async with whole_tree_index(wt, "review-loop-diff-") as env:
         names = await git(
             "diff", "--cached", "--name-only", "--no-renames", "-z", base_sha, cwd=wt, env=env
         )

@@ -310,11 +310,12 @@ async def clean_keeping_setup_output(path: Path) -> None:
     await git("clean", "-fdq", *keep, cwd=path)
 
 
-async def snapshot(path: Path) -> str:
-    """The working tree at `path` as a git tree id: tracked and untracked files, not ignored
-    ones, nor what `setup` left. Neither the index nor any file changes (a private copy of
-    the index is used)."""
-    with tempfile.TemporaryDirectory(prefix="review-loop-snapshot-") as scratch:
+@contextlib.asynccontextmanager
+async def whole_tree_index(path: Path, prefix: str) -> AsyncIterator[dict[str, str]]:
+    """The environment of git commands that see the working tree at `path` staged whole:
+    tracked and untracked files, not ignored ones, nor what `setup` left. It stages into a
+    private copy of the index, so neither the real index nor any file changes."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
         index = Path(scratch) / "index"
         real_index = Path((await git("rev-parse", "--git-path", "index", cwd=path)).strip())
         if not real_index.is_absolute():
@@ -326,6 +327,12 @@ async def snapshot(path: Path) -> str:
             shutil.copy2(real_index, index)
         env = {"GIT_INDEX_FILE": str(index)}
         await git("add", "--all", *await all_but_setup_output(path), cwd=path, env=env)
+        yield env
+
+
+async def snapshot(path: Path) -> str:
+    """The working tree at `path` as a git tree id (as `whole_tree_index` stages it)."""
+    async with whole_tree_index(path, "review-loop-snapshot-") as env:
         return (await git("write-tree", cwd=path, env=env)).strip()
 
 
