@@ -273,9 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="keep the demo's working folder")
     demo.add_argument(
         "--scenario",
-        choices=["default", "llm"],
-        default="default",
-        help="llm: add a scripted model reviewer and fixer (the local model sandbox)",
+        choices=["llm", "ruff"],
+        default="llm",
+        help="llm (default): ruff's findings and a scripted model reviewer's and fixer's (the "
+        "local model sandbox); ruff: the built-in analyzers and fixers only",
     )
     sandbox = sub.add_parser("sandbox", help="run the local GitHub sandbox alone")
     sandbox.add_argument("--port", type=int, default=8010)
