@@ -11,6 +11,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from psycopg.rows import dict_row
 
 from bot.config import Settings
@@ -231,6 +233,17 @@ async def worktree(tmp_path: Path, mirrors: Mirrors, remote: Remote) -> Worktree
     mirror = await mirrors.ensure("acme/demo", remote.url, None)
     path = mirrors.worktree_path("acme/demo", "task-1")
     return await mirrors.add_worktree(mirror, path, "review-loop/pr-1/1", await remote.sha())
+
+
+@pytest.fixture(scope="session")
+def private_key() -> str:
+    """The App's private key: githubkit signs a real JWT for every installation token."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
 
 
 @pytest.fixture

@@ -15,8 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
 from bot.github.markers import parse_marker
@@ -146,17 +144,6 @@ def finding_body(pr: int, fp: str = "ruff:F401:app.py") -> str:
     """An issue body as the bot files a finding of `pr`: text after its hidden marker."""
     marker = json.dumps({"fp": fp, "pr": pr, "sha": "c" * 40})
     return f"<!-- review-loop {marker} -->\n`F401` unused import in `app.py`."
-
-
-@pytest.fixture(scope="session")
-def private_key() -> str:
-    """The App's private key: githubkit signs a real JWT for every installation token."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
 
 
 @pytest.fixture

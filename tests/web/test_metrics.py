@@ -7,8 +7,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
@@ -81,17 +79,6 @@ async def test_metrics_count_deliveries_and_jobs_as_they_move(runtime: Runtime) 
     assert 'review_loop_deliveries{status="queued"}' not in done
     assert done['review_loop_jobs{status="succeeded",task="dispatch_deliveries"}'] == 1
     assert types(after.text)["review_loop_jobs"] == "gauge"
-
-
-@pytest.fixture(scope="module")
-def private_key() -> str:
-    """githubkit signs a real JWT for the installation token."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
 
 
 @pytest.fixture

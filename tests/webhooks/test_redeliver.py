@@ -8,8 +8,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from githubkit_schemas.latest import models
 from pydantic import SecretStr
 
@@ -20,16 +18,6 @@ from tests.fakes.github import BASE_URL, FakeGitHub, skeleton
 
 DELIVERIES = r"/app/hook/deliveries"
 ATTEMPTS = r"/app/hook/deliveries/(\d+)/attempts"
-
-
-@pytest.fixture(scope="module")
-def private_key() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
 
 
 def delivery(id_: int, guid: str, status_code: int) -> dict[str, object]:
