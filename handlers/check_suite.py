@@ -1,4 +1,4 @@
-""" "Re-run all checks" on a PR asks GitHub for our check suite again: audit the PR again."""
+"""Re-running all checks on a PR asks GitHub for our check suite again: audit the PR again."""
 
 from bot.loop.store import LoopStore
 from bot.loop.tasks import request_reconcile

@@ -60,7 +60,7 @@ async def command(ctx: Context) -> None:
         if not issue.is_pull_request:
             await api.upsert_comment(issue.number, reply_marker, NOT_A_PR)
             return
-        reply = await act(ctx, api, parsed, user, comment.id)
+        reply = await act(ctx, api, parsed, user)
         if reply:
             await api.upsert_comment(issue.number, reply_marker, reply)
 
@@ -94,8 +94,8 @@ async def still_over_budget(ctx: Context, api: RepoAPI, store: LoopStore) -> str
     return f" But the budget is still reached, so no model run will start: {held}" if held else ""
 
 
-async def act(ctx: Context, api: RepoAPI, cmd: Command, user: str, comment_id: int) -> str | None:
-    """Carry out writer's command `comment_id` on this PR; the reply to post, if any."""
+async def act(ctx: Context, api: RepoAPI, cmd: Command, user: str) -> str | None:
+    """Carry out a writer's command on this PR; the reply to post, if any."""
     store = LoopStore(ctx.runtime.pool)
     repo, number, iid = ctx.repo, ctx.number, ctx.installation_id
     if cmd.verb == "help":
