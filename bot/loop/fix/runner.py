@@ -16,7 +16,7 @@ import time
 import uuid
 
 from bot.agents.briefs import BriefFinding, BriefTask, build_brief, redact_secrets
-from bot.agents.catalog import MODEL_KINDS
+from bot.agents.catalog import MODEL_KINDS, PAID_KINDS
 from bot.agents.contained import AgentResult
 from bot.agents.models import ModelCall
 from bot.agents.runner import AgentTask, FixTarget, run_agent
@@ -129,8 +129,7 @@ async def _run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> N
     spec = fleet.catalog.get(task.agent)
     if spec is None:
         raise TaskFailed("failed", f"no agent {task.agent!r} in the server's catalog")
-    spends = spec.kind in MODEL_KINDS or spec.kind == "cli"
-    if spends and config.budget is not None and task.pr_number is not None:
+    if spec.kind in PAID_KINDS and config.budget is not None and task.pr_number is not None:
         # Checked again as the run starts: tasks of the round that ran meanwhile have spent.
         models = ModelStore(fleet.runtime.pool)
         spend = await models.spend(task.repo, task.pr_number, task.round)

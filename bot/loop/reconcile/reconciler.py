@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bot.agents.catalog import MODEL_KINDS
+from bot.agents.catalog import PAID_KINDS
 from bot.agents.models import PullRequestText
 from bot.agents.routing import explain_route
 from bot.audit.commits import audit_commit
@@ -169,7 +169,7 @@ class PrReconciler:
             if costs is not None:
                 measured[agent] = Costs(*costs)
             spec = self.fleet.catalog.get(agent)
-            if spec is not None and spec.kind in MODEL_KINDS:
+            if spec is not None and spec.kind in PAID_KINDS:
                 paid.add(agent)
                 expected[agent] = await self.model_store.expected_cost(self.repo, agent) or 0.0
         return Planner(
