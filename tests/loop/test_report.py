@@ -83,3 +83,6 @@ def test_a_failed_fix_comment_gives_reason_agent_and_the_agents_output_collapsed
     assert "<details><summary>The end of the agent's output</summary>" in body
     assert "````text\ntried ``` things\nno luck\n````" in body
     assert "<details>" not in report.render_fix_failure("ruff-fix", "refused", "why", "  ")
+    said = report.render_fix_failure("claude", "failed", "401", "", said="Failed to authenticate.")
+    assert "<details><summary>What the agent said last</summary>" in said
+    assert "Failed to authenticate." in said
