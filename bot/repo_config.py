@@ -141,7 +141,7 @@ class RepoConfig(BaseModel):
     group_threshold: int = Field(
         default=3,
         ge=1,
-        description="More than this many same-rule findings in one file become one issue.",
+        description="More than this many same-rule findings in the PR become one issue.",
     )
     max_depth: int = Field(
         default=1, ge=0, description="How deep the bot audits its own fix PRs (0: not at all)."

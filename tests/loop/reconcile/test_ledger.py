@@ -92,15 +92,15 @@ def test_same_rule_findings_in_one_file_group_only_past_the_threshold() -> None:
     assert group.grouped and [f.start_line for f in group.findings] == [1, 2, 3, 9]
 
 
-def test_groups_never_mix_rules_or_files() -> None:
-    """Grouping is per analyzer, rule and file; output is ordered by path and line."""
+def test_groups_never_mix_rules_but_span_files() -> None:
+    """Grouping is per analyzer and rule: past the threshold a rule's findings in every file
+    of the PR are one issue; output is ordered by path and line."""
     findings = [finding(f"x{n}", n) for n in range(1, 5)]
     findings += [finding("y", 2, rule="E501"), finding("z", 1, path="src/b.py")]
     groups = group_findings(findings, 3)
-    assert [(g.first.path, g.first.rule, len(g.findings)) for g in groups] == [
-        ("src/a.py", "F401", 4),
-        ("src/a.py", "E501", 1),
-        ("src/b.py", "F401", 1),
+    assert [(g.first.path, g.first.rule, len(g.findings), g.paths) for g in groups] == [
+        ("src/a.py", "F401", 5, ("src/a.py", "src/b.py")),
+        ("src/a.py", "E501", 1, ("src/a.py",)),
     ]
 
 
