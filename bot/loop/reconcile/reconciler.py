@@ -125,7 +125,10 @@ class PrReconciler:
         await self.apply(decision)
         tasks = await self.store.tasks_for_pr(self.repo, self.number)
         open_findings = ledger.open_findings()  # waived findings are neither counted nor shown
-        await self._report(pr, decision, facts.config, ledger.lines, tasks, open_findings)
+        held = [d.title for d in ledger.plan.held]
+        await self._report(
+            pr, decision, facts.config, ledger.lines, tasks, open_findings, held=held
+        )
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -294,7 +297,7 @@ class PrReconciler:
             if draft.why_no_agent is not None:
                 why_no_agent[group.fingerprint] = draft.why_no_agent
             drafts.append(draft)
-        plan = plan_ledger(drafts, existing, pr.head_sha)
+        plan = plan_ledger(drafts, existing, pr.head_sha, config.max_open_issues)
         issue_for, created = await self._apply_ledger(plan, pr.head_sha)
         return Ledger(
             plan,
@@ -420,6 +423,7 @@ class PrReconciler:
         tasks: Sequence[TaskRow] = (),
         findings: Sequence[Finding] = (),
         noun: str = "open finding",
+        held: Sequence[str] = (),
     ) -> None:
         """Tell the decision as far as it says: the PR's row, the check run, or everyone.
         `findings` are those the check run annotates and counts (as `noun`s)."""
@@ -440,6 +444,8 @@ class PrReconciler:
             tasks=tasks,
             fanout=await self.store.plans(self.repo, self.number),
             spend=await self.model_store.spend(self.repo, self.number, decision.round),
+            held=held,
+            max_open_issues=config.max_open_issues,
         )
         await self.fleet.runtime.leases.check(self.lease)
         await self.api.upsert_comment(
