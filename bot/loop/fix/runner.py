@@ -16,17 +16,17 @@ import time
 import uuid
 
 from bot.agents.briefs import BriefFinding, BriefTask, build_brief, redact_secrets
-from bot.agents.catalog import MODEL_KINDS
+from bot.agents.catalog import MODEL_KINDS, AgentSpec
 from bot.agents.runner import AgentTask, FixTarget, run_agent
 from bot.audit.commits import audit_commit
 from bot.audit.findings import Finding
 from bot.engine.leases import Lease
 from bot.git.worktrees import Worktree, record_setup_output, snapshot
 from bot.github.markers import parse_marker
-from bot.github.records import IssueInfo, default_merge_method
+from bot.github.records import IssueInfo, PullInfo, RepoInfo, default_merge_method
 from bot.github.repo_api import RepoAPI
 from bot.loop import report
-from bot.loop.budget import over_budget
+from bot.loop.budget import Caps, first_run_estimate, over_budget
 from bot.loop.fix.branch import (
     TaskBranch,
     branch_sha,
@@ -124,14 +124,44 @@ async def _run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> N
     spec = fleet.catalog.get(task.agent)
     if spec is None:
         raise TaskFailed("failed", f"no agent {task.agent!r} in the server's catalog")
-    if spec.kind in MODEL_KINDS and config.budget is not None and task.pr_number is not None:
+    models = ModelStore(fleet.runtime.pool)
+    reservation: int | None = None
+    if spec.kind in MODEL_KINDS:
         # Checked again as the run starts: tasks of the round that ran meanwhile have spent.
-        models = ModelStore(fleet.runtime.pool)
-        spend = await models.spend(task.repo, task.pr_number, task.round)
-        expected = await models.expected_cost(task.repo, task.agent) or 0.0
-        held = over_budget(config.budget, spend, expected, expected)
-        if held is not None:
-            raise TaskFailed(HELD, held)
+        recorded = await models.expected_cost(task.repo, task.agent)
+        expected = first_run_estimate(spec.price) if recorded is None else recorded
+        if config.budget is not None and task.pr_number is not None:
+            spend = await models.spend(task.repo, task.pr_number, task.round)
+            held = over_budget(config.budget, spend, expected, expected)
+            if held is not None:
+                raise TaskFailed(HELD, held)
+        settings = fleet.runtime.settings
+        caps = Caps(settings.installation_daily_usd, settings.installation_monthly_usd)
+        if caps.any:
+            reservation, held = await models.reserve(
+                task.installation_id, caps, expected, f"fix task {task.id} ({task.agent})"
+            )
+            if held is not None:
+                raise TaskFailed(HELD, held)
+    try:
+        await _run_admitted(fleet, api, store, lease, task, config, spec, repo_info, pr)
+    finally:
+        if reservation is not None:  # the run's calls are in the ledger by now
+            await models.release(reservation)
+
+
+async def _run_admitted(
+    fleet: Fleet,
+    api: RepoAPI,
+    store: LoopStore,
+    lease: Lease,
+    task: TaskRow,
+    config: RepoConfig,
+    spec: AgentSpec,
+    repo_info: RepoInfo,
+    pr: PullInfo | None,
+) -> None:
+    """The task's run, once its budgets let it start."""
     started = time.monotonic()
     token = await fleet.token(task.installation_id, task.repo)
     mirror = await fleet.mirrors.ensure(task.repo, repo_info.clone_url, token)
