@@ -34,8 +34,10 @@ class Spend:
 
 
 def usd(amount: float) -> str:
-    """An amount for people: cents, or four decimals below one cent."""
-    return f"${amount:.2f}" if amount >= 0.01 or amount == 0 else f"${amount:.4f}"
+    """An amount for people: in cents, or below a dollar to four decimals where cents would
+    round it (so that the small figures of a reason add up as said)."""
+    cents = amount >= 1 or round(amount, 2) == round(amount, 4)
+    return f"${amount:.2f}" if cents else f"${amount:.4f}"
 
 
 def spent_out(budget: Budget | None, spend: Spend) -> str | None:

@@ -69,15 +69,15 @@ async def test_the_summary_shows_what_the_ledger_holds(runtime: Runtime) -> None
         )
         row = await cur.fetchone()
     assert row is not None
-    ledger = round(float(row["s"]), 2)
+    ledger = round(float(row["s"]), 4)
 
     text = summary(spend)
     (line,) = [ln for ln in text.splitlines() if ln.startswith("Model cost so far")]
     this_round, this_pr, *per_agent = amounts(line)
-    assert this_pr == ledger == 0.77
+    assert this_pr == ledger == 0.7724
     assert this_round == 0.75
-    assert round(sum(per_agent), 2) == this_pr
-    assert "`review` $0.02" in line and "`fixer` $0.75" in line
+    assert round(sum(per_agent), 4) == this_pr
+    assert "`review` $0.0224" in line and "`fixer` $0.75" in line
     assert "1 calls to models without a price" in text
 
 
