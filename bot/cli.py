@@ -172,6 +172,22 @@ async def _status(settings: Settings, as_json: bool) -> None:
         else:
             state = "live" if lease["live"] else "expired"
             print(f"  {lease['key']}  holder={lease['holder']} token={lease['token']} {state}")
+    costs = report["costs"]
+    print(
+        f"Model cost: ${costs['total_usd']:.4f} in all, {costs['tokens_in']} tokens in, "
+        f"{costs['tokens_out']} out"
+        + (f" ({costs['unpriced_calls']} calls without a price)" if costs["unpriced_calls"] else "")
+    )
+    for row in costs["by_agent"]:
+        print(
+            f"  {row['agent']:16} {row['purpose']:8} {row['calls']:6} calls  "
+            f"${row['cost_usd']:.4f}  {row['tokens_in']} in / {row['tokens_out']} out"
+        )
+    for row in costs["installations"]:
+        print(
+            f"  installation {row['installation_id']}: ${row['today_usd']:.4f} today, "
+            f"${row['month_usd']:.4f} this month (UTC)"
+        )
 
 
 def _healthcheck(settings: Settings, max_age_s: float | None) -> int:

@@ -33,6 +33,29 @@ class Spend:
     unpriced_calls: int = 0  # calls of models the catalog gives no price: their cost is unknown
 
 
+@dataclass(frozen=True)
+class RunCost:
+    """What one fix task's model calls cost (all its runs), from the ledger."""
+
+    usd: float = 0.0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    calls: int = 0
+    unpriced_calls: int = 0
+
+    def line(self) -> str:
+        """The cost for the fix PR and the issue: '' when the run made no model call."""
+        if not self.calls:
+            return ""
+        text = (
+            f"Model cost of this fix: {usd(self.usd)} ({self.calls} calls, "
+            f"{self.tokens_in} tokens in, {self.tokens_out} out)"
+        )
+        if self.unpriced_calls:
+            text += f"; {self.unpriced_calls} calls to models without a price are not counted"
+        return text + "."
+
+
 def usd(amount: float) -> str:
     """An amount for people: in cents, or below a dollar to four decimals where cents would
     round it (so that the small figures of a reason add up as said)."""

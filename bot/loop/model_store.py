@@ -1,12 +1,14 @@
-"""The model reviewers' rows: the findings each reported on a pull request."""
+"""The model reviewers' rows (the findings each reported on a pull request), the review cache,
+and the cost ledger: every model call, the installation caps' reservations, the totals."""
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from bot.agents.models import ModelCall
 from bot.audit.findings import Finding
 from bot.engine.database import Conn, Pool
-from bot.loop.budget import Caps, InstallationSpend, Spend, over_cap
+from bot.loop.budget import Caps, InstallationSpend, RunCost, Spend, over_cap
 
 RUNS_AVERAGED = 5  # an agent's expected cost per run: the mean of its latest runs
 # A reservation a crashed worker never released stops counting after this long.
@@ -188,12 +190,11 @@ class ModelStore:
             row = await cur.fetchone()
         return None if row is None or row["mean"] is None else float(row["mean"])
 
-    async def task_cost(self, task_id: int) -> tuple[float, int, int, int]:
-        """What fix task `task_id`'s model calls cost: USD (unpriced calls count 0), tokens
-        in, tokens out, and how many calls had no price."""
+    async def task_cost(self, task_id: int) -> RunCost:
+        """What fix task `task_id`'s model calls cost (all its runs; unpriced calls count 0)."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                """SELECT COALESCE(SUM(cost_usd), 0) AS usd,
+                """SELECT COALESCE(SUM(cost_usd), 0) AS usd, COUNT(*) AS calls,
                           COALESCE(SUM(tokens_in), 0) AS tin, COALESCE(SUM(tokens_out), 0) AS tout,
                           COUNT(*) FILTER (WHERE cost_usd IS NULL) AS unpriced
                      FROM review_loop_model_calls WHERE task_id = %s""",
@@ -201,7 +202,13 @@ class ModelStore:
             )
             row = await cur.fetchone()
         assert row is not None
-        return float(row["usd"]), int(row["tin"]), int(row["tout"]), int(row["unpriced"])
+        return RunCost(
+            usd=float(row["usd"]),
+            tokens_in=int(row["tin"]),
+            tokens_out=int(row["tout"]),
+            calls=int(row["calls"]),
+            unpriced_calls=int(row["unpriced"]),
+        )
 
     # -- the installation's caps ---------------------------------------------------------
 
@@ -278,7 +285,7 @@ class ModelStore:
                 "DELETE FROM review_loop_cost_reservations WHERE id = %s", (reservation_id,)
             )
 
-    async def totals(self) -> list[dict[str, object]]:
+    async def totals(self) -> list[dict[str, Any]]:
         """The ledger's totals per agent and purpose (no repository named): calls, tokens in
         and out, USD, unpriced calls."""
         async with self._pool.connection() as conn:

@@ -60,6 +60,7 @@ ERROR_CHARS = 2000  # of a task's `error`
 OUTPUT_LINES = 40  # of an agent's output, quoted on an issue whose fix failed
 OUTPUT_CHARS = 4000
 FIX_FAILED_COMMENT = "fix-failed"
+FIX_COST_COMMENT = "fix-cost"
 # How a fix ends that its issues are told about ("rejected": a person closed the fix PR,
 # and knows; "stale" and "obsolete": nothing failed).
 TOLD_STATUSES = ("failed", "refused", "conflict")
@@ -78,17 +79,23 @@ async def run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> No
         await _run_fix(fleet, api, task, lease)
     except TaskFailed as exc:
         if not exc.told and exc.status in TOLD_STATUSES:
+            cost = (await ModelStore(fleet.runtime.pool).task_cost(task.id)).line()
             await fleet.runtime.leases.check(lease)
             for number in task.issues:
-                await tell_failure(api, number, task.agent, exc)
+                await tell_failure(api, number, task.agent, exc, cost)
         if exc.status in ENDS_ITS_FIX_PR:
             await _close_fix_pr(fleet, api, task.id, lease, exc)
         raise
 
 
-async def tell_failure(api: RepoAPI, number: int, agent: str, failure: TaskFailed) -> None:
-    """The one comment on issue `number` that says why its latest fix did not land."""
+async def tell_failure(
+    api: RepoAPI, number: int, agent: str, failure: TaskFailed, cost: str = ""
+) -> None:
+    """The one comment on issue `number` that says why its latest fix did not land (and what
+    the task's model calls cost)."""
     body = report.render_fix_failure(agent, failure.status, failure.reason, failure.output)
+    if cost:
+        body += f"\n\n{cost}"
     await api.upsert_comment(number, {"kind": FIX_FAILED_COMMENT, "issue": number}, body)
     failure.told = True
 
@@ -255,8 +262,9 @@ async def _fix_batch(
                 raise  # the worktree is not to be trusted, not even to reset it
             failed.append((number, exc))
             if exc.status in TOLD_STATUSES:
+                cost = (await ModelStore(job.fleet.runtime.pool).task_cost(t.id)).line()
                 await job.check_lease()
-                await tell_failure(job.api, number, t.agent, exc)
+                await tell_failure(job.api, number, t.agent, exc, cost)
             # Undo this issue's leftovers so the next one starts from the last good commit.
             await reset_worktree(wt)
         await job.store.update_task(
@@ -390,8 +398,17 @@ async def _propose(
     t = job.task
     issue_title = (await job.api.get_issue(fixed[0])).title if len(fixed) == 1 else None
     not_fixed = [(n, e.reason) for n, e in failed]
-    title, body = fix_pr_text(t.agent, fixed, not_fixed, issue_title)
+    cost = (await ModelStore(job.fleet.runtime.pool).task_cost(t.id)).line()
+    title, body = fix_pr_text(t.agent, fixed, not_fixed, issue_title, cost)
     fix_pr = await open_fix_pr(job, title, body, fixed)
+    if cost:  # each issue is told what its fix cost, once per fix PR
+        await job.check_lease()
+        for number in fixed:
+            await job.api.upsert_comment(
+                number,
+                {"kind": FIX_COST_COMMENT, "issue": number, "pr": fix_pr.number},
+                f"Fix proposed in #{fix_pr.number} by agent `{t.agent}`. {cost}",
+            )
     await audit_fix_pr(job, wt)
     if job.config.merge_fixes != "auto" or t.pr_number is None:
         return  # a person's issue: its PR targets the default branch, which we never merge
