@@ -289,10 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="keep the demo's working folder")
     demo.add_argument(
         "--scenario",
-        choices=["llm", "ruff"],
+        choices=["llm", "budget", "ruff"],
         default="llm",
         help="llm (default): ruff's findings and a scripted model reviewer's and fixer's (the "
-        "local model sandbox); ruff: the built-in analyzers and fixers only",
+        "local model sandbox); budget: the same under a per-PR budget that holds the model "
+        "fixer (ends needs-human); ruff: the built-in analyzers and fixers only",
     )
     sandbox = sub.add_parser("sandbox", help="run the local GitHub sandbox alone")
     sandbox.add_argument("--port", type=int, default=8010)
@@ -342,10 +343,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_status(settings, args.json))
         elif args.command == "replay":
             return _replay(settings, args)
-        elif args.command == "demo" and args.scenario == "llm":
+        elif args.command == "demo" and args.scenario in ("llm", "budget"):
             from bot.demo.llm import main as llm_demo_main
 
-            return llm_demo_main(as_json=args.json, keep=args.keep)
+            return llm_demo_main(as_json=args.json, keep=args.keep, scenario=args.scenario)
         elif args.command == "demo":
             from bot.demo.run import main as demo_main
 
