@@ -61,10 +61,15 @@ class MergeBlocked(Exception):
 
 
 def fix_pr_text(
-    agent: str, fixed: Sequence[int], not_fixed: Sequence[tuple[int, str]], issue_title: str | None
+    agent: str,
+    fixed: Sequence[int],
+    not_fixed: Sequence[tuple[int, str]],
+    issue_title: str | None,
+    cost: str = "",
 ) -> tuple[str, str]:
     """Title and body of the fix PR for the `fixed` issues (`issue_title`: the one issue's);
-    `not_fixed` names the batch's issues that failed, with why."""
+    `not_fixed` names the batch's issues that failed, with why; `cost` what the run's model
+    calls cost."""
     if len(fixed) != 1:
         title = f"Fix {len(fixed)} findings: " + ", ".join(f"#{n}" for n in fixed)
     elif issue_title is None:
@@ -78,6 +83,8 @@ def fix_pr_text(
     )
     if not_fixed:
         body += "\nNot fixed here: " + ", ".join(f"#{n} ({why})" for n, why in not_fixed)
+    if cost:
+        body += ("\n\n" if not_fixed else "\n") + cost + "\n"
     return title, body
 
 
