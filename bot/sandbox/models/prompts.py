@@ -3,7 +3,11 @@
 The bot and the sandbox share these conventions (and nothing else; the sandbox imports no
 bot code): every file a brief contains is named on a line `File: <path>`; the parts of a
 brief are Markdown sections `## <title>`; code sits in backtick fences; the review brief
-numbers its lines as `<number> <mark> <code>`, where the mark `+` means "changed by the PR".
+numbers its lines as `<number> <mark> <code>`, where the mark `+` means "changed by the PR";
+a coding agent's brief opens a line with `Fix <N> finding(s) in the repository`.
+
+`workspace` reads the directory a coding-agent CLI says it works in from the context it sends
+(the Gemini CLI lists its "Workspace Directories"), so a script can name absolute paths.
 """
 
 from __future__ import annotations
@@ -23,11 +27,26 @@ _FILE = re.compile(r"^File: (.+?)\s*$", re.MULTILINE)
 _SECTION = re.compile(r"^## (.+?)\s*$", re.MULTILINE)
 _NUMBERED = re.compile(r"^\s*(\d+) ([+ ]) ?(.*)$")
 _FENCE = re.compile(r"^\s*(`{3,})(\S*)\s*$")
+AGENT_BRIEF = re.compile(r"(?m)^Fix \d+ findings? in the repository")
+_WORKSPACE = (
+    re.compile(r"Workspace Directories:\**\s*\n\s*- (/\S*)"),  # Gemini CLI
+    re.compile(r"(?m)^\s*(?:Primary working directory|Working directory): (/\S*)"),  # Claude Code
+    re.compile(r"<cwd>(/[^<]*)</cwd>"),  # Codex
+)
 
 
 def file_paths(text: str) -> list[str]:
     """The paths named on `File:` lines, in order, without repeats."""
     return list(dict.fromkeys(match.strip("`") for match in _FILE.findall(text)))
+
+
+def workspace(text: str) -> str | None:
+    """The absolute directory a coding-agent CLI says it works in, or None."""
+    for pattern in _WORKSPACE:
+        match = pattern.search(text)
+        if match:
+            return match[1].rstrip("/")
+    return None
 
 
 def section(text: str, title: str) -> str | None:
