@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     log_format: LogFormat = LogFormat.text
     worker_concurrency: int = Field(default=4, ge=1)
     agents_file: Path | None = None
+    # Where `make agents` installed the coding-agent CLIs of presets (default:
+    # <data_dir>/agents); a CLI not found there is looked for on PATH.
+    agents_dir: Path | None = None
     github_timeout_s: float = Field(default=30.0, gt=0)
     # Stalled-job detection: a worker that has not heart-beaten for `stalled_after_s`
     # is presumed dead and its running jobs are retried by the reaper.
@@ -93,6 +96,11 @@ class Settings(BaseSettings):
     # The window writes_per_minute counts in: GitHub's minute. Tests shorten it, together with
     # the sandbox's `creation_window_s`, to check the throttle without waiting minutes.
     write_minute_s: float = Field(default=60.0, gt=0)
+
+    @property
+    def installed_agents_dir(self) -> Path:
+        """The directory `make agents` installs the presets' CLIs into."""
+        return self.agents_dir or self.data_dir / "agents"
 
     def require_webhook_secret(self) -> str:
         """The webhook secret, or a start-up error that says how to set one."""

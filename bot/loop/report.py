@@ -106,31 +106,37 @@ def did_not_land(tasks: Sequence[TaskRow]) -> dict[int, tuple[str, str, str]]:
     return out
 
 
-def render_fix_failure(agent: str, status: str, reason: str, output: str) -> str:
+def render_fix_failure(agent: str, status: str, reason: str, output: str, said: str = "") -> str:
     """The comment on an issue whose fix failed or was refused: why, by which agent, and the
-    end of the agent's output, collapsed."""
+    end of the agent's output and (a coding-agent CLI's) its last message, collapsed."""
     lines = [
         f"**review-loop could not fix this** (agent `{agent}`, {status}): {_one_line(reason)}",
     ]
+    if said.strip():
+        lines += ["", collapsed("What the agent said last", said)]
     if output.strip():
-        longest = max((len(run) for run in re.findall(r"`+", output)), default=0)
-        fence = "`" * max(3, longest + 1)
-        lines += [
-            "",
-            "<details><summary>The end of the agent's output</summary>",
-            "",
-            f"{fence}text",
-            output.rstrip().replace("<!--", "&lt;!--"),
-            fence,
-            "",
-            "</details>",
-        ]
+        lines += ["", collapsed("The end of the agent's output", output)]
     lines += [
         "",
         "<sub>This comment is updated in place on the next failure. `@review-loop retry #n` "
         "on the pull request tries again.</sub>",
     ]
     return "\n".join(lines)
+
+
+def collapsed(summary: str, text: str) -> str:
+    """`text` quoted verbatim in a fence, inside a closed <details> block."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return "\n".join([
+        f"<details><summary>{summary}</summary>",
+        "",
+        f"{fence}text",
+        text.rstrip().replace("<!--", "&lt;!--"),
+        fence,
+        "",
+        "</details>",
+    ])  # fmt: skip
 
 
 def _one_line(text: str) -> str:

@@ -19,7 +19,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.agents.cli.base import Install, Invocation, RunSettings, Verdict
+from bot.agents.cli import pins
+from bot.agents.cli.base import Invocation, RunSettings, Verdict
 
 MAX_MESSAGE_CHARS = 4000
 DEFAULT_MODEL = "gpt-4.1"
@@ -49,8 +50,9 @@ _NOT_APPLIED = (
 
 class Aider:
     name = "aider"
-    install = Install("pypi", "aider-chat", "0.86.2", "aider")
+    install = pins.AIDER
     has_budget_flag = False
+    has_turn_limit = False  # one request, plus up to 3 reflections on a malformed edit
 
     def prepare(
         self,

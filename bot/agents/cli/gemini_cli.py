@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.agents.cli.base import Install, Invocation, RunSettings, Verdict
+from bot.agents.cli import pins
+from bot.agents.cli.base import Invocation, RunSettings, Verdict
 
 PROMPT = "Follow the instructions on stdin."
 MAX_MESSAGE_CHARS = 4000
@@ -30,7 +31,7 @@ EXIT_UNAUTHORIZED = 401 % 256  # 145: the CLI exits with the HTTP status, trunca
 
 class GeminiCli:
     name = "gemini-cli"
-    install = Install("npm", "@google/gemini-cli", "0.61.0", "gemini")
+    install = pins.GEMINI_CLI
     has_budget_flag = False
 
     def prepare(

@@ -17,6 +17,8 @@ import uuid
 
 from bot.agents.briefs import BriefFinding, BriefTask, build_brief, redact_secrets
 from bot.agents.catalog import MODEL_KINDS
+from bot.agents.contained import AgentResult
+from bot.agents.models import ModelCall
 from bot.agents.runner import AgentTask, FixTarget, run_agent
 from bot.audit.commits import audit_commit
 from bot.audit.findings import Finding
@@ -60,6 +62,7 @@ ERROR_CHARS = 2000  # of a task's `error`
 OUTPUT_LINES = 40  # of an agent's output, quoted on an issue whose fix failed
 OUTPUT_CHARS = 4000
 FIX_FAILED_COMMENT = "fix-failed"
+CLI_PURPOSE = "cli-fix"  # a coding-agent CLI's whole run, in the model-call ledger
 # How a fix ends that its issues are told about ("rejected": a person closed the fix PR,
 # and knows; "stale" and "obsolete": nothing failed).
 TOLD_STATUSES = ("failed", "refused", "conflict")
@@ -88,7 +91,9 @@ async def run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> No
 
 async def tell_failure(api: RepoAPI, number: int, agent: str, failure: TaskFailed) -> None:
     """The one comment on issue `number` that says why its latest fix did not land."""
-    body = report.render_fix_failure(agent, failure.status, failure.reason, failure.output)
+    body = report.render_fix_failure(
+        agent, failure.status, failure.reason, failure.output, failure.said
+    )
     await api.upsert_comment(number, {"kind": FIX_FAILED_COMMENT, "issue": number}, body)
     failure.told = True
 
@@ -124,7 +129,8 @@ async def _run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> N
     spec = fleet.catalog.get(task.agent)
     if spec is None:
         raise TaskFailed("failed", f"no agent {task.agent!r} in the server's catalog")
-    if spec.kind in MODEL_KINDS and config.budget is not None and task.pr_number is not None:
+    spends = spec.kind in MODEL_KINDS or spec.kind == "cli"
+    if spends and config.budget is not None and task.pr_number is not None:
         # Checked again as the run starts: tasks of the round that ran meanwhile have spent.
         models = ModelStore(fleet.runtime.pool)
         spend = await models.spend(task.repo, task.pr_number, task.round)
@@ -305,7 +311,11 @@ async def fix_issue(
         wt.path,
         _brief(issue, targets),
         task=AgentTask(targets=agent_targets, task_id=str(t.id)),
+        agents_dir=job.fleet.runtime.settings.installed_agents_dir,
     )
+    if job.spec.kind == "cli":
+        await _record_cli_run(job, result)
+        job.agent_notes[number] = result.final_message
     try:
         identity = await job.identity()
         if not result.ok:
@@ -325,8 +335,34 @@ async def fix_issue(
         await branch.push(wt)  # a checkpoint a successor can resume from
     except TaskFailed as exc:
         exc.output = exc.output or _output_excerpt(result.stderr_tail, result.stdout_tail)
+        exc.said = exc.said or result.final_message
         raise
     return True
+
+
+async def _record_cli_run(job: FixJob, result: AgentResult) -> None:
+    """Keep what a coding-agent CLI's run cost, as one call in the model-call ledger the
+    budgets read: the cost it reported, else its tokens at the catalog's price (None: unknown)."""
+    spec, t = job.spec, job.task
+    tokens_in, tokens_out = result.input_tokens or 0, result.output_tokens or 0
+    cost = result.cost_usd
+    if cost is None and spec.price is not None and result.input_tokens is not None:
+        price = spec.price
+        cost = (tokens_in * price.input_per_mtok + tokens_out * price.output_per_mtok) / 1e6
+    call = ModelCall(
+        agent=t.agent,
+        model=spec.model or f"{spec.preset} default",
+        purpose=CLI_PURPOSE,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        cost_usd=cost,
+        duration_s=result.duration_s,
+        attempts=1,
+        error=result.error,
+    )
+    await ModelStore(job.fleet.runtime.pool).record_calls(
+        [call], repo=t.repo, pr_number=t.pr_number, task_id=t.id, round=t.round
+    )
 
 
 def _output_excerpt(*parts: str) -> str:
@@ -360,7 +396,7 @@ async def _propose(
     t = job.task
     issue_title = (await job.api.get_issue(fixed[0])).title if len(fixed) == 1 else None
     not_fixed = [(n, e.reason) for n, e in failed]
-    title, body = fix_pr_text(t.agent, fixed, not_fixed, issue_title)
+    title, body = fix_pr_text(t.agent, fixed, not_fixed, issue_title, job.agent_notes)
     fix_pr = await open_fix_pr(job, title, body, fixed)
     await audit_fix_pr(job, wt)
     if job.config.merge_fixes != "auto" or t.pr_number is None:

@@ -5,9 +5,6 @@ bot code): every file a brief contains is named on a line `File: <path>`; the pa
 brief are Markdown sections `## <title>`; code sits in backtick fences; the review brief
 numbers its lines as `<number> <mark> <code>`, where the mark `+` means "changed by the PR";
 a coding agent's brief opens a line with `Fix <N> finding(s) in the repository`.
-
-`workspace` reads the directory a coding-agent CLI says it works in from the context it sends
-(the Gemini CLI lists its "Workspace Directories"), so a script can name absolute paths.
 """
 
 from __future__ import annotations
@@ -24,15 +21,18 @@ CODE_AFTER_FIX = "Code after the fix"
 UNTRUSTED = "untrusted"
 
 _FILE = re.compile(r"^File: (.+?)\s*$", re.MULTILINE)
+# How coding-agent CLIs tell their model where they run: Claude Code's "CWD: /path", Gemini
+# CLI's "- **Workspace Directories:**" list (the first one) and Codex's "<cwd>/path</cwd>".
+_CWD = re.compile(
+    r"^\s*(?:CWD|Primary working directory|[Ww]orking directory)\s*:\s*(/\S+)\s*$"
+    r"|<cwd>(/[^<]+)</cwd>"
+    r"|Workspace Directories:\**\s*\n\s*- (/\S+)",
+    re.MULTILINE,
+)
+AGENT_BRIEF = re.compile(r"(?m)^Fix \d+ findings? in the repository")
 _SECTION = re.compile(r"^## (.+?)\s*$", re.MULTILINE)
 _NUMBERED = re.compile(r"^\s*(\d+) ([+ ]) ?(.*)$")
 _FENCE = re.compile(r"^\s*(`{3,})(\S*)\s*$")
-AGENT_BRIEF = re.compile(r"(?m)^Fix \d+ findings? in the repository")
-_WORKSPACE = (
-    re.compile(r"Workspace Directories:\**\s*\n\s*- (/\S*)"),  # Gemini CLI
-    re.compile(r"(?m)^\s*(?:Primary working directory|Working directory): (/\S*)"),  # Claude Code
-    re.compile(r"<cwd>(/[^<]*)</cwd>"),  # Codex
-)
 
 
 def file_paths(text: str) -> list[str]:
@@ -40,13 +40,10 @@ def file_paths(text: str) -> list[str]:
     return list(dict.fromkeys(match.strip("`") for match in _FILE.findall(text)))
 
 
-def workspace(text: str) -> str | None:
-    """The absolute directory a coding-agent CLI says it works in, or None."""
-    for pattern in _WORKSPACE:
-        match = pattern.search(text)
-        if match:
-            return match[1].rstrip("/")
-    return None
+def working_dir(text: str) -> str | None:
+    """The absolute working directory a coding agent's prompt states, or None."""
+    match = _CWD.search(text)
+    return None if match is None else (match[1] or match[2] or match[3]).strip()
 
 
 def section(text: str, title: str) -> str | None:

@@ -4,11 +4,9 @@ A `Rule` is one thing the scripted reviewer looks for (a regex over one changed 
 another regex shows the code already handles it); the same rule scripts the fixer's edits for
 its findings and lets the verifier judge a fix (resolved when the pattern is gone from the
 code it is shown). Coding-agent CLIs get `turns`, picked by counting the tool results (or,
-without tools, the assistant turns) already in the request; `agents` gives each model name
-its own turns (one sandbox can drive several CLIs at once), and `{workspace}` in a turn stands
-for the directory the CLI says it works in (tools such as Gemini's `replace` want absolute
-paths). Anything without a script gets a *scripted refusal*: a valid reply that says it is
-scripted and has no script for this.
+without tools, the assistant turns) already in the request; `agents` gives a model name
+its own turns, so one sandbox drives several CLIs at once. Anything without a script gets a
+*scripted refusal*: a valid reply that says it is scripted and has no script for this.
 """
 
 from __future__ import annotations
@@ -78,10 +76,31 @@ class Say:
 
 @dataclass(frozen=True)
 class Call:
-    """A coding agent's turn that calls a tool."""
+    """A coding agent's turn that calls a tool. In its string arguments `{cwd}` stands for
+    the agent's working directory (as its system prompt states it) and `{file}` for the
+    first file the brief names: Claude Code's Read and Edit want absolute paths."""
 
     name: str
     arguments: Mapping[str, Any]
+
+    def filled(self, ask: Ask) -> dict[str, Any]:
+        """The arguments with `{cwd}` and `{file}` filled in from `ask`."""
+        cwd = prompts.working_dir(ask.system) or prompts.working_dir(ask.prompt) or "."
+        files = prompts.file_paths(ask.brief)
+        values = {"{cwd}": cwd, "{file}": files[0] if files else ""}
+
+        def fill(value: Any) -> Any:
+            if isinstance(value, str):
+                for token, text in values.items():
+                    value = value.replace(token, text)
+                return value
+            if isinstance(value, list):
+                return [fill(item) for item in value]
+            if isinstance(value, dict):
+                return {key: fill(item) for key, item in value.items()}
+            return value
+
+        return {key: fill(value) for key, value in self.arguments.items()}
 
 
 @dataclass
@@ -216,23 +235,11 @@ class Scenario:
                 return Answer(text=f"Scripted agent ({model}): done, no more scripted turns.")
             return Answer(text=refusal_text(model, None))
         turn = turns[index]
-        where = prompts.workspace(ask.prompt)
         if isinstance(turn, Say):
-            return Answer(text=_in_workspace(turn.text, where))
+            return Answer(text=turn.text)
         if turn.name not in ask.tools:
             return Answer(text=f"{refusal_text(model, None)} (tool {turn.name!r} not offered)")
-        arguments = _in_workspace(json.dumps(dict(turn.arguments)), where, quoted=True)
-        return Answer(tool=ToolCall(turn.name, arguments))
-
-
-WORKSPACE = "{workspace}"
-
-
-def _in_workspace(text: str, where: str | None, *, quoted: bool = False) -> str:
-    """`text` with `{workspace}` replaced by the CLI's directory (left as is when unknown)."""
-    if where is None or WORKSPACE not in text:
-        return text
-    return text.replace(WORKSPACE, json.dumps(where)[1:-1] if quoted else where)
+        return Answer(tool=ToolCall(turn.name, json.dumps(turn.filled(ask))))
 
 
 def _turns(data: Sequence[Mapping[str, Any]]) -> list[Say | Call]:
