@@ -21,8 +21,8 @@ from pathlib import Path
 
 from bot.agents.cli import pins
 from bot.agents.cli.base import Invocation, RunSettings, Verdict
+from bot.agents.cli.outputs import MESSAGE_CHARS
 
-MAX_MESSAGE_CHARS = 4000
 DEFAULT_MODEL = "gpt-4.1"
 FLAGS = (
     "--message-file", "/dev/stdin",
@@ -85,9 +85,7 @@ class Aider:
             env["OPENAI_API_KEY"] = settings.api_key
         return Invocation(argv=argv, env=env, stdin=brief.encode())
 
-    def judge(
-        self, exit_code: int | None, stdout: bytes, stderr: bytes, scratch: Path
-    ) -> Verdict:
+    def judge(self, exit_code: int | None, stdout: bytes, stderr: bytes, scratch: Path) -> Verdict:
         text = stdout.decode(errors="replace")
         applied = _APPLIED.findall(text)
         tokens_in = tokens_out = None
@@ -136,7 +134,7 @@ def final_message(text: str) -> str:
     banner = list(_BANNER.finditer(text))
     body = text[banner[-1].end() :] if banner else text
     lines = [line for line in body.splitlines() if not line.startswith(("Tokens: ", "Cost: "))]
-    return "\n".join(lines).strip()[:MAX_MESSAGE_CHARS]
+    return "\n".join(lines).strip()[:MESSAGE_CHARS]
 
 
 def _count(number: str, unit: str) -> int:

@@ -21,9 +21,10 @@ from typing import Any
 
 from bot.agents.cli import pins
 from bot.agents.cli.base import Invocation, RunSettings, Verdict
+from bot.agents.cli.outputs import MESSAGE_CHARS
 
 PROMPT = "Follow the instructions on stdin."
-MAX_MESSAGE_CHARS = 4000
+
 EXIT_AUTH_SETUP = 41
 EXIT_TURN_LIMIT = 53
 EXIT_UNAUTHORIZED = 401 % 256  # 145: the CLI exits with the HTTP status, truncated to a byte
@@ -62,16 +63,14 @@ class GeminiCli:
             files={home / ".gemini" / "settings.json": json.dumps(settings_json(settings))},
         )
 
-    def judge(
-        self, exit_code: int | None, stdout: bytes, stderr: bytes, scratch: Path
-    ) -> Verdict:
+    def judge(self, exit_code: int | None, stdout: bytes, stderr: bytes, scratch: Path) -> Verdict:
         document = _json_object(stdout.decode(errors="replace"))
         if document is None or "error" in document or exit_code != 0:
             problem = _json_object(stderr.decode(errors="replace"), last=True)
             if problem is not None and "error" in problem:
                 document = {**(document or {}), "error": problem["error"]}
         tokens_in, tokens_out, requests = _stats(document or {})
-        message = str((document or {}).get("response") or "")[:MAX_MESSAGE_CHARS]
+        message = str((document or {}).get("response") or "")[:MESSAGE_CHARS]
         error = _error(exit_code, document)
         return Verdict(
             ok=error is None,
