@@ -4,7 +4,8 @@ aider has no tools: the model answers with SEARCH/REPLACE blocks and aider appli
 the files named in argv. Everything that would write into the repository is off (auto and
 dirty commits, `.gitignore` edits, the `.aider*` history files: they go to the run's scratch
 directory), so are linting and tests after an edit, update checks, analytics and URL
-fetching. The key is handed over in `OPENAI_API_KEY`, never in argv.
+fetching. The key is handed over in `OPENAI_API_KEY`, never in argv. The run's HOME gets a
+git identity: without one aider writes a placeholder into the repository's `.git/config`.
 
 aider exits 0 after a refused key or a dead server: success is judged from what it printed.
 Each model reply prints `Tokens: N sent, M received.` (with `k` for thousands), and
@@ -37,6 +38,7 @@ FLAGS = (
     "--edit-format", "diff",
     "--encoding", "utf-8",
 )  # fmt: skip
+GIT_IDENTITY = "[user]\n\tname = review-loop agent\n\temail = agent@review-loop.invalid\n"
 _APPLIED = re.compile(r"(?m)^Applied edit to (.+?)\s*$")
 _TOKENS = re.compile(r"(?m)^Tokens: ([\d.]+)([kM]?) sent,.*?([\d.]+)([kM]?) received\.")
 _COST = re.compile(r"Cost: \$([\d.]+) message, \$([\d.]+) session\.")
@@ -83,7 +85,11 @@ class Aider:
         env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "NO_COLOR": "1"}
         if settings.api_key:
             env["OPENAI_API_KEY"] = settings.api_key
-        return Invocation(argv=argv, env=env, stdin=brief.encode())
+        # aider writes a placeholder identity into the repository's .git/config when git has
+        # none; the run's own HOME gives it one, so .git stays untouched.
+        return Invocation(
+            argv=argv, env=env, stdin=brief.encode(), files={home / ".gitconfig": GIT_IDENTITY}
+        )
 
     def judge(self, exit_code: int | None, stdout: bytes, stderr: bytes, scratch: Path) -> Verdict:
         text = stdout.decode(errors="replace")

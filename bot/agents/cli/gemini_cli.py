@@ -47,7 +47,8 @@ class GeminiCli:
         files: Sequence[str],
     ) -> Invocation:
         argv = [executable, "-p", PROMPT, "--skip-trust", "--output-format", "json"]
-        argv += ["--approval-mode", "auto_edit"]
+        if not _sets_approval(settings.extra_args):  # the CLI refuses the option given twice
+            argv += ["--approval-mode", "auto_edit"]
         if settings.model:
             argv += ["-m", settings.model]
         argv += list(settings.extra_args)
@@ -80,6 +81,10 @@ class GeminiCli:
             turns=requests,
             final_message=message,
         )
+
+
+def _sets_approval(args: Sequence[str]) -> bool:
+    return any(a in ("--yolo", "-y") or a.startswith("--approval-mode") for a in args)
 
 
 def settings_json(settings: RunSettings) -> dict[str, Any]:

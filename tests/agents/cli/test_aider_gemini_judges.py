@@ -62,7 +62,7 @@ def test_aider_invocation_keeps_the_key_out_of_argv_and_its_files_out_of_the_rep
         assert Path(argv[argv.index(history) + 1]).parent == scratch
     # the operator's extra args come before the files, which follow `--`
     assert argv[-4:] == ["--extra", "--", "shop/cart.py", "-odd.py"]
-    assert run.files == {}
+    assert list(run.files) == [home / ".gitconfig"]  # else aider sets one in .git/config
 
 
 def test_aider_model_with_a_provider_is_passed_as_is(tmp_path: Path) -> None:
@@ -173,6 +173,15 @@ def test_gemini_invocation_writes_its_settings_into_the_fresh_home(tmp_path: Pat
     assert config["privacy"]["usageStatisticsEnabled"] is False
     assert config["general"]["maxAttempts"] == 1
     assert config["model"]["maxSessionTurns"] == 7
+
+
+def test_gemini_approval_mode_from_extra_args_replaces_the_presets(tmp_path: Path) -> None:
+    """The CLI refuses --approval-mode given twice ("auto_edit,yolo")."""
+    run = gemini_cli.PRESET.prepare(
+        "gemini", settings(extra_args=("--approval-mode", "yolo")), worktree=tmp_path,
+        home=tmp_path, scratch=tmp_path, brief="b", files=[],
+    )  # fmt: skip
+    assert run.argv.count("--approval-mode") == 1 and run.argv[-2:] == ["--approval-mode", "yolo"]
 
 
 def test_gemini_without_a_base_url_uses_the_real_service(tmp_path: Path) -> None:
