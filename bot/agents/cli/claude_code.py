@@ -16,7 +16,9 @@ from bot.agents.cli.base import Install, Invocation, RunSettings, Verdict
 from bot.agents.cli.outputs import MESSAGE_CHARS, as_float, as_int, last_json_object, tail_text
 from bot.agents.cli.pins import CLAUDE_CODE
 
-TOOLS = "Read,Edit,Write,Glob,Grep"  # no Bash: the bot runs the repository's commands
+# No Bash: the bot runs the repository's commands. 2.1.x in --bare mode offers only Read and
+# Edit of these (Edit with an empty old_string creates a file); the others are for older ones.
+TOOLS = "Read,Edit,Write,Glob,Grep"
 DEFAULT_MAX_TURNS = 30
 ENV = {
     "CLAUDE_CODE_MAX_RETRIES": "0",
