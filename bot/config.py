@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     # Sweep: every `sweep_interval_s` (and at start) list every open PR of every installation
     # and reconcile those whose head the loop has not seen (0 = never).
     sweep_interval_s: float = Field(default=3600.0, ge=0)
+    # A repository's metadata and config files, once read, are kept (in the database, for
+    # every process) for this long; a push changing a config file forgets them at once.
+    github_cache_ttl_s: float = Field(default=300.0, ge=0)
     # GET /status lists recent deliveries (repositories, senders): off unless asked for.
     status_page: bool = False
     # GET /metrics: counts by state, in Prometheus' format; no repository or person named.

@@ -53,9 +53,10 @@ from bot.loop.fix.verify import (
 )
 from bot.loop.fleet import Fleet
 from bot.loop.model_store import ModelStore
+from bot.loop.repo_cache import repo_cache
 from bot.loop.repo_commands import RepoCommandFailed, run_repo_command
 from bot.loop.store import HELD, REJECTED_ERROR, LoopStore, TaskRow, failures_text
-from bot.repo_config import RepoConfig, load_repo_config
+from bot.repo_config import RepoConfig
 
 LEASE_TTL_S = 120.0
 ERROR_CHARS = 2000  # of a task's `error`
@@ -122,8 +123,9 @@ async def _run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> N
     pr = await api.get_pull(task.pr_number) if task.pr_number is not None else None
     if pr is not None and pr.state != "open":
         raise TaskFailed("obsolete", "the pull request was closed")
-    repo_info = await api.get_repo()
-    config = await load_repo_config(api, repo_info.default_branch)
+    cached = repo_cache(fleet.runtime, api)
+    repo_info = await cached.repo()
+    config = await cached.config()
     if task.fix_pr is not None and await _fix_pr_settled(api, store, task, config):
         return
     spec = fleet.catalog.get(task.agent)

@@ -54,8 +54,9 @@ from bot.loop.reconcile.decide import (
 from bot.loop.reconcile.fanout import Costs
 from bot.loop.reconcile.issue_text import draft_issue
 from bot.loop.reconcile.ledger import ExistingIssue, LedgerPlan, plan_ledger
+from bot.loop.repo_cache import repo_cache
 from bot.loop.store import LoopStore, PrRow, TaskRow
-from bot.repo_config import RepoConfig, RepoConfigError, load_repo_config
+from bot.repo_config import RepoConfig, RepoConfigError
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class PrReconciler:
         if decision is not None:
             await self._report(pr, decision, facts.config)
             return
-        await self.api.ensure_labels(LABELS)
+        await repo_cache(self.fleet.runtime, self.api).ensure_labels(LABELS)
         if opted_in_by_command(facts):
             await self.fleet.runtime.leases.check(self.lease)
             await self.api.add_labels(self.number, [LOOP_LABEL])
@@ -145,14 +146,15 @@ class PrReconciler:
         )
         if not pull.open:
             return Facts(pull, loop), ""
-        repo_info = await self.api.get_repo()
+        cached = repo_cache(self.fleet.runtime, self.api)
+        repo_info = await cached.repo()
         own = is_own_fix_pr(
             self.repo, pr.head_repo, pr.head_ref, pr.base_ref, repo_info.default_branch
         )
         pull = replace(pull, own_fix_pr=own)
         self._default_branch = repo_info.default_branch
         try:
-            config = await load_repo_config(self.api, repo_info.default_branch)
+            config = await cached.config()
         except RepoConfigError as exc:
             return Facts(pull, loop, config_error=str(exc)), repo_info.clone_url
         spend = await self.model_store.spend(self.repo, self.number, loop.round)
