@@ -1,6 +1,6 @@
-"""The aider and Gemini CLI presets: the invocation they build, and their verdicts on output
-recorded from the real CLIs (aider 0.86.2, Gemini CLI 0.61.0) run by these presets against
-the model sandbox (tests/fixtures/agents_cli, see its README)."""
+"""The aider and Gemini CLI presets: the invocation they build, and their verdicts on what
+the real CLIs (aider 0.86.2, Gemini CLI 0.61.0) printed when run by these presets against the
+model sandbox (tests/fixtures/cli/<preset>/, recorded by record_aider_gemini.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from bot.agents.cli import aider, gemini_cli
 from bot.agents.cli.base import Preset, RunSettings, Verdict
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "agents_cli"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "cli"
 KEY = "sk-test-0123456789abcdefghij"
 
 
@@ -29,12 +29,15 @@ def settings(**overrides: object) -> RunSettings:
     return RunSettings(**(values | overrides))  # type: ignore[arg-type]
 
 
+def fixture(preset: Preset, case: str) -> dict[str, object]:
+    data: dict[str, object] = json.loads((FIXTURES / preset.name / f"{case}.json").read_text())
+    return data
+
+
 def recorded(preset: Preset, case: str, tmp_path: Path) -> Verdict:
-    stem = FIXTURES / f"{preset.name}.{case}"
-    exit_code = int((stem.parent / f"{stem.name}.exit").read_text())
-    stdout = (stem.parent / f"{stem.name}.stdout").read_bytes()
-    stderr = (stem.parent / f"{stem.name}.stderr").read_bytes()
-    return preset.judge(exit_code, stdout, stderr, tmp_path)
+    data = fixture(preset, case)
+    stdout, stderr = str(data["stdout"]).encode(), str(data["stderr"]).encode()
+    return preset.judge(int(str(data["exit_code"])), stdout, stderr, tmp_path)
 
 
 # -- aider ------------------------------------------------------------------------------------
@@ -75,7 +78,7 @@ def test_aider_model_with_a_provider_is_passed_as_is(tmp_path: Path) -> None:
 
 
 def test_aider_applied_edit_is_success_with_its_tokens(tmp_path: Path) -> None:
-    verdict = recorded(aider.PRESET, "ok", tmp_path)
+    verdict = recorded(aider.PRESET, "success", tmp_path)
     assert verdict.ok, verdict.error
     assert (verdict.input_tokens, verdict.output_tokens, verdict.turns) == (2100, 71, 1)
     assert verdict.cost_usd is None  # the sandbox's model has no price
@@ -85,7 +88,7 @@ def test_aider_applied_edit_is_success_with_its_tokens(tmp_path: Path) -> None:
 
 
 def test_aider_refused_key_is_a_failure_although_it_exits_0(tmp_path: Path) -> None:
-    assert (FIXTURES / "aider.unauthorized.exit").read_text().strip() == "0"
+    assert fixture(aider.PRESET, "unauthorized")["exit_code"] == 0
     verdict = recorded(aider.PRESET, "unauthorized", tmp_path)
     assert not verdict.ok
     assert verdict.error is not None and verdict.error.startswith("401 from the model service")
@@ -93,7 +96,7 @@ def test_aider_refused_key_is_a_failure_although_it_exits_0(tmp_path: Path) -> N
 
 
 def test_aider_reply_that_matches_nothing_is_a_failure(tmp_path: Path) -> None:
-    verdict = recorded(aider.PRESET, "no-match", tmp_path)
+    verdict = recorded(aider.PRESET, "no_match", tmp_path)
     assert not verdict.ok
     assert verdict.error == "aider applied no edit: The LLM did not conform to the edit format."
     assert verdict.turns == 2  # the reply, and the reflection aider sent after it
@@ -194,7 +197,7 @@ def test_gemini_without_a_base_url_uses_the_real_service(tmp_path: Path) -> None
 
 
 def test_gemini_success_reads_its_stats(tmp_path: Path) -> None:
-    verdict = recorded(gemini_cli.PRESET, "ok", tmp_path)
+    verdict = recorded(gemini_cli.PRESET, "success", tmp_path)
     assert verdict.ok, verdict.error
     assert verdict.final_message == "Fixed cart.py: a negative count now raises ValueError."
     assert (verdict.input_tokens, verdict.output_tokens, verdict.turns) == (11422, 105, 2)
@@ -212,13 +215,13 @@ def test_gemini_success_reads_its_stats(tmp_path: Path) -> None:
             id="401",
         ),
         pytest.param(
-            "turn-limit",
+            "max_turns",
             53,
             "turn limit reached (model.maxSessionTurns): Reached max session turns",
             id="turn-limit",
         ),
         pytest.param(
-            "server-error",
+            "server_error",
             244,
             "500 from the model service: scripted model sandbox: injected fault server_error",
             id="500-not-retried",
@@ -228,8 +231,8 @@ def test_gemini_success_reads_its_stats(tmp_path: Path) -> None:
 def test_gemini_failures_from_the_json_on_stderr(
     case: str, exit_code: int, error: str, tmp_path: Path
 ) -> None:
-    assert int((FIXTURES / f"gemini-cli.{case}.exit").read_text()) == exit_code
-    assert (FIXTURES / f"gemini-cli.{case}.stdout").read_text() == ""
+    data = fixture(gemini_cli.PRESET, case)
+    assert (data["exit_code"], data["stdout"]) == (exit_code, "")
     verdict = recorded(gemini_cli.PRESET, case, tmp_path)
     assert not verdict.ok
     assert verdict.error is not None and verdict.error.startswith(error)
