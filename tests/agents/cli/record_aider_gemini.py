@@ -43,7 +43,7 @@ TURNS: dict[str, list[Say | Call]] = {
                 "instruction": "Reject negative counts.",
                 "allow_multiple": False,
             },
-        ),  # fmt: skip
+        ),
         Say("Fixed cart.py: a negative count now raises ValueError."),
     ],
     "aider-fix": [Say("Add the check.\n\n" + BLOCK)],
@@ -51,7 +51,7 @@ TURNS: dict[str, list[Say | Call]] = {
         Say(
             "cart.py\n```python\n<<<<<<< SEARCH\n    return nothing\n=======\n    return 0\n"
             ">>>>>>> REPLACE\n```\n"
-        )  # fmt: skip
+        )
     ],
 }
 
@@ -96,8 +96,9 @@ def record(sandbox: ModelSandbox, preset_name: str, case: Case) -> dict[str, obj
         subprocess.run(["git", "add", "."], cwd=repo, check=True)
         subprocess.run(["git", "-c", "user.name=a", "-c", "user.email=a@example.com", "commit",
                         "-qm", "init"], cwd=repo, check=True)  # fmt: skip
+        brief = build_brief(BriefTask([FINDING]))
         inv = preset.prepare(executable, settings, worktree=repo, home=home, scratch=scratch,
-                             brief=build_brief(BriefTask([FINDING])), files=["cart.py"])  # fmt: skip
+                             brief=brief, files=["cart.py"])  # fmt: skip
         for path, text in inv.files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
