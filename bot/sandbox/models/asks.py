@@ -77,8 +77,7 @@ class Ask:
         named = [
             i
             for i in users
-            if _FILE_LINE.search(self.messages[i].text)
-            or AGENT_BRIEF.search(self.messages[i].text)
+            if _FILE_LINE.search(self.messages[i].text) or AGENT_BRIEF.search(self.messages[i].text)
         ]
         return named[-1] if named else users[0]
 

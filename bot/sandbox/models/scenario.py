@@ -119,9 +119,7 @@ class Scenario:
             Rule(**{**rule, "fixes": tuple(Edit(**edit) for edit in rule.get("fixes", ()))})
             for rule in data.get("rules", ())
         ]
-        agents = {
-            str(model): _turns(turns) for model, turns in (data.get("agents") or {}).items()
-        }
+        agents = {str(model): _turns(turns) for model, turns in (data.get("agents") or {}).items()}
         return cls(rules, _turns(data.get("turns", ())), agents)
 
     def answer(self, ask: Ask, *, fault: str | None = None) -> Answer:
