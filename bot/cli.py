@@ -289,11 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="keep the demo's working folder")
     demo.add_argument(
         "--scenario",
-        choices=["llm", "budget", "ruff"],
+        choices=["llm", "budget", "ruff", "cli-agents"],
         default="llm",
         help="llm (default): ruff's findings and a scripted model reviewer's and fixer's (the "
         "local model sandbox); budget: the same under a per-PR budget that holds the model "
-        "fixer (ends needs-human); ruff: the built-in analyzers and fixers only",
+        "fixer (ends needs-human); ruff: the built-in analyzers and fixers only; cli-agents: "
+        "the real Claude Code, Codex, aider and Gemini CLI (after `make agents`) as fixers, on "
+        "scripted models",
     )
     sandbox = sub.add_parser("sandbox", help="run the local GitHub sandbox alone")
     sandbox.add_argument("--port", type=int, default=8010)
@@ -347,6 +349,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.demo.llm import main as llm_demo_main
 
             return llm_demo_main(as_json=args.json, keep=args.keep, scenario=args.scenario)
+        elif args.command == "demo" and args.scenario == "cli-agents":
+            from bot.demo.cli_agents import main as cli_demo_main
+
+            return cli_demo_main(
+                as_json=args.json,
+                keep=args.keep,
+                agents_dir=settings.installed_agents_dir.absolute(),
+            )
         elif args.command == "demo":
             from bot.demo.run import main as demo_main
 
