@@ -14,7 +14,7 @@ from typing import Any
 
 from ruff.__main__ import find_ruff_bin  # type: ignore[import-untyped]
 
-from bot import process
+from bot import held_secrets, process
 from bot.agents.briefs import redact_secrets
 from bot.agents.catalog import AgentSpec
 from bot.git.cmd import redact
@@ -88,9 +88,9 @@ async def run_agent(
     """Run `spec` in `worktree` with `brief`; never raises for a failing agent.
 
     `environ` is where allow-listed variables are taken from (default: the server's own
-    environment, read at call time).
+    environment, read at call time, with the secrets held since start-up).
     """
-    source_env = os.environ if environ is None else environ
+    source_env = held_secrets.environ_with_secrets() if environ is None else environ
     if spec.kind in ("builtin", "command"):
         if spec.kind == "builtin":
             result = await _run_builtin(spec, worktree, task, source_env, kill_grace_s)
@@ -320,6 +320,7 @@ async def _contained(
             stdout_limit=MAX_OUTPUT_BYTES,
             stderr_limit=TAIL_BYTES,
             kill_grace_s=kill_grace_s,
+            confined=True,  # sees no process of the bot's, where the OS allows
         )
     except process.CannotStart as exc:
         error = f"cannot start {argv[0]}: {exc.__cause__ or exc}"
