@@ -70,7 +70,7 @@ def reexec_without_secrets(names: Iterable[str]) -> None:
     env[SECRETS_FD_ENV] = str(read_end)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)  # noqa: S606 - ourselves
 
 
 def take_secrets() -> dict[str, str]:

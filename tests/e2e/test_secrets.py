@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.slow]
 
 # What a hostile `setup` would try: its ancestors' environ and cmdline, the worker's by pid
 # (written in by the test), and every process it can see.
-SNOOP = '''
+SNOOP = """
 import json, os, pathlib, sys
 
 def read(path):
@@ -40,7 +40,7 @@ for proc in pathlib.Path("/proc").glob("[0-9]*"):
         seen["files"][f"{proc}/{name}"] = read(f"{proc}/{name}")
 with open(sys.argv[1], "a") as out:
     out.write(json.dumps(seen) + "\\n")
-'''
+"""
 
 
 async def test_repository_setup_finds_no_secret_of_the_worker_in_proc(

@@ -85,8 +85,6 @@ class Preset(Protocol):
         worktree-relative paths the agent is asked to fix (aider needs them in argv)."""
         ...
 
-    def judge(
-        self, exit_code: int | None, stdout: bytes, stderr: bytes, scratch: Path
-    ) -> Verdict:
+    def judge(self, exit_code: int | None, stdout: bytes, stderr: bytes, scratch: Path) -> Verdict:
         """The verdict from what the CLI printed (and left in `scratch`)."""
         ...
