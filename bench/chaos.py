@@ -415,7 +415,7 @@ def run_trial(kind: str, seed: int, admin_url: str, root: Path) -> Trial:
     threads: list[threading.Thread] = []
     procs: list[Proc] = []
     try:
-        with fresh_database(admin_url) as db:
+        with contextlib.ExitStack() as closing, fresh_database(admin_url) as db:
             migrate(db, tdir / "migrate.log")
             web_port = free_port()
             sandbox = Proc(
@@ -456,6 +456,7 @@ def run_trial(kind: str, seed: int, admin_url: str, root: Path) -> Trial:
             assert web.proc is not None
             wait_http(f"http://127.0.0.1:{web_port}/healthz", web.proc)
             driver = Driver(info.url, tdir / "driver", info.token)
+            closing.callback(driver.close)
             body = "A change.\u0000 (a NUL, as a real PR body had)" if kind == "intake" else ""
             number = open_scenario(driver, body)
 
