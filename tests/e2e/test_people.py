@@ -81,7 +81,7 @@ async def test_sixty_findings_are_filed_without_tripping_the_creation_limit(
     in flight: the sandbox counts a creation when it arrives, the bot when it sends it."""
     imports = "".join(f"import mod{i}\n" for i in range(60))
     module = f'"""Many imports."""\n\n{imports}'
-    config = "max_rounds: 0\ngroup_threshold: 100\n"
+    config = "max_rounds: 0\ngroup_threshold: 100\nmax_open_issues: 100\n"
     minute_s = 8.0
     async with local_stack(
         workdir,

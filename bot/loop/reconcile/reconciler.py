@@ -427,6 +427,12 @@ class PrReconciler:
                 if row is not None:
                     await self.start_fix(row.id, conn)
 
+    async def _relabel(self, pr: PullInfo, add: str | None = None, remove: str = "") -> None:
+        if add is not None and add not in pr.labels:
+            await self.api.add_labels(self.number, [add])
+        if remove in pr.labels:
+            await self.api.remove_label(self.number, remove)
+
     async def _tell_needs_human(self, number: int, why: str) -> None:
         """The one comment on an issue that says why the loop hands it to a person (edited
         in place when the reason changes)."""
@@ -489,15 +495,14 @@ class PrReconciler:
             self.number, {"kind": "summary", "pr": self.number}, report.render_summary(summary)
         )
         await self._check_run(pr, decision, findings, noun)
+        # Against the labels the PR had when this reconcile read it: only a change is a write.
         if decision.state == report.READY:
-            await self.api.add_labels(self.number, [READY_LABEL])
-            await self.api.remove_label(self.number, NEEDS_HUMAN_LABEL)
+            await self._relabel(pr, add=READY_LABEL, remove=NEEDS_HUMAN_LABEL)
             await self.api.request_reviewers(self.number, config.reviewers, config.team_reviewers)
         elif decision.state == report.NEEDS_HUMAN:
-            await self.api.add_labels(self.number, [NEEDS_HUMAN_LABEL])
-            await self.api.remove_label(self.number, READY_LABEL)
-        elif READY_LABEL in pr.labels:
-            await self.api.remove_label(self.number, READY_LABEL)
+            await self._relabel(pr, add=NEEDS_HUMAN_LABEL, remove=READY_LABEL)
+        else:
+            await self._relabel(pr, remove=READY_LABEL)
         await self._save(decision, pr.head_sha, {"issues": [line.__dict__ for line in lines]})
 
     async def _check_run(
