@@ -5,6 +5,7 @@ reason on the issue and nothing merged."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,8 @@ from bot.demo.stack import local_stack, wait_settled
 from bot.loop.fix.runner import CLI_PURPOSE
 from bot.loop.model_store import ModelStore
 from bot.sandbox.models import ModelSandbox, Scenario
-from tests.cli_agents import EDIT, agents_dir, needs_cli
-from tests.e2e.scenario import REPO, fix_pulls, open_pr, show
+from tests.cli_agents import COMMIT, EDIT, MAY_COMMIT, SHELL, WRITE, agents_dir, needs_cli
+from tests.e2e.scenario import REPO, bare_git, fix_pulls, open_pr, show
 from tests.modelsandbox import API_KEY, KEY_VAR
 
 pytestmark = pytest.mark.slow
@@ -29,12 +30,19 @@ PRESETS = [
 ]
 
 
-def catalog(workdir: Path, models: ModelSandbox, preset: str, key_var: str = KEY_VAR) -> Path:
+def catalog(
+    workdir: Path,
+    models: ModelSandbox,
+    preset: str,
+    key_var: str = KEY_VAR,
+    extra_args: list[str] | None = None,
+) -> Path:
     base_url = models.openai_base_url if preset == "codex" else models.anthropic_base_url
     path = workdir / "agents.toml"
     path.write_text(
         f'[agents.fixer]\npreset = "{preset}"\nmodel = "{preset}-scripted"\n'
         f'base_url = "{base_url}"\napi_key_env = "{key_var}"\ntimeout_s = 60\n'
+        f"extra_args = {json.dumps(extra_args or [])}\n"
     )
     return path
 
@@ -99,3 +107,56 @@ async def test_a_cli_refused_by_the_model_service_says_so_on_the_issue(
         assert told and "401" in told[-1]
         assert f"({preset})" in told[-1]
         assert "sk-not-the-sandbox-key" not in "\n".join(bodies)
+
+
+def told_on_the_issue(stack: Any) -> str:
+    (issue,) = finding_issues(stack)
+    bodies = [c["body"] for c in stack.sandbox.driver.comments(REPO, issue["number"])]
+    told = [b for b in bodies if "review-loop could not fix this" in b]
+    assert told, bodies
+    return told[-1]
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+async def test_a_cli_that_edits_a_workflow_is_refused(
+    workdir: Path, e2e_db: str, models: ModelSandbox, preset: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI fixes the finding but also writes .github/workflows/: refused, said on the
+    issue, nothing merged and no workflow on any branch."""
+    monkeypatch.setenv(KEY_VAR, API_KEY)
+    turns = EDIT[preset]("import os\n\n", "", SAID)[:-1] + WRITE[preset](
+        ".github/workflows/evil.yml", "on: pull_request_target\n"
+    )
+    models.scenario = Scenario(turns=turns)
+    agents = catalog(workdir, models, preset)
+    async with local_stack(
+        workdir, database_url=e2e_db, agents_file=agents, agents_dir=agents_dir()
+    ) as stack:
+        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config=CONFIG)
+        row = await wait_settled(stack, REPO, number)
+        assert row.state == "needs-human"
+        assert not any(p["merged_at"] for p in fix_pulls(stack, number))
+        assert ".github/workflows/evil.yml" in told_on_the_issue(stack)
+        assert "evil.yml" not in bare_git(stack, "log", "--all", "--name-only", "--format=")
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+async def test_a_cli_that_commits_is_refused_and_nothing_is_pushed(
+    workdir: Path, e2e_db: str, models: ModelSandbox, preset: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Let run git by its extra_args, the CLI fixes and commits: refused on the issue, its
+    commit on no branch, nothing merged."""
+    monkeypatch.setenv(KEY_VAR, API_KEY)
+    turns = EDIT[preset]("import os\n\n", "", SAID)[:-1] + SHELL[preset](COMMIT)
+    models.scenario = Scenario(turns=turns)
+    agents = catalog(workdir, models, preset, extra_args=MAY_COMMIT[preset])
+    async with local_stack(
+        workdir, database_url=e2e_db, agents_file=agents, agents_dir=agents_dir()
+    ) as stack:
+        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config=CONFIG)
+        row = await wait_settled(stack, REPO, number)
+        assert row.state == "needs-human"
+        assert not any(p["merged_at"] for p in fix_pulls(stack, number))
+        assert "the agent committed" in told_on_the_issue(stack)
+        authors = bare_git(stack, "log", "--all", "--format=%ae")
+        assert "x@example.com" not in authors
