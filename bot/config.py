@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     # The window writes_per_minute counts in: GitHub's minute. Tests shorten it, together with
     # the sandbox's `creation_window_s`, to check the throttle without waiting minutes.
     write_minute_s: float = Field(default=60.0, gt=0)
+    # What one installation's model runs may cost per UTC day and per UTC month, in US dollars
+    # (None: no cap). At a cap no new model run starts for the installation's PRs.
+    installation_daily_usd: float | None = Field(default=None, ge=0)
+    installation_monthly_usd: float | None = Field(default=None, ge=0)
 
     @property
     def installed_agents_dir(self) -> Path:

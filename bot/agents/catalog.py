@@ -24,6 +24,8 @@ class CatalogError(Exception):
 
 
 MODEL_KINDS = ("openai", "anthropic")
+# Agents whose runs cost money: recorded in the model-call ledger, held by budgets.
+PAID_KINDS = (*MODEL_KINDS, "cli")
 _COMMAND_ONLY = ("argv", "env", "brief", "output")
 _MODEL_ONLY = ("base_url", "model", "api_key_env", "max_output_tokens", "temperature",
                "max_retries", "price")  # fmt: skip

@@ -21,7 +21,7 @@ from bot.agents.cli.locate import NOT_INSTALLED, executable_path, locate
 from bot.agents.cli.registry import PRESETS
 from bot.agents.contained import AgentResult, agent_env, contained, tail
 from bot.agents.diffcheck import git_tampering
-from bot.git.cmd import git, redact
+from bot.git.cmd import GitError, git, redact
 from bot.git.worktrees import clean_keeping_setup_output
 
 
@@ -123,7 +123,10 @@ async def _head_moved(worktree: Path, head: str) -> str | None:
     tampering = await git_tampering(worktree)
     if tampering:  # running git here could run the agent's code; the fix runner refuses it
         return "; ".join(tampering)
-    now = await _head(worktree)
+    try:
+        now = await _head(worktree)
+    except GitError as exc:
+        return f"git cannot read the worktree after the run: {exc}"
     if now == head:
         return None
     await git("reset", "--hard", "--quiet", head, cwd=worktree)

@@ -1,6 +1,6 @@
 """What the bot read from GitHub and may use again without asking, shared by every process.
 
-Rows of `review_loop_github_cache` (migration 10), each a key and a JSON value, younger than
+Rows of `review_loop_github_cache` (migration 11), each a key and a JSON value, younger than
 `ttl_s`. `bot.loop.repo_cache` keeps a repository's metadata, config files and labels here;
 `RepoAPI` keeps the ids (and text digests) of the bot's own marked comments, so editing one
 needs no listing, and an unchanged one no request at all.

@@ -20,6 +20,8 @@ STOPPED = "stopped"
 AUDITED = "audited"
 WAITING = "waiting"  # `merge_fixes: manual`: fix PRs wait for a person to merge them
 
+HELD_LISTED = 30  # held findings named in the summary; the rest are counted
+
 _STATE_LINE = {
     READY: "✅ **Ready for human review**: no open findings, no fixes running.",
     NEEDS_HUMAN: "🛑 **Needs a human**: {reason}",
@@ -49,6 +51,8 @@ class Summary:
     tasks: Sequence[TaskRow] = ()
     fanout: Sequence[str] = field(default_factory=tuple)  # the latest round's decisions
     spend: Spend | None = None  # what the PR's model calls cost, from the ledger
+    held: Sequence[str] = ()  # titles of findings not filed yet (`max_open_issues` open)
+    max_open_issues: int = 10
 
 
 def render_summary(s: Summary) -> str:
@@ -64,6 +68,16 @@ def render_summary(s: Summary) -> str:
         for issue in s.issues:
             agent = f"`{issue.agent}`" if issue.agent else "—"
             lines.append(f"| #{issue.number} {_cell(issue.title)} | {issue.state} | {agent} |")
+    if s.held:
+        lines += [
+            "",
+            f"{len(s.held)} more finding{'s' if len(s.held) != 1 else ''} wait to be filed "
+            f"until fewer than {s.max_open_issues} of this PR's issues are open "
+            "(`max_open_issues`; the most severe are filed first):",
+        ]
+        lines += [f"- {_cell(title)}" for title in s.held[:HELD_LISTED]]
+        if len(s.held) > HELD_LISTED:
+            lines.append(f"- …and {len(s.held) - HELD_LISTED} more")
     fix_prs = [t for t in s.tasks if t.fix_pr is not None]
     if fix_prs:
         lines += [

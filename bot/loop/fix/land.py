@@ -66,11 +66,12 @@ def fix_pr_text(
     fixed: Sequence[int],
     not_fixed: Sequence[tuple[int, str]],
     issue_title: str | None,
+    cost: str = "",
     notes: Mapping[int, str] | None = None,
 ) -> tuple[str, str]:
     """Title and body of the fix PR for the `fixed` issues (`issue_title`: the one issue's);
-    `not_fixed` names the batch's issues that failed, with why; `notes` holds what a
-    coding-agent CLI said it did, per issue, shown collapsed."""
+    `not_fixed` names the batch's issues that failed, with why; `cost` what the run's model
+    calls cost; `notes` what a coding-agent CLI said it did, per issue, shown collapsed."""
     if len(fixed) != 1:
         title = f"Fix {len(fixed)} findings: " + ", ".join(f"#{n}" for n in fixed)
     elif issue_title is None:
@@ -84,6 +85,8 @@ def fix_pr_text(
     )
     if not_fixed:
         body += "\nNot fixed here: " + ", ".join(f"#{n} ({why})" for n, why in not_fixed)
+    if cost:
+        body += ("\n\n" if not_fixed else "\n") + cost + "\n"
     for number, note in (notes or {}).items():
         if number in fixed and note.strip():
             body += "\n" + collapsed(f"What agent `{agent}` said about #{number}", note)

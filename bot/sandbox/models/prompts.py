@@ -40,6 +40,15 @@ def file_paths(text: str) -> list[str]:
     return list(dict.fromkeys(match.strip("`") for match in _FILE.findall(text)))
 
 
+# The coding-agent brief names each finding's file as "<analyzer> <rule> in `<path>`, line N".
+_FINDING_FILE = re.compile(r" in `([^`]+)`, line \d+")
+
+
+def agent_files(text: str) -> list[str]:
+    """The files a brief names: its `File:` lines, else its findings' "in `path`, line N"."""
+    return file_paths(text) or list(dict.fromkeys(_FINDING_FILE.findall(text)))
+
+
 def working_dir(text: str) -> str | None:
     """The absolute working directory a coding agent's prompt states, or None."""
     match = _CWD.search(text)

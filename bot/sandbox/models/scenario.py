@@ -78,7 +78,8 @@ class Say:
 class Call:
     """A coding agent's turn that calls a tool. In its string arguments `{cwd}` stands for
     the agent's working directory (as its system prompt states it) and `{file}` for the
-    first file the brief names: Claude Code's Read and Edit want absolute paths."""
+    first file the brief names (`prompts.agent_files`): Claude Code's Read and Edit want
+    absolute paths."""
 
     name: str
     arguments: Mapping[str, Any]
@@ -86,7 +87,7 @@ class Call:
     def filled(self, ask: Ask) -> dict[str, Any]:
         """The arguments with `{cwd}` and `{file}` filled in from `ask`."""
         cwd = prompts.working_dir(ask.system) or prompts.working_dir(ask.prompt) or "."
-        files = prompts.file_paths(ask.brief)
+        files = prompts.agent_files(ask.brief) or prompts.agent_files(ask.prompt)
         values = {"{cwd}": cwd, "{file}": files[0] if files else ""}
 
         def fill(value: Any) -> Any:
