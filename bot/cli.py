@@ -18,7 +18,7 @@ import httpx
 import uvicorn
 from dotenv import dotenv_values
 
-from bot import liveness
+from bot import held_secrets, liveness
 from bot.config import ConfigError, Settings, unknown_settings
 from bot.logs import setup_logging
 from bot.web import signing
@@ -320,12 +320,40 @@ def _warn_unknown_settings() -> None:
         logging.getLogger("bot.config").warning("%s", warning)
 
 
+def _settings(*, long_running: bool) -> Settings:
+    """The settings. A long-running process (serve, web, worker) first re-execs itself with
+    its secrets moved out of the environment (`bot.held_secrets`), then makes itself
+    non-dumpable: the programs it runs for repositories cannot read them from /proc."""
+    if not long_running:
+        return Settings()
+    secrets = held_secrets.take_secrets()
+    if not secrets:
+        held_secrets.reexec_without_secrets(
+            held_secrets.secret_names(os.environ, _agent_variables(Settings()))
+        )
+    held_secrets.make_undumpable()
+    return Settings(**held_secrets.settings_overrides(secrets))  # type: ignore[arg-type]
+
+
+def _agent_variables(settings: Settings) -> list[str]:
+    """The variables the agent catalog passes to agents (API keys, allow-listed names): held
+    like the bot's own secrets. A catalog that does not load is reported later, at start."""
+    from bot.agents.catalog import CatalogError, load_catalog
+
+    try:
+        catalog = load_catalog(settings.agents_file)
+    except (CatalogError, OSError):
+        return []
+    names = [name for spec in catalog.values() for name in spec.env]
+    return names + [spec.api_key_env for spec in catalog.values() if spec.api_key_env]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "setup":
         return _setup(args)  # runs before any credentials exist: no Settings
     try:
-        settings = Settings()
+        settings = _settings(long_running=args.command in ("serve", "web", "worker"))
         level = settings.log_level
         if args.command == "demo" and level.upper() == "INFO":
             level = "WARNING"  # the demo prints its own progress
