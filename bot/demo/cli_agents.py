@@ -200,7 +200,7 @@ async def run_cli_demo(
                 tasks = list(await cur.fetchall())
     finally:
         await asyncio.to_thread(models.stop)
-    fixed_by = {}
+    fixed_by: dict[str, dict[str, Any]] = {}
     for preset, (name, path, _) in AGENTS.items():
         runs = [c for c in calls if c.agent == name]
         fixed_by[path] = {
@@ -218,7 +218,7 @@ async def run_cli_demo(
     result |= {
         "scripted_models": True,
         "fixed_by": fixed_by,
-        "clis_fixed": sorted(v["preset"] for v in fixed_by.values() if v["merged"]),
+        "clis_fixed": sorted(str(v["preset"]) for v in fixed_by.values() if v["merged"]),
         "wall_s": round(time.monotonic() - started, 1),
     }
     return result
