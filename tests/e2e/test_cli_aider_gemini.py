@@ -11,7 +11,7 @@ import pytest
 
 from bot.demo.stack import local_stack, wait_settled
 from bot.loop.model_store import ModelStore
-from bot.sandbox.models import Call, ModelSandbox, Say, Scenario
+from bot.sandbox.models import Call, ModelSandbox, Rule, Say, Scenario
 from tests.cli_agents import agents_dir, needs_cli
 from tests.e2e.scenario import REPO, fix_pulls, open_pr, show, task_rows
 from tests.modelsandbox import API_KEY, KEY_VAR
@@ -119,3 +119,67 @@ async def test_the_cli_fixes_a_finding_through_the_whole_loop(
     assert asked and all(r.authorized for r in asked)
     assert all("Fix 1 finding in the repository" in r.prompt for r in asked)
     assert all(API_KEY not in r.body for r in models.requests)
+
+
+COUNTED = '''"""Cart."""
+
+
+def take(prices: list[float], count: int) -> float:
+    return sum(prices[:count])
+'''
+COUNT_OLD = "    return sum(prices[:count])\n"
+COUNT_NEW = (
+    '    if count < 0:\n        raise ValueError("count must not be negative")\n' + COUNT_OLD
+)
+NEGATIVE_COUNT = Rule(
+    "negative-count",
+    pattern=r"def \w+\(.*\bcount\b",
+    unless=r"count < 0",
+    category="correctness",
+    severity="high",
+    title="count is never checked for negative values",
+)
+REVIEWED = (
+    "auditors: [ruff, ruff-format, review]\nroutes:\n  - analyzer: review\n    agent: fixer\n"
+)
+
+
+@needs_cli("gemini-cli")
+async def test_a_model_reviewers_finding_is_fixed_by_the_cli_and_verified_by_the_reviewer(
+    workdir: Path, e2e_db: str, models: ModelSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finding no linter reports, routed to a CLI: the CLI edits, the reviewer's model is
+    asked whether it is resolved (it is: the check is there), the fix lands."""
+    monkeypatch.setenv(KEY_VAR, API_KEY)
+    replace = {"file_path": "{cwd}/" + PATH, "old_string": COUNT_OLD, "new_string": COUNT_NEW,
+               "instruction": "Reject negative counts.", "allow_multiple": False}  # fmt: skip
+    models.scenario = Scenario(
+        [NEGATIVE_COUNT], agents={"gemini-fix": [Call("replace", replace), Say("Checked.")]}
+    )
+    agents = catalog(workdir, models, "gemini-cli")
+    with agents.open("a") as file:
+        file.write(
+            f'\n[agents.review]\nkind = "openai"\nmodel = "review-model"\n'
+            f'base_url = "{models.openai_base_url}"\napi_key_env = "{KEY_VAR}"\n'
+            "timeout_s = 10\nmax_retries = 0\n"
+        )
+    async with local_stack(
+        workdir, database_url=e2e_db, agents_file=agents, agents_dir=agents_dir()
+    ) as stack:
+        number = await open_pr(stack, pr_files={PATH: COUNTED}, config=REVIEWED)
+        row = await wait_settled(stack, REPO, number, timeout=240)
+        driver = stack.sandbox.driver
+        issues = finding_issues(driver.issues(REPO, "all"))
+        cart = show(stack, driver.pull(REPO, number)["head"]["sha"], PATH)
+        tasks = await task_rows(stack, "status, agent, error")
+        calls = await ModelStore(stack.runtime.pool).calls(REPO, number)
+
+    assert row.state == "ready", row.reason
+    (issue,) = issues
+    assert issue["state"] == "closed" and "negative values" in issue["title"]
+    assert [(t["status"], t["agent"]) for t in tasks] == [("merged", "fixer")]
+    assert COUNT_NEW in cart
+    purposes = sorted(c.purpose for c in calls)
+    assert purposes.count("cli-fix") == 1 and purposes.count("verify") == 1
+    verifies = [r for r in models.requests if r.schema_name == "verify_fix"]
+    assert len(verifies) == 1

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.demo.run import run_demo
+from tests.cli_agents import agents_dir, cli_path
 
 pytestmark = pytest.mark.slow
 
@@ -96,3 +97,40 @@ def test_the_budget_demo_ends_needs_human_because_of_the_budget() -> None:
     assert result["llm_findings"] == 1 and result["llm_findings_fixed"] == 0
     assert result["issues_closed_by_fix"] == result["findings_filed"] - 1  # ruff's, cost 0
     assert "Stopped by the budget" in done.stderr
+
+
+@pytest.mark.skipif(
+    any(cli_path(name) is None for name in ("claude-code", "codex", "aider", "gemini-cli")),
+    reason="the four coding-agent CLIs are not installed at their pins: run make agents",
+)
+async def test_the_cli_agents_demo_has_each_cli_fix_its_finding(workdir: Path, e2e_db: str) -> None:
+    """`demo --scenario cli-agents`: four findings, routed to four presets; each real CLI
+    fixes its own, ruff verifies, all four fix PRs merge; the output says who fixed what."""
+    from bot.demo.cli_agents import print_cli_summary, run_cli_demo
+
+    lines: list[str] = []
+    result = await run_cli_demo(workdir, lines.append, agents_dir(), database_url=e2e_db)
+    assert result["state"] == "ready", result
+    assert result["findings_filed"] == result["issues_closed_by_fix"] == 4
+    assert result["fix_prs_merged"] == result["fix_prs_opened"] == 4
+    assert result["agents_used"] == ["aider-fix", "claude-fix", "codex-fix", "gemini-fix"]
+    assert result["clis_fixed"] == ["aider", "claude-code", "codex", "gemini-cli"]
+    assert result["pr_branch_clean"] and result["base_untouched"]
+    for run in result["fixed_by"].values():
+        assert run["merged"] and run["runs"] == 1
+        assert run["tokens_in"] > 0 and run["tokens_out"] > 0
+    print_cli_summary(result, lines.append)
+    assert any("gemini-cli 0.61.0 (gemini-fix) fixed inventory/suppliers.py" in ln for ln in lines)
+    assert any("SCRIPTED, not real LLMs" in line for line in lines)
+
+
+def test_the_cli_agents_demo_says_how_to_install_missing_clis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.demo.cli_agents import main
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing on PATH either
+    assert main(as_json=True, agents_dir=tmp_path / "agents") == 2
+    said = capsys.readouterr().err
+    assert "not installed: claude-code, codex, aider, gemini-cli" in said
+    assert "Run `make agents`" in said

@@ -6,7 +6,8 @@ change as for any agent. A model finding is then verified by the check that foun
 reviewer's own model is asked whether the finding is resolved in the code after the fix, and
 the fix is kept only when it says so **and** the built-in analyzers report nothing new
 **and** the repository's `test` passes. A ruff finding routed to a model fixer is judged by
-ruff, as always.
+ruff, as always. A model finding routed to a coding-agent CLI or a command agent is verified
+the same way (`model_findings`, `verified_by_reviewer`, `record_verifier_calls`).
 """
 
 import dataclasses
@@ -56,7 +57,7 @@ async def fix_with_model(
                 "failed", f"agent {t.agent} is a model fixer: it fixes findings, and "
                 f"issue #{issue.number} names none"
             )  # fmt: skip
-        targets = await _model_findings(job, wt, marker)
+        targets = await model_findings(job, wt, marker)
         if not targets:
             return resumed  # gone: removed by the branch's earlier commits, or already
         from_model = True
@@ -87,7 +88,7 @@ async def fix_with_model(
             raise TaskFailed("refused", f"verification failed: {why}")
         if from_model:
             for target in targets:
-                await _verified_by_reviewer(job, wt, target, context, calls)
+                await verified_by_reviewer(job, wt, target, context, calls)
     finally:
         log_calls(calls, f"fix task {t.id} (#{issue.number})")
         await ModelStore(job.fleet.runtime.pool).record_calls(
@@ -105,7 +106,7 @@ async def fix_with_model(
     return True
 
 
-async def _model_findings(job: FixJob, wt: Worktree, marker: dict[str, object]) -> list[Finding]:
+async def model_findings(job: FixJob, wt: Worktree, marker: dict[str, object]) -> list[Finding]:
     """The model findings the issue names (one, or a group of one category in one file), as
     the reviewer reported them, found again in the worktree's file (lines move); those whose
     code is gone are left out."""
@@ -124,6 +125,20 @@ async def _model_findings(job: FixJob, wt: Worktree, marker: dict[str, object]) 
         if moved is not None:
             found.append(moved)
     return found
+
+
+async def record_verifier_calls(job: FixJob, calls: list[ModelCall], what: str) -> None:
+    """Log the verifier's calls for a non-model fixer's task and keep them in the ledger."""
+    t = job.task
+    log_calls(calls, what)
+    await ModelStore(job.fleet.runtime.pool).record_calls(
+        calls,
+        repo=t.repo,
+        pr_number=t.pr_number,
+        task_id=t.id,
+        round=t.round,
+        installation_id=t.installation_id,
+    )
 
 
 def relocate(finding: Finding, text: str) -> Finding | None:
@@ -146,7 +161,7 @@ def relocate(finding: Finding, text: str) -> Finding | None:
     )
 
 
-async def _verified_by_reviewer(
+async def verified_by_reviewer(
     job: FixJob, wt: Worktree, finding: Finding, context: str, calls: list[ModelCall]
 ) -> None:
     """Ask the model that found `finding` whether the fix resolved it; refuse the fix when

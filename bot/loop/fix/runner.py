@@ -39,7 +39,12 @@ from bot.loop.fix.branch import (
 )
 from bot.loop.fix.job import FixJob, TaskFailed
 from bot.loop.fix.land import fix_pr_text, land, open_fix_pr
-from bot.loop.fix.model_fix import fix_with_model
+from bot.loop.fix.model_fix import (
+    fix_with_model,
+    model_findings,
+    record_verifier_calls,
+    verified_by_reviewer,
+)
 from bot.loop.fix.verify import (
     audit_fix_pr,
     audit_worktree,
@@ -48,6 +53,7 @@ from bot.loop.fix.verify import (
     judges_of,
     run_tests,
     targets_of,
+    verify,
     verify_against,
     verify_fix,
 )
@@ -337,6 +343,11 @@ async def fix_issue(
     marker = parse_marker(issue.body) or {}
     before = await audit_worktree(wt, config.builtin_auditors)
     targets = targets_of(before, marker)
+    from_model = False
+    if marker.get("fp") and not targets and job.spec.kind in ("command", "cli"):
+        # A model reviewer's finding: found again in the file, verified by that reviewer.
+        targets = await model_findings(job, wt, marker)
+        from_model = bool(targets)
     if marker.get("fp") and not targets:
         return resumed is not None and fixed_earlier(resumed, marker, before, config.ignore)
     agent_targets = [FixTarget(f.rule, f.path) for f in targets] or [
@@ -367,7 +378,11 @@ async def fix_issue(
         # A built-in fixer is given files; a change elsewhere is not what it was asked for.
         allowed = {f.path for f in agent_targets} if job.spec.kind == "builtin" else None
         changed = await check_agent_change(wt, t.agent, since, allowed)
-        await verify_fix(wt, before, targets, judges_of(targets, t.agent, config.builtin_auditors))
+        if from_model:
+            await _verify_model_fix(job, wt, issue, before, targets)
+        else:
+            judges = judges_of(targets, t.agent, config.builtin_auditors)
+            await verify_fix(wt, before, targets, judges)
         await commit_fix(wt, number, issue.title, identity, paths=changed)
         if config.test:
             await run_tests(wt, config.test, undo=True)
@@ -377,6 +392,24 @@ async def fix_issue(
         exc.said = exc.said or result.final_message
         raise
     return True
+
+
+async def _verify_model_fix(
+    job: FixJob, wt: Worktree, issue: IssueInfo, before: list[Finding], targets: list[Finding]
+) -> None:
+    """A model finding fixed by a command or CLI agent: the built-in analyzers report nothing
+    new, and the reviewer that found it says it is resolved (its calls go to the ledger)."""
+    after = await audit_worktree(wt, job.config.builtin_auditors)
+    why = verify(before, after, [])
+    if why:
+        raise TaskFailed("refused", f"verification failed: {why}")
+    context = f"{issue.title}\n\n{issue.body or ''}"
+    calls: list[ModelCall] = []
+    try:
+        for target in targets:
+            await verified_by_reviewer(job, wt, target, context, calls)
+    finally:
+        await record_verifier_calls(job, calls, f"fix task {job.task.id} (#{issue.number})")
 
 
 async def _record_cli_run(job: FixJob, result: AgentResult) -> None:
