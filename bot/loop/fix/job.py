@@ -4,6 +4,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bot.agents.catalog import AgentSpec
+from bot.audit.runners import analyzers
 from bot.engine.leases import Lease
 from bot.github.records import MergeMethod
 from bot.github.repo_api import RepoAPI
@@ -51,6 +52,11 @@ class FixJob:
     clone_url: str
     token: str
     merge_method: MergeMethod = "merge"  # how its fix PR is merged into the PR branch
+
+    @property
+    def analyzers(self) -> list[str]:
+        """The repository's auditors the bot runs itself: built-ins and SARIF auditors."""
+        return analyzers(self.config.auditors, self.fleet.auditors)
 
     async def check_lease(self) -> None:
         """Raise LeaseLost unless this task still holds its issue: before every side effect."""

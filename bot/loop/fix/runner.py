@@ -171,7 +171,13 @@ async def _spawn_worktree(
     path = fleet.mirrors.worktree_path(task.repo, f"task-{task.id}")
     if remote_sha is not None and await descends(job.mirror, remote_sha, task.base_sha):
         resumed = await audit_commit(
-            fleet.mirrors, job.mirror, task.repo, task.base_sha, job.config, base_sha=None
+            fleet.mirrors,
+            job.mirror,
+            task.repo,
+            task.base_sha,
+            job.config,
+            base_sha=None,
+            catalog=fleet.auditors,
         )
         wt = await fleet.mirrors.add_worktree(job.mirror, path, task.branch, remote_sha)
         return wt, False, resumed
@@ -290,11 +296,11 @@ async def fix_issue(
             job, branch, wt, issue, resumed=resumed is not None, keep_partial=keep_partial
         )
     marker = parse_marker(issue.body) or {}
-    before = await audit_worktree(wt, config.builtin_auditors)
+    before = await audit_worktree(wt, job.analyzers, job.fleet.auditors)
     targets = targets_of(before, marker)
     if marker.get("fp") and not targets:
         return resumed is not None and fixed_earlier(resumed, marker, before, config.ignore)
-    agent_targets = [FixTarget(f.rule, f.path) for f in targets] or [
+    agent_targets = [FixTarget(f.rule, f.path, f.edits) for f in targets] or [
         FixTarget(f.rule, f.path) for f in before if f.analyzer in ("ruff", "ruff-format")
     ]
     # What the worktree holds before the agent runs (setup output, say) is not the agent's:
@@ -316,9 +322,14 @@ async def fix_issue(
             error = redact_secrets(result.error or "")
             raise TaskFailed("failed", f"agent {t.agent} failed: {error}")
         # A built-in fixer is given files; a change elsewhere is not what it was asked for.
-        allowed = {f.path for f in agent_targets} if job.spec.kind == "builtin" else None
+        allowed = None
+        if job.spec.kind == "builtin":  # the files of the findings, and those their fixes edit
+            allowed = {f.path for f in agent_targets} | {
+                e.path for f in agent_targets for e in f.edits
+            }
         changed = await check_agent_change(wt, t.agent, since, allowed)
-        await verify_fix(wt, before, targets, judges_of(targets, t.agent, config.builtin_auditors))
+        judges = judges_of(targets, t.agent, job.analyzers)
+        await verify_fix(wt, before, targets, judges, job.fleet.auditors)
         await commit_fix(wt, number, issue.title, identity, paths=changed)
         if config.test:
             await run_tests(wt, config.test, undo=True)
