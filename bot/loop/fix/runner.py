@@ -40,7 +40,7 @@ from bot.loop.fix.land import fix_pr_text, land, open_fix_pr
 from bot.loop.fix.model_fix import fix_with_model
 from bot.loop.fix.verify import (
     audit_fix_pr,
-    audit_worktree,
+    audit_worktree_report,
     check_agent_change,
     fixed_earlier,
     judges_of,
@@ -296,9 +296,14 @@ async def fix_issue(
             job, branch, wt, issue, resumed=resumed is not None, keep_partial=keep_partial
         )
     marker = parse_marker(issue.body) or {}
-    before = await audit_worktree(wt, job.analyzers, job.fleet.auditors)
+    report = await audit_worktree_report(wt, job.analyzers, job.fleet.auditors)
+    before = report.findings
     targets = targets_of(before, marker)
     if marker.get("fp") and not targets:
+        if report.failed:  # not found is not fixed when an auditor did not run
+            raise TaskFailed(
+                "failed", f"the audit could not run: {'; '.join(report.failed.values())}"
+            )
         return resumed is not None and fixed_earlier(resumed, marker, before, config.ignore)
     agent_targets = [FixTarget(f.rule, f.path, f.edits) for f in targets] or [
         FixTarget(f.rule, f.path) for f in before if f.analyzer in ("ruff", "ruff-format")
