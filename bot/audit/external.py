@@ -49,6 +49,8 @@ class AuditorSpec(BaseModel):
     files to audit (those the pull request changed, when known; else every tracked file)
     that match `paths` are appended to `argv`; an auditor given no file is not run.
     `safe_fixes`: rule id globs whose SARIF fixes the operator trusts `sarif-fix` to apply.
+    `fix_lines`: the analyzer writes a fix's insertedContent as the whole lines of its
+    deletedRegion (semgrep does; set it for semgrep).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -63,6 +65,7 @@ class AuditorSpec(BaseModel):
     paths: list[str] = Field(default_factory=list)
     changed_files: bool = False
     safe_fixes: list[str] = Field(default_factory=list)
+    fix_lines: bool = False
     description: str = ""
 
     @field_validator("name")
@@ -162,7 +165,9 @@ async def run_sarif_auditor(
         raise AuditorError(f"auditor {spec.name} wrote output that is not JSON: {exc}") from exc
     try:
         validate_sarif(doc, spec.name)
-        read = read_sarif(doc, spec.name, worktree, safe_rules=spec.safe_fixes)
+        read = read_sarif(
+            doc, spec.name, worktree, safe_rules=spec.safe_fixes, fix_lines=spec.fix_lines
+        )
     except SarifError as exc:
         raise AuditorError(str(exc)) from exc
     return [f for f in read.findings if spec.applies_to(f.path)]

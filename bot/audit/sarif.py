@@ -85,13 +85,20 @@ def parse_sarif(doc: Mapping[str, Any], analyzer: str, root: Path) -> list[Findi
 
 
 def read_sarif(
-    doc: Mapping[str, Any], analyzer: str, root: Path, *, safe_rules: Sequence[str] = ()
+    doc: Mapping[str, Any],
+    analyzer: str,
+    root: Path,
+    *,
+    safe_rules: Sequence[str] = (),
+    fix_lines: bool = False,
 ) -> SarifRead:
     """Findings from a SARIF log, with paths relative to `root` and snippets read under it.
 
     Results outside `root` or without a location are dropped (and counted): the loop can
     only act on files in the worktree. A fix is "safe" when its rule marks it so (tag or
     property `safe-fix`) or its rule id matches one of the operator's `safe_rules` globs.
+    With `fix_lines` a replacement's insertedContent stands for the whole lines its
+    deletedRegion is on (semgrep writes its fixes so: the match's columns, the lines' text).
     """
     runs = doc.get("runs") if isinstance(doc, Mapping) else None
     if not isinstance(runs, list):
@@ -103,7 +110,7 @@ def read_sarif(
     for run in runs:
         if not isinstance(run, Mapping):
             raise SarifError(f"{analyzer}: SARIF run is not an object")
-        context = _Run(run, root, analyzer, sources, tuple(safe_rules))
+        context = _Run(run, root, analyzer, sources, tuple(safe_rules), fix_lines)
         for result in run.get("results") or []:
             if not isinstance(result, Mapping):
                 continue
@@ -142,8 +149,10 @@ class _Run:
         analyzer: str,
         sources: SourceCache,
         safe_rules: tuple[str, ...],
+        fix_lines: bool = False,
     ) -> None:
         self.root = root
+        self.fix_lines = fix_lines
         self.analyzer = analyzer
         self.sources = sources
         self.safe_rules = safe_rules
@@ -316,6 +325,8 @@ class _Run:
             return None
         begin = self._offset(text, starts, start_line, region.get("startColumn", 1))
         end_column = region.get("endColumn")
+        if self.fix_lines:
+            begin, end_column = starts[start_line - 1], None
         finish: int | None
         if end_column is None:  # to the end of the line, its line break excluded
             finish = starts[end_line - 1] + len(_line_text(text, starts, end_line))

@@ -29,7 +29,7 @@ def semgrep(rules: Path) -> AuditorSpec:
         pytest.skip("semgrep is not installed: pip install -e '.[test]' installs it")
     argv = [str(SEMGREP), "scan", "--metrics=off", "--disable-version-check", "--quiet",
             "--config", str(rules), "--sarif", "--autofix", "--dryrun"]  # fmt: skip
-    return AuditorSpec(name="semgrep", kind="sarif", argv=argv, safe_fixes=["*"])
+    return AuditorSpec(name="semgrep", kind="sarif", argv=argv, safe_fixes=["*"], fix_lines=True)
 
 
 def task(*targets: FixTarget) -> AgentTask:
@@ -41,28 +41,32 @@ async def test_semgrep_fix_is_applied_exactly_and_the_finding_goes(tmp_path: Pat
     repo.mkdir()
     rules = tmp_path / "rules.yml"
     rules.write_text(RULES)
-    (repo / "app.py").write_text('import logging\n\nprint("hi")\nx = 1\r\nprint(x)\n')
+    source = 'import logging\n\nprint("hi")\nx = 1\r\n\n\ndef f(y):\n    print(y)\n'
+    (repo / "app.py").write_text(source, newline="")
     spec = semgrep(rules)
 
     findings = await run_sarif_auditor(spec, repo)
     # semgrep names a rule after the directory of its rules file, then its id
     assert [(f.rule.rsplit(".", 1)[-1], f.start_line, f.fix) for f in findings] == [
         ("no-print", 3, "safe"),
-        ("no-print", 5, "safe"),
+        ("no-print", 8, "safe"),
     ]
-    first = findings[0]
-    assert first.explanation == "Use logging, not print."
-    result = await run_agent(
-        BUILTINS["sarif-fix"], repo, "", task=task(FixTarget(first.rule, first.path, first.edits))
-    )
+    top, indented = findings
+    assert top.explanation == "Use logging, not print."
+    # semgrep's insertedContent is the whole fixed line (fix_lines), not just the match
+    assert [(e.deleted, e.inserted) for e in indented.edits] == [
+        ("    print(y)", "    logging.info(y)")
+    ]
+    fixing = task(FixTarget(indented.rule, indented.path, indented.edits))
+    result = await run_agent(BUILTINS["sarif-fix"], repo, "", task=fixing)
 
     assert result.ok, result.error
     assert result.cost_usd is None
-    # Only that replacement; the other line and the CRLF line ending are untouched.
-    assert (repo / "app.py").read_bytes() == (
-        b'import logging\n\nlogging.info("hi")\nx = 1\r\nprint(x)\n'
-    )
-    assert [f.start_line for f in await run_sarif_auditor(spec, repo)] == [5]
+    # Only that replacement; the other print and the CRLF line ending are untouched.
+    assert (repo / "app.py").read_bytes() == source.replace(
+        "    print(y)", "    logging.info(y)"
+    ).encode()
+    assert [f.start_line for f in await run_sarif_auditor(spec, repo)] == [3]
 
 
 async def test_a_fix_whose_file_changed_is_refused_and_nothing_written(tmp_path: Path) -> None:

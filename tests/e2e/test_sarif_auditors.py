@@ -24,8 +24,8 @@ rules:
 """
 # Bandit finds B404/B602; semgrep the print, with a fix; the crashing auditor nothing.
 APP = (
-    '"""The app."""\n\nimport logging\nimport subprocess\n\nprint("starting")\n\n\n'
-    "def run(cmd: str) -> int:\n    logging.debug(cmd)\n"
+    '"""The app."""\n\nimport logging\nimport subprocess\n\nlog = logging.getLogger(__name__)\n\n\n'
+    "def run(cmd: str) -> int:\n    print(cmd)\n"
     "    return subprocess.call(cmd, shell=True)\n"
 )
 ESLINT_CONFIG = (
@@ -75,6 +75,7 @@ argv = ["{semgrep}", "scan", "--metrics=off", "--disable-version-check", "--quie
         "--config", "{rules}", "--sarif", "--autofix", "--dryrun"]
 paths = ["*.py"]
 safe_fixes = ["*no-print"]
+fix_lines = true
 
 [auditors.crashes]
 kind = "sarif"
@@ -103,7 +104,7 @@ argv = ["{sys.executable}", "-c", "{CRASH}"]
     assert printed["state"] == "closed"  # fixed by sarif-fix, verified, merged
     assert [(t["agent"], t["status"]) for t in tasks] == [("sarif-fix", "merged")]
     assert fixes and all(f["merged_at"] is not None for f in fixes)
-    assert 'logging.info("starting")' in at_head and "print(" not in at_head
+    assert "    logging.info(cmd)\n" in at_head and "print(" not in at_head
     shell = issues["B602"]
     assert shell["state"] == "open"
     assert "bandit.readthedocs.io" in shell["body"]  # the rule's help
