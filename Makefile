@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEPLOY_TOOLS := $(VENV)/.deploy-tools
 
 .PHONY: demo test lint typecheck serve sandbox clean bench-fanout deploy-check bench-intake \
-	browser-tools bench-context analyzers
+	browser-tools bench-context agents chaos analyzers
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,12 @@ $(ANALYZERS)/.installed: tests/analyzers/package.json tests/analyzers/package-lo
 	cp tests/analyzers/package.json tests/analyzers/package-lock.json $(ANALYZERS)/
 	cd $(ANALYZERS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
+# The coding-agent CLIs of the catalog's presets, at their pins (bot/agents/cli/pins.py), into
+# the data directory: npm packages under .review-loop/agents/npm, aider in its own venv
+# (about 1.5 GB in all). Idempotent; says so and exits 2 when a registry cannot be reached.
+# The CLI tests skip, saying why, until this has run.
+agents: $(STAMP)
+	$(BIN)/python -m bot.agents.cli.install $(AGENTS_ARGS)
 
 serve: $(STAMP)
 	$(BIN)/review-loop serve
@@ -78,6 +84,12 @@ bench-intake: $(STAMP)
 		|| { echo "bench-intake needs wrk: install the Debian package wrk (apt-get install wrk);" \
 		          "the package registry could not be reached from here" >&2; exit 2; }
 	$(BIN)/python -m bench.intake $(BENCH_ARGS)
+
+# Not part of `make test` (one trial of two kinds is: tests/test_chaos.py): 20 seeded trials
+# per kind, about 70 minutes on 2 cores. CHAOS_ARGS="--trials 3 --kinds faults --seed 7".
+CHAOS_ARGS ?= --trials 20
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .review-loop .pytest_cache .mypy_cache

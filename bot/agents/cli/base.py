@@ -65,6 +65,9 @@ class Verdict:
 
 
 class Preset(Protocol):
+    """A preset. Optional attribute, read with getattr: `has_turn_limit: bool` (default True),
+    False when the CLI has no turn limit, so the catalog refuses `max_turns` for it."""
+
     name: str  # the catalog's preset = "..."
     install: Install
     has_budget_flag: bool  # whether the CLI itself enforces max_budget_usd
@@ -85,8 +88,6 @@ class Preset(Protocol):
         worktree-relative paths the agent is asked to fix (aider needs them in argv)."""
         ...
 
-    def judge(
-        self, exit_code: int | None, stdout: bytes, stderr: bytes, scratch: Path
-    ) -> Verdict:
+    def judge(self, exit_code: int | None, stdout: bytes, stderr: bytes, scratch: Path) -> Verdict:
         """The verdict from what the CLI printed (and left in `scratch`)."""
         ...
