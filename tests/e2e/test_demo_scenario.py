@@ -96,3 +96,21 @@ def test_the_budget_demo_ends_needs_human_because_of_the_budget() -> None:
     assert result["llm_findings"] == 1 and result["llm_findings_fixed"] == 0
     assert result["issues_closed_by_fix"] == result["findings_filed"] - 1  # ruff's, cost 0
     assert "Stopped by the budget" in done.stderr
+
+
+async def test_the_sarif_demo_fixes_with_the_analyzers_own_fixes(
+    workdir: Path, e2e_db: str
+) -> None:
+    """`demo --scenario sarif`: semgrep's findings in a Python and a JavaScript file are fixed
+    by sarif-fix; bandit's notes are below the repository's min_level; `--json` names the
+    auditors and agents used."""
+    from bot.demo.sarif import run_sarif_demo, tools
+
+    if not tools():
+        pytest.skip("bandit and semgrep are not installed: pip install -e '.[test]'")
+    result = await run_sarif_demo(workdir, _quiet, database_url=e2e_db)
+    assert result["state"] == "ready"
+    assert result["auditors_used"] == ["ruff", "ruff-format", "bandit", "semgrep"]
+    assert result["agents_used"] == ["sarif-fix"]
+    assert result["findings_filed"] == result["issues_closed_by_fix"] == 2
+    assert result["pr_branch_clean"] and result["base_untouched"]
