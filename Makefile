@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEPLOY_TOOLS := $(VENV)/.deploy-tools
 
 .PHONY: demo test lint typecheck serve sandbox clean bench-fanout deploy-check bench-intake \
-	browser-tools bench-context agents chaos
+	browser-tools bench-context agents chaos analyzers
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,17 @@ browser-tools:
 		|| (apt-get update >/dev/null 2>&1 && apt-get install -y chromium chromium-driver >/dev/null 2>&1) \
 		|| { echo "browser-tools: apt-get could not install chromium and chromium-driver" >&2; exit 2; }
 
+# Analyzers from npm for the SARIF auditor tests (ESLint and Microsoft's SARIF formatter, pinned
+# by tests/analyzers/package-lock.json), installed under .venv/analyzers; the tests that need
+# them skip saying so when they are missing. bandit and semgrep come with the test extras.
+ANALYZERS := $(VENV)/analyzers
+analyzers: $(ANALYZERS)/.installed
+$(ANALYZERS)/.installed: tests/analyzers/package.json tests/analyzers/package-lock.json
+	@command -v npm >/dev/null || { echo "analyzers: npm is needed (Debian package npm)" >&2; exit 2; }
+	mkdir -p $(ANALYZERS)
+	cp tests/analyzers/package.json tests/analyzers/package-lock.json $(ANALYZERS)/
+	cd $(ANALYZERS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
 # The coding-agent CLIs of the catalog's presets, at their pins (bot/agents/cli/pins.py), into
 # the data directory: npm packages under .review-loop/agents/npm, aider in its own venv
 # (about 1.5 GB in all). Idempotent; says so and exits 2 when a registry cannot be reached.

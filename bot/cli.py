@@ -289,13 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="keep the demo's working folder")
     demo.add_argument(
         "--scenario",
-        choices=["llm", "budget", "ruff", "cli-agents"],
+        choices=["llm", "budget", "ruff", "cli-agents", "sarif"],
         default="llm",
         help="llm (default): ruff's findings and a scripted model reviewer's and fixer's (the "
         "local model sandbox); budget: the same under a per-PR budget that holds the model "
         "fixer (ends needs-human); ruff: the built-in analyzers and fixers only; cli-agents: "
         "the real Claude Code, Codex, aider and Gemini CLI (after `make agents`) as fixers, on "
-        "scripted models",
+        "scripted models; sarif: bandit and semgrep as catalog SARIF auditors on a Python and "
+        "JavaScript repository, semgrep's fixes applied by sarif-fix",
     )
     sandbox = sub.add_parser("sandbox", help="run the local GitHub sandbox alone")
     sandbox.add_argument("--port", type=int, default=8010)
@@ -377,6 +378,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.demo.llm import main as llm_demo_main
 
             return llm_demo_main(as_json=args.json, keep=args.keep, scenario=args.scenario)
+        elif args.command == "demo" and args.scenario == "sarif":
+            from bot.demo.sarif import main as sarif_demo_main
+
+            return sarif_demo_main(as_json=args.json, keep=args.keep)
         elif args.command == "demo" and args.scenario == "cli-agents":
             from bot.demo.cli_agents import main as cli_demo_main
 

@@ -95,8 +95,14 @@ class RepoConfig(BaseModel):
     drafts: bool = Field(default=False, description="Also run on draft pull requests.")
     auditors: list[str] = Field(
         default_factory=lambda: list(DEFAULT_AUDITORS),
-        description="Auditors to run: the built-ins ruff and ruff-format, and model "
-        "reviewers by their name in the server's catalog (kind openai or anthropic).",
+        description="Auditors to run: the built-ins ruff and ruff-format, SARIF analyzers "
+        "by their name in the server's catalog (its `auditors` table), and model reviewers "
+        "by their name in it (agents of kind openai or anthropic).",
+    )
+    min_level: dict[str, Literal["none", "note", "warning", "error"]] = Field(
+        default_factory=dict,
+        description="Per SARIF auditor, the lowest SARIF level kept, e.g. `{bandit: "
+        "warning}`: its findings below it are dropped.",
     )
     min_severity: Severity = Field(
         default="low",

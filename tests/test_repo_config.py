@@ -41,6 +41,7 @@ routes:
     severity: "*"
     agent: gpt-fix
 min_severity: medium
+min_level: {bandit: warning}
 max_findings: 5
 ignore: ["migrations/**"]
 max_rounds: 3
@@ -86,6 +87,7 @@ def test_every_setting_is_read() -> None:
         "drafts": True,
         "auditors": ["ruff", "review"],
         "min_severity": "medium",
+        "min_level": {"bandit": "warning"},
         "max_findings": 5,
         "changed_lines_only": False,
         "ignore": ["migrations/**"],

@@ -11,8 +11,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.agents.cli.registry import PRESETS
+from bot.audit.external import AuditorSpec
+from bot.repo_config import BUILTIN_AUDITORS
 
-BUILTIN_NAMES = ("ruff-fix", "ruff-format")
+BUILTIN_NAMES = ("ruff-fix", "ruff-format", "sarif-fix")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Never handed to an agent, whatever the catalog says: the App's own settings and secrets.
@@ -209,6 +211,12 @@ BUILTINS: dict[str, AgentSpec] = {
         timeout_s=120,
         description="Formats the finding's files with ruff format.",
     ),
+    "sarif-fix": AgentSpec(
+        name="sarif-fix",
+        kind="builtin",
+        timeout_s=60,
+        description="Applies exactly the replacements of a SARIF analyzer's own fix; no model.",
+    ),
 }
 
 
@@ -246,7 +254,45 @@ def load_catalog(path: Path | None) -> dict[str, AgentSpec]:
     return catalog
 
 
+def load_auditors(path: Path | None) -> dict[str, AuditorSpec]:
+    """The SARIF auditors defined in `path` (the same file as the agents), by name.
+
+    A top-level table `auditors`, for example in TOML::
+
+        [auditors.bandit]
+        kind = "sarif"
+        argv = ["bandit", "-q", "-f", "sarif", "-o", "{sarif}"]
+        sarif = "file"
+        changed_files = true
+        paths = ["*.py"]
+
+    Repositories pick them by name in `auditors:`; none can define a command.
+    """
+    if path is None:
+        return {}
+    auditors: dict[str, AuditorSpec] = {}
+    for name, entry in _read_document(path).get("auditors", {}).items():
+        if not isinstance(entry, dict):
+            raise CatalogError(f"{path}: auditor {name!r} must be a table of settings")
+        if "name" in entry and entry["name"] != name:
+            raise CatalogError(
+                f"{path}: auditor {name!r} has name {entry['name']!r}; drop 'name' or make it match"
+            )
+        if name in BUILTIN_AUDITORS:
+            raise CatalogError(f"{path}: auditor {name!r} is built in; pick another name")
+        try:
+            auditors[name] = AuditorSpec.model_validate({**entry, "name": name})
+        except ValidationError as exc:
+            raise CatalogError(f"{path}: auditor {name!r}: {_describe(exc)}") from exc
+    return auditors
+
+
 def _read_entries(path: Path) -> dict[str, Any]:
+    agents: dict[str, Any] = _read_document(path).get("agents") or {}
+    return agents
+
+
+def _read_document(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text()
     except OSError as exc:
@@ -267,11 +313,12 @@ def _read_entries(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict) or not isinstance(data.get("agents", {}), dict):
         raise CatalogError(f"agents catalog {path}: expected a top-level table 'agents'")
-    unknown = set(data) - {"agents"}
+    if not isinstance(data.get("auditors", {}), dict):
+        raise CatalogError(f"agents catalog {path}: 'auditors' must be a table of auditors")
+    unknown = set(data) - {"agents", "auditors"}
     if unknown:
         raise CatalogError(f"agents catalog {path}: unknown top-level keys {sorted(unknown)}")
-    agents: dict[str, Any] = data.get("agents") or {}
-    return agents
+    return {key: value or {} for key, value in data.items()}
 
 
 def _describe(exc: ValidationError) -> str:

@@ -13,8 +13,10 @@ from bot.repo_config import RepoConfig, Route
 
 __all__ = ["DEFAULT_AGENTS", "Routing", "cannot_fix", "explain_route", "route"]
 
-# When no rule of the repository matches: the built-in fixers for the built-in auditors.
+# When no rule of the repository matches: the built-in fixers for the built-in auditors,
+# and for any other analyzer's finding with a fix marked safe, the fix itself.
 DEFAULT_AGENTS = {"ruff": "ruff-fix", "ruff-format": "ruff-format"}
+SARIF_FIX = "sarif-fix"
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ def explain_route(
     ]
     if finding is not None:
         default = DEFAULT_AGENTS.get(finding.analyzer)
+        if default is None and finding.edits and finding.fix == "safe":
+            default = SARIF_FIX
         candidates.append(default if default in known_agents else None)
     for agent in candidates:
         if agent is None:
@@ -73,8 +77,21 @@ def cannot_fix(agent: str, finding: Finding | None) -> str | None:
     """Why a built-in fixer cannot fix `finding`, or None when it can (or is not built in).
 
     Ruff says per finding whether it has a fix and whether that fix is safe; `ruff-fix`
-    applies only safe ones, so anything else would be a task that changes nothing.
+    applies only safe ones, so anything else would be a task that changes nothing. `sarif-fix`
+    applies a SARIF analyzer's own fix, only one marked safe.
     """
+    if agent == SARIF_FIX and finding is not None:
+        if not finding.edits:
+            return (
+                f"{finding.analyzer} gives no fix for {finding.rule}; `{SARIF_FIX}` has "
+                "nothing to apply"
+            )
+        if finding.fix != "safe":
+            return (
+                f"{finding.analyzer}'s fix for {finding.rule} is not marked safe (by the rule or "
+                "the operator's `safe_fixes`); route it to an agent or fix it by hand"
+            )
+        return None
     if agent != "ruff-fix" or finding is None:
         return None
     if finding.analyzer != "ruff":

@@ -1,8 +1,9 @@
-"""Run one agent in a worktree: built-in ruff fixers, or a command or a coding-agent CLI
-preset (bot.agents.preset_run) in a contained subprocess."""
+"""Run one agent in a worktree: built-in fixers (ruff's, a SARIF analyzer's own fix), or
+a command or a coding-agent CLI preset (bot.agents.preset_run) in a contained subprocess."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import tempfile
@@ -18,6 +19,7 @@ from bot import held_secrets, process
 from bot.agents.catalog import AgentSpec
 from bot.agents.contained import MAX_OUTPUT_BYTES, AgentResult, Capture, agent_env, contained, tail
 from bot.agents.preset_run import run_preset
+from bot.audit.findings import Edit
 from bot.meters import AGENT_RUN_SECONDS
 
 BRIEF_FILE_ENV = "REVIEW_LOOP_BRIEF_FILE"
@@ -27,10 +29,12 @@ _RULE = re.compile(r"[A-Z]+[0-9]*")
 
 @dataclass(frozen=True)
 class FixTarget:
-    """One finding a built-in fixer should fix: the rule and the file it is in."""
+    """One finding a built-in fixer should fix: the rule and the file it is in, and for
+    `sarif-fix` the analyzer's own fix as edits."""
 
     rule: str
     path: str
+    edits: tuple[Edit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,8 @@ async def _run_builtin(
     source_env: Mapping[str, str],
     kill_grace_s: float,
 ) -> AgentResult:
+    if spec.name == "sarif-fix":
+        return apply_sarif_fixes(spec, worktree, task)
     bad = [t.path for t in task.targets if not _is_relative_inside(t.path)]
     if spec.name == "ruff-fix":
         bad += [t.rule for t in task.targets if not _RULE.fullmatch(t.rule)]
@@ -133,6 +139,62 @@ async def _run_builtin(
     if run.timed_out or run.error or run.exit_code not in allowed:
         return _failed(spec, run, result)
     return result
+
+
+def apply_sarif_fixes(spec: AgentSpec, worktree: Path, task: AgentTask) -> AgentResult:
+    """`sarif-fix`: apply exactly the edits of the targets' SARIF fixes, nothing else.
+
+    Refused whole (nothing written) when a target has no fix, an edit's file is outside the
+    worktree, the text an edit deletes is not what the analyzer saw, or edits overlap.
+    """
+    started = time.monotonic()
+
+    def refuse(reason: str) -> AgentResult:
+        return AgentResult(
+            False, None, False, time.monotonic() - started, error=f"agent {spec.name!r}: {reason}"
+        )
+
+    if not task.targets:
+        return refuse("nothing to fix")
+    missing = [f"{t.rule} in {t.path}" for t in task.targets if not t.edits]
+    if missing:
+        return refuse(f"the analyzer gave no fix for {', '.join(missing)}")
+    by_path: dict[str, list[Edit]] = {}
+    for edit in dict.fromkeys(e for t in task.targets for e in t.edits):
+        by_path.setdefault(edit.path, []).append(edit)
+    root = worktree.resolve()
+    new_texts: dict[Path, str] = {}
+    for path, edits in sorted(by_path.items()):
+        file = (root / path).resolve()
+        linked = (root / path).is_symlink()
+        if not _is_relative_inside(path) or not file.is_relative_to(root) or linked:
+            return refuse(f"{path} is not a file inside the worktree")
+        try:
+            with file.open(encoding="utf-8", newline="") as handle:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            return refuse(f"cannot read {path}: {exc}")
+        edits.sort(key=lambda e: (e.offset, e.length))
+        for before, after in itertools.pairwise(edits):
+            if before.offset + before.length > after.offset:
+                return refuse(f"the fixes overlap in {path}")
+        for edit in reversed(edits):
+            end = edit.offset + edit.length
+            if text[edit.offset : end] != edit.deleted:
+                return refuse(f"{path} changed since the analyzer ran; its fix no longer fits")
+            text = text[: edit.offset] + edit.inserted + text[end:]
+        new_texts[file] = text
+    for file, text in new_texts.items():
+        with file.open("w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+    count = sum(len(edits) for edits in by_path.values())
+    return AgentResult(
+        ok=True,
+        exit_code=0,
+        timed_out=False,
+        duration_s=time.monotonic() - started,
+        stdout_tail=f"applied {count} replacement(s) in {len(by_path)} file(s)\n",
+    )
 
 
 def _failed(spec: AgentSpec, run: Capture, result: AgentResult) -> AgentResult:

@@ -22,6 +22,33 @@ def split_lines(text: str) -> list[str]:
     return lines
 
 
+def end_line_of(start: int, end: int | None, end_column: object) -> int:
+    """The last flagged line of a range from `start` to `end` (None: `start`).
+
+    A range that stops at column 1 of a later line ends on the line before it: nothing of
+    that line is flagged (analyzers end whole-line ranges so).
+    """
+    last = end if end is not None else start
+    if last > start and end_column == 1:
+        last -= 1
+    return max(last, start)
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """One replacement of an analyzer's fix: `length` characters at `offset` of the file at
+    `path` (as read with its own line endings) are `deleted`, `inserted` takes their place.
+
+    `deleted` is what the analyzer saw there; a fixer refuses an edit whose file changed.
+    """
+
+    path: str
+    offset: int
+    length: int
+    deleted: str
+    inserted: str
+
+
 def normalise_code(snippet: str) -> str:
     """Flagged code reduced to what matters: lines stripped, inner whitespace collapsed, no blanks.
 
@@ -40,6 +67,9 @@ class Finding:
     `fix` is the analyzer's own fix for it: "safe", "unsafe" or "display-only" (ruff's
     applicability), None when it has none or does not say. `explanation` is why the rule
     matters, from the analyzer's documentation. Neither is part of the fingerprint.
+    A SARIF analyzer's fix is carried as `edits` (exactly its replacements); `level` is the
+    SARIF level (error, warning, note); `partial_fingerprint` is the analyzer's own stable
+    identity of the result (SARIF `partialFingerprints`), which the fingerprint prefers.
     """
 
     analyzer: str
@@ -55,6 +85,9 @@ class Finding:
     severity: str | None = None  # model reviewers' findings only; not part of the fingerprint
     fix: str | None = None
     explanation: str | None = None
+    edits: tuple[Edit, ...] = ()
+    level: str | None = None
+    partial_fingerprint: str | None = None
 
     def __post_init__(self) -> None:
         if self.start_line < 1 or self.end_line < self.start_line:
@@ -71,6 +104,8 @@ class Finding:
     @property
     def identity(self) -> tuple[str, str, str, str]:
         """What the fingerprint hashes, before the occurrence index."""
+        if self.partial_fingerprint is not None:
+            return (self.analyzer, self.rule, self.path, f"partial:{self.partial_fingerprint}")
         code = normalise_code(self.snippet)
         # Flagged lines that are all blank (e.g. "too many blank lines") say nothing:
         # the message is then the best stable description of the problem.
@@ -78,7 +113,8 @@ class Finding:
 
     @property
     def fingerprint(self) -> str:
-        """sha256 over analyzer, rule, path, normalised flagged code and occurrence index.
+        """sha256 over analyzer, rule, path, normalised flagged code and occurrence index
+        (the analyzer's partial fingerprint instead of the code, when it gives one).
 
         The line number is deliberately left out, so the fingerprint survives edits
         elsewhere in the file.
@@ -96,7 +132,11 @@ class Finding:
     def from_dict(cls, data: Mapping[str, Any]) -> Finding:
         """Rebuild a finding stored with `to_dict`."""
         names = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in names})
+        fields = {key: value for key, value in data.items() if key in names}
+        fields["edits"] = tuple(
+            edit if isinstance(edit, Edit) else Edit(**edit) for edit in fields.get("edits") or ()
+        )
+        return cls(**fields)
 
 
 def number_occurrences(findings: Iterable[Finding]) -> list[Finding]:

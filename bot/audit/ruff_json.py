@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bot.audit.findings import Finding, number_occurrences
+from bot.audit.findings import Finding, end_line_of, number_occurrences
 from bot.audit.sarif import SourceCache, repo_path
 
 __all__ = ["RuffJsonError", "parse_ruff_json"]
@@ -50,10 +50,7 @@ def _finding(
     if path is None or item.get("cell") is not None:
         return None
     start = _row(item.get("location")) or 1
-    end = max(_row(item.get("end_location")) or start, start)
-    # A range that stops at column 1 of a later line ends on the line before it.
-    if end > start and (item.get("end_location") or {}).get("column") == 1:
-        end -= 1
+    end = end_line_of(start, _row(item.get("end_location")), _column(item.get("end_location")))
     rule = str(item.get("code") or item.get("name") or "unknown")
     url = item.get("url")
     return Finding(
@@ -73,6 +70,10 @@ def _finding(
 def _row(location: object) -> int | None:
     row = location.get("row") if isinstance(location, Mapping) else None
     return row if isinstance(row, int) and row >= 1 else None
+
+
+def _column(location: object) -> object:
+    return location.get("column") if isinstance(location, Mapping) else None
 
 
 def _applicability(fix: object) -> str | None:

@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 
 from ruff.__main__ import find_ruff_bin  # type: ignore[import-untyped]
 
+from bot.audit.external import AuditorError, AuditorSpec, run_sarif_auditor
 from bot.audit.findings import Finding, number_occurrences
 from bot.audit.ruff_json import parse_ruff_json
 from bot.git.worktrees import snapshot, snapshot_changes
@@ -20,8 +21,11 @@ from bot.process import CannotStart, Completed, run
 __all__ = [
     "AUDITORS",
     "AuditError",
+    "AuditReport",
     "Auditor",
+    "analyzers",
     "audit",
+    "audit_report",
     "parse_format_diff",
     "read_only",
     "run_ruff",
@@ -250,23 +254,74 @@ def _diff_path(raw: str, root: Path) -> str:
 
 
 AUDITORS: dict[str, Auditor] = {"ruff": run_ruff, "ruff-format": run_ruff_format}
+NO_AUDITORS: Mapping[str, AuditorSpec] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditReport:
+    """An audit's findings, and the catalog auditors that failed (name -> why): their
+    findings are missing, the others' count."""
+
+    findings: list[Finding]
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def analyzers(names: Sequence[str], catalog: Mapping[str, AuditorSpec] = NO_AUDITORS) -> list[str]:
+    """The auditors among `names` that are analyzers the bot runs (built-ins and the
+    catalog's SARIF auditors), in order; the rest are model reviewers."""
+    return [name for name in dict.fromkeys(names) if name in AUDITORS or name in catalog]
 
 
 async def audit(
-    worktree: Path, auditor_names: Sequence[str], paths: Sequence[str] | None = None
+    worktree: Path,
+    auditor_names: Sequence[str],
+    paths: Sequence[str] | None = None,
+    *,
+    catalog: Mapping[str, AuditorSpec] = NO_AUDITORS,
 ) -> list[Finding]:
-    """Run the named auditors one after the other in `worktree`; all findings, sorted."""
-    unknown = [name for name in auditor_names if name not in AUDITORS]
+    """Run the named auditors one after the other in `worktree`; all findings, sorted.
+    Any auditor that fails fails the audit (AuditError): for judging a fix."""
+    report = await audit_report(worktree, auditor_names, paths, catalog=catalog)
+    if report.failed:
+        raise AuditError("; ".join(report.failed.values()))
+    return report.findings
+
+
+async def audit_report(
+    worktree: Path,
+    auditor_names: Sequence[str],
+    paths: Sequence[str] | None = None,
+    *,
+    catalog: Mapping[str, AuditorSpec] = NO_AUDITORS,
+    changed: Sequence[str] | None = None,
+) -> AuditReport:
+    """`audit`, where a catalog auditor that crashes, overruns or writes no valid SARIF is
+    reported in `failed` and the other auditors' findings still count. A built-in that
+    fails, or an audit that changed the worktree, still raises AuditError. `changed`: the
+    files a pull request changed, given to catalog auditors with `changed_files` when no
+    `paths` are."""
+    unknown = [name for name in auditor_names if name not in AUDITORS and name not in catalog]
     if unknown:
         raise AuditError(
             f"unknown auditor(s) {', '.join(unknown)}; built-in auditors are "
             f"{', '.join(sorted(AUDITORS))}"
+            + (f", the server's catalog has {', '.join(sorted(catalog))}" if catalog else "")
         )
     findings: list[Finding] = []
+    failed: dict[str, str] = {}
     async with read_only(worktree):
         for name in dict.fromkeys(auditor_names):
-            findings.extend(await AUDITORS[name](worktree, paths))
-    return sorted(findings, key=lambda f: (f.path, f.start_line, f.analyzer, f.rule))
+            if name in AUDITORS:
+                findings.extend(await AUDITORS[name](worktree, paths))
+                continue
+            try:
+                given = paths if paths is not None else changed
+                findings.extend(await run_sarif_auditor(catalog[name], worktree, given))
+            except AuditorError as exc:
+                failed[name] = str(exc)
+    return AuditReport(
+        sorted(findings, key=lambda f: (f.path, f.start_line, f.analyzer, f.rule)), failed
+    )
 
 
 @contextlib.asynccontextmanager

@@ -1,116 +1,419 @@
-"""SARIF 2.1.0 results (as `ruff check --output-format sarif` writes them) turned into findings."""
+"""SARIF 2.1.0 logs, from any analyzer, turned into findings.
+
+Read as the standard says: every run of a log; rules by `ruleId`, `ruleIndex` or
+`rule.index` (also in tool extensions) with their help text, help URI, default level and
+tags; result `level`; regions with `endLine` and columns (`columnKind`); `uriBaseId`
+resolved through `originalUriBaseIds`; `partialFingerprints` preferred for the fingerprint;
+`suppressions` and `baselineState: absent` honoured; results outside the repository dropped
+and counted. A result's first `fix` becomes the finding's `edits`, exactly its replacements.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urljoin, urlparse
 
-from bot.audit.findings import Finding, number_occurrences, split_lines
+from bot.audit.findings import Edit, Finding, end_line_of, number_occurrences, split_lines
 
-__all__ = ["SarifError", "SourceCache", "parse_sarif", "repo_path"]
+__all__ = [
+    "LEVELS",
+    "SarifError",
+    "SarifRead",
+    "SourceCache",
+    "parse_sarif",
+    "read_sarif",
+    "repo_path",
+    "validate_sarif",
+]
 
 # Categories by rule: analyzers that report syntax errors use these rule ids.
 _SYNTAX_RULES = frozenset({"invalid-syntax", "E999", "syntax-error"})
+LEVELS = ("none", "note", "warning", "error")  # SARIF result levels, lowest first
+# Result kinds that are not problems (SARIF 3.27.9): a pass, a rule that did not apply.
+_NOT_PROBLEMS = frozenset({"pass", "notApplicable", "informational"})
+# A rule marks its fixes safe with this tag (in `properties.tags`) or property set to true.
+SAFE_FIX_MARK = "safe-fix"
+SCHEMA_FILE = Path(__file__).with_name("schemas") / "sarif-schema-2.1.0.json"
+MAX_EXPLANATION = 1000
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 class SarifError(ValueError):
     """A SARIF document this module cannot read; the message says what is wrong."""
 
 
+@dataclass(frozen=True)
+class SarifRead:
+    """What a SARIF log held: the findings, and how many results were dropped and why."""
+
+    findings: list[Finding]
+    outside: int = 0  # results on files outside the repository (or with no file at all)
+    suppressed: int = 0  # results the log says are suppressed, or absent from the code
+
+
+@functools.lru_cache(maxsize=1)
+def _validator() -> Any:
+    import jsonschema  # type: ignore[import-untyped]  # on first use: only SARIF auditors need it
+
+    schema = json.loads(SCHEMA_FILE.read_text())
+    return jsonschema.Draft4Validator(schema)
+
+
+def validate_sarif(doc: object, analyzer: str) -> None:
+    """SarifError naming the first problem when `doc` does not validate against the SARIF
+    2.1.0 schema (vendored: bot/audit/schemas)."""
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(doc))
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "(the log)"
+        raise SarifError(
+            f"{analyzer} wrote a log that is not valid SARIF 2.1.0: at {where}: {error.message}"
+        )
+
+
 def parse_sarif(doc: Mapping[str, Any], analyzer: str, root: Path) -> list[Finding]:
+    """The findings of `read_sarif`."""
+    return read_sarif(doc, analyzer, root).findings
+
+
+def read_sarif(
+    doc: Mapping[str, Any],
+    analyzer: str,
+    root: Path,
+    *,
+    safe_rules: Sequence[str] = (),
+    fix_lines: bool = False,
+) -> SarifRead:
     """Findings from a SARIF log, with paths relative to `root` and snippets read under it.
 
-    Results outside `root` or without a location are skipped: the loop can only act on
-    files in the worktree.
+    Results outside `root` or without a location are dropped (and counted): the loop can
+    only act on files in the worktree. A fix is "safe" when its rule marks it so (tag or
+    property `safe-fix`) or its rule id matches one of the operator's `safe_rules` globs.
+    With `fix_lines` a replacement's insertedContent stands for the whole lines its
+    deletedRegion is on (semgrep writes its fixes so: the match's columns, the lines' text).
     """
-    runs = doc.get("runs")
+    runs = doc.get("runs") if isinstance(doc, Mapping) else None
     if not isinstance(runs, list):
         raise SarifError(f"{analyzer}: SARIF document has no 'runs' list")
     root = root.resolve()
     sources = SourceCache(root)
     findings: list[Finding] = []
+    outside = suppressed = 0
     for run in runs:
         if not isinstance(run, Mapping):
             raise SarifError(f"{analyzer}: SARIF run is not an object")
-        rules = _rules_by_id(run)
-        rule_list = list(rules.values())
+        context = _Run(run, root, analyzer, sources, tuple(safe_rules), fix_lines)
         for result in run.get("results") or []:
-            finding = _finding(result, analyzer, root, rules, rule_list, sources)
-            if finding is not None:
+            if not isinstance(result, Mapping):
+                continue
+            if _suppressed(result):
+                suppressed += 1
+                continue
+            if result.get("kind") in _NOT_PROBLEMS:
+                continue
+            finding = context.finding(result)
+            if finding is None:
+                outside += 1
+            else:
                 findings.append(finding)
-    return number_occurrences(findings)
+    return SarifRead(number_occurrences(findings), outside, suppressed)
 
 
-def _finding(
-    result: Mapping[str, Any],
-    analyzer: str,
-    root: Path,
-    rules: Mapping[str, Mapping[str, Any]],
-    rule_list: list[Mapping[str, Any]],
-    sources: SourceCache,
-) -> Finding | None:
-    location = _first_physical_location(result)
-    if location is None:
-        return None
-    uri = (location.get("artifactLocation") or {}).get("uri")
-    path = repo_path(uri, root) if isinstance(uri, str) else None
-    if path is None:
-        return None
-    region = location.get("region") or {}
-    start = int(region.get("startLine") or 1)
-    end = int(region.get("endLine") or start)
-    # A region that stops at column 1 of a later line ends on the line before it.
-    if end > start and region.get("endColumn") == 1:
-        end -= 1
-    end = max(end, start)
-    rule_meta = _rule_for(result, rules, rule_list)
-    rule = str(result.get("ruleId") or rule_meta.get("id") or "unknown")
-    message = str((result.get("message") or {}).get("text") or rule)
-    help_uri = rule_meta.get("helpUri")
-    return Finding(
-        analyzer=analyzer,
-        rule=rule,
-        category="syntax" if rule in _SYNTAX_RULES else "lint",
-        path=path,
-        start_line=start,
-        end_line=end,
-        message=message,
-        snippet=sources.lines(path, start, end),
-        help_uri=help_uri if isinstance(help_uri, str) else None,
+def _suppressed(result: Mapping[str, Any]) -> bool:
+    if result.get("baselineState") == "absent":
+        return True
+    suppressions = result.get("suppressions")
+    if not isinstance(suppressions, list):
+        return False
+    # A suppression counts unless it was rejected or still waits for review (SARIF 3.35.3).
+    return any(
+        isinstance(s, Mapping) and s.get("status", "accepted") == "accepted" for s in suppressions
     )
 
 
+class _Run:
+    """One run of a log: its rules, base URIs and column kind."""
+
+    def __init__(
+        self,
+        run: Mapping[str, Any],
+        root: Path,
+        analyzer: str,
+        sources: SourceCache,
+        safe_rules: tuple[str, ...],
+        fix_lines: bool = False,
+    ) -> None:
+        self.root = root
+        self.fix_lines = fix_lines
+        self.analyzer = analyzer
+        self.sources = sources
+        self.safe_rules = safe_rules
+        tool = _mapping(run.get("tool"))
+        self.components = [_mapping(tool.get("driver"))] + [
+            _mapping(e) for e in _list(tool.get("extensions"))
+        ]
+        self.rules_by_id: dict[str, Mapping[str, Any]] = {}
+        for component in reversed(self.components):  # the driver's win over extensions'
+            for rule in _list(component.get("rules")):
+                if isinstance(rule, Mapping) and isinstance(rule.get("id"), str):
+                    self.rules_by_id[rule["id"]] = rule
+        self.bases = _mapping(run.get("originalUriBaseIds"))
+        self.artifacts = _list(run.get("artifacts"))
+        self.utf16 = run.get("columnKind", "utf16CodeUnits") != "unicodeCodePoints"
+
+    # -- rules ---------------------------------------------------------------------------
+
+    def rule_for(self, result: Mapping[str, Any]) -> Mapping[str, Any]:
+        reference = _mapping(result.get("rule"))
+        component = self.components[0]
+        tool_index = _mapping(reference.get("toolComponent")).get("index")
+        if isinstance(tool_index, int) and 0 <= tool_index < len(self.components) - 1:
+            component = self.components[tool_index + 1]
+        rules = _list(component.get("rules"))
+        for index in (reference.get("index"), result.get("ruleIndex")):
+            if isinstance(index, int) and 0 <= index < len(rules):
+                rule = rules[index]
+                if isinstance(rule, Mapping):
+                    return rule
+        for rule_id in (result.get("ruleId"), reference.get("id")):
+            if isinstance(rule_id, str) and rule_id in self.rules_by_id:
+                return self.rules_by_id[rule_id]
+        return {}
+
+    # -- locations -----------------------------------------------------------------------
+
+    def path_of(self, artifact_location: object) -> str | None:
+        """The repo-relative path of an artifactLocation; None outside the repository."""
+        location = _mapping(artifact_location)
+        uri, base_id = location.get("uri"), location.get("uriBaseId")
+        index = location.get("index")
+        if uri is None and isinstance(index, int) and 0 <= index < len(self.artifacts):
+            listed = _mapping(_mapping(self.artifacts[index]).get("location"))
+            uri, base_id = listed.get("uri"), base_id or listed.get("uriBaseId")
+        if not isinstance(uri, str) or not uri:
+            return None
+        return repo_path(urljoin(self._base(base_id, 0), uri), self.root)
+
+    def _base(self, base_id: object, depth: int) -> str:
+        """The absolute URI (ending in "/") a base id stands for; unknown ids (such as
+        `%SRCROOT%` without `originalUriBaseIds`) and none at all: the repository root."""
+        fallback = self.root.as_uri() + "/"
+        entry = self.bases.get(base_id) if isinstance(base_id, str) else None
+        if not isinstance(entry, Mapping) or depth > 10:
+            return fallback
+        parent = self._base(entry.get("uriBaseId"), depth + 1)
+        uri = entry.get("uri")
+        if not isinstance(uri, str):
+            return parent
+        joined = urljoin(parent, uri)
+        return joined if joined.endswith("/") else joined + "/"
+
+    # -- the finding ---------------------------------------------------------------------
+
+    def finding(self, result: Mapping[str, Any]) -> Finding | None:
+        location = _first_physical_location(result)
+        if location is None:
+            return None
+        path = self.path_of(location.get("artifactLocation"))
+        if path is None:
+            return None
+        lines = self._lines(path, _mapping(location.get("region")))
+        if lines is None:
+            return None
+        start, end = lines
+        rule_meta = self.rule_for(result)
+        rule = str(result.get("ruleId") or rule_meta.get("id") or "unknown")
+        message = _text(result.get("message")) or _text(rule_meta.get("shortDescription")) or rule
+        help_uri = rule_meta.get("helpUri")
+        tags = [str(t) for t in _list(_mapping(rule_meta.get("properties")).get("tags"))]
+        edits = self._edits(result)
+        fix = None
+        if edits:
+            fix = "safe" if self._safe(rule, rule_meta, tags) else "unsafe"
+        if rule in _SYNTAX_RULES:
+            category = "syntax"
+        elif any(tag.lower() == "security" for tag in tags):
+            category = "security"
+        else:
+            category = "lint"
+        return Finding(
+            analyzer=self.analyzer,
+            rule=rule,
+            category=category,
+            path=path,
+            start_line=start,
+            end_line=end,
+            message=message,
+            snippet=self.sources.lines(path, start, end),
+            help_uri=help_uri if isinstance(help_uri, str) else None,
+            fix=fix,
+            explanation=_explanation(rule_meta),
+            edits=edits,
+            level=_level(result, rule_meta),
+            partial_fingerprint=_partial_fingerprint(result),
+        )
+
+    def _lines(self, path: str, region: Mapping[str, Any]) -> tuple[int, int] | None:
+        start = region.get("startLine")
+        if isinstance(start, int) and start >= 1:
+            end = region.get("endLine")
+            return start, end_line_of(
+                start, end if isinstance(end, int) else None, region.get("endColumn")
+            )
+        offset = region.get("charOffset")
+        if isinstance(offset, int) and offset >= 0:  # a region given by characters only
+            text = self.sources.text(path)
+            first = text.count("\n", 0, offset) + 1
+            length = region.get("charLength")
+            last_char = offset + max((length if isinstance(length, int) else 0) - 1, 0)
+            return first, max(first, text.count("\n", 0, last_char) + 1)
+        return (1, 1) if not region else None
+
+    def _safe(self, rule: str, meta: Mapping[str, Any], tags: Sequence[str]) -> bool:
+        marked = _mapping(meta.get("properties")).get(SAFE_FIX_MARK) is True
+        return marked or SAFE_FIX_MARK in tags or any(fnmatchcase(rule, g) for g in self.safe_rules)
+
+    def _edits(self, result: Mapping[str, Any]) -> tuple[Edit, ...]:
+        """The first fix of a result as edits; none when any part of it cannot be placed
+        (outside the repository, beyond the end of the file): half a fix is no fix."""
+        fixes = _list(result.get("fixes"))
+        if not fixes:
+            return ()
+        edits: list[Edit] = []
+        for change in _list(_mapping(fixes[0]).get("artifactChanges")):
+            change = _mapping(change)
+            path = self.path_of(change.get("artifactLocation"))
+            if path is None:
+                return ()
+            for replacement in _list(change.get("replacements")):
+                replacement = _mapping(replacement)
+                span = self._span(path, _mapping(replacement.get("deletedRegion")))
+                if span is None:
+                    return ()
+                offset, length = span
+                text = self.sources.text(path)
+                inserted = _mapping(replacement.get("insertedContent")).get("text", "")
+                if not isinstance(inserted, str):
+                    return ()
+                edits.append(Edit(path, offset, length, text[offset : offset + length], inserted))
+        return tuple(edits)
+
+    def _span(self, path: str, region: Mapping[str, Any]) -> tuple[int, int] | None:
+        """(offset, length) in the file's characters of a deleted region; None if it does
+        not fit the file."""
+        text = self.sources.text(path)
+        offset = region.get("charOffset")
+        if isinstance(offset, int) and "startLine" not in region:
+            length = region.get("charLength", 0)
+            if not isinstance(length, int) or offset < 0 or offset + length > len(text):
+                return None
+            return offset, length
+        starts = _line_starts(text)
+        start_line = region.get("startLine")
+        if not isinstance(start_line, int) or not 1 <= start_line <= len(starts):
+            return None
+        end_line = region.get("endLine", start_line)
+        if not isinstance(end_line, int) or not start_line <= end_line <= len(starts):
+            return None
+        begin = self._offset(text, starts, start_line, region.get("startColumn", 1))
+        end_column = region.get("endColumn")
+        if self.fix_lines:
+            begin, end_column = starts[start_line - 1], None
+        finish: int | None
+        if end_column is None:  # to the end of the line, its line break excluded
+            finish = starts[end_line - 1] + len(_line_text(text, starts, end_line))
+        else:
+            finish = self._offset(text, starts, end_line, end_column)
+        if begin is None or finish is None or finish < begin:
+            return None
+        return begin, finish - begin
+
+    def _offset(self, text: str, starts: list[int], line: int, column: object) -> int | None:
+        """The character offset of a 1-based column on a line (UTF-16 code units unless the
+        run counts code points); a column just past the line's end is allowed."""
+        if not isinstance(column, int) or column < 1:
+            return None
+        content = _line_text(text, starts, line)
+        units = column - 1
+        index = 0
+        while units > 0 and index < len(content):
+            units -= 2 if self.utf16 and ord(content[index]) > 0xFFFF else 1
+            index += 1
+        if units > 0:
+            if units == 1 or index < len(content):
+                return None
+            # Past the end of the line: the line break itself may be deleted.
+            rest = text[starts[line - 1] + index :]
+            brk = _LINE_BREAK.match(rest)
+            if brk is None or units > len(brk.group()):
+                return None
+            index += units
+        return starts[line - 1] + index
+
+
+def _line_starts(text: str) -> list[int]:
+    """Offsets where each line starts; one more at the end when the text ends in a break."""
+    return [0, *(m.end() for m in _LINE_BREAK.finditer(text))]
+
+
+def _line_text(text: str, starts: list[int], line: int) -> str:
+    begin = starts[line - 1]
+    end = starts[line] if line < len(starts) else len(text)
+    return _LINE_BREAK.sub("", text[begin:end], count=1)
+
+
+def _level(result: Mapping[str, Any], rule: Mapping[str, Any]) -> str:
+    """The result's level (SARIF 3.27.10): its own, else its rule's default, else warning."""
+    level = result.get("level")
+    if level not in LEVELS:
+        level = _mapping(rule.get("defaultConfiguration")).get("level")
+    return level if isinstance(level, str) and level in LEVELS else "warning"
+
+
+def _explanation(rule: Mapping[str, Any]) -> str | None:
+    for key in ("help", "fullDescription", "shortDescription"):
+        text = _text(rule.get(key))
+        if text:
+            return " ".join(text.split())[:MAX_EXPLANATION]
+    return None
+
+
+def _partial_fingerprint(result: Mapping[str, Any]) -> str | None:
+    # Only partialFingerprints: some analyzers fill `fingerprints` with placeholders
+    # (semgrep without a login writes "requires login" for every result).
+    prints = result.get("partialFingerprints")
+    if isinstance(prints, Mapping) and prints:
+        return json.dumps(dict(sorted(prints.items())), sort_keys=True)
+    return None
+
+
+def _text(message: object) -> str:
+    value = _mapping(message).get("text")
+    return value if isinstance(value, str) else ""
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _first_physical_location(result: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    for location in result.get("locations") or []:
+    for location in _list(result.get("locations")):
         physical = location.get("physicalLocation") if isinstance(location, Mapping) else None
         if isinstance(physical, Mapping):
             return physical
     return None
-
-
-def _rules_by_id(run: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    driver = (run.get("tool") or {}).get("driver") or {}
-    return {
-        str(rule["id"]): rule
-        for rule in driver.get("rules") or []
-        if isinstance(rule, Mapping) and "id" in rule
-    }
-
-
-def _rule_for(
-    result: Mapping[str, Any],
-    rules: Mapping[str, Mapping[str, Any]],
-    rule_list: list[Mapping[str, Any]],
-) -> Mapping[str, Any]:
-    rule_id = result.get("ruleId")
-    if isinstance(rule_id, str) and rule_id in rules:
-        return rules[rule_id]
-    index = result.get("ruleIndex")
-    if isinstance(index, int) and 0 <= index < len(rule_list):
-        return rule_list[index]
-    return {}
 
 
 def repo_path(uri: str, root: Path) -> str | None:
@@ -126,21 +429,29 @@ def repo_path(uri: str, root: Path) -> str | None:
         relative = absolute.resolve().relative_to(root)
     except ValueError:
         return None
+    if not relative.parts:
+        return None
     return PurePosixPath(*relative.parts).as_posix()
 
 
 class SourceCache:
-    """Reads each flagged file once."""
+    """Reads each flagged file once, with its own line endings."""
 
     def __init__(self, root: Path) -> None:
         self._root = root
+        self._texts: dict[str, str] = {}
         self._files: dict[str, list[str]] = {}
+
+    def text(self, path: str) -> str:
+        if path not in self._texts:
+            try:
+                with (self._root / path).open(encoding="utf-8", errors="replace", newline="") as f:
+                    self._texts[path] = f.read()
+            except OSError:
+                self._texts[path] = ""
+        return self._texts[path]
 
     def lines(self, path: str, start: int, end: int) -> str:
         if path not in self._files:
-            try:
-                text = (self._root / path).read_text(encoding="utf-8", errors="replace")
-            except OSError:
-                text = ""
-            self._files[path] = split_lines(text)
+            self._files[path] = split_lines(self.text(path))
         return "\n".join(self._files[path][start - 1 : end])

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.agents.catalog import MODEL_KINDS, AgentSpec, load_catalog
+from bot.agents.catalog import MODEL_KINDS, AgentSpec, load_auditors, load_catalog
 from bot.agents.models.client import preload_backends
+from bot.audit.external import AuditorSpec
 from bot.git.cmd import auth_env, git
 from bot.git.worktrees import Mirrors
 from bot.loop.model_audit import ReviewCache
@@ -24,6 +25,7 @@ class Fleet:
     catalog: dict[str, AgentSpec]
     warm: WarmPool
     review_cache: ReviewCache | None = None  # model reviews of unchanged files, kept
+    auditors: dict[str, AuditorSpec] = field(default_factory=dict)  # the catalog's SARIF ones
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -46,6 +48,7 @@ class Fleet:
             catalog=catalog,
             warm=WarmPool(mirrors),
             review_cache=ReviewCache(ModelStore(runtime.pool)),
+            auditors=load_auditors(settings.agents_file),
         )
 
     async def token(self, installation_id: int, repo: str) -> str:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -126,11 +126,13 @@ async def review_changes(
     guidelines: str = "",
     cache: ReviewCache | None = None,
     environ: Mapping[str, str] | None = None,
+    analyzers: Collection[str] = (),
 ) -> ModelAudit:
     """Run every model reviewer of `config` over the files changed from `base_sha` (the
-    merge base) to `head_sha`, read from `mirror`."""
+    merge base) to `head_sha`, read from `mirror`. `analyzers`: the catalog's SARIF auditors,
+    which are not model reviewers."""
     result = ModelAudit()
-    names = config.model_auditors
+    names = [name for name in config.model_auditors if name not in analyzers]
     if not names:
         return result
     changes = await _changed_files(mirror, base_sha, head_sha, config.ignore)
@@ -138,8 +140,9 @@ async def review_changes(
         spec = catalog.get(name)
         if spec is None or spec.kind not in MODEL_KINDS:
             result.failed[name] = (
-                f"auditor {name!r} is neither a built-in (ruff, ruff-format) nor a model "
-                "reviewer (kind openai or anthropic) in the server's agents catalog"
+                f"auditor {name!r} is neither a built-in (ruff, ruff-format), nor a SARIF "
+                "auditor, nor a model reviewer (kind openai or anthropic) in the server's "
+                "agents catalog"
             )
             continue
         found: list[Finding] = []

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.agents.catalog import CatalogError, load_catalog
+from bot.agents.catalog import CatalogError, load_auditors, load_catalog
 
 TOML = """
 [agents.claude-fix]
@@ -35,9 +36,9 @@ agents:
 
 
 def test_no_catalog_file_gives_the_builtin_agents() -> None:
-    """Out of the box the ruff fixers exist and need nothing."""
+    """Out of the box the ruff fixers and sarif-fix exist and need nothing."""
     catalog = load_catalog(None)
-    assert set(catalog) == {"ruff-fix", "ruff-format"}
+    assert set(catalog) == {"ruff-fix", "ruff-format", "sarif-fix"}
     assert all(spec.kind == "builtin" for spec in catalog.values())
 
 
@@ -178,6 +179,71 @@ def test_model_agents_name_a_model_a_key_variable_and_a_price(tmp_path: Path) ->
     )
     claude = catalog["claude-verify"]
     assert (claude.kind, claude.timeout_s) == ("anthropic", 30)
+
+
+AUDITORS_TOML = """\
+[agents.claude]
+kind = "command"
+argv = ["claude", "-p"]
+
+[auditors.bandit]
+kind = "sarif"
+argv = ["bandit", "-q", "-f", "sarif", "-o", "{sarif}"]
+sarif = "file"
+changed_files = true
+paths = ["*.py"]
+
+[auditors.semgrep]
+kind = "sarif"
+argv = ["semgrep", "scan", "--metrics=off", "--config", "/etc/review-loop/rules.yml", "--sarif"]
+env = ["SEMGREP_RULES_TOKEN"]
+timeout_s = 120
+safe_fixes = ["python.*"]
+"""
+
+
+def test_auditors_table_defines_sarif_auditors(tmp_path: Path) -> None:
+    """The same file holds the agents and a top-level `auditors` table; neither sees the
+    other's entries."""
+    path = tmp_path / "agents.toml"
+    path.write_text(AUDITORS_TOML)
+    auditors = load_auditors(path)
+    assert set(auditors) == {"bandit", "semgrep"}
+    assert "bandit" not in load_catalog(path) and "claude" in load_catalog(path)
+    bandit = auditors["bandit"]
+    assert (bandit.sarif, bandit.changed_files, bandit.paths) == ("file", True, ["*.py"])
+    assert bandit.found_exit_codes == [1] and bandit.timeout_s == 300
+    semgrep = auditors["semgrep"]
+    assert (semgrep.sarif, semgrep.env, semgrep.safe_fixes) == (
+        "stdout", ["SEMGREP_RULES_TOKEN"], ["python.*"]
+    )  # fmt: skip
+    assert load_auditors(None) == {}
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('kind = "sarif"\nargv = ["x", "-o", "{sarif}"]', '{sarif} in argv needs sarif = "file"'),
+        ('kind = "sarif"\nargv = ["x"]\nsarif = "file"', 'sarif = "file" needs {sarif} in argv'),
+        ('kind = "sarif"\nargv = []', "argv: List should have at least 1 item"),
+        ('kind = "command"\nargv = ["x"]', "kind: Input should be 'sarif'"),
+        ('kind = "sarif"\nargv = ["x"]\nenv = ["GITHUB_TOKEN"]', "belong to the bot"),
+        ('kind = "sarif"\nargv = ["x"]\nshell = "x | y"', "shell: Extra inputs are not permitted"),
+        ('kind = "sarif"\nargv = ["x"]\nfound_exit_codes = [0, 1]', "0 always means"),
+    ],
+)
+def test_bad_auditor_entries_are_named(tmp_path: Path, entry: str, message: str) -> None:
+    path = tmp_path / "agents.toml"
+    path.write_text(f"[auditors.lint]\n{entry}\n")
+    with pytest.raises(CatalogError, match=re.escape(message)):
+        load_auditors(path)
+
+
+def test_an_auditor_cannot_take_a_builtins_name(tmp_path: Path) -> None:
+    path = tmp_path / "agents.toml"
+    path.write_text('[auditors.ruff]\nkind = "sarif"\nargv = ["x"]\n')
+    with pytest.raises(CatalogError, match="auditor 'ruff' is built in"):
+        load_auditors(path)
 
 
 @pytest.mark.parametrize(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import pytest
 
 from bot.agents.routing import Routing, explain_route, route
-from bot.audit.findings import Finding
+from bot.audit.findings import Edit, Finding
 from bot.repo_config import RepoConfig, Route
 
 KNOWN = frozenset({"ruff-fix", "ruff-format", "claude", "writer", "security"})
@@ -138,3 +139,29 @@ def test_routing_follows_fixability(
     """A finding without a safe fix is not given to `ruff-fix`: the next route gets it, or a
     person, told why."""
     assert explain_route(finding, labels, config, KNOWN) == expected
+
+
+EDIT = Edit("app.js", 0, 3, "var", "let")
+SARIF_SAFE = Finding(
+    "semgrep", "no-var", "lint", "app.js", 1, 1, "var", "var x", fix="safe", edits=(EDIT,)
+)
+SARIF_UNSAFE = dataclasses.replace(SARIF_SAFE, fix="unsafe")
+SARIF_NO_FIX = dataclasses.replace(SARIF_SAFE, fix=None, edits=())
+WITH_SARIF = KNOWN | {"sarif-fix"}
+
+
+def test_a_sarif_finding_with_a_safe_fix_goes_to_sarif_fix_by_default() -> None:
+    assert explain_route(SARIF_SAFE, [], DEFAULTS, WITH_SARIF) == Routing("sarif-fix")
+
+
+def test_a_sarif_fix_not_marked_safe_or_missing_goes_to_a_person() -> None:
+    unsafe = explain_route(SARIF_UNSAFE, [], DEFAULTS, WITH_SARIF)
+    assert unsafe.agent is None  # by default; a route can still send it to an agent
+    routed = RepoConfig(routes=[Route(analyzer="semgrep", agent="sarif-fix")])
+    why = explain_route(SARIF_UNSAFE, [], routed, WITH_SARIF)
+    assert why.agent is None and why.why is not None and "not marked safe" in why.why
+    none = explain_route(SARIF_NO_FIX, [], routed, WITH_SARIF)
+    assert none.why == "semgrep gives no fix for no-var; `sarif-fix` has nothing to apply"
+    other = RepoConfig(routes=[Route(analyzer="semgrep", agent="sarif-fix"),
+                               Route(analyzer="semgrep", agent="claude")])  # fmt: skip
+    assert explain_route(SARIF_NO_FIX, [], other, WITH_SARIF) == Routing("claude")

@@ -134,3 +134,21 @@ def test_the_cli_agents_demo_says_how_to_install_missing_clis(
     said = capsys.readouterr().err
     assert "not installed: claude-code, codex, aider, gemini-cli" in said
     assert "Run `make agents`" in said
+
+
+async def test_the_sarif_demo_fixes_with_the_analyzers_own_fixes(
+    workdir: Path, e2e_db: str
+) -> None:
+    """`demo --scenario sarif`: semgrep's findings in a Python and a JavaScript file are fixed
+    by sarif-fix; bandit's notes are below the repository's min_level; `--json` names the
+    auditors and agents used."""
+    from bot.demo.sarif import run_sarif_demo, tools
+
+    if not tools():
+        pytest.skip("bandit and semgrep are not installed: pip install -e '.[test]'")
+    result = await run_sarif_demo(workdir, _quiet, database_url=e2e_db)
+    assert result["state"] == "ready"
+    assert result["auditors_used"] == ["ruff", "ruff-format", "bandit", "semgrep"]
+    assert result["agents_used"] == ["sarif-fix"]
+    assert result["findings_filed"] == result["issues_closed_by_fix"] == 2
+    assert result["pr_branch_clean"] and result["base_untouched"]

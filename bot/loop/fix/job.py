@@ -4,6 +4,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bot.agents.catalog import AgentSpec
+from bot.audit.runners import analyzers
 from bot.engine.leases import Lease
 from bot.github.records import MergeMethod
 from bot.github.repo_api import RepoAPI
@@ -54,6 +55,11 @@ class FixJob:
     merge_method: MergeMethod = "merge"  # how its fix PR is merged into the PR branch
     # What a coding-agent CLI said it did, per issue fixed: shown collapsed in the fix PR.
     agent_notes: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def analyzers(self) -> list[str]:
+        """The repository's auditors the bot runs itself: built-ins and SARIF auditors."""
+        return analyzers(self.config.auditors, self.fleet.auditors)
 
     async def check_lease(self) -> None:
         """Raise LeaseLost unless this task still holds its issue: before every side effect."""

@@ -48,7 +48,7 @@ async def fix_with_model(
     finding is gone (and no earlier run on this branch removed it)."""
     t, config = job.task, job.config
     marker = parse_marker(issue.body) or {}
-    before = await audit_worktree(wt, config.builtin_auditors)
+    before = await audit_worktree(wt, job.analyzers, job.fleet.auditors)
     targets = targets_of(before, marker)
     from_model = False
     if not targets:
@@ -82,7 +82,7 @@ async def fix_with_model(
             raise TaskFailed("failed", f"agent {t.agent} failed: {error}") from None
         allowed = {target.path for target in targets}
         changed = await check_agent_change(wt, t.agent, since, allowed)
-        after = await audit_worktree(wt, config.builtin_auditors)
+        after = await audit_worktree(wt, job.analyzers, job.fleet.auditors)
         why = verify(before, after, [] if from_model else targets)
         if why:
             raise TaskFailed("refused", f"verification failed: {why}")

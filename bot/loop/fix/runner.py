@@ -48,6 +48,7 @@ from bot.loop.fix.model_fix import (
 from bot.loop.fix.verify import (
     audit_fix_pr,
     audit_worktree,
+    audit_worktree_report,
     check_agent_change,
     fixed_earlier,
     judges_of,
@@ -221,7 +222,13 @@ async def _spawn_worktree(
     path = fleet.mirrors.worktree_path(task.repo, f"task-{task.id}")
     if remote_sha is not None and await descends(job.mirror, remote_sha, task.base_sha):
         resumed = await audit_commit(
-            fleet.mirrors, job.mirror, task.repo, task.base_sha, job.config, base_sha=None
+            fleet.mirrors,
+            job.mirror,
+            task.repo,
+            task.base_sha,
+            job.config,
+            base_sha=None,
+            catalog=fleet.auditors,
         )
         wt = await fleet.mirrors.add_worktree(job.mirror, path, task.branch, remote_sha)
         return wt, False, resumed
@@ -341,7 +348,8 @@ async def fix_issue(
             job, branch, wt, issue, resumed=resumed is not None, keep_partial=keep_partial
         )
     marker = parse_marker(issue.body) or {}
-    before = await audit_worktree(wt, config.builtin_auditors)
+    report = await audit_worktree_report(wt, job.analyzers, job.fleet.auditors)
+    before = report.findings
     targets = targets_of(before, marker)
     from_model = False
     if marker.get("fp") and not targets and job.spec.kind in ("command", "cli"):
@@ -349,8 +357,12 @@ async def fix_issue(
         targets = await model_findings(job, wt, marker)
         from_model = bool(targets)
     if marker.get("fp") and not targets:
+        if report.failed:  # not found is not fixed when an auditor did not run
+            raise TaskFailed(
+                "failed", f"the audit could not run: {'; '.join(report.failed.values())}"
+            )
         return resumed is not None and fixed_earlier(resumed, marker, before, config.ignore)
-    agent_targets = [FixTarget(f.rule, f.path) for f in targets] or [
+    agent_targets = [FixTarget(f.rule, f.path, f.edits) for f in targets] or [
         FixTarget(f.rule, f.path) for f in before if f.analyzer in ("ruff", "ruff-format")
     ]
     # What the worktree holds before the agent runs (setup output, say) is not the agent's:
@@ -376,13 +388,17 @@ async def fix_issue(
             error = redact_secrets(result.error or "")
             raise TaskFailed("failed", f"agent {t.agent} failed: {error}")
         # A built-in fixer is given files; a change elsewhere is not what it was asked for.
-        allowed = {f.path for f in agent_targets} if job.spec.kind == "builtin" else None
+        allowed = None
+        if job.spec.kind == "builtin":  # the files of the findings, and those their fixes edit
+            allowed = {f.path for f in agent_targets} | {
+                e.path for f in agent_targets for e in f.edits
+            }
         changed = await check_agent_change(wt, t.agent, since, allowed)
         if from_model:
             await _verify_model_fix(job, wt, issue, before, targets)
         else:
-            judges = judges_of(targets, t.agent, config.builtin_auditors)
-            await verify_fix(wt, before, targets, judges)
+            judges = judges_of(targets, t.agent, job.analyzers)
+            await verify_fix(wt, before, targets, judges, job.fleet.auditors)
         await commit_fix(wt, number, issue.title, identity, paths=changed)
         if config.test:
             await run_tests(wt, config.test, undo=True)
@@ -399,7 +415,7 @@ async def _verify_model_fix(
 ) -> None:
     """A model finding fixed by a command or CLI agent: the built-in analyzers report nothing
     new, and the reviewer that found it says it is resolved (its calls go to the ledger)."""
-    after = await audit_worktree(wt, job.config.builtin_auditors)
+    after = await audit_worktree(wt, job.analyzers, job.fleet.auditors)
     why = verify(before, after, [])
     if why:
         raise TaskFailed("refused", f"verification failed: {why}")

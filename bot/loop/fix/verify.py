@@ -7,15 +7,16 @@ against a base, the repository's `test` command, and the audit of the bot's own 
 """
 
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from bot.agents.diffcheck import check_change
 from bot.agents.routing import DEFAULT_AGENTS
-from bot.audit.commits import audit_commit
+from bot.audit.commits import at_level, audit_commit_report
 from bot.audit.diffs import changed_lines, filter_ignored, filter_to_changed
+from bot.audit.external import AuditorSpec
 from bot.audit.findings import Finding, normalise_code
 from bot.audit.groups import FindingGroup
-from bot.audit.runners import AuditError, audit
+from bot.audit.runners import NO_AUDITORS, AuditError, AuditReport, audit, audit_report
 from bot.git.worktrees import Worktree, snapshot, snapshot_changes
 from bot.github.markers import parse_marker
 from bot.loop.checks import fix_pr_verdict, upsert_loop_check
@@ -114,21 +115,38 @@ async def check_agent_change(
     return changed
 
 
-async def audit_worktree(wt: Worktree, auditors: Sequence[str]) -> list[Finding]:
+async def audit_worktree_report(
+    wt: Worktree, auditors: Sequence[str], catalog: Mapping[str, AuditorSpec]
+) -> AuditReport:
+    """`audit_report` for a fix task: a built-in that cannot run, or an audit that changed
+    the worktree, fails the issue; a SARIF auditor that failed is in `failed`."""
+    try:
+        return await audit_report(wt.path, auditors, catalog=catalog)
+    except AuditError as exc:
+        raise TaskFailed("failed", f"the audit could not run: {exc}") from exc
+
+
+async def audit_worktree(
+    wt: Worktree, auditors: Sequence[str], catalog: Mapping[str, AuditorSpec] = NO_AUDITORS
+) -> list[Finding]:
     """`audit` for a fix task: an audit that cannot run, or that changed the worktree, fails
     the issue (nothing is committed)."""
     try:
-        return await audit(wt.path, auditors)
+        return await audit(wt.path, auditors, catalog=catalog)
     except AuditError as exc:
         raise TaskFailed("failed", f"the audit could not run: {exc}") from exc
 
 
 async def verify_fix(
-    wt: Worktree, before: list[Finding], targets: list[Finding], judges: list[str]
+    wt: Worktree,
+    before: list[Finding],
+    targets: list[Finding],
+    judges: list[str],
+    catalog: Mapping[str, AuditorSpec] = NO_AUDITORS,
 ) -> None:
     """Run the judges on the fixed worktree; refuse the fix unless its targets are gone and
     nothing new appeared."""
-    after = await audit_worktree(wt, judges)
+    after = await audit_worktree(wt, judges, catalog)
     why = verify([f for f in before if f.analyzer in judges], after, targets)
     if why:
         raise TaskFailed("refused", f"verification failed: {why}")
@@ -149,15 +167,26 @@ async def verify_against(job: FixJob, wt: Worktree, base: str, fixed: list[int])
     """Why the worktree's change on top of `base` must not land, or None: judged like a new
     fix (the findings of the `fixed` issues gone, nothing new, the repository's tests pass)."""
     config = job.config
-    before = await audit_commit(
-        job.fleet.mirrors, job.mirror, job.task.repo, base, config, base_sha=None
+    report = await audit_commit_report(
+        job.fleet.mirrors,
+        job.mirror,
+        job.task.repo,
+        base,
+        config,
+        base_sha=None,
+        catalog=job.fleet.auditors,
     )
+    before = report.findings
     targets: list[Finding] = []
     for number in fixed:
         issue = await job.api.get_issue(number)
         targets += targets_of(before, parse_marker(issue.body) or {})
-    judges = sorted({f.analyzer for f in targets}) or config.builtin_auditors
-    after = filter_ignored(await audit(wt.path, judges), config.ignore)  # as `before` is
+    if not targets and report.failed:  # the fixed findings may be those of a failed auditor
+        return f"the audit could not run: {'; '.join(report.failed.values())}"
+    # A SARIF auditor that failed on the base judges nothing: the judges are the targets'.
+    judges = sorted({f.analyzer for f in targets}) or job.analyzers
+    after = await audit(wt.path, judges, catalog=job.fleet.auditors)
+    after = filter_ignored(at_level(after, config.min_level), config.ignore)  # as `before` is
     why = verify([f for f in before if f.analyzer in judges], after, targets)
     if why is None and config.test:
         try:
@@ -175,7 +204,10 @@ async def audit_fix_pr(job: FixJob, wt: Worktree) -> None:
     if task.pr_number is None or config.max_depth < 1:
         return  # a person's issue: its fix PR runs the whole loop as a PR of its own
     head = await head_of(wt)
-    findings = await audit(wt.path, config.builtin_auditors)
+    # A SARIF auditor that fails here is reported on the PR's own check run; the fix PR's
+    # shows what the others found.
+    report = await audit_report(wt.path, job.analyzers, catalog=job.fleet.auditors)
+    findings = at_level(report.findings, config.min_level)
     if config.changed_lines_only:
         changed = await changed_lines(job.mirror, task.base_sha, head)
         findings = filter_to_changed(findings, changed)

@@ -13,7 +13,8 @@ from bot.labels import FINDING_LABEL, NEEDS_HUMAN_LABEL, agent_label
 
 MAX_TITLE = 200
 MAX_LISTED = 30  # findings quoted in one grouped issue; the rest are counted
-_LANGUAGES = {".py": "python", ".pyi": "python", ".toml": "toml", ".yml": "yaml", ".yaml": "yaml"}
+_LANGUAGES = {".py": "python", ".pyi": "python", ".toml": "toml", ".yml": "yaml", ".yaml": "yaml",
+              ".js": "javascript", ".mjs": "javascript", ".ts": "typescript"}  # fmt: skip
 
 
 def render_issue(
@@ -51,6 +52,8 @@ def render_issue(
     else:
         parts.append(_fenced(first))
         why = f"**Why:** {_safe(first.message)}"
+        if first.explanation and first.explanation.strip() != first.message.strip():
+            why += f"\n\n**Rule:** {_safe(first.explanation)}"
     if first.help_uri:
         why += f" ([{first.rule} documentation]({first.help_uri}))"
     parts.append(why)
@@ -107,6 +110,15 @@ def draft_issue(
     elif why is None:
         why = "no agent is routed to it"
     return IssueDraft(group, title, body, tuple(labels), why)
+
+
+_HEADLINE = re.compile(r"\*\*`[^`\n]*`\*\* \(([^,()\n]+), [^()\n]*\) in ")
+
+
+def issue_analyzer(body: str) -> str | None:
+    """The analyzer named in the headline of an issue this module rendered."""
+    match = _HEADLINE.search(body)
+    return match.group(1) if match else None
 
 
 def _headline(

@@ -13,10 +13,10 @@ from pathlib import Path
 from bot.agents.catalog import PAID_KINDS
 from bot.agents.models import PullRequestText
 from bot.agents.routing import explain_route
-from bot.audit.commits import audit_commit
+from bot.audit.commits import audit_commit_report
 from bot.audit.findings import Finding
 from bot.audit.groups import group_findings
-from bot.audit.runners import AuditError
+from bot.audit.runners import AuditError, AuditReport
 from bot.engine.database import Conn
 from bot.engine.leases import Lease
 from bot.github.markers import parse_marker
@@ -52,7 +52,7 @@ from bot.loop.reconcile.decide import (
     opted_in_by_command,
 )
 from bot.loop.reconcile.fanout import Costs
-from bot.loop.reconcile.issue_text import draft_issue
+from bot.loop.reconcile.issue_text import draft_issue, issue_analyzer
 from bot.loop.reconcile.ledger import ExistingIssue, LedgerPlan, plan_ledger
 from bot.loop.repo_cache import repo_cache
 from bot.loop.store import LoopStore, PrRow, TaskRow
@@ -104,7 +104,9 @@ class PrReconciler:
         except AuditError as exc:
             audit = Audit(error=str(exc))
         else:
-            audit = await self._model_audit(pr, facts, found)
+            audit = await self._model_audit(pr, facts, found.findings)
+            # A SARIF auditor that failed: the others' findings count, the audit is incomplete.
+            audit = replace(audit, incomplete={**found.failed, **audit.incomplete})
         decision = after_audit(facts, audit)
         if decision is not None:  # a fix PR's findings are shown, never filed
             await self._report(pr, decision, facts.config, findings=audit.findings, noun="finding")
@@ -112,7 +114,9 @@ class PrReconciler:
         # What the reviewers just spent counts before any fix starts (checked after each run).
         spend = await self.model_store.spend(self.repo, self.number, facts.loop.round)
         facts = replace(facts, spend=spend, installation=await self._installation_spend())
-        ledger = await self._ledger(pr, audit.findings, facts.config)
+        # Issues of a SARIF auditor that failed are left as they are: not found is not fixed.
+        silent = frozenset(name for name in audit.incomplete if name in self.fleet.auditors)
+        ledger = await self._ledger(pr, audit.findings, facts.config, silent)
         # Fix PRs a person merges (manual, or GitHub refused the bot's merge): a merge or close
         # whose webhook never arrived is seen here.
         if facts.config.merge_fixes == "manual" or any(
@@ -212,21 +216,22 @@ class PrReconciler:
         built-in analyzers judge): their findings join the analyzers'; a reviewer that
         failed keeps the findings it reported before and leaves the audit incomplete."""
         config = facts.config
-        if not config.model_auditors or facts.pull.own_fix_pr or self._mirror is None:
+        reviewers = [name for name in config.model_auditors if name not in self.fleet.auditors]
+        if not reviewers or facts.pull.own_fix_pr or self._mirror is None:
             return Audit(found)
         capped = spent_out(config.budget, facts.spend)
         reservation: int | None = None
         if capped is None and facts.caps.any:
-            expected = sum([await self._expected_cost(name) for name in config.model_auditors])
+            expected = sum([await self._expected_cost(name) for name in reviewers])
             reservation, capped = await self.model_store.reserve(
                 self.row.installation_id, facts.caps, expected, f"audit of PR {self.number}"
             )
         if capped is not None:
             # At the cap no reviewer is asked: what each reported before still stands.
             kept = list(found)
-            for name in config.model_auditors:
+            for name in reviewers:
                 kept += await self.model_store.findings(self.repo, self.number, name)
-            return Audit(kept, incomplete=dict.fromkeys(config.model_auditors, capped))
+            return Audit(kept, incomplete=dict.fromkeys(reviewers, capped))
         try:
             return await self._review(pr, config, found)
         finally:
@@ -246,6 +251,7 @@ class PrReconciler:
                 pr=PullRequestText(pr.title, pr.body or ""),
                 guidelines=guidelines or "",
                 cache=self.fleet.review_cache,
+                analyzers=self.fleet.auditors,
             )
         except AuditError as exc:
             return Audit(error=str(exc))
@@ -268,15 +274,21 @@ class PrReconciler:
 
     async def _audit(
         self, pr: PullInfo, config: RepoConfig, clone_url: str, *, fork: bool
-    ) -> list[Finding]:
+    ) -> AuditReport:
         mirror = await self.fleet.mirror(self.repo, clone_url, self.row.installation_id)
         self._mirror = mirror
         if fork:  # a fork's commits reach the base repository as refs/pull/<n>/head
             await self.fleet.fetch_pull(
                 mirror, self.row.installation_id, self.repo, clone_url, pr.number
             )
-        auditing = audit_commit(
-            self.fleet.mirrors, mirror, self.repo, pr.head_sha, config, base_sha=pr.base_sha
+        auditing = audit_commit_report(
+            self.fleet.mirrors,
+            mirror,
+            self.repo,
+            pr.head_sha,
+            config,
+            base_sha=pr.base_sha,
+            catalog=self.fleet.auditors,
         )
         no_fixes_ahead = config.max_rounds == 0 or self.row.round >= config.max_rounds
         if fork or not self.fleet.runtime.settings.prewarm or self.row.stopped or no_fixes_ahead:
@@ -295,7 +307,11 @@ class PrReconciler:
             )
 
     async def _ledger(
-        self, pr: PullInfo, findings: Sequence[Finding], config: RepoConfig
+        self,
+        pr: PullInfo,
+        findings: Sequence[Finding],
+        config: RepoConfig,
+        silent: frozenset[str] = frozenset(),
     ) -> "Ledger":
         known = self.fleet.catalog.keys()
         groups = group_findings(findings, config.group_threshold)
@@ -303,6 +319,7 @@ class PrReconciler:
             i
             for i in await self.api.list_issues([FINDING_LABEL], state="all")
             if (parse_marker(i.body) or {}).get("pr") == self.number
+            and not (i.state == "open" and issue_analyzer(i.body or "") in silent)
         ]
         fixed_by_bot = await self.store.fixed_issue_numbers(self.repo, self.number)
         existing = [

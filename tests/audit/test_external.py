@@ -1,0 +1,135 @@
+"""Catalog auditors: real analyzers (bandit) and real misbehaving programs, run contained."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.audit.commits import at_level
+from bot.audit.external import AuditorError, AuditorSpec, run_sarif_auditor
+from bot.audit.findings import Finding
+from bot.audit.runners import AuditError, audit, audit_report
+
+BIN = Path(sys.executable).parent
+PY = sys.executable
+INSECURE = "import subprocess\n\n\ndef run(cmd):\n    return subprocess.call(cmd, shell=True)\n"
+
+
+def bandit() -> AuditorSpec:
+    if not (BIN / "bandit").exists():
+        pytest.skip("bandit is not installed: pip install -e '.[test]' installs bandit[sarif]")
+    return AuditorSpec(
+        name="bandit",
+        kind="sarif",
+        argv=[str(BIN / "bandit"), "-q", "-f", "sarif", "-o", "{sarif}"],
+        sarif="file",
+        changed_files=True,
+        paths=["*.py"],
+    )
+
+
+def program(name: str, code: str, **settings: object) -> AuditorSpec:
+    return AuditorSpec.model_validate(
+        {"name": name, "kind": "sarif", "argv": [PY, "-c", code], **settings}
+    )
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    (tmp_path / "ruff.toml").write_text('[lint]\nselect = ["F401"]\n')
+    (tmp_path / "app.py").write_text(INSECURE)
+    (tmp_path / "lib.py").write_text("import os\n")
+    (tmp_path / "web.js").write_text("eval(x);\n")
+    return tmp_path
+
+
+async def test_bandit_findings_with_rule_help_level_and_category(repo: Path) -> None:
+    findings = await run_sarif_auditor(bandit(), repo, ["app.py", "web.js", "gone.py"])
+
+    rules = {f.rule: f for f in findings}
+    assert set(rules) == {"B404", "B602"}
+    call = rules["B602"]
+    assert (call.analyzer, call.path, call.start_line, call.category) == (
+        "bandit", "app.py", 5, "security"
+    )  # fmt: skip
+    assert call.level == "error"  # bandit: high severity
+    assert call.help_uri is not None and "bandit.readthedocs.io" in call.help_uri
+    assert call.snippet == "    return subprocess.call(cmd, shell=True)"
+
+
+async def test_changed_files_are_the_only_files_given(repo: Path) -> None:
+    """With changed_files the auditor sees only the files it is given that match `paths`."""
+    (repo / "other.py").write_text(INSECURE)
+    findings = await run_sarif_auditor(bandit(), repo, ["other.py"])
+    assert {f.path for f in findings} == {"other.py"}
+    assert await run_sarif_auditor(bandit(), repo, ["web.js"]) == []  # not run at all
+
+
+async def test_a_crashing_auditor_is_reported_and_the_others_count(repo: Path) -> None:
+    crash = program("crash", "import sys; print('boom', file=sys.stderr); sys.exit(3)")
+    report = await audit_report(repo, ["ruff", "crash"], catalog={"crash": crash})
+
+    assert [(f.analyzer, f.rule) for f in report.findings] == [("ruff", "F401")]
+    assert report.failed == {"crash": "auditor crash failed with exit code 3:\nboom"}
+    with pytest.raises(AuditError, match="exit code 3"):
+        await audit(repo, ["ruff", "crash"], catalog={"crash": crash})
+
+
+async def test_a_hanging_auditor_is_killed_at_its_timeout(repo: Path) -> None:
+    hang = program("hang", "import time; time.sleep(60)", timeout_s=0.5)
+    report = await audit_report(repo, ["hang", "ruff"], catalog={"hang": hang})
+    assert report.failed == {"hang": "auditor hang did not finish within 0.5 s"}
+    assert len(report.findings) == 1
+
+
+@pytest.mark.parametrize(
+    ("output", "why"),
+    [
+        ("not json", "auditor bad wrote output that is not JSON"),
+        (json.dumps({"runs": []}), "bad wrote a log that is not valid SARIF 2.1.0: at (the log): "
+         "'version' is a required property"),
+    ],
+)  # fmt: skip
+async def test_output_that_is_not_sarif_fails_the_auditor(
+    repo: Path, output: str, why: str
+) -> None:
+    bad = program("bad", f"print({output!r})")
+    with pytest.raises(AuditorError) as caught:
+        await run_sarif_auditor(bad, repo)
+    assert str(caught.value).startswith(why)
+
+
+async def test_found_exit_codes_and_the_env_allow_list(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exit 1 means "found things"; only allow-listed variables reach the analyzer."""
+    monkeypatch.setenv("ALLOWED_VAR", "yes")
+    monkeypatch.setenv("REVIEW_LOOP_SECRET", "never")
+    code = (
+        "import json, os, sys\n"
+        "msg = os.environ.get('ALLOWED_VAR', '-') + os.environ.get('REVIEW_LOOP_SECRET', '-')\n"
+        "loc = {'physicalLocation': {'artifactLocation': {'uri': 'lib.py'},"
+        " 'region': {'startLine': 1}}}\n"
+        "res = {'ruleId': 'E1', 'message': {'text': msg}, 'locations': [loc]}\n"
+        "run = {'tool': {'driver': {'name': 'p'}}, 'results': [res]}\n"
+        "print(json.dumps({'version': '2.1.0', 'runs': [run]})); sys.exit(1)\n"
+    )
+    [finding] = await run_sarif_auditor(program("p", code, env=["ALLOWED_VAR"]), repo)
+    assert finding.message == "yes-"
+    with pytest.raises(ValueError, match="belong to the bot"):
+        program("p", code, env=["REVIEW_LOOP_SECRET"])
+
+
+def test_min_level_drops_findings_below_it_per_auditor() -> None:
+    def finding(analyzer: str, level: str | None) -> Finding:
+        return Finding(analyzer, "R", "lint", "a.py", 1, 1, level or "-", "x", level=level)
+
+    found = [finding("bandit", "note"), finding("bandit", "error"), finding("semgrep", "note")]
+    found.append(finding("ruff", None))
+    kept = at_level(found, {"bandit": "warning"})
+    assert [(f.analyzer, f.level) for f in kept] == [
+        ("bandit", "error"), ("semgrep", "note"), ("ruff", None)
+    ]  # fmt: skip
