@@ -172,6 +172,22 @@ async def _status(settings: Settings, as_json: bool) -> None:
         else:
             state = "live" if lease["live"] else "expired"
             print(f"  {lease['key']}  holder={lease['holder']} token={lease['token']} {state}")
+    costs = report["costs"]
+    print(
+        f"Model cost: ${costs['total_usd']:.4f} in all, {costs['tokens_in']} tokens in, "
+        f"{costs['tokens_out']} out"
+        + (f" ({costs['unpriced_calls']} calls without a price)" if costs["unpriced_calls"] else "")
+    )
+    for row in costs["by_agent"]:
+        print(
+            f"  {row['agent']:16} {row['purpose']:8} {row['calls']:6} calls  "
+            f"${row['cost_usd']:.4f}  {row['tokens_in']} in / {row['tokens_out']} out"
+        )
+    for row in costs["installations"]:
+        print(
+            f"  installation {row['installation_id']}: ${row['today_usd']:.4f} today, "
+            f"${row['month_usd']:.4f} this month (UTC)"
+        )
 
 
 def _healthcheck(settings: Settings, max_age_s: float | None) -> int:
@@ -273,10 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="keep the demo's working folder")
     demo.add_argument(
         "--scenario",
-        choices=["llm", "ruff"],
+        choices=["llm", "budget", "ruff", "cli-agents"],
         default="llm",
         help="llm (default): ruff's findings and a scripted model reviewer's and fixer's (the "
-        "local model sandbox); ruff: the built-in analyzers and fixers only",
+        "local model sandbox); budget: the same under a per-PR budget that holds the model "
+        "fixer (ends needs-human); ruff: the built-in analyzers and fixers only; cli-agents: "
+        "the real Claude Code, Codex, aider and Gemini CLI (after `make agents`) as fixers, on "
+        "scripted models",
     )
     sandbox = sub.add_parser("sandbox", help="run the local GitHub sandbox alone")
     sandbox.add_argument("--port", type=int, default=8010)
@@ -354,10 +373,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_status(settings, args.json))
         elif args.command == "replay":
             return _replay(settings, args)
-        elif args.command == "demo" and args.scenario == "llm":
+        elif args.command == "demo" and args.scenario in ("llm", "budget"):
             from bot.demo.llm import main as llm_demo_main
 
-            return llm_demo_main(as_json=args.json, keep=args.keep)
+            return llm_demo_main(as_json=args.json, keep=args.keep, scenario=args.scenario)
+        elif args.command == "demo" and args.scenario == "cli-agents":
+            from bot.demo.cli_agents import main as cli_demo_main
+
+            return cli_demo_main(
+                as_json=args.json,
+                keep=args.keep,
+                agents_dir=settings.installed_agents_dir.absolute(),
+            )
         elif args.command == "demo":
             from bot.demo.run import main as demo_main
 

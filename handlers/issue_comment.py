@@ -4,7 +4,7 @@ from bot.github.markers import parse_marker
 from bot.github.records import IssueInfo
 from bot.github.repo_api import RepoAPI, can_write
 from bot.labels import NEEDS_HUMAN_LABEL, WAIVED_LABEL, fix_branch, labelled_agent
-from bot.loop.budget import spent_out
+from bot.loop.budget import Caps, over_cap, spent_out
 from bot.loop.commands import (
     HELP,
     BadCommand,
@@ -14,9 +14,10 @@ from bot.loop.commands import (
     retry_reset,
 )
 from bot.loop.model_store import ModelStore
+from bot.loop.repo_cache import repo_cache
 from bot.loop.store import LoopStore, TaskRow
 from bot.loop.tasks import queue_fix, request_reconcile
-from bot.repo_config import RepoConfigError, load_repo_config
+from bot.repo_config import RepoConfigError
 from bot.webhooks.context import Context
 from bot.webhooks.routing import Router
 
@@ -84,13 +85,18 @@ async def still_over_budget(ctx: Context, api: RepoAPI, store: LoopStore) -> str
     row = await store.get(ctx.repo, ctx.number)
     if row is None or "budget `" not in (row.reason or ""):
         return ""
-    repo_info = await api.get_repo()
     try:
-        config = await load_repo_config(api, repo_info.default_branch)
+        config = await repo_cache(ctx.runtime, api).config()
     except RepoConfigError:
         return ""  # the reconcile says what is wrong with the file
-    spend = await ModelStore(ctx.runtime.pool).spend(ctx.repo, ctx.number, row.round)
+    models = ModelStore(ctx.runtime.pool)
+    spend = await models.spend(ctx.repo, ctx.number, row.round)
     held = spent_out(config.budget, spend)
+    settings = ctx.runtime.settings
+    caps = Caps(settings.installation_daily_usd, settings.installation_monthly_usd)
+    if held is None and caps.any:
+        spent = await models.installation_spend(ctx.installation_id)
+        held = over_cap(caps, spent, 0.0, strict=False)
     return f" But the budget is still reached, so no model run will start: {held}" if held else ""
 
 

@@ -1,4 +1,5 @@
-"""`review-loop demo --scenario llm`: the loop with model agents, on both local sandboxes.
+"""`review-loop demo --scenario llm`: the loop with model agents, on both local sandboxes;
+`--scenario budget`: the same PR under a per-PR budget the model fixer's run would pass.
 
 The sample PR has lint and formatting problems and a logic bug no linter reports (a count
 parameter never checked for negative values). Beside ruff, a model reviewer audits each
@@ -71,6 +72,14 @@ routes:
     agent: {FIXER}
 """
 GUIDELINES = "Look for quantities that are never checked for negative values.\n"
+# `--scenario budget`: room for the model reviewer's audits (a few tenths of a cent at the
+# demo's prices), none for the model fixer's first run (expected at its price for a typical
+# run, $0.027): the ruff fixes land, the model finding waits for a person.
+BUDGET_USD = 0.02
+BUDGET_NOTE = (
+    "Budget: `budget: {{per_pr_usd: {usd}}}` in the repository's config; the model fixer's "
+    "run is expected to cost more than is left, so it is held while ruff's fixes (cost 0) go on."
+)
 
 
 def write_catalog(workdir: Path, models: ModelSandbox) -> Path:
@@ -101,8 +110,11 @@ async def run_llm_demo(
     timeout: float = 300,
     *,
     database_url: str | None = None,
+    budget_usd: float | None = None,
 ) -> dict[str, Any]:
+    """Run the demo; with `budget_usd`, under that per-PR budget."""
     started = time.monotonic()
+    config = CONFIG if budget_usd is None else f"{CONFIG}budget:\n  per_pr_usd: {budget_usd}\n"
     where = "embedded PostgreSQL" if database_url is None else "PostgreSQL server"
     models = await asyncio.to_thread(ModelSandbox.start, Scenario([NEGATIVE_COUNT]))
     try:
@@ -111,13 +123,15 @@ async def run_llm_demo(
             f"({where})..."
         )
         out(SCRIPTED_NOTE.format(reviewer=REVIEWER, fixer=FIXER, url=models.url))
+        if budget_usd is not None:
+            out(BUDGET_NOTE.format(usd=budget_usd))
         agents = write_catalog(workdir, models)
         async with local_stack(workdir, database_url=database_url, agents_file=agents) as stack:
             driver = stack.sandbox.driver
 
             def setup() -> tuple[str, int]:
                 files = dict(BASE_FILES)
-                files[".github/review-loop.yml"] = CONFIG
+                files[".github/review-loop.yml"] = config
                 files[".github/review-loop/review.md"] = GUIDELINES
                 driver.create_user(AUTHOR)
                 driver.create_org("acme")
@@ -158,6 +172,7 @@ async def run_llm_demo(
                 collect_result, stack, number, base_sha, workdir, row.state, row.round
             )
             calls = await ModelStore(stack.runtime.pool).calls(REPO, number)
+            reason = row.reason or ""
             issues = await asyncio.to_thread(driver.issues, REPO, "all")
     finally:
         await asyncio.to_thread(models.stop)
@@ -182,6 +197,9 @@ async def run_llm_demo(
         "tokens_in": sum(c.tokens_in for c in calls),
         "tokens_out": sum(c.tokens_out for c in calls),
         "cost_usd": None if cost is None else round(cost, 6),
+        "reason": reason,
+        "budget_usd": budget_usd,
+        "stopped_by_budget": result["state"] == "needs-human" and "budget `" in reason,
         "wall_s": round(time.monotonic() - started, 1),
     }
     return result
@@ -201,20 +219,27 @@ def print_llm_summary(result: dict[str, Any], out: Callable[[str], None]) -> Non
     )
 
 
-def main(*, as_json: bool, keep: bool = False) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="review-loop-demo-llm-"))
+def main(*, as_json: bool, keep: bool = False, scenario: str = "llm") -> int:
+    """`demo --scenario llm` (ends ready) or `--scenario budget` (ends needs-human, held by
+    the budget)."""
+    budget = BUDGET_USD if scenario == "budget" else None
+    workdir = Path(tempfile.mkdtemp(prefix=f"review-loop-demo-{scenario}-"))
 
     def out(line: str) -> None:
         print(line, file=sys.stderr if as_json else sys.stdout, flush=True)
 
     try:
-        result = asyncio.run(run_llm_demo(workdir, out))
+        result = asyncio.run(run_llm_demo(workdir, out, budget_usd=budget))
     finally:
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
     print_summary(result, out)
     print_llm_summary(result, out)
+    if budget is not None:
+        out(f"   Stopped by the budget: {result['reason']}")
     if as_json:
         print(json.dumps(result), flush=True)
+    if budget is not None:
+        return 0 if result["stopped_by_budget"] and result["base_untouched"] else 1
     ok = result["converged"] and result["pr_branch_clean"] and result["base_untouched"]
     return 0 if ok and result["llm_findings_fixed"] >= 1 else 1

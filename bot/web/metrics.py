@@ -71,6 +71,31 @@ COUNTS: tuple[Count, ...] = (
         ("status",),
     ),
     Count(
+        "review_loop_model_cost_usd",
+        "What the model calls recorded in the ledger cost, in US dollars (calls to models "
+        "without a price count 0), by agent and what they were for (review, fix, verify).",
+        """SELECT agent, purpose, coalesce(sum(cost_usd), 0) AS value
+             FROM review_loop_model_calls GROUP BY 1, 2""",
+        ("agent", "purpose"),
+    ),
+    Count(
+        "review_loop_model_tokens",
+        "Tokens of the model calls in the ledger, by agent, purpose and direction (in, out).",
+        """SELECT agent, purpose, 'in' AS direction, coalesce(sum(tokens_in), 0) AS value
+             FROM review_loop_model_calls GROUP BY 1, 2
+           UNION ALL
+           SELECT agent, purpose, 'out', coalesce(sum(tokens_out), 0)
+             FROM review_loop_model_calls GROUP BY 1, 2""",
+        ("agent", "purpose", "direction"),
+    ),
+    Count(
+        "review_loop_model_calls",
+        "Model calls in the ledger, by agent, purpose and whether the catalog prices them.",
+        """SELECT agent, purpose, (cost_usd IS NOT NULL)::text AS priced, count(*) AS value
+             FROM review_loop_model_calls GROUP BY 1, 2, 3""",
+        ("agent", "purpose", "priced"),
+    ),
+    Count(
         "review_loop_live_leases",
         "Leases held now (a PR's reconcile or an issue's fix in progress).",
         "SELECT count(*) AS value FROM review_loop_leases WHERE expires_at > now()",

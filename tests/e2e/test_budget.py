@@ -1,16 +1,23 @@
 """Budgets on the model sandbox: at the cap no model run starts and the PR says why; the
-budget raised in the config and `@review-loop resume` let the loop go on."""
+budget raised in the config and `@review-loop resume` let the loop go on; the operator's
+per-installation cap holds across worker processes sharing one database."""
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
+from psycopg.rows import dict_row
 
+from bot.agents.models import ModelCall
 from bot.demo.stack import local_stack, wait_settled
+from bot.loop.budget import usd
 from bot.loop.model_store import ModelStore
-from bot.sandbox.models import ModelSandbox, Scenario
+from bot.sandbox.models import Edit, ModelSandbox, Rule, Scenario
 from tests.e2e.scenario import AUTHOR, REPO, open_pr, task_rows
 from tests.e2e.test_llm_loop import CART, CONFIG, NEGATIVE_COUNT, catalog, summary_comment
+from tests.e2e.worker_processes import open_prs, worker_processes
 from tests.modelsandbox import API_KEY, KEY_VAR
 
 pytestmark = pytest.mark.slow
@@ -63,3 +70,111 @@ async def test_a_pr_at_its_budget_starts_no_model_run_until_it_is_raised_and_res
 
     assert done.state == "ready", done.reason
     assert [(t["status"], t["agent"]) for t in tasks] == [("merged", "fixer")]
+
+
+# The scripted fixer removes the unused import ruff reports (F401), as the recording agent of
+# the scale tests does, but as a model: each fix is one priced model call.
+UNUSED_OS = Rule(
+    "unused-os",
+    pattern=r"^import os$",
+    title="unused import",
+    fixes=(Edit(search="import os\n\n", replace=""),),
+)
+CAPPED = "group_threshold: 100\nroutes:\n  - rule: F401\n    agent: fixer\n"
+
+
+async def call_rows(database_url: str) -> list[dict[str, Any]]:
+    """Each recorded model call's task, installation and cost."""
+    async with await psycopg.AsyncConnection.connect(database_url, row_factory=dict_row) as conn:
+        cur = await conn.execute(
+            "SELECT task_id, installation_id, cost_usd FROM review_loop_model_calls ORDER BY id"
+        )
+        return list(await cur.fetchall())
+
+
+def fixer_catalog(workdir: Path, models: ModelSandbox) -> Path:
+    path = workdir / "agents.toml"
+    path.write_text(
+        f"""
+[agents.fixer]
+kind = "anthropic"
+model = "fixer-model"
+base_url = "{models.anthropic_base_url}"
+api_key_env = "{KEY_VAR}"
+timeout_s = 20
+max_retries = 0
+price = {{ input_per_mtok = 3.0, output_per_mtok = 15.0 }}
+"""
+    )
+    return path
+
+
+# What one run of the scripted fixer costs on these PRs (493 tokens in, 65 out at $3 / $15 per
+# million): the fixer's history, recorded in the repository beforehand, so what each run is
+# expected to cost is what it costs from the first run on.
+RUN = ModelCall("fixer", "scripted-fixer-model", "fix", 493, 65, 0.002454, 0.05, 1)
+
+
+@pytest.mark.server_db
+@pytest.mark.usefixtures("model_key")
+async def test_the_installation_cap_holds_across_two_worker_processes(
+    workdir: Path, scale_db: str, models: ModelSandbox
+) -> None:
+    """Two worker processes, three fix tasks at a time each, fix 3 PRs x 5 findings with a
+    priced model fixer under a daily cap that fits about five runs: what the installation
+    spent passes the cap by less than one run's expected cost, the runs past it never start
+    (held, no model call), and their PRs go to a person naming the cap, what was spent and
+    how to raise it.
+
+    The bound: a run starts only when spent + reserved (the expected cost of the runs under
+    way, each reserved under the installation's row lock, so no two workers admit against
+    the same figures) + its own expected cost stays within the cap. The cap is then passed
+    only by how much the runs under way cost above what they were expected to cost: here a
+    few prompt tokens, far less than one run. (Without the lock both workers would admit the
+    runs that fill the cap, each on its own reading: several runs over it.)"""
+    models.scenario = Scenario([UNUSED_OS])
+    catalog = fixer_catalog(workdir, models)
+    cap = 0.0125
+    settings: dict[str, Any] = {
+        "heartbeat_s": 1.0,
+        "stalled_after_s": 30.0,
+        "reaper_interval_s": 2.0,
+        "worker_concurrency": 3,
+        "fanout": "parallel",
+        "installation_daily_usd": cap,
+    }
+    async with local_stack(
+        workdir, database_url=scale_db, workers=0, agents_file=catalog, **settings
+    ) as stack:
+        models_store = ModelStore(stack.runtime.pool)
+        for i in range(5):  # no installation: they define the average, not the spend
+            await models_store.record_calls([RUN], repo=REPO, pr_number=None, task_id=10**6 + i)
+        with worker_processes(stack, workdir, scale_db, 2, **settings):
+            numbers = await open_prs(stack, 3, CAPPED)
+            rows = [await wait_settled(stack, REPO, n, timeout=300) for n in numbers]
+            tasks = await task_rows(stack, "id, status")
+            spend = await models_store.installation_spend(rows[0].installation_id)
+        fix_requests = [r for r in models.hub.requests if r.schema_name == "fix_edits"]
+    calls = [c for c in await call_rows(scale_db) if c["installation_id"] is not None]
+
+    spent = sum(c["cost_usd"] for c in calls)
+    held = [t["id"] for t in tasks if t["status"] == "held"]
+    merged = [t["id"] for t in tasks if t["status"] == "merged"]
+    print(
+        f"\ncap {usd(cap)}, spent {usd(spent)} in {len(calls)} calls (a run is expected at "
+        f"{usd(RUN.cost_usd or 0)}), {len(merged)} merged, {len(held)} held, "
+        f"states {[r.state for r in rows]}"
+    )
+    assert spent <= cap + (RUN.cost_usd or 0), "overshot by more than one run"
+    assert spend.day_usd == pytest.approx(spent) and spend.reserved_usd == 0.0
+    assert len(fix_requests) == len(calls) > 0
+    called = {c["task_id"] for c in calls}
+    assert held and not called & set(held), "a held run made no model call"
+    assert called <= set(merged)
+    stopped = [r for r in rows if r.state == "needs-human"]
+    assert stopped, "a PR with held runs goes to a person"
+    for row in stopped:
+        reason = row.reason or ""
+        assert "installation budget `REVIEW_LOOP_INSTALLATION_DAILY_USD` reached" in reason
+        assert f"of {usd(cap)} allowed" in reason and "spent today (UTC)" in reason
+        assert "@review-loop resume" in reason

@@ -1,5 +1,9 @@
 """The demo scenario end to end: a PR with lint and format problems converges to ready."""
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +71,28 @@ async def test_the_llm_demo_fixes_a_bug_no_linter_reports(workdir: Path, e2e_db:
     assert any("SCRIPTED, not a real LLM" in line for line in lines)
     model_lines = [line for line in lines if "count is never checked" in line]
     assert model_lines and all("scripted" in line.lower() for line in model_lines)
+
+
+def test_the_budget_demo_ends_needs_human_because_of_the_budget() -> None:
+    """`review-loop demo --scenario budget --json`: ruff's fixes (cost 0) land, the model
+    fixer's run is held by the per-PR budget; the PR ends needs-human saying which budget,
+    and the JSON line carries `state` and `cost_usd` (what the model reviewer spent)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REVIEW_LOOP_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "demo", "--scenario", "budget", "--json"],
+        cwd=Path(__file__).parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["state"] == "needs-human"
+    assert "budget `per_pr_usd` reached" in result["reason"]
+    assert "raise `budget.per_pr_usd`" in result["reason"]
+    assert 0 < result["cost_usd"] < result["budget_usd"]
+    assert result["model_calls_by_purpose"] == {"review": result["model_calls"]}  # no fix ran
+    assert result["llm_findings"] == 1 and result["llm_findings_fixed"] == 0
+    assert result["issues_closed_by_fix"] == result["findings_filed"] - 1  # ruff's, cost 0
+    assert "Stopped by the budget" in done.stderr

@@ -3,6 +3,7 @@ sandbox. A model reviewer files a finding no linter reports, a model fixer fixes
 reviewer's model verifies the fix, it lands, the re-audit is clean, the PR is ready."""
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from bot.demo.stack import LocalStack, local_stack, wait_settled
 from bot.loop.budget import usd
 from bot.loop.model_store import ModelStore
 from bot.sandbox.models import Edit, ModelFault, ModelSandbox, Rule, Scenario
+from bot.web.metrics import exposition
+from bot.web.status import collect_status
 from tests.e2e.scenario import AUTHOR, REPO, bare_git, fix_pulls, open_pr, show, task_rows
 from tests.modelsandbox import API_KEY, KEY_VAR
 
@@ -132,8 +135,33 @@ async def test_an_llm_finding_is_filed_fixed_verified_and_landed(
         calls = await calls_of(stack, number)
         check = loop_check(stack, number)
         summary = summary_comment(stack, number)
+        metrics = (await exposition(stack.runtime.pool)).decode()
+        status = await collect_status(stack.runtime.pool)
+        said = [c["body"] for c in stack.sandbox.driver.comments(REPO, issues[0]["number"])]
 
     assert row.state == "ready", row.reason
+    # The fix's own cost (its fix and verify calls) on the fix PR and its issue.
+    fix_cost = sum(c.cost_usd or 0.0 for c in calls if c.purpose in ("fix", "verify"))
+    fix_line = f"Model cost of this fix: {usd(fix_cost)} (2 calls, "
+    assert fix_line in fixes[0]["body"]
+    assert any(f"Fix proposed in #{fixes[0]['number']}" in b and fix_line in b for b in said)
+    # The totals of `review-loop status` and /metrics are the ledger's too; no repository is
+    # named in the metrics.
+    costs = status["costs"]
+    assert costs["total_usd"] == pytest.approx(sum(c.cost_usd or 0.0 for c in calls))
+    assert costs["tokens_in"] == sum(c.tokens_in for c in calls)
+    metric = {
+        (m["agent"], m["purpose"]): float(m["value"])
+        for m in re.finditer(
+            r'^review_loop_model_cost_usd\{agent="(?P<agent>[^"]+)",purpose="(?P<purpose>[^"]+)"\}'
+            r" (?P<value>\S+)$",
+            metrics,
+            re.M,
+        )
+    }
+    assert sum(metric.values()) == pytest.approx(sum(c.cost_usd or 0.0 for c in calls))
+    assert metric[("fixer", "fix")] > 0 and "review_loop_model_tokens{" in metrics
+    assert REPO not in metrics and REPO.split("/")[1] not in metrics
     # Costs add up: what the summary shows for the PR is the ledger's sum, and per agent.
     (cost_line,) = [ln for ln in summary.splitlines() if ln.startswith("Model cost so far")]
     ledger = sum(c.cost_usd or 0.0 for c in calls)

@@ -481,3 +481,29 @@ async def test_resume_after_a_budget_says_whether_it_was_raised(
 
     assert bench.replies(PR, "reply") == [with_marker(REPLY, reply)]
     assert await bench.reconciles() == [PR]
+
+
+async def test_resume_while_the_installation_cap_is_reached_says_so(bench: Bench) -> None:
+    """`resume` on a PR the operator's installation cap stopped goes on (the reconcile will
+    say it again), and the reply names the cap and how it is raised."""
+    bench.fake.roles[USER] = "write"
+    bench.fake.files[CONFIG_PATH] = "extends: false\n"
+    bench.fleet.runtime.settings = bench.fleet.runtime.settings.model_copy(
+        update={"installation_daily_usd": 1.0}
+    )
+    await bench.store.bump(REPO, PR, INSTALLATION)
+    await bench.store.save_state(
+        REPO, PR, state="needs-human", round=1, audited_sha=None, summary={},
+        reason="installation budget `REVIEW_LOOP_INSTALLATION_DAILY_USD` reached: ...",
+    )  # fmt: skip
+    spent = ModelCall("fixer", "m", "fix", 10, 10, 1.5, 1.0, 1)
+    await ModelStore(bench.fleet.runtime.pool).record_calls(
+        [spent], repo="acme/other", pr_number=3, installation_id=INSTALLATION
+    )
+
+    await bench.deliver("issue_comment.created", comment(bench, "@review-loop resume"))
+
+    [reply] = bench.replies(PR, "reply")
+    assert "Resumed. But the budget is still reached" in reply
+    assert "`REVIEW_LOOP_INSTALLATION_DAILY_USD` reached: $1.50 spent today (UTC)" in reply
+    assert await bench.reconciles() == [PR]

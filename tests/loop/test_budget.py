@@ -1,16 +1,25 @@
 """The cost ledger as the summary shows it, and the budgets it is checked against."""
 
+import asyncio
 import re
 from typing import cast
 
 import pytest
 
-from bot.agents.catalog import AgentSpec
+from bot.agents.catalog import AgentSpec, Price
 from bot.agents.models import ModelCall
 from bot.engine.leases import Lease
 from bot.github.repo_api import RepoAPI
 from bot.loop import report
-from bot.loop.budget import Spend, over_budget, spent_out
+from bot.loop.budget import (
+    Caps,
+    InstallationSpend,
+    Spend,
+    first_run_estimate,
+    over_budget,
+    over_cap,
+    spent_out,
+)
 from bot.loop.fix.job import TaskFailed
 from bot.loop.fix.runner import run_fix
 from bot.loop.fleet import Fleet
@@ -60,15 +69,15 @@ async def test_the_summary_shows_what_the_ledger_holds(runtime: Runtime) -> None
         )
         row = await cur.fetchone()
     assert row is not None
-    ledger = round(float(row["s"]), 2)
+    ledger = round(float(row["s"]), 4)
 
     text = summary(spend)
     (line,) = [ln for ln in text.splitlines() if ln.startswith("Model cost so far")]
     this_round, this_pr, *per_agent = amounts(line)
-    assert this_pr == ledger == 0.77
+    assert this_pr == ledger == 0.7724
     assert this_round == 0.75
-    assert round(sum(per_agent), 2) == this_pr
-    assert "`review` $0.02" in line and "`fixer` $0.75" in line
+    assert round(sum(per_agent), 4) == this_pr
+    assert "`review` $0.0224" in line and "`fixer` $0.75" in line
     assert "1 calls to models without a price" in text
 
 
@@ -149,3 +158,88 @@ async def test_a_model_fix_at_the_cap_is_held_as_it_starts(
         await run_fix(fleet, api, task, cast(Lease, None))
     assert ended.value.status == "held"
     assert "budget `per_pr_usd` reached: $0.50 spent" in ended.value.reason
+
+
+def test_installation_caps_say_which_cap_what_was_spent_and_how_to_raise_it() -> None:
+    caps = Caps(daily_usd=1.0, monthly_usd=10.0)
+    assert over_cap(caps, InstallationSpend(0.4, 5.0, reserved_usd=0.3), 0.3) is None
+    why = over_cap(caps, InstallationSpend(0.5, 5.0, reserved_usd=0.3), 0.3)
+    assert why is not None
+    assert "`REVIEW_LOOP_INSTALLATION_DAILY_USD`" in why and "$0.50 spent today (UTC)" in why
+    assert "$0.30 reserved by runs under way" in why and "$1.00 allowed" in why
+    assert "@review-loop resume" in why
+    why = over_cap(caps, InstallationSpend(0.0, 10.0), 0.0)
+    assert why is not None and "`REVIEW_LOOP_INSTALLATION_MONTHLY_USD`" in why
+    assert over_cap(Caps(), InstallationSpend(99.0, 99.0), 1.0) is None
+    # Reached already, reservations aside: only the ledger counts.
+    assert over_cap(caps, InstallationSpend(0.9, 5.0, reserved_usd=5.0), 0.0, strict=False) is None
+    assert over_cap(caps, InstallationSpend(1.0, 5.0), 0.0, strict=False) is not None
+
+
+def test_the_first_run_is_expected_at_its_price_for_a_typical_run() -> None:
+    assert first_run_estimate(None) == 0.0
+    assert first_run_estimate(Price(input_per_mtok=3.0, output_per_mtok=15.0)) == 0.027
+
+
+async def test_reservations_admit_runs_up_to_the_cap_and_no_further(runtime: Runtime) -> None:
+    """Ten runs ask at once on separate connections (each $0.30 expected, cap $1.00): three are
+    admitted, as the cap allows; released runs' recorded calls count instead; another
+    installation's are not counted."""
+    store = ModelStore(runtime.pool)
+    caps = Caps(daily_usd=1.0)
+    answers = await asyncio.gather(*(store.reserve(41, caps, 0.3, f"run {i}") for i in range(10)))
+    admitted = [r for r, why in answers if r is not None]
+    refused = [why for r, why in answers if r is None]
+    assert len(admitted) == 3 and len(refused) == 7
+    assert all(w and "$0.90 reserved by runs under way" in w for w in refused)
+    assert (await store.installation_spend(41)).reserved_usd == pytest.approx(0.9)
+
+    # One run ends having cost $0.10: the ledger holds it, its reservation is gone.
+    await store.record_calls([call("fixer", 0.1)], repo=REPO, pr_number=7, installation_id=41)
+    await store.record_calls([call("fixer", 5.0)], repo=REPO, pr_number=8, installation_id=42)
+    await store.release(admitted[0])
+    spend = await store.installation_spend(41)
+    assert (spend.day_usd, spend.month_usd) == (pytest.approx(0.1), pytest.approx(0.1))
+    assert spend.reserved_usd == pytest.approx(0.6)
+    again, why = await store.reserve(41, caps, 0.3, "run 10")  # 0.1 + 0.6 + 0.3 = 1.0
+    assert again is not None and why is None
+    _, why = await store.reserve(41, caps, 0.01, "run 11")
+    assert why is not None
+
+
+async def test_a_model_fix_at_the_installation_cap_is_held_as_it_starts(
+    fleet: Fleet, fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """The operator's daily cap, reached by the installation's other PRs: the task ends
+    `held` before any worktree or model call, saying which cap; no reservation is left."""
+    pull = fake.add_pull("feature")
+    fake.files[CONFIG_PATH] = "extends: false\n"
+    fleet.runtime.settings = fleet.runtime.settings.model_copy(
+        update={"installation_daily_usd": 1.0}
+    )
+    fleet.catalog["fixer"] = AgentSpec.model_validate(
+        {
+            "name": "fixer",
+            "kind": "openai",
+            "model": "m",
+            "base_url": "http://127.0.0.1:9/v1",
+            "api_key_env": "BUDGET_TEST_UNSET_KEY",
+        }
+    )
+    models = ModelStore(fleet.runtime.pool)
+    await models.record_calls(
+        [call("fixer", 0.75)], repo="acme/other", pr_number=3, installation_id=1
+    )
+    # The agent's runs here cost $0.50 on average: 0.75 + 0.50 would pass the cap.
+    await models.record_calls([call("fixer", 0.5)], repo=fake.full_name, pr_number=9)
+    task = await LoopStore(fleet.runtime.pool).add_task(
+        repo=fake.full_name, pr_number=pull.number, issue_number=5, installation_id=1,
+        agent="fixer", round=1, base_ref="feature", base_sha="a" * 40, branch="b",
+    )  # fmt: skip
+    assert task is not None
+    with pytest.raises(TaskFailed) as ended:
+        await run_fix(fleet, api, task, cast(Lease, None))
+    assert ended.value.status == "held"
+    assert "installation budget `REVIEW_LOOP_INSTALLATION_DAILY_USD` reached" in ended.value.reason
+    assert "$0.75 spent today (UTC)" in ended.value.reason
+    assert (await models.installation_spend(1)).reserved_usd == 0.0

@@ -91,7 +91,12 @@ async def fix_with_model(
     finally:
         log_calls(calls, f"fix task {t.id} (#{issue.number})")
         await ModelStore(job.fleet.runtime.pool).record_calls(
-            calls, repo=t.repo, pr_number=t.pr_number, task_id=t.id, round=t.round
+            calls,
+            repo=t.repo,
+            pr_number=t.pr_number,
+            task_id=t.id,
+            round=t.round,
+            installation_id=t.installation_id,
         )
     await commit_fix(wt, issue.number, issue.title, await job.identity(), paths=changed)
     if config.test:

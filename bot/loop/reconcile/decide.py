@@ -14,7 +14,7 @@ from typing import Literal
 from bot.audit.findings import Finding
 from bot.labels import LOOP_LABEL, fix_branch
 from bot.loop import report
-from bot.loop.budget import Spend, over_budget
+from bot.loop.budget import Caps, InstallationSpend, Spend, over_budget, over_cap
 from bot.loop.checks import fix_pr_verdict
 from bot.loop.reconcile.fanout import Costs, FanOut, Mode, plan_fanout, split
 from bot.loop.store import ACTIVE_TASK_STATES, HELD, TaskRow
@@ -67,6 +67,9 @@ class Facts:
     spend: Spend = field(
         default_factory=Spend
     )  # what the PR's model calls cost so far (round: the loop's round)
+    # The operator's caps on the installation (per UTC day and month), and what it has spent.
+    caps: Caps = field(default_factory=Caps)
+    installation: InstallationSpend = field(default_factory=InstallationSpend)
 
 
 @dataclass(frozen=True)
@@ -390,7 +393,7 @@ def _within_budget(
     """The new tasks the budget lets start (in order, each at its agent's expected cost), and
     why the others are held (None: none is). Agents that cost nothing always start."""
     budget, spend = facts.config.budget, facts.spend
-    if budget is None:
+    if budget is None and not facts.caps.any:
         return list(new), None
     # The new round has spent nothing yet; the PR has spent `spend.pr_usd`.
     fresh = Spend(pr_usd=spend.pr_usd, round=facts.loop.round + 1)
@@ -403,6 +406,8 @@ def _within_budget(
             continue
         cost = planner.expected_usd.get(task.agent, 0.0)
         why = over_budget(budget, fresh, expected + cost, expected + cost)
+        if why is None and facts.caps.any:
+            why = over_cap(facts.caps, facts.installation, expected + cost)
         if why is None and held is None:
             start.append(task)
             expected += cost

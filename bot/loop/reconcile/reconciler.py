@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bot.agents.catalog import MODEL_KINDS
+from bot.agents.catalog import PAID_KINDS
 from bot.agents.models import PullRequestText
 from bot.agents.routing import explain_route
 from bot.audit.commits import audit_commit
@@ -32,7 +32,7 @@ from bot.labels import (
     is_own_fix_pr,
 )
 from bot.loop import report
-from bot.loop.budget import spent_out
+from bot.loop.budget import Caps, InstallationSpend, first_run_estimate, spent_out
 from bot.loop.checks import upsert_loop_check
 from bot.loop.fleet import Fleet
 from bot.loop.model_audit import GUIDELINES_PATH, log_calls, review_changes
@@ -54,8 +54,9 @@ from bot.loop.reconcile.decide import (
 from bot.loop.reconcile.fanout import Costs
 from bot.loop.reconcile.issue_text import draft_issue
 from bot.loop.reconcile.ledger import ExistingIssue, LedgerPlan, plan_ledger
+from bot.loop.repo_cache import repo_cache
 from bot.loop.store import LoopStore, PrRow, TaskRow
-from bot.repo_config import RepoConfig, RepoConfigError, load_repo_config
+from bot.repo_config import RepoConfig, RepoConfigError
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class PrReconciler:
         if decision is not None:
             await self._report(pr, decision, facts.config)
             return
-        await self.api.ensure_labels(LABELS)
+        await repo_cache(self.fleet.runtime, self.api).ensure_labels(LABELS)
         if opted_in_by_command(facts):
             await self.fleet.runtime.leases.check(self.lease)
             await self.api.add_labels(self.number, [LOOP_LABEL])
@@ -110,7 +111,7 @@ class PrReconciler:
             return
         # What the reviewers just spent counts before any fix starts (checked after each run).
         spend = await self.model_store.spend(self.repo, self.number, facts.loop.round)
-        facts = replace(facts, spend=spend)
+        facts = replace(facts, spend=spend, installation=await self._installation_spend())
         ledger = await self._ledger(pr, audit.findings, facts.config)
         # Fix PRs a person merges (manual, or GitHub refused the bot's merge): a merge or close
         # whose webhook never arrived is seen here.
@@ -124,7 +125,10 @@ class PrReconciler:
         await self.apply(decision)
         tasks = await self.store.tasks_for_pr(self.repo, self.number)
         open_findings = ledger.open_findings()  # waived findings are neither counted nor shown
-        await self._report(pr, decision, facts.config, ledger.lines, tasks, open_findings)
+        held = [d.title for d in ledger.plan.held]
+        await self._report(
+            pr, decision, facts.config, ledger.lines, tasks, open_findings, held=held
+        )
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -145,18 +149,29 @@ class PrReconciler:
         )
         if not pull.open:
             return Facts(pull, loop), ""
-        repo_info = await self.api.get_repo()
+        cached = repo_cache(self.fleet.runtime, self.api)
+        repo_info = await cached.repo()
         own = is_own_fix_pr(
             self.repo, pr.head_repo, pr.head_ref, pr.base_ref, repo_info.default_branch
         )
         pull = replace(pull, own_fix_pr=own)
         self._default_branch = repo_info.default_branch
         try:
-            config = await load_repo_config(self.api, repo_info.default_branch)
+            config = await cached.config()
         except RepoConfigError as exc:
             return Facts(pull, loop, config_error=str(exc)), repo_info.clone_url
         spend = await self.model_store.spend(self.repo, self.number, loop.round)
-        return Facts(pull, loop, config, spend=spend), repo_info.clone_url
+        facts = Facts(pull, loop, config, spend=spend, caps=self._caps())
+        return replace(facts, installation=await self._installation_spend()), repo_info.clone_url
+
+    def _caps(self) -> Caps:
+        settings = self.fleet.runtime.settings
+        return Caps(settings.installation_daily_usd, settings.installation_monthly_usd)
+
+    async def _installation_spend(self) -> InstallationSpend:
+        if not self._caps().any:
+            return InstallationSpend()
+        return await self.model_store.installation_spend(self.row.installation_id)
 
     async def _planner(self, issues: Issues) -> Planner:
         """The fan-out planner's inputs: the costs measured for the agents routed here."""
@@ -169,9 +184,9 @@ class PrReconciler:
             if costs is not None:
                 measured[agent] = Costs(*costs)
             spec = self.fleet.catalog.get(agent)
-            if spec is not None and spec.kind in MODEL_KINDS:
+            if spec is not None and spec.kind in PAID_KINDS:
                 paid.add(agent)
-                expected[agent] = await self.model_store.expected_cost(self.repo, agent) or 0.0
+                expected[agent] = await self._expected_cost(agent)
         return Planner(
             prior=Costs(settings.prior_spawn_s, settings.prior_run_s),
             concurrency=settings.worker_concurrency,
@@ -180,6 +195,15 @@ class PrReconciler:
             paid=frozenset(paid),
             expected_usd=expected,
         )
+
+    async def _expected_cost(self, agent: str) -> float:
+        """What one run of `agent` is expected to cost: the mean of its latest runs, or for
+        its first run its model's price for a typical run."""
+        recorded = await self.model_store.expected_cost(self.repo, agent)
+        if recorded is not None:
+            return recorded
+        spec = self.fleet.catalog.get(agent)
+        return first_run_estimate(spec.price if spec is not None else None)
 
     # -- audit and ledger --------------------------------------------------------------------
 
@@ -191,12 +215,26 @@ class PrReconciler:
         if not config.model_auditors or facts.pull.own_fix_pr or self._mirror is None:
             return Audit(found)
         capped = spent_out(config.budget, facts.spend)
+        reservation: int | None = None
+        if capped is None and facts.caps.any:
+            expected = sum([await self._expected_cost(name) for name in config.model_auditors])
+            reservation, capped = await self.model_store.reserve(
+                self.row.installation_id, facts.caps, expected, f"audit of PR {self.number}"
+            )
         if capped is not None:
             # At the cap no reviewer is asked: what each reported before still stands.
             kept = list(found)
             for name in config.model_auditors:
                 kept += await self.model_store.findings(self.repo, self.number, name)
             return Audit(kept, incomplete=dict.fromkeys(config.model_auditors, capped))
+        try:
+            return await self._review(pr, config, found)
+        finally:
+            if reservation is not None:  # the audit's calls are in the ledger by now
+                await self.model_store.release(reservation)
+
+    async def _review(self, pr: PullInfo, config: RepoConfig, found: list[Finding]) -> Audit:
+        assert self._mirror is not None
         guidelines = await self.api.read_file(GUIDELINES_PATH, ref=self._default_branch)
         try:
             models = await review_changes(
@@ -213,7 +251,11 @@ class PrReconciler:
             return Audit(error=str(exc))
         log_calls(models.calls, f"audit of {self.repo}#{self.number}")
         await self.model_store.record_calls(
-            models.calls, repo=self.repo, pr_number=self.number, round=self.row.round
+            models.calls,
+            repo=self.repo,
+            pr_number=self.number,
+            round=self.row.round,
+            installation_id=self.row.installation_id,
         )
         kept = list(models.findings)
         for name, findings in models.by_auditor.items():
@@ -292,7 +334,7 @@ class PrReconciler:
             if draft.why_no_agent is not None:
                 why_no_agent[group.fingerprint] = draft.why_no_agent
             drafts.append(draft)
-        plan = plan_ledger(drafts, existing, pr.head_sha)
+        plan = plan_ledger(drafts, existing, pr.head_sha, config.max_open_issues)
         issue_for, created = await self._apply_ledger(plan, pr.head_sha)
         return Ledger(
             plan,
@@ -418,6 +460,7 @@ class PrReconciler:
         tasks: Sequence[TaskRow] = (),
         findings: Sequence[Finding] = (),
         noun: str = "open finding",
+        held: Sequence[str] = (),
     ) -> None:
         """Tell the decision as far as it says: the PR's row, the check run, or everyone.
         `findings` are those the check run annotates and counts (as `noun`s)."""
@@ -438,6 +481,8 @@ class PrReconciler:
             tasks=tasks,
             fanout=await self.store.plans(self.repo, self.number),
             spend=await self.model_store.spend(self.repo, self.number, decision.round),
+            held=held,
+            max_open_issues=config.max_open_issues,
         )
         await self.fleet.runtime.leases.check(self.lease)
         await self.api.upsert_comment(

@@ -9,6 +9,7 @@ from tenacity import wait_none
 from bot.engine.leases import LeaseLost
 from bot.github.records import MergeMethod
 from bot.github.repo_api import RepoAPI
+from bot.loop.budget import RunCost
 from bot.loop.fix.job import TaskFailed
 from bot.loop.fix.land import MERGE_ATTEMPTS, MergeBlocked, fix_pr_text, merge_fix_pr
 from bot.loop.store import REJECTED_ERROR
@@ -158,6 +159,11 @@ async def test_a_lost_lease_stops_the_retries_before_the_next_merge(
                      id="batch-with-a-failure"),
         pytest.param([3], [], "x" * 300, "Fix #3: " + "x" * 192, None,
                      id="long-title-cut-to-200"),
+        pytest.param([3], [], "Unused import", "Fix #3: Unused import",
+                     "Fixes #3\n\nAgent `ruff-fix` made one commit per finding; each was "
+                     "re-checked by the analyzer that reported it and nothing new was found.\n"
+                     "\nModel cost of this fix: $0.0025 (1 calls, 493 tokens in, 65 out).\n",
+                     id="with-the-runs-cost"),
     ],
 )  # fmt: skip
 def test_fix_pr_text(
@@ -167,11 +173,25 @@ def test_fix_pr_text(
     title: str,
     body: str | None,
 ) -> None:
-    """The fix PR closes what it fixed, names its agent and what it could not fix."""
-    got_title, got_body = fix_pr_text("ruff-fix", fixed, not_fixed, issue_title)
+    """The fix PR closes what it fixed, names its agent, what it could not fix and what the
+    run's model calls cost."""
+    cost = RunCost(0.002454, 493, 65, calls=1).line() if "cost" in (body or "") else ""
+    got_title, got_body = fix_pr_text("ruff-fix", fixed, not_fixed, issue_title, cost)
     assert got_title == title
     if body is not None:
         assert got_body == body
+
+
+def test_fix_pr_text_shows_what_a_cli_agent_said_collapsed() -> None:
+    """A coding-agent CLI's last message per fixed issue is quoted in a closed <details>."""
+    _, body = fix_pr_text(
+        "claude", [3], [], "Unused import", notes={3: "Removed ```os```.", 9: "x"}
+    )
+    assert (
+        "<details><summary>What agent `claude` said about #3</summary>\n\n"
+        "````text\nRemoved ```os```.\n````\n\n</details>"
+    ) in body
+    assert "#9" not in body  # only the issues this PR fixes
 
 
 async def test_a_base_modified_while_merging_is_tried_again(fake: FakeGitHub, api: RepoAPI) -> None:

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from bot.labels import LOOP_LABEL
-from bot.loop.budget import Spend
+from bot.loop.budget import Caps, InstallationSpend, Spend
 from bot.loop.reconcile.decide import (
     Audit,
     Decision,
@@ -68,6 +68,8 @@ class Case:
     tasks: tuple[Task, ...] = ()
     planner: Planner = PLANNER
     spend: Spend = field(default_factory=Spend)
+    caps: Caps = field(default_factory=Caps)
+    installation: InstallationSpend = field(default_factory=InstallationSpend)
 
 
 # `fix` calls a model and one run costs $0.30 on average; `lint` is deterministic.
@@ -79,6 +81,12 @@ PR_HINT = (
     "`.github/review-loop.yml` on the default branch, then say `@review-loop resume`"
 )
 ROUND_HINT = PR_HINT.replace("per_pr_usd", "per_round_usd")
+DAILY = Caps(daily_usd=2.0)
+DAILY_HINT = (
+    "no new model runs start. To go on, the operator raises "
+    "`REVIEW_LOOP_INSTALLATION_DAILY_USD` (a server setting) or the day ends (00:00 UTC), "
+    "then say `@review-loop resume`"
+)
 
 
 NEEDS_HUMAN, READY, FIXING, WAITING = "needs-human", "ready", "fixing", "waiting"
@@ -372,11 +380,43 @@ CASES = [
             plans=(FanOut("fix", 1, 10.0, 5.0, width=1),), tasks=(new_task(1),),
         ),
     ), id="budget-a-task-held-at-its-start-is-queued-again"),
+    # -- the operator's caps per installation: what other PRs spent and reserved counts
+    pytest.param(Case(
+        planner=PRICED, issues=found(1, 2), caps=DAILY,
+        installation=InstallationSpend(day_usd=1.0, month_usd=1.0, reserved_usd=0.3),
+        expected=Decision(
+            FIXING, "round 1: 2 fixes queued", 1,
+            plans=(FanOut("fix", 2, 10.0, 5.0, width=2),), tasks=(new_task(1), new_task(2)),
+        ),
+    ), id="installation-cap-room-for-both"),
+    pytest.param(Case(
+        planner=PRICED, caps=DAILY,
+        installation=InstallationSpend(day_usd=1.5, month_usd=1.5, reserved_usd=0.3),
+        issues=Issues(open={"a": 1, "b": 2}, agents={"a": "lint", "b": "fix"}),
+        expected=Decision(
+            NEEDS_HUMAN,
+            "installation budget `REVIEW_LOOP_INSTALLATION_DAILY_USD` reached: $1.50 spent "
+            "today (UTC) by this installation's model runs (and $0.30 reserved by runs under "
+            f"way) of $2.00 allowed; the next run is expected to cost $0.30; {DAILY_HINT}; "
+            "1 fixes that fit (or cost nothing) queued",
+            1,
+            plans=(FanOut("fix", 1, 10.0, 5.0, width=1), FanOut("lint", 1, 10.0, 5.0, width=1)),
+            tasks=(new_task(1, agent="lint"),),
+        ),
+    ), id="installation-cap-model-runs-held-deterministic-go-on"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_decide(case: Case) -> None:
     """Each rule of the loop, alone: the first that applies decides all that happens next."""
-    facts = Facts(case.pull, case.loop, case.config, case.config_error, case.spend)
+    facts = Facts(
+        case.pull,
+        case.loop,
+        case.config,
+        case.config_error,
+        case.spend,
+        caps=case.caps,
+        installation=case.installation,
+    )
     assert decide(facts, case.audit, case.issues, case.tasks, case.planner) == case.expected
