@@ -218,7 +218,7 @@ async def run_cli_demo(
     result |= {
         "scripted_models": True,
         "fixed_by": fixed_by,
-        "clis_fixed": sorted(v["preset"] for v in fixed_by.values() if v["merged"]),
+        "clis_fixed": sorted(str(v["preset"]) for v in fixed_by.values() if v["merged"]),
         "wall_s": round(time.monotonic() - started, 1),
     }
     return result
