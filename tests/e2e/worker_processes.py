@@ -100,13 +100,15 @@ def recording_agent(workdir: Path, log: Path, sleep_s: float) -> list[str]:
         workdir,
         "recorder",
         f"""
-        import json, re
+        import json, re, uuid
+        run = uuid.uuid4().hex  # in its own PID namespace, every agent is pid 1
         brief = sys.stdin.read()
         paths = re.findall(r"^\\d+\\. ruff F401 in `([^`]+)`", brief, re.M)
 
         def record(event):
-            line = json.dumps({{"event": event, "pid": os.getpid(), "ppid": os.getppid(),
-                                "cwd": os.getcwd(), "paths": paths, "t": time.time()}})
+            line = json.dumps({{"event": event, "run": run, "pid": os.getpid(),
+                                "ppid": os.getppid(), "cwd": os.getcwd(), "paths": paths,
+                                "t": time.time()}})
             with open({str(log)!r}, "a") as f:
                 f.write(line + "\\n")
 
@@ -138,9 +140,9 @@ def agent_runs(log: Path) -> list[AgentRun]:
     if not log.exists():
         return []
     events = [json.loads(line) for line in log.read_text().splitlines() if line]
-    ends = {e["pid"]: e["t"] for e in events if e["event"] == "end"}
+    ends = {e["run"]: e["t"] for e in events if e["event"] == "end"}
     return [
-        AgentRun(e["pid"], e["ppid"], e["cwd"], tuple(e["paths"]), e["t"], ends.get(e["pid"]))
+        AgentRun(e["pid"], e["ppid"], e["cwd"], tuple(e["paths"]), e["t"], ends.get(e["run"]))
         for e in events
         if e["event"] == "start"
     ]
