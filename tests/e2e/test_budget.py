@@ -15,7 +15,7 @@ from bot.demo.stack import local_stack, wait_settled
 from bot.loop.budget import usd
 from bot.loop.model_store import ModelStore
 from bot.sandbox.models import Edit, ModelSandbox, Rule, Scenario
-from tests.e2e.scenario import AUTHOR, REPO, open_pr, task_rows
+from tests.e2e.scenario import AUTHOR, REPO, fix_pulls, open_pr, task_rows
 from tests.e2e.test_llm_loop import CART, CONFIG, NEGATIVE_COUNT, catalog, summary_comment
 from tests.e2e.worker_processes import open_prs, worker_processes
 from tests.modelsandbox import API_KEY, KEY_VAR
@@ -70,6 +70,73 @@ async def test_a_pr_at_its_budget_starts_no_model_run_until_it_is_raised_and_res
 
     assert done.state == "ready", done.reason
     assert [(t["status"], t["agent"]) for t in tasks] == [("merged", "fixer")]
+
+
+def unpriced_reviewer_catalog(workdir: Path, models: ModelSandbox) -> Path:
+    """The e2e catalog with a reviewer the catalog gives no price: its calls count tokens
+    only, so what the PR spends is the fixer's runs alone."""
+    path = catalog(workdir, models)
+    text = path.read_text()
+    path.write_text(text.replace("price = { input_per_mtok = 2.0, output_per_mtok = 8.0 }\n", ""))
+    return path
+
+
+@pytest.mark.usefixtures("model_key")
+async def test_a_budget_reached_mid_round_starts_no_more_runs_until_raised_and_resumed(
+    workdir: Path, e2e_db: str, models: ModelSandbox
+) -> None:
+    """Three model findings fixed in one round by one inline batch (one worker slot). The
+    fixer's history says a run costs $0.0001, so the batch starts; but its first fix costs
+    more than the whole budget: the batch starts no further fix (one model fix call in all),
+    proposes the one it made, names the two it left and why; the PR goes to a person saying
+    which budget, what was spent and how to raise it; the raised budget and
+    `@review-loop resume` fix the rest."""
+    models.scenario = Scenario([NEGATIVE_COUNT])
+    agents = unpriced_reviewer_catalog(workdir, models)
+    files = {f"shop/{name}.py": CART for name in ("a", "b", "c")}
+    config = CONFIG + "budget:\n  per_pr_usd: 0.002\n"
+    async with local_stack(
+        workdir, database_url=e2e_db, agents_file=agents, worker_concurrency=1
+    ) as stack:
+        store = ModelStore(stack.runtime.pool)
+        cheap = ModelCall("fixer", "fixer-model", "fix", 10, 5, 0.0001, 0.1, 1)
+        for i in range(5):
+            await store.record_calls([cheap], repo=REPO, pr_number=None, task_id=10**6 + i)
+        number = await open_pr(stack, pr_files=files, config=config)
+        held = await wait_settled(stack, REPO, number)
+        [task] = await task_rows(stack, "id, status, round, batch, fixed")
+        fix_calls = [r for r in models.hub.requests if r.schema_name == "fix_edits"]
+        spent = (await store.spend(REPO, number, held.round)).pr_usd
+        summary = summary_comment(stack, number)
+        [fix_pr] = fix_pulls(stack, number)
+
+        await asyncio.to_thread(
+            stack.sandbox.driver.push,
+            REPO,
+            "main",
+            {".github/review-loop.yml": RAISED},
+            as_user=AUTHOR,
+            message="Raise the review-loop budget",
+        )
+        await asyncio.to_thread(
+            stack.sandbox.driver.comment, REPO, number, "@review-loop resume", as_user=AUTHOR
+        )
+        await asyncio.to_thread(stack.sandbox.hub.webhooks.wait_idle, 30)
+        done = await wait_settled(stack, REPO, number)
+        tasks = await task_rows(stack, "status, fixed")
+
+    assert len(task["batch"]) == 3 and task["round"] == 1
+    assert (task["status"], len(task["fixed"])) == ("merged", 1)
+    assert len(fix_calls) == 1, "no fix started after the budget was reached"
+    assert spent >= 0.002
+    left = [n for n in task["batch"] if n not in task["fixed"]]
+    assert all(f"#{n} (budget `per_pr_usd` reached" in fix_pr["body"] for n in left)
+    assert held.state == "needs-human"
+    for said in (held.reason or "", summary):
+        assert "budget `per_pr_usd` reached" in said and "of $0.0020 allowed" in said
+        assert "raise `budget.per_pr_usd`" in said and "@review-loop resume" in said
+    assert done.state == "ready", done.reason
+    assert sorted(n for t in tasks for n in t["fixed"]) == sorted(task["batch"])
 
 
 # The scripted fixer removes the unused import ruff reports (F401), as the recording agent of
