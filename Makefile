@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEPLOY_TOOLS := $(VENV)/.deploy-tools
 
 .PHONY: demo test lint typecheck serve sandbox clean bench-fanout deploy-check bench-intake \
-	browser-tools bench-context
+	browser-tools bench-context agents
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,13 @@ browser-tools:
 		|| apt-get install -y chromium chromium-driver >/dev/null 2>&1 \
 		|| (apt-get update >/dev/null 2>&1 && apt-get install -y chromium chromium-driver >/dev/null 2>&1) \
 		|| { echo "browser-tools: apt-get could not install chromium and chromium-driver" >&2; exit 2; }
+
+# The coding-agent CLIs of the catalog's presets, at their pins (bot/agents/cli/pins.py), into
+# the data directory: npm packages under .review-loop/agents/npm, aider in its own venv
+# (about 1.5 GB in all). Idempotent; says so and exits 2 when a registry cannot be reached.
+# The CLI tests skip, saying why, until this has run.
+agents: $(STAMP)
+	$(BIN)/python -m bot.agents.cli.install $(AGENTS_ARGS)
 
 serve: $(STAMP)
 	$(BIN)/review-loop serve

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     log_format: LogFormat = LogFormat.text
     worker_concurrency: int = Field(default=4, ge=1)
     agents_file: Path | None = None
+    # Where `make agents` installed the coding-agent CLIs of presets (default:
+    # <data_dir>/agents); a CLI not found there is looked for on PATH.
+    agents_dir: Path | None = None
     github_timeout_s: float = Field(default=30.0, gt=0)
     # Stalled-job detection: a worker that has not heart-beaten for `stalled_after_s`
     # is presumed dead and its running jobs are retried by the reaper.
@@ -74,6 +77,9 @@ class Settings(BaseSettings):
     # Sweep: every `sweep_interval_s` (and at start) list every open PR of every installation
     # and reconcile those whose head the loop has not seen (0 = never).
     sweep_interval_s: float = Field(default=3600.0, ge=0)
+    # A repository's metadata and config files, once read, are kept (in the database, for
+    # every process) for this long; a push changing a config file forgets them at once.
+    github_cache_ttl_s: float = Field(default=300.0, ge=0)
     # GET /status lists recent deliveries (repositories, senders): off unless asked for.
     status_page: bool = False
     # GET /metrics: counts by state, in Prometheus' format; no repository or person named.
@@ -97,6 +103,11 @@ class Settings(BaseSettings):
     # (None: no cap). At a cap no new model run starts for the installation's PRs.
     installation_daily_usd: float | None = Field(default=None, ge=0)
     installation_monthly_usd: float | None = Field(default=None, ge=0)
+
+    @property
+    def installed_agents_dir(self) -> Path:
+        """The directory `make agents` installs the presets' CLIs into."""
+        return self.agents_dir or self.data_dir / "agents"
 
     def require_webhook_secret(self) -> str:
         """The webhook secret, or a start-up error that says how to set one."""

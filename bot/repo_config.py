@@ -141,7 +141,13 @@ class RepoConfig(BaseModel):
     group_threshold: int = Field(
         default=3,
         ge=1,
-        description="More than this many same-rule findings in one file become one issue.",
+        description="More than this many same-rule findings in the PR become one issue.",
+    )
+    max_open_issues: int = Field(
+        default=10,
+        ge=1,
+        description="At most this many of a PR's finding issues are open at once: the most "
+        "severe are filed first, the rest wait (listed in the summary) until fixes close some.",
     )
     max_depth: int = Field(
         default=1, ge=0, description="How deep the bot audits its own fix PRs (0: not at all)."

@@ -14,9 +14,10 @@ from bot.loop.commands import (
     retry_reset,
 )
 from bot.loop.model_store import ModelStore
+from bot.loop.repo_cache import repo_cache
 from bot.loop.store import LoopStore, TaskRow
 from bot.loop.tasks import queue_fix, request_reconcile
-from bot.repo_config import RepoConfigError, load_repo_config
+from bot.repo_config import RepoConfigError
 from bot.webhooks.context import Context
 from bot.webhooks.routing import Router
 
@@ -84,9 +85,8 @@ async def still_over_budget(ctx: Context, api: RepoAPI, store: LoopStore) -> str
     row = await store.get(ctx.repo, ctx.number)
     if row is None or "budget `" not in (row.reason or ""):
         return ""
-    repo_info = await api.get_repo()
     try:
-        config = await load_repo_config(api, repo_info.default_branch)
+        config = await repo_cache(ctx.runtime, api).config()
     except RepoConfigError:
         return ""  # the reconcile says what is wrong with the file
     models = ModelStore(ctx.runtime.pool)

@@ -4,6 +4,7 @@ finding waives it."""
 from bot.github.markers import parse_marker
 from bot.github.records import can_write
 from bot.labels import FINDING_LABEL, fix_branch, labelled_agent, wants_fix
+from bot.loop.repo_cache import repo_cache
 from bot.loop.store import LoopStore
 from bot.loop.tasks import queue_fix, request_reconcile
 from bot.webhooks.context import Context
@@ -60,7 +61,7 @@ async def fix_filed_issue(ctx: Context, labels: list[str]) -> None:
                 NO_AGENT.format(agents=", ".join(f"`{a}`" for a in sorted(fleet.catalog))),
             )
             return
-        repo = await api.get_repo()
+        repo = await repo_cache(ctx.runtime, api).repo()
     head = await fleet.branch_head(
         ctx.repo, repo.clone_url, ctx.installation_id, repo.default_branch
     )

@@ -7,6 +7,7 @@ knows there is reconciled again: a PR left in needs-human by a broken file comes
 the file is mended, and every PR is audited by the rules now in force.
 """
 
+from bot.loop.repo_cache import forget_repo
 from bot.loop.store import LoopStore
 from bot.loop.tasks import request_reconcile
 from bot.repo_config import CONFIG_PATH, ORG_CONFIG_REPO
@@ -35,6 +36,7 @@ async def config_pushed(ctx: Context) -> None:
         return
     if not touches_config(ctx.envelope):
         return
+    await forget_repo(ctx.runtime.pool, ctx.repo)  # the next job reads the file in force
     owner, name = ctx.repo.split("/", 1)
     store = LoopStore(ctx.runtime.pool)
     repos = await store.repos_of_owner(owner) if name == ORG_CONFIG_REPO else [ctx.repo]

@@ -50,6 +50,7 @@ merge_method: squash
 reviewers: [alice]
 team_reviewers: [core]
 group_threshold: 5
+max_open_issues: 4
 max_depth: 0
 setup: pip install -e .
 test: pytest -q
@@ -95,6 +96,7 @@ def test_every_setting_is_read() -> None:
         "reviewers": ["alice"],
         "team_reviewers": ["core"],
         "group_threshold": 5,
+        "max_open_issues": 4,
         "max_depth": 0,
         "setup": "pip install -e .",
         "test": "pytest -q",

@@ -10,6 +10,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bot.agents.cli.registry import PRESETS
+
 BUILTIN_NAMES = ("ruff-fix", "ruff-format")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -22,9 +24,15 @@ class CatalogError(Exception):
 
 
 MODEL_KINDS = ("openai", "anthropic")
+# Agents whose runs cost money: recorded in the model-call ledger, held by budgets.
+PAID_KINDS = (*MODEL_KINDS, "cli")
 _COMMAND_ONLY = ("argv", "env", "brief", "output")
 _MODEL_ONLY = ("base_url", "model", "api_key_env", "max_output_tokens", "temperature",
                "max_retries", "price")  # fmt: skip
+# What a `cli` agent (a preset) may set: the model settings it shares, and its own.
+_CLI_SETTINGS = ("preset", "model", "base_url", "api_key_env", "max_turns", "max_budget_usd",
+                 "extra_args", "argv", "env", "price")  # fmt: skip
+_CLI_ONLY = ("preset", "max_turns", "max_budget_usd", "extra_args")
 MODEL_TIMEOUT_S = 120.0
 
 
@@ -43,12 +51,20 @@ class AgentSpec(BaseModel):
     `command` agents run a program in the worktree; `openai` and `anthropic` agents are
     models called through the official SDKs (`openai`: any OpenAI-compatible chat completions
     service, such as OpenAI, Azure, vLLM, llama.cpp, Ollama's /v1 or OpenRouter).
+
+    `cli` agents are coding-agent CLIs run from a preset (`preset = "claude-code"`, see
+    bot.agents.cli): giving `preset` implies `kind = "cli"`. The preset builds the argv,
+    environment and output parser from `model`, `base_url` (default: the real service),
+    `api_key_env`, `max_turns`, `max_budget_usd` (only where the CLI enforces one),
+    `timeout_s` and `extra_args` (appended to the preset's argv); `argv`, if given, replaces
+    the preset's argv entirely (the output is still judged by the preset); `env` names more
+    variables to pass through.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    kind: Literal["builtin", "command", "openai", "anthropic"]
+    kind: Literal["builtin", "command", "openai", "anthropic", "cli"]
     argv: list[str] = Field(default_factory=list)
     env: list[str] = Field(default_factory=list)
     timeout_s: float = Field(default=600.0, gt=0)
@@ -63,11 +79,19 @@ class AgentSpec(BaseModel):
     temperature: float = Field(default=0.0, ge=0, le=2)  # openai only
     max_retries: int = Field(default=3, ge=0, le=10)
     price: Price | None = None  # unknown: calls count tokens only, flagged as unpriced
+    # cli agents (presets)
+    preset: str | None = None
+    max_turns: int | None = Field(default=None, gt=0)
+    max_budget_usd: float | None = Field(default=None, gt=0)
+    extra_args: list[str] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
     def _model_timeout(cls, data: Any) -> Any:
-        """A model call is one request, not a whole agent run: a shorter default timeout."""
+        """A model call is one request, not a whole agent run: a shorter default timeout.
+        A `preset` implies `kind = "cli"`."""
+        if isinstance(data, dict) and "preset" in data and "kind" not in data:
+            data = {**data, "kind": "cli"}
         if isinstance(data, dict) and data.get("kind") in MODEL_KINDS and "timeout_s" not in data:
             return {**data, "timeout_s": MODEL_TIMEOUT_S}
         return data
@@ -109,6 +133,12 @@ class AgentSpec(BaseModel):
                 f"there is no built-in agent {self.name!r}; built-ins: {BUILTIN_NAMES}"
             )
         given = self.model_fields_set
+        if self.kind == "cli":
+            self._check_cli(given)
+            return self
+        stray_cli = sorted(given & set(_CLI_ONLY))
+        if stray_cli:
+            raise ValueError(f"{', '.join(stray_cli)}: only for cli agents (a preset)")
         if self.kind in MODEL_KINDS:
             if not self.model:
                 raise ValueError(f'an {self.kind} agent needs model, e.g. model = "..."')
@@ -128,6 +158,32 @@ class AgentSpec(BaseModel):
             if stray:
                 raise ValueError(f"{', '.join(stray)}: only for openai and anthropic agents")
         return self
+
+    def _check_cli(self, given: set[str]) -> None:
+        if self.preset is None:
+            raise ValueError(f"a cli agent needs preset, one of: {', '.join(sorted(PRESETS))}")
+        preset = PRESETS.get(self.preset)
+        if preset is None:
+            raise ValueError(
+                f"there is no preset {self.preset!r}; presets: {', '.join(sorted(PRESETS))}"
+            )
+        stray = sorted(given - set(_CLI_SETTINGS) - {"name", "kind", "timeout_s", "description"})
+        if stray:
+            raise ValueError(f"{', '.join(stray)}: not a setting of a cli agent")
+        if self.max_budget_usd is not None and not preset.has_budget_flag:
+            raise ValueError(
+                f"max_budget_usd: {self.preset} cannot enforce a budget itself; drop it (the "
+                "repository's budget still counts what its runs report)"
+            )
+        if self.max_turns is not None and not getattr(preset, "has_turn_limit", True):
+            raise ValueError(
+                f"max_turns: {self.preset} has no turn limit; drop it (timeout_s bounds a run)"
+            )
+        if self.base_url is None and self.api_key_env is None:
+            raise ValueError(
+                f"a {self.preset} agent on the real service needs api_key_env (the name of "
+                "the environment variable holding its API key)"
+            )
 
 
 def _check_env_name(name: str) -> None:

@@ -1,4 +1,5 @@
-"""Run one agent in a worktree: built-in ruff fixers or a command in a contained subprocess."""
+"""Run one agent in a worktree: built-in ruff fixers, or a command or a coding-agent CLI
+preset (bot.agents.preset_run) in a contained subprocess."""
 
 from __future__ import annotations
 
@@ -15,17 +16,12 @@ from typing import Any
 from ruff.__main__ import find_ruff_bin  # type: ignore[import-untyped]
 
 from bot import process
-from bot.agents.briefs import redact_secrets
 from bot.agents.catalog import AgentSpec
-from bot.git.cmd import redact
+from bot.agents.contained import MAX_OUTPUT_BYTES, AgentResult, Capture, agent_env, contained, tail
+from bot.agents.preset_run import run_preset
 from bot.meters import AGENT_RUN_SECONDS
 
 BRIEF_FILE_ENV = "REVIEW_LOOP_BRIEF_FILE"
-# Passed through from the server's environment to every agent; everything else is dropped
-# unless the catalog allow-lists it for that agent.
-SAFE_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM")
-TAIL_BYTES = 8_000
-MAX_OUTPUT_BYTES = 8_000_000
 KILL_GRACE_S = process.KILL_GRACE_S
 _RULE = re.compile(r"[A-Z]+[0-9]*")
 
@@ -46,36 +42,6 @@ class AgentTask:
     task_id: str = ""
 
 
-@dataclass(frozen=True)
-class AgentResult:
-    """How an agent run went. `ok` is False with a readable `error` on any failure."""
-
-    ok: bool
-    exit_code: int | None
-    timed_out: bool
-    duration_s: float
-    stdout_tail: str = ""
-    stderr_tail: str = ""
-    error: str | None = None
-    output: Any = None  # the parsed machine output of an output="json" agent
-    cost_usd: float | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-
-
-@dataclass
-class _Capture:
-    """The outcome of one contained subprocess."""
-
-    exit_code: int | None
-    timed_out: bool
-    stdout: bytes
-    stderr: bytes
-    stdout_truncated: bool
-    duration_s: float
-    error: str | None = None
-
-
 async def run_agent(
     spec: AgentSpec,
     worktree: Path,
@@ -83,17 +49,25 @@ async def run_agent(
     *,
     task: AgentTask,
     environ: Mapping[str, str] | None = None,
+    agents_dir: Path | None = None,
     kill_grace_s: float = KILL_GRACE_S,
 ) -> AgentResult:
     """Run `spec` in `worktree` with `brief`; never raises for a failing agent.
 
     `environ` is where allow-listed variables are taken from (default: the server's own
-    environment, read at call time).
+    environment, read at call time); `agents_dir` is where `make agents` installed the
+    CLIs of presets (`<data_dir>/agents`; None: look on PATH only).
     """
     source_env = os.environ if environ is None else environ
-    if spec.kind in ("builtin", "command"):
+    if spec.kind in ("builtin", "command", "cli"):
         if spec.kind == "builtin":
             result = await _run_builtin(spec, worktree, task, source_env, kill_grace_s)
+        elif spec.kind == "cli":
+            files = sorted({t.path for t in task.targets if _is_relative_inside(t.path)})
+            result = await run_preset(
+                spec, worktree, brief, files=files, source_env=source_env,
+                agents_dir=agents_dir, kill_grace_s=kill_grace_s,
+            )  # fmt: skip
         else:
             result = await _run_command(spec, worktree, brief, source_env, kill_grace_s)
         outcome = "ok" if result.ok else "failed"
@@ -141,9 +115,9 @@ async def _run_builtin(
     stdout, stderr = bytearray(), bytearray()
     for argv in commands:
         with tempfile.TemporaryDirectory(prefix="review-loop-agent-") as home:
-            env = _agent_env(spec, source_env, Path(home))
+            env = agent_env(spec.env, source_env, Path(home))
             remaining = spec.timeout_s - (time.monotonic() - started)
-            run = await _contained(argv, worktree, env, None, remaining, kill_grace_s)
+            run = await contained(argv, worktree, env, None, remaining, kill_grace_s)
         stdout += run.stdout
         stderr += run.stderr
         if run.timed_out or run.error or run.exit_code not in allowed:
@@ -153,15 +127,15 @@ async def _run_builtin(
         exit_code=run.exit_code,
         timed_out=run.timed_out,
         duration_s=time.monotonic() - started,
-        stdout_tail=_tail(stdout, ()),
-        stderr_tail=_tail(stderr, ()),
+        stdout_tail=tail(stdout, ()),
+        stderr_tail=tail(stderr, ()),
     )
     if run.timed_out or run.error or run.exit_code not in allowed:
         return _failed(spec, run, result)
     return result
 
 
-def _failed(spec: AgentSpec, run: _Capture, result: AgentResult) -> AgentResult:
+def _failed(spec: AgentSpec, run: Capture, result: AgentResult) -> AgentResult:
     reason = run.error or (
         f"timed out after {spec.timeout_s:g} s" if run.timed_out else f"exit code {run.exit_code}"
     )
@@ -179,7 +153,7 @@ async def _run_command(
     with tempfile.TemporaryDirectory(prefix="review-loop-agent-") as scratch:
         home = Path(scratch) / "home"
         home.mkdir()
-        env = _agent_env(spec, source_env, home)
+        env = agent_env(spec.env, source_env, home)
         stdin: bytes | None = brief.encode()
         if spec.brief == "file":
             brief_file = Path(scratch) / "brief.md"
@@ -187,15 +161,15 @@ async def _run_command(
             brief_file.chmod(0o600)
             env[BRIEF_FILE_ENV] = str(brief_file)
             stdin = None
-        run = await _contained(spec.argv, worktree, env, stdin, spec.timeout_s, kill_grace_s)
+        run = await contained(spec.argv, worktree, env, stdin, spec.timeout_s, kill_grace_s)
 
     result = AgentResult(
         ok=True,
         exit_code=run.exit_code,
         timed_out=run.timed_out,
         duration_s=run.duration_s,
-        stdout_tail=_tail(run.stdout, secrets),
-        stderr_tail=_tail(run.stderr, secrets),
+        stdout_tail=tail(run.stdout, secrets),
+        stderr_tail=tail(run.stderr, secrets),
     )
     if run.error or run.timed_out or run.exit_code != 0:
         return _failed(spec, run, result)
@@ -280,63 +254,6 @@ def _add(total: int | None, value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return (total or 0) + value
     return total
-
-
-def _agent_env(spec: AgentSpec, source: Mapping[str, str], home: Path) -> dict[str, str]:
-    """Only safe basics, a private HOME and the variables this agent is allow-listed for."""
-    env = {name: source[name] for name in SAFE_ENV if name in source}
-    env.setdefault("PATH", os.defpath)
-    env.setdefault("LANG", "C.UTF-8")
-    env |= {
-        "HOME": str(home),
-        "TMPDIR": str(home),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "XDG_CACHE_HOME": str(home / ".cache"),
-        "XDG_DATA_HOME": str(home / ".local" / "share"),
-        "GIT_TERMINAL_PROMPT": "0",
-        "GIT_CONFIG_NOSYSTEM": "1",
-    }
-    env |= {name: source[name] for name in spec.env if name in source}
-    return env
-
-
-async def _contained(
-    argv: Sequence[str],
-    cwd: Path,
-    env: Mapping[str, str],
-    stdin: bytes | None,
-    timeout_s: float,
-    kill_grace_s: float,
-) -> _Capture:
-    """Run `argv` contained (`bot.process.run`: its own group, killed as a whole on timeout
-    and when it exits); a program that cannot start is a capture with an error."""
-    try:
-        done = await process.run(
-            argv,
-            cwd=cwd,
-            env=env,
-            timeout_s=max(timeout_s, 0.001),
-            stdin=stdin,
-            stdout_limit=MAX_OUTPUT_BYTES,
-            stderr_limit=TAIL_BYTES,
-            kill_grace_s=kill_grace_s,
-        )
-    except process.CannotStart as exc:
-        error = f"cannot start {argv[0]}: {exc.__cause__ or exc}"
-        return _Capture(None, False, b"", b"", False, 0.0, error=error)
-    return _Capture(
-        exit_code=done.returncode,
-        timed_out=done.timed_out,
-        stdout=done.stdout,
-        stderr=done.stderr,
-        stdout_truncated=done.stdout_truncated,
-        duration_s=done.duration_s,
-    )
-
-
-def _tail(data: bytes | bytearray, secrets: Sequence[str]) -> str:
-    text = data[-TAIL_BYTES:].decode(errors="replace")
-    return redact_secrets(redact(text, secrets))
 
 
 def _is_relative_inside(path: str) -> bool:

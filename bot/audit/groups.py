@@ -1,4 +1,4 @@
-"""What one issue is about: one finding, or same-rule findings in one file past a threshold."""
+"""What one issue is about: one finding, or a rule's findings in one PR past a threshold."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from bot.audit.findings import Finding
 
 @dataclass(frozen=True)
 class FindingGroup:
-    """What one issue is about: one finding, or same-rule findings in one file."""
+    """What one issue is about: one finding, or same-rule findings (in one file or several)."""
 
     findings: tuple[Finding, ...]
 
@@ -29,25 +29,33 @@ class FindingGroup:
         return len(self.findings) > 1
 
     @property
+    def paths(self) -> tuple[str, ...]:
+        """The files the group's findings are in, in order."""
+        return tuple(dict.fromkeys(f.path for f in self.findings))
+
+    @property
     def fix(self) -> str | None:
         """The analyzer's fix for the whole group: "safe" only when every finding has one."""
         return next((f.fix for f in self.findings if f.fix != "safe"), "safe")
 
     @property
     def fingerprint(self) -> str:
-        """A lone finding's own fingerprint; for a group, one over analyzer, rule and path."""
+        """A lone finding's own fingerprint; for a group in one file, one over analyzer, rule
+        and path; for a group across files, over analyzer and rule (one issue per rule)."""
         if not self.grouped:
             return self.first.fingerprint
-        key = json.dumps(["group", self.first.analyzer, self.first.rule, self.first.path])
+        first = self.first
+        where = [first.path] if len(self.paths) == 1 else []
+        key = json.dumps(["group", first.analyzer, first.rule, *where])
         return hashlib.sha256(key.encode()).hexdigest()
 
 
 def group_findings(findings: Iterable[Finding], threshold: int) -> list[FindingGroup]:
-    """One group per finding, except that more than `threshold` same-rule findings in one
-    file share a group. Ordered by path and line."""
-    buckets: dict[tuple[str, str, str], list[Finding]] = {}
+    """One group per finding, except that more than `threshold` findings of one rule in the
+    PR share a group, whether in one file or spread over several. Ordered by path and line."""
+    buckets: dict[tuple[str, str], list[Finding]] = {}
     for finding in sorted(findings, key=lambda f: (f.path, f.start_line, f.end_line, f.rule)):
-        buckets.setdefault((finding.analyzer, finding.rule, finding.path), []).append(finding)
+        buckets.setdefault((finding.analyzer, finding.rule), []).append(finding)
     groups: list[FindingGroup] = []
     for bucket in buckets.values():
         if len(bucket) > max(threshold, 1):

@@ -48,6 +48,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "model review cache and call records", _sql_file("0008_model_cache_calls.sql")),
     Migration(9, "the round of each model call", _sql_file("0009_call_rounds.sql")),
     Migration(10, "per-installation cost caps", _sql_file("0010_installation_caps.sql")),
+    Migration(11, "what the bot read from GitHub, cached", _sql_file("0011_github_cache.sql")),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -24,6 +24,7 @@ from githubkit.retry import RetryOption
 
 from bot.config import Settings
 from bot.engine.database import Pool
+from bot.github.memo import Memo
 from bot.github.repo_api import RepoAPI
 from bot.github.throttle import Throttles
 from bot.github.timing import TimedTransport
@@ -75,6 +76,7 @@ class GitHubApp:
     ) -> None:
         self._settings = settings
         self._transport = transport
+        self._pool = pool
         self.sleep = sleep  # every wait between the bot's own retries of GitHub calls
         self._identity: AppIdentity | None = None
         self._identity_lock = asyncio.Lock()
@@ -119,8 +121,14 @@ class GitHubApp:
     async def repo_api(self, gh: GitHub[Any], full_name: str) -> RepoAPI:
         """Operations on one repository that only ever edit this App's own comments and runs."""
         ident = await self.identity()
+        memo = None if self._pool is None else Memo(self._pool, self._settings.github_cache_ttl_s)
         return RepoAPI(
-            gh, full_name, app_id=ident.id or None, bot_login=ident.bot_login, sleep=self.sleep
+            gh,
+            full_name,
+            app_id=ident.id or None,
+            bot_login=ident.bot_login,
+            sleep=self.sleep,
+            memo=memo,
         )
 
     async def identity(self) -> AppIdentity:

@@ -8,6 +8,8 @@ nothing. So a create is retryable by construction and never makes a duplicate.
 
 import asyncio
 import base64
+import hashlib
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -38,6 +40,7 @@ from tenacity import (
 from tenacity.wait import wait_base
 
 from bot.github.markers import parse_marker, with_marker
+from bot.github.memo import Memo
 from bot.github.records import (
     CheckConclusion,
     CheckStatus,
@@ -113,6 +116,7 @@ class RepoAPI:
         bot_login: str | None = None,
         sleep: Sleep = asyncio.sleep,
         create_wait: wait_base = CREATE_WAIT,
+        memo: Memo | None = None,
     ) -> None:
         owner, sep, name = full_name.partition("/")
         if not sep or not owner or not name or "/" in name:
@@ -125,6 +129,7 @@ class RepoAPI:
         self.bot_login = bot_login
         self.sleep = sleep
         self.create_wait = create_wait
+        self.memo = memo  # where the ids of the bot's marked comments are kept
 
     async def _create(
         self, what: str, create: Callable[[], Awaitable[T]], find: Callable[[], Awaitable[T | None]]
@@ -215,8 +220,7 @@ class RepoAPI:
             create_wait=self.create_wait,
         )
         try:
-            info = await org.get_repo()
-            return await org.read_file(path, ref=info.default_branch)
+            return await org.read_file(path)  # no ref: the contents API reads the default branch
         except RequestFailed as exc:
             if _status(exc) not in (403, 404):
                 raise
@@ -480,14 +484,41 @@ class RepoAPI:
         """The bot's one comment carrying exactly `marker`: created once, edited when its text
         changes (replies to different comments carry different markers)."""
         body = cap_text(with_marker(marker, body_without_marker))
+        key = f"comment:{self.full_name}#{number}:{json.dumps(marker, sort_keys=True)}"
+        digest = hashlib.sha256(body.encode()).hexdigest()
+        kept = await self.memo.get(key) if self.memo is not None else None
+        if kept is not None:
+            # Known from an earlier upsert: unchanged costs no request, a change one PATCH.
+            if kept["digest"] == digest:
+                return int(kept["id"])
+            if await self._edit_comment(int(kept["id"]), body):
+                await self._remember_comment(key, int(kept["id"]), digest)
+                return int(kept["id"])
         existing = await self._find_comment(number, marker)
         if existing is None:
-            return await self.comment(number, body)
-        if existing.body != body:
+            comment_id = await self.comment(number, body)
+        else:
+            comment_id = existing.id
+            if existing.body != body:
+                await self._edit_comment(existing.id, body)
+        await self._remember_comment(key, comment_id, digest)
+        return comment_id
+
+    async def _edit_comment(self, comment_id: int, body: str) -> bool:
+        """Edit the bot's comment; False when it is gone (deleted by a person)."""
+        try:
             await self.gh.rest.issues.async_update_comment(
-                self.owner, self.name, existing.id, body=body
+                self.owner, self.name, comment_id, body=body
             )
-        return existing.id
+        except RequestFailed as exc:
+            if _status(exc) != 404:
+                raise
+            return False
+        return True
+
+    async def _remember_comment(self, key: str, comment_id: int, digest: str) -> None:
+        if self.memo is not None:
+            await self.memo.put(key, {"id": comment_id, "digest": digest})
 
     # labels
 

@@ -20,6 +20,8 @@ STOPPED = "stopped"
 AUDITED = "audited"
 WAITING = "waiting"  # `merge_fixes: manual`: fix PRs wait for a person to merge them
 
+HELD_LISTED = 30  # held findings named in the summary; the rest are counted
+
 _STATE_LINE = {
     READY: "✅ **Ready for human review**: no open findings, no fixes running.",
     NEEDS_HUMAN: "🛑 **Needs a human**: {reason}",
@@ -49,6 +51,8 @@ class Summary:
     tasks: Sequence[TaskRow] = ()
     fanout: Sequence[str] = field(default_factory=tuple)  # the latest round's decisions
     spend: Spend | None = None  # what the PR's model calls cost, from the ledger
+    held: Sequence[str] = ()  # titles of findings not filed yet (`max_open_issues` open)
+    max_open_issues: int = 10
 
 
 def render_summary(s: Summary) -> str:
@@ -64,6 +68,16 @@ def render_summary(s: Summary) -> str:
         for issue in s.issues:
             agent = f"`{issue.agent}`" if issue.agent else "—"
             lines.append(f"| #{issue.number} {_cell(issue.title)} | {issue.state} | {agent} |")
+    if s.held:
+        lines += [
+            "",
+            f"{len(s.held)} more finding{'s' if len(s.held) != 1 else ''} wait to be filed "
+            f"until fewer than {s.max_open_issues} of this PR's issues are open "
+            "(`max_open_issues`; the most severe are filed first):",
+        ]
+        lines += [f"- {_cell(title)}" for title in s.held[:HELD_LISTED]]
+        if len(s.held) > HELD_LISTED:
+            lines.append(f"- …and {len(s.held) - HELD_LISTED} more")
     fix_prs = [t for t in s.tasks if t.fix_pr is not None]
     if fix_prs:
         lines += [
@@ -106,31 +120,37 @@ def did_not_land(tasks: Sequence[TaskRow]) -> dict[int, tuple[str, str, str]]:
     return out
 
 
-def render_fix_failure(agent: str, status: str, reason: str, output: str) -> str:
+def render_fix_failure(agent: str, status: str, reason: str, output: str, said: str = "") -> str:
     """The comment on an issue whose fix failed or was refused: why, by which agent, and the
-    end of the agent's output, collapsed."""
+    end of the agent's output and (a coding-agent CLI's) its last message, collapsed."""
     lines = [
         f"**review-loop could not fix this** (agent `{agent}`, {status}): {_one_line(reason)}",
     ]
+    if said.strip():
+        lines += ["", collapsed("What the agent said last", said)]
     if output.strip():
-        longest = max((len(run) for run in re.findall(r"`+", output)), default=0)
-        fence = "`" * max(3, longest + 1)
-        lines += [
-            "",
-            "<details><summary>The end of the agent's output</summary>",
-            "",
-            f"{fence}text",
-            output.rstrip().replace("<!--", "&lt;!--"),
-            fence,
-            "",
-            "</details>",
-        ]
+        lines += ["", collapsed("The end of the agent's output", output)]
     lines += [
         "",
         "<sub>This comment is updated in place on the next failure. `@review-loop retry #n` "
         "on the pull request tries again.</sub>",
     ]
     return "\n".join(lines)
+
+
+def collapsed(summary: str, text: str) -> str:
+    """`text` quoted verbatim in a fence, inside a closed <details> block."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return "\n".join([
+        f"<details><summary>{summary}</summary>",
+        "",
+        f"{fence}text",
+        text.rstrip().replace("<!--", "&lt;!--"),
+        fence,
+        "",
+        "</details>",
+    ])  # fmt: skip
 
 
 def _one_line(text: str) -> str:

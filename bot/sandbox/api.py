@@ -176,6 +176,7 @@ def endpoint(
         exempt = request.headers.get(DRIVER_HEADER) is not None
         headers: dict[str, str] = {}
         plan = Plan()
+        principal: Principal | None = None
         try:
             principal = authenticate(hub, request)
             key = "anonymous" if principal is None else principal.key
@@ -190,6 +191,14 @@ def endpoint(
             # The client gave up (timeout, shutdown) mid-request; nothing was changed.
             return Response(status_code=499)
         response.headers.update(headers)
+        if not exempt:
+            route = request.scope.get("route")
+            hub.faults.record(
+                request.method,
+                getattr(route, "path", request.url.path).removeprefix(API_PREFIX),
+                response.status_code,
+                None if principal is None else principal.kind,
+            )
         if plan.after is not None:
             return await _lose_answer(hub, request, plan.after, response)
         return response

@@ -323,6 +323,10 @@ class Driver:
         data = self._api("GET", f"/repos/{full_name}/commits/{ref}/check-runs")
         return list(data["check_runs"])
 
+    def requests(self, since: int = 0) -> list[Json]:
+        """The bot's API requests so far: method, route template, status, principal kind."""
+        return list(self._call("GET", f"/_sandbox/requests?since={since}"))
+
     def deliveries(self) -> list[Json]:
         return list(self._call("GET", "/_sandbox/deliveries"))
 

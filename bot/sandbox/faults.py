@@ -109,6 +109,7 @@ class Faults:
         self.settings = FaultSettings()
         self._random = random.Random(0)  # noqa: S311 - repeatable faults, not secrets
         self.requests_served = 0
+        self.requests: list[dict[str, Any]] = []  # the bot's requests, in order (see `record`)
         self.injected: Counter[str] = Counter()
         self._creations: dict[str, deque[float]] = {}
         self._bursts: list[int] = []
@@ -127,6 +128,19 @@ class Faults:
     def count_request(self) -> None:
         with self._lock:
             self.requests_served += 1
+
+    def record(self, method: str, route: str, status: int, principal: str | None) -> None:
+        """Log one request the bot made (not the driver's): its method, route template
+        (e.g. `/repos/{owner}/{repo}/issues`), answer status and who called (`app`,
+        `installation`, `user`) -- so tests can count requests per finding."""
+        with self._lock:
+            self.requests.append(
+                {"method": method, "route": route, "status": status, "principal": principal}
+            )
+
+    def requests_since(self, since: int) -> list[dict[str, Any]]:
+        with self._lock:
+            return self.requests[since:]
 
     def plan(self, method: str, path: str) -> Plan:
         """The faults for one API request `method path` (and count them)."""

@@ -182,6 +182,13 @@ async def deliveries(hub: Hub, request: Request, body: dict[str, Any]) -> Any:
     ]
 
 
+async def requests(hub: Hub, request: Request, body: dict[str, Any]) -> Any:
+    """The bot's requests so far (method, route template, status, principal kind);
+    `?since=N` skips the first N."""
+    since = int(request.query_params.get("since", "0"))
+    return hub.faults.requests_since(since)
+
+
 def routes(hub: Hub) -> list[Route]:
     def wrap(handler: AdminHandler) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
@@ -212,6 +219,7 @@ def routes(hub: Hub) -> list[Route]:
         ),
         Route("/_sandbox/installations", wrap(install), methods=["POST"]),
         Route("/_sandbox/faults", wrap(faults), methods=["GET", "POST"]),
+        Route("/_sandbox/requests", wrap(requests), methods=["GET"]),
         Route("/_sandbox/clock", wrap(clock), methods=["POST"]),
         Route("/_sandbox/app", wrap(app_settings), methods=["GET", "POST"]),
         Route("/_sandbox/deliveries", wrap(deliveries), methods=["GET"]),

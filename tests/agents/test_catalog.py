@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -176,3 +178,55 @@ def test_model_agents_name_a_model_a_key_variable_and_a_price(tmp_path: Path) ->
     )
     claude = catalog["claude-verify"]
     assert (claude.kind, claude.timeout_s) == ("anthropic", 30)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        pytest.param({"preset": "goose"}, "there is no preset 'goose'; presets: ", id="unknown"),
+        pytest.param({"kind": "cli"}, "a cli agent needs preset", id="no-preset"),
+        pytest.param({"preset": "codex"}, "needs api_key_env", id="real-service-no-key"),
+        pytest.param(
+            {"preset": "codex", "base_url": "http://127.0.0.1:1", "max_budget_usd": 1.0},
+            "codex cannot enforce a budget itself",
+            id="codex-budget",
+        ),
+        pytest.param(
+            {"preset": "codex", "base_url": "http://127.0.0.1:1", "max_turns": 3},
+            "codex has no turn limit",
+            id="codex-turns",
+        ),
+        pytest.param(
+            {"preset": "claude-code", "api_key_env": "K", "temperature": 0.2},
+            "temperature: not a setting of a cli agent",
+            id="stray",
+        ),
+        pytest.param(
+            {"kind": "command", "argv": ["x"], "max_turns": 3},
+            "max_turns: only for cli agents",
+            id="command-max-turns",
+        ),
+    ],
+)
+def test_cli_entries_are_validated(tmp_path: Path, entry: dict[str, Any], message: str) -> None:
+    """A preset entry names a known preset and only settings its CLI has."""
+    path = tmp_path / "agents.toml"
+    lines = [f"{key} = {json.dumps(value)}" for key, value in entry.items()]
+    path.write_text("[agents.fixer]\n" + "\n".join(lines) + "\n")
+    with pytest.raises(CatalogError, match="agent 'fixer'") as error:
+        load_catalog(path)
+    assert message in str(error.value)
+
+
+def test_a_preset_entry_implies_kind_cli(tmp_path: Path) -> None:
+    path = tmp_path / "agents.toml"
+    path.write_text(
+        '[agents.claude]\npreset = "claude-code"\nmodel = "claude-sonnet-4-5"\n'
+        'api_key_env = "ANTHROPIC_API_KEY"\nmax_turns = 20\nmax_budget_usd = 0.5\n'
+        'extra_args = ["--verbose"]\n'
+    )
+    spec = load_catalog(path)["claude"]
+    assert (spec.kind, spec.preset, spec.max_turns, spec.max_budget_usd) == (
+        "cli", "claude-code", 20, 0.5,
+    )  # fmt: skip
+    assert spec.extra_args == ["--verbose"]

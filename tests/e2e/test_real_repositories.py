@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bot.demo.stack import local_stack, wait_settled
+from bot.github.markers import parse_marker
 from tests.e2e.scenario import (
     AUTHOR,
     REPO,
@@ -194,3 +195,50 @@ async def test_setup_output_is_kept_across_a_batch_and_never_committed(
     assert [t["error"] for t in tasks] == [None] * len(tasks), "no fix failed its tests"
     assert all(t["status"] == "merged" for t in tasks), tasks
     assert touched == {"shop/pricing.py", "shop/tax.py"}
+
+
+async def test_one_rule_across_files_past_the_threshold_is_one_issue_and_one_fix(
+    workdir: Path, e2e_db: str
+) -> None:
+    """Four files each with an unused import and a formatting slip (threshold 3): one issue
+    per rule listing the four files, one fix PR each, closed once the fixes landed."""
+    files = {
+        f"shop/m{n}.py": f'"""M{n}."""\n\nimport os\n\n\ndef f{n}() -> int:\n    return {n}\n'
+        for n in range(4)
+    }
+    async with local_stack(workdir, database_url=e2e_db) as stack:
+        number = await open_pr(stack, pr_files=files)
+        row = await wait_settled(stack, REPO, number)
+        fixes = fix_pulls(stack, number)
+        issues = [i for i in stack.sandbox.driver.issues(REPO) if "pull_request" not in i]
+
+    assert row.state == "ready", row.reason
+    titles = sorted(i["title"] for i in issues)
+    assert titles == ["F401 in 4 files: 4 findings", "format in 4 files: 4 findings"], titles
+    [issue] = [i for i in issues if i["title"].startswith("F401")]
+    assert all(f"shop/m{n}.py" in issue["body"] for n in range(4))
+    assert {i["state"] for i in issues} == {"closed"}
+    assert len(fixes) == 2  # one per issue, not one per file
+
+
+async def test_findings_past_max_open_issues_wait_and_are_filed_as_fixes_close_others(
+    workdir: Path, e2e_db: str
+) -> None:
+    """Five unused imports in five files with `max_open_issues: 2`: at most two issues are
+    open at a time, the others are filed at later heads, and the loop still ends ready."""
+    files = {f"shop/m{n}.py": f'"""M{n}."""\n\nimport os\n\nVALUE = {n}\n' for n in range(5)}
+    config = "max_open_issues: 2\ngroup_threshold: 10\nauditors: [ruff]\n"
+    async with local_stack(workdir, database_url=e2e_db) as stack:
+        number = await open_pr(stack, pr_files=files, config=config)
+        row = await wait_settled(stack, REPO, number)
+        issues = [i for i in stack.sandbox.driver.issues(REPO) if "pull_request" not in i]
+
+    assert row.state == "ready", row.reason
+    assert sorted(i["title"].split(":")[0] for i in issues) == [
+        f"F401 in shop/m{n}.py" for n in range(5)
+    ]
+    assert {i["state"] for i in issues} == {"closed"}
+    filed_at = [parse_marker(i["body"])["sha"] for i in sorted(issues, key=lambda i: i["number"])]
+    # Two at the PR's head, then the rest at heads the fixes made: never more than two open.
+    assert filed_at[0] == filed_at[1] != filed_at[2]
+    assert len(set(filed_at)) >= 3

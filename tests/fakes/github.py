@@ -471,7 +471,9 @@ class FakeGitHub:
         return self._ok(self._comment(comment), 201)
 
     def _update_comment(self, match: re.Match[str], request: httpx.Request) -> httpx.Response:
-        comment = self.comments[int(match.group(1))]
+        comment = self.comments.get(int(match.group(1)))
+        if comment is None:
+            return self._error(404, "Not Found")
         comment.body = json.loads(request.content)["body"]
         return self._ok(self._comment(comment))
 

@@ -83,3 +83,24 @@ def test_a_failed_fix_comment_gives_reason_agent_and_the_agents_output_collapsed
     assert "<details><summary>The end of the agent's output</summary>" in body
     assert "````text\ntried ``` things\nno luck\n````" in body
     assert "<details>" not in report.render_fix_failure("ruff-fix", "refused", "why", "  ")
+    said = report.render_fix_failure("claude", "failed", "401", "", said="Failed to authenticate.")
+    assert "<details><summary>What the agent said last</summary>" in said
+    assert "Failed to authenticate." in said
+
+
+def test_findings_waiting_to_be_filed_are_named_and_counted() -> None:
+    held = [f"E501 in a.py:{n}: line too long" for n in range(33)]
+    text = report.render_summary(
+        report.Summary(
+            state=report.FIXING,
+            reason="2 fixes running",
+            round=1,
+            max_rounds=5,
+            head_sha=HEAD,
+            held=held,
+            max_open_issues=10,
+        )
+    )
+    assert "33 more findings wait to be filed until fewer than 10 of this PR's issues" in text
+    assert "- E501 in a.py:29: line too long" in text and "a.py:30:" not in text
+    assert "- …and 3 more" in text

@@ -65,6 +65,9 @@ class Verdict:
 
 
 class Preset(Protocol):
+    """A preset. Optional attribute, read with getattr: `has_turn_limit: bool` (default True),
+    False when the CLI has no turn limit, so the catalog refuses `max_turns` for it."""
+
     name: str  # the catalog's preset = "..."
     install: Install
     has_budget_flag: bool  # whether the CLI itself enforces max_budget_usd

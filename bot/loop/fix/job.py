@@ -1,6 +1,6 @@
 """What every step of one fix task works with, and how a task (or one of its issues) fails."""
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bot.agents.catalog import AgentSpec
@@ -24,6 +24,7 @@ class TaskFailed(Exception):
         self.tampered = tampered  # the agent touched git's config or hooks
         self.told = told  # its issues were told already (one comment each)
         self.output = ""  # the end of the agent's output, when an agent ran
+        self.said = ""  # a coding-agent CLI's last message, when one ran
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class FixJob:
     clone_url: str
     token: str
     merge_method: MergeMethod = "merge"  # how its fix PR is merged into the PR branch
+    # What a coding-agent CLI said it did, per issue fixed: shown collapsed in the fix PR.
+    agent_notes: dict[int, str] = field(default_factory=dict)
 
     async def check_lease(self) -> None:
         """Raise LeaseLost unless this task still holds its issue: before every side effect."""

@@ -7,7 +7,7 @@ its PR left open. A fix the new head no longer needs is closed as obsolete.
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import NoReturn
 
 from tenacity import (
@@ -27,6 +27,7 @@ from bot.github.repo_api import RepoAPI
 from bot.loop.fix.branch import TaskBranch, descends, head_of, reset_worktree
 from bot.loop.fix.job import FixJob, TaskFailed
 from bot.loop.fix.verify import audit_fix_pr, verify_against
+from bot.loop.report import collapsed
 from bot.loop.store import REJECTED_ERROR
 
 log = logging.getLogger(__name__)
@@ -66,10 +67,11 @@ def fix_pr_text(
     not_fixed: Sequence[tuple[int, str]],
     issue_title: str | None,
     cost: str = "",
+    notes: Mapping[int, str] | None = None,
 ) -> tuple[str, str]:
     """Title and body of the fix PR for the `fixed` issues (`issue_title`: the one issue's);
     `not_fixed` names the batch's issues that failed, with why; `cost` what the run's model
-    calls cost."""
+    calls cost; `notes` what a coding-agent CLI said it did, per issue, shown collapsed."""
     if len(fixed) != 1:
         title = f"Fix {len(fixed)} findings: " + ", ".join(f"#{n}" for n in fixed)
     elif issue_title is None:
@@ -85,6 +87,9 @@ def fix_pr_text(
         body += "\nNot fixed here: " + ", ".join(f"#{n} ({why})" for n, why in not_fixed)
     if cost:
         body += ("\n\n" if not_fixed else "\n") + cost + "\n"
+    for number, note in (notes or {}).items():
+        if number in fixed and note.strip():
+            body += "\n" + collapsed(f"What agent `{agent}` said about #{number}", note)
     return title, body
 
 

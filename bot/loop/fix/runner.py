@@ -16,7 +16,9 @@ import time
 import uuid
 
 from bot.agents.briefs import BriefFinding, BriefTask, build_brief, redact_secrets
-from bot.agents.catalog import MODEL_KINDS, AgentSpec
+from bot.agents.catalog import MODEL_KINDS, PAID_KINDS, AgentSpec
+from bot.agents.contained import AgentResult
+from bot.agents.models import ModelCall
 from bot.agents.runner import AgentTask, FixTarget, run_agent
 from bot.audit.commits import audit_commit
 from bot.audit.findings import Finding
@@ -51,9 +53,10 @@ from bot.loop.fix.verify import (
 )
 from bot.loop.fleet import Fleet
 from bot.loop.model_store import ModelStore
+from bot.loop.repo_cache import repo_cache
 from bot.loop.repo_commands import RepoCommandFailed, run_repo_command
 from bot.loop.store import HELD, REJECTED_ERROR, LoopStore, TaskRow, failures_text
-from bot.repo_config import RepoConfig, load_repo_config
+from bot.repo_config import RepoConfig
 
 LEASE_TTL_S = 120.0
 ERROR_CHARS = 2000  # of a task's `error`
@@ -61,6 +64,7 @@ OUTPUT_LINES = 40  # of an agent's output, quoted on an issue whose fix failed
 OUTPUT_CHARS = 4000
 FIX_FAILED_COMMENT = "fix-failed"
 FIX_COST_COMMENT = "fix-cost"
+CLI_PURPOSE = "cli-fix"  # a coding-agent CLI's whole run, in the model-call ledger
 # How a fix ends that its issues are told about ("rejected": a person closed the fix PR,
 # and knows; "stale" and "obsolete": nothing failed).
 TOLD_STATUSES = ("failed", "refused", "conflict")
@@ -93,7 +97,9 @@ async def tell_failure(
 ) -> None:
     """The one comment on issue `number` that says why its latest fix did not land (and what
     the task's model calls cost)."""
-    body = report.render_fix_failure(agent, failure.status, failure.reason, failure.output)
+    body = report.render_fix_failure(
+        agent, failure.status, failure.reason, failure.output, failure.said
+    )
     if cost:
         body += f"\n\n{cost}"
     await api.upsert_comment(number, {"kind": FIX_FAILED_COMMENT, "issue": number}, body)
@@ -124,8 +130,9 @@ async def _run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> N
     pr = await api.get_pull(task.pr_number) if task.pr_number is not None else None
     if pr is not None and pr.state != "open":
         raise TaskFailed("obsolete", "the pull request was closed")
-    repo_info = await api.get_repo()
-    config = await load_repo_config(api, repo_info.default_branch)
+    cached = repo_cache(fleet.runtime, api)
+    repo_info = await cached.repo()
+    config = await cached.config()
     if task.fix_pr is not None and await _fix_pr_settled(api, store, task, config):
         return
     spec = fleet.catalog.get(task.agent)
@@ -133,7 +140,7 @@ async def _run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> N
         raise TaskFailed("failed", f"no agent {task.agent!r} in the server's catalog")
     models = ModelStore(fleet.runtime.pool)
     reservation: int | None = None
-    if spec.kind in MODEL_KINDS:
+    if spec.kind in PAID_KINDS:
         # Checked again as the run starts: tasks of the round that ran meanwhile have spent.
         recorded = await models.expected_cost(task.repo, task.agent)
         expected = first_run_estimate(spec.price) if recorded is None else recorded
@@ -366,7 +373,11 @@ async def fix_issue(
         wt.path,
         _brief(issue, targets),
         task=AgentTask(targets=agent_targets, task_id=str(t.id)),
+        agents_dir=job.fleet.runtime.settings.installed_agents_dir,
     )
+    if job.spec.kind == "cli":
+        await _record_cli_run(job, result)
+        job.agent_notes[number] = result.final_message
     try:
         identity = await job.identity()
         if not result.ok:
@@ -386,8 +397,34 @@ async def fix_issue(
         await branch.push(wt)  # a checkpoint a successor can resume from
     except TaskFailed as exc:
         exc.output = exc.output or _output_excerpt(result.stderr_tail, result.stdout_tail)
+        exc.said = exc.said or result.final_message
         raise
     return True
+
+
+async def _record_cli_run(job: FixJob, result: AgentResult) -> None:
+    """Keep what a coding-agent CLI's run cost, as one call in the model-call ledger the
+    budgets read: the cost it reported, else its tokens at the catalog's price (None: unknown)."""
+    spec, t = job.spec, job.task
+    tokens_in, tokens_out = result.input_tokens or 0, result.output_tokens or 0
+    cost = result.cost_usd
+    if cost is None and spec.price is not None and result.input_tokens is not None:
+        price = spec.price
+        cost = (tokens_in * price.input_per_mtok + tokens_out * price.output_per_mtok) / 1e6
+    call = ModelCall(
+        agent=t.agent,
+        model=spec.model or f"{spec.preset} default",
+        purpose=CLI_PURPOSE,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        cost_usd=cost,
+        duration_s=result.duration_s,
+        attempts=1,
+        error=result.error,
+    )
+    await ModelStore(job.fleet.runtime.pool).record_calls(
+        [call], repo=t.repo, pr_number=t.pr_number, task_id=t.id, round=t.round
+    )
 
 
 def _output_excerpt(*parts: str) -> str:
@@ -422,7 +459,7 @@ async def _propose(
     t = job.task
     issue_title = (await job.api.get_issue(fixed[0])).title if len(fixed) == 1 else None
     cost = (await ModelStore(job.fleet.runtime.pool).task_cost(t.id)).line()
-    title, body = fix_pr_text(t.agent, fixed, not_fixed, issue_title, cost)
+    title, body = fix_pr_text(t.agent, fixed, not_fixed, issue_title, cost, job.agent_notes)
     fix_pr = await open_fix_pr(job, title, body, fixed)
     if cost:  # each issue is told what its fix cost, once per fix PR
         await job.check_lease()

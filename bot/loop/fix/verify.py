@@ -47,17 +47,20 @@ def verify(
 
 
 def targets_of(findings: list[Finding], marker: dict[str, object]) -> list[Finding]:
-    """The findings an issue's marker names: one finding, or a same-rule group in a file."""
+    """The findings an issue's marker names: one finding, or a same-rule group (in one file,
+    or in every file of the PR)."""
     fp = marker.get("fp")
     if not isinstance(fp, str):
         return []
     singles = [f for f in findings if f.fingerprint == fp]
     if singles:
         return singles
-    buckets: dict[tuple[str, str, str], list[Finding]] = {}
+    by_rule: dict[tuple[str, str], list[Finding]] = {}
+    by_file: dict[tuple[str, str, str], list[Finding]] = {}
     for f in findings:
-        buckets.setdefault((f.analyzer, f.rule, f.path), []).append(f)
-    for same in buckets.values():
+        by_rule.setdefault((f.analyzer, f.rule), []).append(f)
+        by_file.setdefault((f.analyzer, f.rule, f.path), []).append(f)
+    for same in (*by_rule.values(), *by_file.values()):
         if len(same) > 1 and FindingGroup(tuple(same)).fingerprint == fp:
             return same
     return []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import quote
 
 from bot.audit.findings import Finding
@@ -28,7 +28,7 @@ def render_issue(
     and `why_no_agent` says why no agent will fix it."""
     first = group.first
     if group.grouped:
-        title = f"{first.rule} in {first.path}: {len(group.findings)} findings"
+        title = f"{first.rule} in {_files(group)}: {len(group.findings)} findings"
     else:
         title = f"{first.rule} in {first.path}: {_first_line(first.message)}"
     if len(title) > MAX_TITLE:
@@ -42,7 +42,8 @@ def render_issue(
             link = _location(finding, repo_url, head_sha)
             parts.append(f"- {link}: {_safe(_first_line(finding.message))}\n\n{_fenced(finding)}")
         if len(group.findings) > len(listed):
-            parts.append(f"…and {len(group.findings) - len(listed)} more in this file.")
+            where = "this file" if len(group.paths) == 1 else "these files"
+            parts.append(f"…and {len(group.findings) - len(listed)} more in {where}.")
         if _same_message(group):
             why = f"**Why:** {_safe(first.message)}"
         else:  # the findings say different things; the rule's own explanation covers them all
@@ -112,7 +113,13 @@ def _headline(
     group: FindingGroup, pr_number: int, pr_url: str, repo_url: str | None, head_sha: str
 ) -> str:
     first = group.first
-    where = _location(first, repo_url, head_sha, whole_file=group.grouped)
+    if len(group.paths) > 1:
+        where = ", ".join(
+            _location(replace(first, path=path), repo_url, head_sha, whole_file=True)
+            for path in group.paths[:MAX_LISTED]
+        )
+    else:
+        where = _location(first, repo_url, head_sha, whole_file=group.grouped)
     count = f"{len(group.findings)} findings of " if group.grouped else ""
     return (
         f"{count}**`{first.rule}`** ({first.analyzer}, {first.category}) in {where}, "
@@ -141,6 +148,11 @@ def _fenced(finding: Finding) -> str:
     suffix = finding.path[finding.path.rfind(".") :] if "." in finding.path else ""
     language = _LANGUAGES.get(suffix, "")
     return f"{fence}{language}\n{finding.snippet}\n{fence}"
+
+
+def _files(group: FindingGroup) -> str:
+    paths = group.paths
+    return paths[0] if len(paths) == 1 else f"{len(paths)} files"
 
 
 def _first_line(text: str) -> str:

@@ -93,6 +93,7 @@ class LedgerPlan:
     waived: tuple[int, ...] = ()  # findings still present whose issue a person closed or waived
     unchanged: tuple[int, ...] = ()
     issue_for: Mapping[str, int] = field(default_factory=dict)  # fingerprint -> issue number
+    held: tuple[IssueDraft, ...] = ()  # not filed yet: the PR has `max_open` issues open
 
     @property
     def has_changes(self) -> bool:
@@ -100,12 +101,17 @@ class LedgerPlan:
 
 
 def plan_ledger(
-    drafts: Sequence[IssueDraft], existing: Sequence[ExistingIssue], head_sha: str
+    drafts: Sequence[IssueDraft],
+    existing: Sequence[ExistingIssue],
+    head_sha: str,
+    max_open: int | None = None,
 ) -> LedgerPlan:
     """What to create, update, close and reopen so the ledger matches the audit at `head_sha`.
 
     `existing` is the bot's issues for this pull request (selected by marker). Issues a
-    person closed or waived are never touched and their findings never filed again.
+    person closed or waived are never touched and their findings never filed again. New
+    issues are filed only while fewer than `max_open` of the PR's issues are open, the most
+    severe first; the others are `held` until fixes close some (a round's worth at a time).
     """
     by_fp: dict[str, list[ExistingIssue]] = {}
     for issue in sorted(existing, key=lambda i: i.number):
@@ -170,6 +176,14 @@ def plan_ledger(
             if issue.state == "open" and not issue.waived
         )
 
+    held: list[IssueDraft] = []
+    if max_open is not None:
+        # Kept open and reopened: what stays open whatever is filed now.
+        open_now = sum(1 for n in issue_for.values() if n not in waived)
+        room = max(0, max_open - open_now)
+        ranked = sorted(create, key=_severity_rank)  # stable: audit order among equals
+        create, held = ranked[:room], ranked[room:]
+
     return LedgerPlan(
         create=tuple(create),
         update=tuple(update),
@@ -179,7 +193,16 @@ def plan_ledger(
         waived=tuple(waived),
         unchanged=tuple(unchanged),
         issue_for=issue_for,
+        held=tuple(held),
     )
+
+
+# Model reviewers' severities and SARIF levels; an analyzer that gives none ranks as medium.
+_RANKS = {"critical": 0, "error": 1, "high": 1, "medium": 2, "warning": 2, "low": 3, "note": 3}
+
+
+def _severity_rank(draft: IssueDraft) -> int:
+    return min(_RANKS.get(f.severity or "medium", 2) for f in draft.group.findings)
 
 
 def _changed(issue: ExistingIssue, draft: IssueDraft, head_sha: str) -> bool:

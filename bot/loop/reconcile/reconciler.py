@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bot.agents.catalog import MODEL_KINDS
+from bot.agents.catalog import PAID_KINDS
 from bot.agents.models import PullRequestText
 from bot.agents.routing import explain_route
 from bot.audit.commits import audit_commit
@@ -54,8 +54,9 @@ from bot.loop.reconcile.decide import (
 from bot.loop.reconcile.fanout import Costs
 from bot.loop.reconcile.issue_text import draft_issue
 from bot.loop.reconcile.ledger import ExistingIssue, LedgerPlan, plan_ledger
+from bot.loop.repo_cache import repo_cache
 from bot.loop.store import LoopStore, PrRow, TaskRow
-from bot.repo_config import RepoConfig, RepoConfigError, load_repo_config
+from bot.repo_config import RepoConfig, RepoConfigError
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class PrReconciler:
         if decision is not None:
             await self._report(pr, decision, facts.config)
             return
-        await self.api.ensure_labels(LABELS)
+        await repo_cache(self.fleet.runtime, self.api).ensure_labels(LABELS)
         if opted_in_by_command(facts):
             await self.fleet.runtime.leases.check(self.lease)
             await self.api.add_labels(self.number, [LOOP_LABEL])
@@ -124,7 +125,10 @@ class PrReconciler:
         await self.apply(decision)
         tasks = await self.store.tasks_for_pr(self.repo, self.number)
         open_findings = ledger.open_findings()  # waived findings are neither counted nor shown
-        await self._report(pr, decision, facts.config, ledger.lines, tasks, open_findings)
+        held = [d.title for d in ledger.plan.held]
+        await self._report(
+            pr, decision, facts.config, ledger.lines, tasks, open_findings, held=held
+        )
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -145,14 +149,15 @@ class PrReconciler:
         )
         if not pull.open:
             return Facts(pull, loop), ""
-        repo_info = await self.api.get_repo()
+        cached = repo_cache(self.fleet.runtime, self.api)
+        repo_info = await cached.repo()
         own = is_own_fix_pr(
             self.repo, pr.head_repo, pr.head_ref, pr.base_ref, repo_info.default_branch
         )
         pull = replace(pull, own_fix_pr=own)
         self._default_branch = repo_info.default_branch
         try:
-            config = await load_repo_config(self.api, repo_info.default_branch)
+            config = await cached.config()
         except RepoConfigError as exc:
             return Facts(pull, loop, config_error=str(exc)), repo_info.clone_url
         spend = await self.model_store.spend(self.repo, self.number, loop.round)
@@ -179,7 +184,7 @@ class PrReconciler:
             if costs is not None:
                 measured[agent] = Costs(*costs)
             spec = self.fleet.catalog.get(agent)
-            if spec is not None and spec.kind in MODEL_KINDS:
+            if spec is not None and spec.kind in PAID_KINDS:
                 paid.add(agent)
                 expected[agent] = await self._expected_cost(agent)
         return Planner(
@@ -329,7 +334,7 @@ class PrReconciler:
             if draft.why_no_agent is not None:
                 why_no_agent[group.fingerprint] = draft.why_no_agent
             drafts.append(draft)
-        plan = plan_ledger(drafts, existing, pr.head_sha)
+        plan = plan_ledger(drafts, existing, pr.head_sha, config.max_open_issues)
         issue_for, created = await self._apply_ledger(plan, pr.head_sha)
         return Ledger(
             plan,
@@ -455,6 +460,7 @@ class PrReconciler:
         tasks: Sequence[TaskRow] = (),
         findings: Sequence[Finding] = (),
         noun: str = "open finding",
+        held: Sequence[str] = (),
     ) -> None:
         """Tell the decision as far as it says: the PR's row, the check run, or everyone.
         `findings` are those the check run annotates and counts (as `noun`s)."""
@@ -475,6 +481,8 @@ class PrReconciler:
             tasks=tasks,
             fanout=await self.store.plans(self.repo, self.number),
             spend=await self.model_store.spend(self.repo, self.number, decision.round),
+            held=held,
+            max_open_issues=config.max_open_issues,
         )
         await self.fleet.runtime.leases.check(self.lease)
         await self.api.upsert_comment(

@@ -20,6 +20,13 @@ CODE_AFTER_FIX = "Code after the fix"
 UNTRUSTED = "untrusted"
 
 _FILE = re.compile(r"^File: (.+?)\s*$", re.MULTILINE)
+# How coding-agent CLIs tell their model where they run: Claude Code's "CWD: /path", Gemini
+# CLI's "working directory: /path" and Codex's "<cwd>/path</cwd>".
+_CWD = re.compile(
+    r"^\s*(?:CWD|Primary working directory|[Ww]orking directory)\s*:\s*(/\S+)\s*$"
+    r"|<cwd>(/[^<]+)</cwd>",
+    re.MULTILINE,
+)
 _SECTION = re.compile(r"^## (.+?)\s*$", re.MULTILINE)
 _NUMBERED = re.compile(r"^\s*(\d+) ([+ ]) ?(.*)$")
 _FENCE = re.compile(r"^\s*(`{3,})(\S*)\s*$")
@@ -28,6 +35,21 @@ _FENCE = re.compile(r"^\s*(`{3,})(\S*)\s*$")
 def file_paths(text: str) -> list[str]:
     """The paths named on `File:` lines, in order, without repeats."""
     return list(dict.fromkeys(match.strip("`") for match in _FILE.findall(text)))
+
+
+# The coding-agent brief names each finding's file as "<analyzer> <rule> in `<path>`, line N".
+_FINDING_FILE = re.compile(r" in `([^`]+)`, line \d+")
+
+
+def agent_files(text: str) -> list[str]:
+    """The files a brief names: its `File:` lines, else its findings' "in `path`, line N"."""
+    return file_paths(text) or list(dict.fromkeys(_FINDING_FILE.findall(text)))
+
+
+def working_dir(text: str) -> str | None:
+    """The absolute working directory a coding agent's prompt states, or None."""
+    match = _CWD.search(text)
+    return None if match is None else (match[1] or match[2]).strip()
 
 
 def section(text: str, title: str) -> str | None:

@@ -75,10 +75,32 @@ class Say:
 
 @dataclass(frozen=True)
 class Call:
-    """A coding agent's turn that calls a tool."""
+    """A coding agent's turn that calls a tool. In its string arguments `{cwd}` stands for
+    the agent's working directory (as its system prompt states it) and `{file}` for the
+    first file the brief names (`prompts.agent_files`): Claude Code's Read and Edit want
+    absolute paths."""
 
     name: str
     arguments: Mapping[str, Any]
+
+    def filled(self, ask: Ask) -> dict[str, Any]:
+        """The arguments with `{cwd}` and `{file}` filled in from `ask`."""
+        cwd = prompts.working_dir(ask.system) or prompts.working_dir(ask.prompt) or "."
+        files = prompts.agent_files(ask.brief) or prompts.agent_files(ask.prompt)
+        values = {"{cwd}": cwd, "{file}": files[0] if files else ""}
+
+        def fill(value: Any) -> Any:
+            if isinstance(value, str):
+                for token, text in values.items():
+                    value = value.replace(token, text)
+                return value
+            if isinstance(value, list):
+                return [fill(item) for item in value]
+            if isinstance(value, dict):
+                return {key: fill(item) for key, item in value.items()}
+            return value
+
+        return {key: fill(value) for key, value in self.arguments.items()}
 
 
 @dataclass
@@ -216,7 +238,7 @@ class Scenario:
             return Answer(text=turn.text)
         if turn.name not in ask.tools:
             return Answer(text=f"{refusal_text(model, None)} (tool {turn.name!r} not offered)")
-        return Answer(tool=ToolCall(turn.name, json.dumps(dict(turn.arguments))))
+        return Answer(tool=ToolCall(turn.name, json.dumps(turn.filled(ask))))
 
 
 def scripted_name(model: str) -> str:

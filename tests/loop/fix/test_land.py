@@ -182,6 +182,18 @@ def test_fix_pr_text(
         assert got_body == body
 
 
+def test_fix_pr_text_shows_what_a_cli_agent_said_collapsed() -> None:
+    """A coding-agent CLI's last message per fixed issue is quoted in a closed <details>."""
+    _, body = fix_pr_text(
+        "claude", [3], [], "Unused import", notes={3: "Removed ```os```.", 9: "x"}
+    )
+    assert (
+        "<details><summary>What agent `claude` said about #3</summary>\n\n"
+        "````text\nRemoved ```os```.\n````\n\n</details>"
+    ) in body
+    assert "#9" not in body  # only the issues this PR fixes
+
+
 async def test_a_base_modified_while_merging_is_tried_again(fake: FakeGitHub, api: RepoAPI) -> None:
     """GitHub answers 405 (not 409) "Base branch was modified" when another merge landed at
     that moment: the merge is tried again, not taken for a conflict."""

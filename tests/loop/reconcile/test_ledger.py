@@ -92,15 +92,15 @@ def test_same_rule_findings_in_one_file_group_only_past_the_threshold() -> None:
     assert group.grouped and [f.start_line for f in group.findings] == [1, 2, 3, 9]
 
 
-def test_groups_never_mix_rules_or_files() -> None:
-    """Grouping is per analyzer, rule and file; output is ordered by path and line."""
+def test_groups_never_mix_rules_but_span_files() -> None:
+    """Grouping is per analyzer and rule: past the threshold a rule's findings in every file
+    of the PR are one issue; output is ordered by path and line."""
     findings = [finding(f"x{n}", n) for n in range(1, 5)]
     findings += [finding("y", 2, rule="E501"), finding("z", 1, path="src/b.py")]
     groups = group_findings(findings, 3)
-    assert [(g.first.path, g.first.rule, len(g.findings)) for g in groups] == [
-        ("src/a.py", "F401", 4),
-        ("src/a.py", "E501", 1),
-        ("src/b.py", "F401", 1),
+    assert [(g.first.path, g.first.rule, len(g.findings), g.paths) for g in groups] == [
+        ("src/a.py", "F401", 5, ("src/a.py", "src/b.py")),
+        ("src/a.py", "E501", 1, ("src/a.py",)),
     ]
 
 
@@ -347,3 +347,28 @@ def test_plan_details_carry_the_text_to_write() -> None:
     assert plan.reopen[0].body == draft(B).body
     assert NEW_SHA in plan.reopen[0].comment
     assert plan.issue_for == {MOVED_A.fingerprint: 1, B.fingerprint: 3}
+
+
+def test_new_issues_wait_while_max_open_are_open_and_the_most_severe_go_first() -> None:
+    """With 2 allowed open and 1 open already, one of the new findings is filed: the most
+    severe; the others are held (named in the summary) for a later reconcile."""
+    low = FindingGroup((dataclasses.replace(finding("x = 1", 5, path="src/b.py"), severity="low"),))
+    high = FindingGroup(
+        (dataclasses.replace(finding("y = 2", 9, path="src/c.py"), severity="high"),)
+    )
+    plan = plan_ledger([draft(A), draft(B), draft(low), draft(high)], [issue(1, A)], NEW_SHA, 2)
+
+    assert [d.fingerprint for d in plan.create] == [high.fingerprint]
+    assert {d.fingerprint for d in plan.held} == {B.fingerprint, low.fingerprint}
+    assert plan.unchanged == (1,)
+
+    # Once the open one is fixed and closed, the rest of the room goes to the held findings,
+    # the unranked (medium) before the low one.
+    later = plan_ledger([draft(B), draft(low)], [issue(1, A, "closed", "completed")], NEW_SHA, 2)
+    assert [d.fingerprint for d in later.create] == [B.fingerprint, low.fingerprint]
+    assert later.held == ()
+
+
+def test_every_open_issue_counts_against_max_open_so_nothing_new_is_filed() -> None:
+    plan = plan_ledger([draft(A), draft(B), draft(C)], [issue(1, A), issue(2, B)], NEW_SHA, 2)
+    assert plan.create == () and [d.fingerprint for d in plan.held] == [C.fingerprint]

@@ -157,6 +157,34 @@ def test_agent_turns_are_picked_by_counting_tool_results() -> None:
                                                            tool_results=2)).text  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("system", "brief"),
+    [
+        pytest.param("CWD: /w/t\nDate: today", "Fix it.\n\nFile: src/a.py\n", id="claude-code"),
+        pytest.param(
+            "",
+            "<environment_context><cwd>/w/t</cwd></environment_context>\n"
+            "1. ruff F401 in `src/a.py`, line 3: unused",
+            id="codex-agent-brief",
+        ),
+    ],
+)
+def test_a_scripted_call_gets_the_agents_directory_and_file(system: str, brief: str) -> None:
+    """`{cwd}` and `{file}` in a call's arguments become the directory the agent's prompt
+    states and the file its brief names (Claude Code's Edit wants absolute paths)."""
+    scenario = Scenario(turns=[Call("Edit", {"file_path": "{cwd}/{file}", "n": ["{file}"]})])
+    question = Ask(
+        route="anthropic.messages",
+        model="m",
+        system=system,
+        messages=(Message("user", brief),),
+        tools=("Edit",),
+    )
+    answer = scenario.answer(question)
+    assert answer.tool is not None
+    assert json.loads(answer.tool.arguments) == {"file_path": "/w/t/src/a.py", "n": ["src/a.py"]}
+
+
 def test_a_turn_calling_a_tool_not_offered_is_refused() -> None:
     """The script cannot call a tool the client did not declare."""
     scenario = Scenario(turns=[Call("Bash", {"cmd": "rm -rf /"})])

@@ -1,0 +1,54 @@
+"""What the bot read from GitHub and may use again without asking, shared by every process.
+
+Rows of `review_loop_github_cache` (migration 11), each a key and a JSON value, younger than
+`ttl_s`. `bot.loop.repo_cache` keeps a repository's metadata, config files and labels here;
+`RepoAPI` keeps the ids (and text digests) of the bot's own marked comments, so editing one
+needs no listing, and an unchanged one no request at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from bot.engine.database import Pool
+
+
+class Memo:
+    """Keyed JSON values younger than `ttl_s` (0: nothing is kept)."""
+
+    def __init__(self, pool: Pool, ttl_s: float) -> None:
+        self._pool = pool
+        self.ttl_s = ttl_s
+
+    async def get(self, key: str) -> Any:
+        """The value kept under `key`, or None when there is none (or it is too old)."""
+        if self.ttl_s <= 0:
+            return None
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """SELECT value FROM review_loop_github_cache
+                    WHERE key = %s AND fetched_at > now() - make_interval(secs => %s)""",
+                (key, self.ttl_s),
+            )
+            row = await cur.fetchone()
+        return None if row is None else row["value"]
+
+    async def put(self, key: str, value: Any) -> None:
+        if self.ttl_s <= 0:
+            return
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                """INSERT INTO review_loop_github_cache (key, value) VALUES (%s, %s)
+                    ON CONFLICT (key) DO UPDATE
+                    SET value = EXCLUDED.value, fetched_at = now()""",
+                (key, Jsonb(value)),
+            )
+
+    async def forget(self, *patterns: str) -> None:
+        """Drop the keys matching any of the SQL LIKE `patterns`."""
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "DELETE FROM review_loop_github_cache WHERE key LIKE ANY(%s)", (list(patterns),)
+            )

@@ -1,0 +1,105 @@
+"""A repository's metadata, config files and labels, read from GitHub once for every job.
+
+Every reconcile, fix task and command needs the repository (its default branch, clone URL,
+merge methods) and its config (its own `.github/review-loop.yml`, laid over its owner's
+`.github` repository's): read from GitHub each time, that was 3 requests a job, two of them
+404s when the owner has no `.github` repository, and each reconcile listed the labels. The
+answers are kept in the database (`bot.github.memo`), so every process shares them, for
+`github_cache_ttl_s`; a push that changes a config file (handlers/push.py) forgets them at
+once, so a mended config applies to the next job. A 404 is kept like a file: the absence of
+the owner's `.github` repository is remembered too. A change GitHub sends no event for here
+(the default branch renamed, merge methods changed in Settings) is seen within the TTL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict
+
+from bot.engine.database import Pool
+from bot.github.memo import Memo
+from bot.github.records import RepoInfo
+from bot.github.repo_api import RepoAPI
+from bot.repo_config import ORG_CONFIG_REPO, RepoConfig, load_repo_config
+from bot.runtime import Runtime
+
+
+def _repo_key(repo: str) -> str:
+    return f"repo:{repo}"
+
+
+def _file_key(repo: str, path: str, ref: str | None) -> str:
+    return f"file:{repo}:{ref or ''}:{path}"
+
+
+def _org_file_key(owner: str, path: str) -> str:
+    return f"org-file:{owner}:{path}"
+
+
+class RepoCache:
+    """What `api`'s repository looks like, through the shared cache (`ttl_s` 0: no cache)."""
+
+    def __init__(self, api: RepoAPI, memo: Memo) -> None:
+        self.api = api
+        self._memo = memo
+
+    async def repo(self) -> RepoInfo:
+        key = _repo_key(self.api.full_name)
+        found = await self._memo.get(key)
+        if found is not None:
+            data = dict(found)
+            return RepoInfo(**{**data, "merge_methods": tuple(data["merge_methods"])})
+        info = await self.api.get_repo()
+        await self._memo.put(key, asdict(info))
+        return info
+
+    async def config(self) -> RepoConfig:
+        """The config in force: the repository's file on its default branch over its
+        owner's (`RepoConfigError` when it does not validate)."""
+        return await load_repo_config(self, (await self.repo()).default_branch)
+
+    async def ensure_labels(self, specs: Mapping[str, tuple[str, str]]) -> None:
+        """`RepoAPI.ensure_labels`, skipped while the cache says they were made (a label a
+        person deletes meanwhile comes back with the next labelling: GitHub creates the
+        labels an issue is given)."""
+        key = f"labels:{self.api.full_name}"
+        found = await self._memo.get(key)
+        if found is not None and set(specs) <= set(found["names"]):
+            return
+        await self.api.ensure_labels(specs)
+        await self._memo.put(key, {"names": sorted(specs)})
+
+    # the ConfigFiles protocol of bot.repo_config
+
+    async def read_file(self, path: str, ref: str | None = None) -> str | None:
+        key = _file_key(self.api.full_name, path, ref)
+        found = await self._memo.get(key)
+        if found is not None:
+            return None if found["text"] is None else str(found["text"])
+        text = await self.api.read_file(path, ref)
+        await self._memo.put(key, {"text": text})
+        return text
+
+    async def read_org_file(self, path: str) -> str | None:
+        key = _org_file_key(self.api.owner, path)
+        found = await self._memo.get(key)
+        if found is not None:
+            return None if found["text"] is None else str(found["text"])
+        text = await self.api.read_org_file(path)
+        await self._memo.put(key, {"text": text})
+        return text
+
+
+def repo_cache(runtime: Runtime, api: RepoAPI) -> RepoCache:
+    """`api`'s repository through the runtime's shared cache."""
+    return RepoCache(api, Memo(runtime.pool, runtime.settings.github_cache_ttl_s))
+
+
+async def forget_repo(pool: Pool, repo: str) -> None:
+    """Forget what was read of `repo`; of an owner's `.github` repository, also the
+    organisation-wide config every repository of that owner inherits."""
+    owner, name = repo.split("/", 1)
+    patterns = [_repo_key(repo), f"file:{repo}:%"]
+    if name == ORG_CONFIG_REPO:
+        patterns.append(_org_file_key(owner, "%"))
+    await Memo(pool, 0).forget(*patterns)

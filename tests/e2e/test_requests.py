@@ -1,0 +1,42 @@
+"""What the loop asks GitHub: the repository and its config are read once, not per job."""
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bot.demo.stack import local_stack, wait_settled
+from tests.e2e.scenario import REPO, open_pr
+
+pytestmark = pytest.mark.slow
+
+FILES = {
+    "shop/a.py": '"""A."""\n\nimport os\n\n\ndef a() -> str:\n    return "a"\n',
+    "shop/b.py": '"""B."""\n\nimport json\n\n\ndef b() -> str:\n    return "b"\n',
+}
+
+
+async def test_repository_config_and_labels_are_read_once_for_the_whole_loop(
+    workdir: Path, e2e_db: str
+) -> None:
+    """Several reconciles and fix tasks run; the repository, its config file, the owner's
+    absent `.github` repository and the labels are each asked for once."""
+    async with local_stack(workdir, database_url=e2e_db) as stack:
+        number = await open_pr(stack, pr_files=FILES)
+        row = await wait_settled(stack, REPO, number)
+        requests = await asyncio.to_thread(stack.sandbox.driver.requests)
+        async with stack.runtime.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT count(*) AS n FROM procrastinate_jobs WHERE task_name = ANY(%s)",
+                (["reconcile_pr", "run_fix_task"],),
+            )
+            ran = (await cur.fetchone())["n"]
+
+    assert row.state == "ready", row.reason
+    asked = Counter((r["method"], r["route"], r["status"]) for r in requests)
+    assert ran >= 4  # reconciles and fix tasks: each once read the repository and config
+    assert asked["GET", "/repos/{owner}/{repo}", 200] == 1, asked
+    # The repository's own config file and the owner's `.github` one: both absent, once each.
+    assert asked["GET", "/repos/{owner}/{repo}/contents/{path:path}", 404] == 2, asked
+    assert asked["GET", "/repos/{owner}/{repo}/labels", 200] == 1, asked
