@@ -262,7 +262,7 @@ async def _fix_batch(
     held: list[tuple[int, str]] = []  # left for later: the budget was reached meanwhile
     run_started = time.monotonic()
     for index, number in enumerate(t.issues):
-        if index and job.spec.kind in MODEL_KINDS:
+        if index and job.spec.kind in PAID_KINDS:
             # A batch's model calls spend as it goes: past a budget no further issue starts.
             why = await _budget_reached(job)
             if why is not None:
@@ -423,7 +423,12 @@ async def _record_cli_run(job: FixJob, result: AgentResult) -> None:
         error=result.error,
     )
     await ModelStore(job.fleet.runtime.pool).record_calls(
-        [call], repo=t.repo, pr_number=t.pr_number, task_id=t.id, round=t.round
+        [call],
+        repo=t.repo,
+        pr_number=t.pr_number,
+        task_id=t.id,
+        round=t.round,
+        installation_id=t.installation_id,
     )
 
 
