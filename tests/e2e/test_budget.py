@@ -17,7 +17,7 @@ from bot.loop.model_store import ModelStore
 from bot.sandbox.models import Edit, ModelSandbox, Rule, Scenario
 from tests.e2e.scenario import AUTHOR, REPO, fix_pulls, open_pr, task_rows
 from tests.e2e.test_llm_loop import CART, CONFIG, NEGATIVE_COUNT, catalog, summary_comment
-from tests.e2e.worker_processes import open_prs, worker_processes
+from tests.e2e.worker_processes import FILES_PER_PR, open_prs, worker_processes
 from tests.modelsandbox import API_KEY, KEY_VAR
 
 pytestmark = pytest.mark.slow
@@ -179,6 +179,7 @@ price = {{ input_per_mtok = 3.0, output_per_mtok = 15.0 }}
 # What one run of the scripted fixer costs on these PRs (493 tokens in, 65 out at $3 / $15 per
 # million): the fixer's history, recorded in the repository beforehand, so what each run is
 # expected to cost is what it costs from the first run on.
+PRS = 4
 RUN = ModelCall("fixer", "scripted-fixer-model", "fix", 493, 65, 0.002454, 0.05, 1)
 
 
@@ -187,26 +188,28 @@ RUN = ModelCall("fixer", "scripted-fixer-model", "fix", 493, 65, 0.002454, 0.05,
 async def test_the_installation_cap_holds_across_two_worker_processes(
     workdir: Path, scale_db: str, models: ModelSandbox
 ) -> None:
-    """Two worker processes, three fix tasks at a time each, fix 3 PRs x 5 findings with a
-    priced model fixer under a daily cap that fits about five runs: what the installation
+    """Two worker processes, four fix tasks at a time each, fix 4 PRs x 5 findings with a
+    priced model fixer under a daily cap that fits about eight runs: what the installation
     spent passes the cap by less than one run's expected cost, the runs past it never start
-    (held, no model call), and their PRs go to a person naming the cap, what was spent and
-    how to raise it.
+    (not queued, or held as they start: no model call), and their PRs go to a person naming
+    the cap, what was spent and how to raise it.
 
     The bound: a run starts only when spent + reserved (the expected cost of the runs under
     way, each reserved under the installation's row lock, so no two workers admit against
-    the same figures) + its own expected cost stays within the cap. The cap is then passed
+    the same figures) + its own expected cost (per issue, times the issues of its batch)
+    stays within the cap. The cap is then passed
     only by how much the runs under way cost above what they were expected to cost: here a
-    few prompt tokens, far less than one run. (Without the lock both workers would admit the
-    runs that fill the cap, each on its own reading: several runs over it.)"""
+    few prompt tokens, far less than one run. (That the lock is what keeps two processes
+    from both admitting against one reading is shown directly, without timing luck, by
+    tests/loop/test_budget.py::test_two_processes_admit_no_more_than_the_cap_between_them.)"""
     models.scenario = Scenario([UNUSED_OS])
     catalog = fixer_catalog(workdir, models)
-    cap = 0.0125
+    cap = 0.02
     settings: dict[str, Any] = {
         "heartbeat_s": 1.0,
         "stalled_after_s": 30.0,
         "reaper_interval_s": 2.0,
-        "worker_concurrency": 3,
+        "worker_concurrency": 4,
         "fanout": "parallel",
         "installation_daily_usd": cap,
     }
@@ -217,7 +220,7 @@ async def test_the_installation_cap_holds_across_two_worker_processes(
         for i in range(5):  # no installation: they define the average, not the spend
             await models_store.record_calls([RUN], repo=REPO, pr_number=None, task_id=10**6 + i)
         with worker_processes(stack, workdir, scale_db, 2, **settings):
-            numbers = await open_prs(stack, 3, CAPPED)
+            numbers = await open_prs(stack, PRS, CAPPED)
             rows = [await wait_settled(stack, REPO, n, timeout=300) for n in numbers]
             tasks = await task_rows(stack, "id, status")
             spend = await models_store.installation_spend(rows[0].installation_id)
@@ -236,7 +239,8 @@ async def test_the_installation_cap_holds_across_two_worker_processes(
     assert spend.day_usd == pytest.approx(spent) and spend.reserved_usd == 0.0
     assert len(fix_requests) == len(calls) > 0
     called = {c["task_id"] for c in calls}
-    assert held and not called & set(held), "a held run made no model call"
+    assert not called & set(held), "a held run made no model call"
+    assert len(calls) < PRS * FILES_PER_PR, "the cap left findings unfixed"
     assert called <= set(merged)
     stopped = [r for r in rows if r.state == "needs-human"]
     assert stopped, "a PR with held runs goes to a person"

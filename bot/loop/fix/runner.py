@@ -142,8 +142,10 @@ async def _run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> N
     reservation: int | None = None
     if spec.kind in PAID_KINDS:
         # Checked again as the run starts: tasks of the round that ran meanwhile have spent.
+        # Expected per issue: a batch reserves for each of its issues.
         recorded = await models.expected_cost(task.repo, task.agent)
-        expected = first_run_estimate(spec.price) if recorded is None else recorded
+        per_issue = first_run_estimate(spec.price) if recorded is None else recorded
+        expected = per_issue * len(task.issues)
         if config.budget is not None and task.pr_number is not None:
             spend = await models.spend(task.repo, task.pr_number, task.round)
             held = over_budget(config.budget, spend, expected, expected)
