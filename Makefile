@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEPLOY_TOOLS := $(VENV)/.deploy-tools
 
 .PHONY: demo test lint typecheck serve sandbox clean bench-fanout deploy-check bench-intake \
-	browser-tools bench-context agents
+	browser-tools bench-context agents chaos
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,12 @@ bench-intake: $(STAMP)
 		|| { echo "bench-intake needs wrk: install the Debian package wrk (apt-get install wrk);" \
 		          "the package registry could not be reached from here" >&2; exit 2; }
 	$(BIN)/python -m bench.intake $(BENCH_ARGS)
+
+# Not part of `make test` (one trial of two kinds is: tests/test_chaos.py): 20 seeded trials
+# per kind, about 70 minutes on 2 cores. CHAOS_ARGS="--trials 3 --kinds faults --seed 7".
+CHAOS_ARGS ?= --trials 20
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .review-loop .pytest_cache .mypy_cache

@@ -18,7 +18,7 @@ import httpx
 import uvicorn
 from dotenv import dotenv_values
 
-from bot import liveness
+from bot import held_secrets, liveness
 from bot.config import ConfigError, Settings, unknown_settings
 from bot.logs import setup_logging
 from bot.web import signing
@@ -291,11 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="keep the demo's working folder")
     demo.add_argument(
         "--scenario",
-        choices=["llm", "budget", "ruff"],
+        choices=["llm", "budget", "ruff", "cli-agents"],
         default="llm",
         help="llm (default): ruff's findings and a scripted model reviewer's and fixer's (the "
         "local model sandbox); budget: the same under a per-PR budget that holds the model "
-        "fixer (ends needs-human); ruff: the built-in analyzers and fixers only",
+        "fixer (ends needs-human); ruff: the built-in analyzers and fixers only; cli-agents: "
+        "the real Claude Code, Codex, aider and Gemini CLI (after `make agents`) as fixers, on "
+        "scripted models",
     )
     sandbox = sub.add_parser("sandbox", help="run the local GitHub sandbox alone")
     sandbox.add_argument("--port", type=int, default=8010)
@@ -320,12 +322,40 @@ def _warn_unknown_settings() -> None:
         logging.getLogger("bot.config").warning("%s", warning)
 
 
+def _settings(*, long_running: bool) -> Settings:
+    """The settings. A long-running process (serve, web, worker) first re-execs itself with
+    its secrets moved out of the environment (`bot.held_secrets`), then makes itself
+    non-dumpable: the programs it runs for repositories cannot read them from /proc."""
+    if not long_running:
+        return Settings()
+    secrets = held_secrets.take_secrets()
+    if not secrets:
+        held_secrets.reexec_without_secrets(
+            held_secrets.secret_names(os.environ, _agent_variables(Settings()))
+        )
+    held_secrets.make_undumpable()
+    return Settings(**held_secrets.settings_overrides(secrets))  # type: ignore[arg-type]
+
+
+def _agent_variables(settings: Settings) -> list[str]:
+    """The variables the agent catalog passes to agents (API keys, allow-listed names): held
+    like the bot's own secrets. A catalog that does not load is reported later, at start."""
+    from bot.agents.catalog import CatalogError, load_catalog
+
+    try:
+        catalog = load_catalog(settings.agents_file)
+    except (CatalogError, OSError):
+        return []
+    names = [name for spec in catalog.values() for name in spec.env]
+    return names + [spec.api_key_env for spec in catalog.values() if spec.api_key_env]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "setup":
         return _setup(args)  # runs before any credentials exist: no Settings
     try:
-        settings = Settings()
+        settings = _settings(long_running=args.command in ("serve", "web", "worker"))
         level = settings.log_level
         if args.command == "demo" and level.upper() == "INFO":
             level = "WARNING"  # the demo prints its own progress
@@ -349,6 +379,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.demo.llm import main as llm_demo_main
 
             return llm_demo_main(as_json=args.json, keep=args.keep, scenario=args.scenario)
+        elif args.command == "demo" and args.scenario == "cli-agents":
+            from bot.demo.cli_agents import main as cli_demo_main
+
+            return cli_demo_main(
+                as_json=args.json,
+                keep=args.keep,
+                agents_dir=settings.installed_agents_dir.absolute(),
+            )
         elif args.command == "demo":
             from bot.demo.run import main as demo_main
 

@@ -12,9 +12,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
 PREFIX = "REVIEW_LOOP_"
 # REVIEW_LOOP_* names that are not server settings: what the bot sets for an agent, the
-# tests' database, and the compose file's key group.
+# tests' database, the compose file's key group, and the pipe of secrets after the re-exec.
 NOT_SETTINGS = frozenset(
-    {"REVIEW_LOOP_BRIEF_FILE", "REVIEW_LOOP_TEST_DATABASE_URL", "REVIEW_LOOP_KEY_GID"}
+    {
+        "REVIEW_LOOP_BRIEF_FILE",
+        "REVIEW_LOOP_TEST_DATABASE_URL",
+        "REVIEW_LOOP_KEY_GID",
+        "REVIEW_LOOP_SECRETS_FD",
+    }
 )
 
 

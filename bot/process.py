@@ -4,13 +4,21 @@ A timeout sends the group SIGTERM, then SIGKILL after a grace period; cancelling
 kills the group at once; whatever the program leaves running in its group is killed when it
 exits. Input and output go through unlinked temporary files, not pipes, so a leftover child
 that holds them open (or that escaped the group) cannot stall the caller.
+
+Code that comes from a repository (its `setup` and `test`, agents) runs `confined`: where the
+OS allows it (util-linux `unshare`, as root or with unprivileged user namespaces), in its own
+PID namespace with its own /proc, so it sees no process of the bot's: neither the worker's
+`/proc/<pid>/environ` and `cmdline` nor any other. Elsewhere it runs unconfined, and only the
+worker's being non-dumpable (`bot.held_secrets`) keeps a non-root program out of its /proc.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -19,11 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-__all__ = ["CannotStart", "Completed", "group_alive", "kill_group", "run"]
+__all__ = ["CannotStart", "Completed", "confinement", "group_alive", "kill_group", "run"]
 
 KILL_GRACE_S = 5.0
 GROUP_EXIT_WAIT_S = 5.0
 _POLL_S = 0.01
+_PROBE_TIMEOUT_S = 10.0
+_confinement: tuple[str, ...] | None = None
+log = logging.getLogger(__name__)
 
 
 class CannotStart(OSError):
@@ -63,14 +74,23 @@ async def run(
     stderr_limit: int | None = None,
     stderr_to_stdout: bool = False,
     kill_grace_s: float = KILL_GRACE_S,
+    confined: bool = False,
 ) -> Completed:
     """Run `argv` in `cwd` with exactly `env` and return how it ended; never raises for the
     program's own failure (exit code, timeout: see `Completed`).
 
     `stdin` is fed to the program (None: it reads nothing). Of each output only the last
     `*_limit` bytes are kept (None: all of it). Raises `CannotStart` when the program cannot
-    be started; cancellation kills the group and propagates.
+    be started; cancellation kills the group and propagates. `confined`: run it in its own
+    PID namespace where the OS allows (see the module's docstring).
     """
+    if confined and (prefix := await confinement()):
+        # Inside the namespace a program that cannot start is exit 127: find out here.
+        program = _find_program(argv[0], cwd, env)
+        if program is None or not cwd.is_dir():
+            missing = argv[0] if program is None else f"the directory {cwd}"
+            raise CannotStart(f"cannot start {argv[0]} in {cwd}: {missing} not found")
+        argv = [*prefix, program, *argv[1:]]
     started = time.monotonic()
     with contextlib.ExitStack() as files:
         stdout_file = files.enter_context(tempfile.TemporaryFile(prefix="review-loop-out-"))
@@ -130,6 +150,56 @@ async def _wait(proc: asyncio.subprocess.Process, timeout_s: float, grace_s: flo
             await proc.wait()
         await _wait_group_gone(proc.pid)
     return timed_out
+
+
+async def confinement() -> tuple[str, ...]:
+    """The argv prefix that runs a program in its own PID namespace with a /proc of its own
+    (`unshare`), or () where this OS refuses one; probed once per process."""
+    global _confinement
+    if _confinement is None:
+        _confinement = await _probe_confinement()
+        if not _confinement:
+            log.warning(
+                "repository code runs without its own PID namespace (`unshare --pid` is missing "
+                "or refused here): it can see the bot's processes; see docs/operations.md"
+            )
+    return _confinement
+
+
+async def _probe_confinement() -> tuple[str, ...]:
+    unshare = shutil.which("unshare")
+    if unshare is None or not Path("/proc/self").is_dir():
+        return ()
+    # --kill-child: the namespace dies with `unshare`, which the process group kill reaches.
+    prefix = [unshare, "--pid", "--fork", "--mount-proc", "--kill-child"]
+    if os.geteuid() != 0:
+        prefix[1:1] = ["--user", "--map-current-user"]
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *prefix,
+            "true",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError:
+        return ()
+    try:
+        code = await asyncio.wait_for(proc.wait(), _PROBE_TIMEOUT_S)
+    except TimeoutError:
+        kill_group(proc.pid)
+        await proc.wait()
+        return ()
+    return tuple(prefix) if code == 0 else ()
+
+
+def _find_program(name: str, cwd: Path, env: Mapping[str, str]) -> str | None:
+    """Where exec would find `name` (a path: relative to `cwd`), or None."""
+    if os.sep in name:
+        path = cwd / name
+        return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+    return shutil.which(name, path=env.get("PATH", os.defpath))
 
 
 def kill_group(pgid: int, sig: signal.Signals = signal.SIGKILL) -> None:

@@ -31,6 +31,22 @@ def process_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def processes_with_argument(argument: str) -> list[int]:
+    """The running (not zombie) processes, seen from here, with `argument` in their command
+    line: how a test finds a program that runs in a PID namespace of its own, whose pids
+    mean nothing here."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if argument.encode() in cmdline.read_bytes().split(b"\0") and process_alive(
+                int(cmdline.parent.name)
+            ):
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
 @dataclass
 class Remote:
     """A bare repository standing in for GitHub, and a clone the "humans" push from."""

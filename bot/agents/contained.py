@@ -92,6 +92,7 @@ async def contained(
             stdout_limit=MAX_OUTPUT_BYTES,
             stderr_limit=TAIL_BYTES,
             kill_grace_s=kill_grace_s,
+            confined=True,  # sees no process of the bot's, where the OS allows
         )
     except process.CannotStart as exc:
         error = f"cannot start {argv[0]}: {exc.__cause__ or exc}"

@@ -4,7 +4,6 @@ preset (bot.agents.preset_run) in a contained subprocess."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
 import time
@@ -15,7 +14,7 @@ from typing import Any
 
 from ruff.__main__ import find_ruff_bin  # type: ignore[import-untyped]
 
-from bot import process
+from bot import held_secrets, process
 from bot.agents.catalog import AgentSpec
 from bot.agents.contained import MAX_OUTPUT_BYTES, AgentResult, Capture, agent_env, contained, tail
 from bot.agents.preset_run import run_preset
@@ -55,10 +54,11 @@ async def run_agent(
     """Run `spec` in `worktree` with `brief`; never raises for a failing agent.
 
     `environ` is where allow-listed variables are taken from (default: the server's own
-    environment, read at call time); `agents_dir` is where `make agents` installed the
-    CLIs of presets (`<data_dir>/agents`; None: look on PATH only).
+    environment, read at call time, with the secrets held since start-up); `agents_dir` is
+    where `make agents` installed the CLIs of presets (`<data_dir>/agents`; None: look on
+    PATH only).
     """
-    source_env = os.environ if environ is None else environ
+    source_env = held_secrets.environ_with_secrets() if environ is None else environ
     if spec.kind in ("builtin", "command", "cli"):
         if spec.kind == "builtin":
             result = await _run_builtin(spec, worktree, task, source_env, kill_grace_s)

@@ -41,6 +41,7 @@ async def run_repo_command(
             stdout_limit=OUTPUT_LIMIT,
             stderr_to_stdout=True,
             kill_grace_s=0,  # a command past its time is stopped at once, as CI would
+            confined=True,  # sees no process of the bot's, where the OS allows
         )
     finally:
         shutil.rmtree(home, ignore_errors=True)

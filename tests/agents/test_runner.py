@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from bot.agents.catalog import BUILTINS, AgentSpec
 from bot.agents.runner import AgentTask, FixTarget, parse_json_output, run_agent
 from bot.git.worktrees import Worktree, changed_files
-from tests.gitrepos import process_alive
+from tests.gitrepos import processes_with_argument
 
 NO_TASK = AgentTask()
 
@@ -136,14 +137,16 @@ async def test_command_agent_with_brief_file_gets_its_path_in_the_environment(
 
 async def test_agent_past_its_timeout_is_killed_with_its_children(tmp_path: Path) -> None:
     """A timeout kills the whole process group, including a child that ignores SIGTERM."""
-    pid_file = tmp_path / "grandchild.pid"
+    started = tmp_path / "grandchild.started"
+    marker = f"grandchild-{uuid.uuid4()}"
     spec = agent(
         tmp_path,
         f"""
         import subprocess, sys, time
         child = subprocess.Popen([sys.executable, "-c",
-            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"])
-        open({str(pid_file)!r}, "w").write(str(child.pid))
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)",
+            {marker!r}])
+        open({str(started)!r}, "w").write(str(child.pid))
         time.sleep(60)
         """,
         timeout_s=1,
@@ -154,25 +157,28 @@ async def test_agent_past_its_timeout_is_killed_with_its_children(tmp_path: Path
     assert not result.ok and result.timed_out
     assert result.error is not None and "timed out after 1 s" in result.error
     assert result.duration_s < 5
-    assert not process_alive(int(pid_file.read_text()))
+    assert started.exists()
+    assert processes_with_argument(marker) == []
 
 
 async def test_leftover_background_processes_are_killed_when_the_agent_exits(
     tmp_path: Path,
 ) -> None:
     """An agent that exits leaving a background process behind does not leave it running."""
-    pid_file = tmp_path / "background.pid"
+    started = tmp_path / "background.started"
+    marker = f"background-{uuid.uuid4()}"
     spec = agent(
         tmp_path,
         f"""
         import subprocess, sys
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-        open({str(pid_file)!r}, "w").write(str(child.pid))
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", {marker!r}])
+        open({str(started)!r}, "w").write(str(child.pid))
         """,
     )
     result = await run_agent(spec, tmp_path, "", task=NO_TASK)
     assert result.ok, result.error
-    assert not process_alive(int(pid_file.read_text()))
+    assert started.exists()
+    assert processes_with_argument(marker) == []
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ class Worker:
     def ran(self, run: "AgentRun") -> bool:
         """Whether this worker started `run`: its worktree lies in the worker's data directory.
         (The run's parent pid is no proof: an agent whose worker was killed before it logged
-        its start reports init as its parent.)"""
+        its start reports init as its parent, and an agent in its own PID namespace sees 0.)"""
         return run.cwd.startswith(f"{self.data_dir.resolve()}{os.sep}")
 
 

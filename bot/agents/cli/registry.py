@@ -6,10 +6,12 @@ its pin in `pins.py`, and one line here.
 
 from __future__ import annotations
 
-from bot.agents.cli import claude_code, codex
+from bot.agents.cli import aider, claude_code, codex, gemini_cli
 from bot.agents.cli.base import Preset
 
 PRESETS: dict[str, Preset] = {
     "claude-code": claude_code.PRESET,
     "codex": codex.PRESET,
+    "aider": aider.PRESET,
+    "gemini-cli": gemini_cli.PRESET,
 }

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from bot import held_secrets
 from bot.agents.briefs import redact_secrets
 from bot.agents.catalog import AgentSpec
 from bot.agents.models.backend import NO_KEY, Backend, Completion, StructuredRequest
@@ -189,13 +189,14 @@ def open_model_client(
 ) -> ModelClient:
     """The client for catalog entry `spec` (kind `openai` or `anthropic`).
 
-    The API key is read from `environ` (default: the process environment, read now) under
+    The API key is read from `environ` (default: the process environment, read now, with the
+    secrets held since start-up: `bot.held_secrets`) under
     the entry's `api_key_env`; it is held by the SDK client and never logged.
     """
     from bot.agents.models.anthropic_messages import AnthropicMessages
     from bot.agents.models.openai_chat import OpenAIChat
 
-    source = os.environ if environ is None else environ
+    source = held_secrets.environ_with_secrets() if environ is None else environ
     if spec.api_key_env is None:
         key = NO_KEY
     else:

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bot.sandbox.models.prompts import AGENT_BRIEF
+
 # The prompt size the sandbox reports and records: words and punctuation marks, a rough
 # stand-in for a tokenizer that needs no vocabulary and counts the same on every machine.
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -56,8 +58,10 @@ class Ask:
     @property
     def brief(self) -> str:
         """The latest brief: the bot puts its whole brief in one user message, which names
-        its files on `File:` lines. A repair request names none, so it is the first user
-        message of a short conversation; one long session holds a brief per task."""
+        its files on `File:` lines (a coding agent's brief opens with `Fix N finding(s)`). A
+        repair request names none, so it is the first user message of a short conversation;
+        one long session holds a brief per task. A CLI that opens with example turns (aider)
+        has them before the brief, so they are not counted as answers."""
         return self.messages[self._brief_at].text if self.messages else ""
 
     @property
@@ -70,7 +74,11 @@ class Ask:
         users = [i for i, m in enumerate(self.messages) if m.role == "user"]
         if not users:
             return 0
-        named = [i for i in users if _FILE_LINE.search(self.messages[i].text)]
+        named = [
+            i
+            for i in users
+            if _FILE_LINE.search(self.messages[i].text) or AGENT_BRIEF.search(self.messages[i].text)
+        ]
         return named[-1] if named else users[0]
 
     @property

@@ -3,7 +3,8 @@
 The bot and the sandbox share these conventions (and nothing else; the sandbox imports no
 bot code): every file a brief contains is named on a line `File: <path>`; the parts of a
 brief are Markdown sections `## <title>`; code sits in backtick fences; the review brief
-numbers its lines as `<number> <mark> <code>`, where the mark `+` means "changed by the PR".
+numbers its lines as `<number> <mark> <code>`, where the mark `+` means "changed by the PR";
+a coding agent's brief opens a line with `Fix <N> finding(s) in the repository`.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ UNTRUSTED = "untrusted"
 
 _FILE = re.compile(r"^File: (.+?)\s*$", re.MULTILINE)
 # How coding-agent CLIs tell their model where they run: Claude Code's "CWD: /path", Gemini
-# CLI's "working directory: /path" and Codex's "<cwd>/path</cwd>".
+# CLI's "- **Workspace Directories:**" list (the first one) and Codex's "<cwd>/path</cwd>".
 _CWD = re.compile(
     r"^\s*(?:CWD|Primary working directory|[Ww]orking directory)\s*:\s*(/\S+)\s*$"
-    r"|<cwd>(/[^<]+)</cwd>",
+    r"|<cwd>(/[^<]+)</cwd>"
+    r"|Workspace Directories:\**\s*\n\s*- (/\S+)",
     re.MULTILINE,
 )
+AGENT_BRIEF = re.compile(r"(?m)^Fix \d+ findings? in the repository")
 _SECTION = re.compile(r"^## (.+?)\s*$", re.MULTILINE)
 _NUMBERED = re.compile(r"^\s*(\d+) ([+ ]) ?(.*)$")
 _FENCE = re.compile(r"^\s*(`{3,})(\S*)\s*$")
@@ -49,7 +52,7 @@ def agent_files(text: str) -> list[str]:
 def working_dir(text: str) -> str | None:
     """The absolute working directory a coding agent's prompt states, or None."""
     match = _CWD.search(text)
-    return None if match is None else (match[1] or match[2]).strip()
+    return None if match is None else (match[1] or match[2] or match[3]).strip()
 
 
 def section(text: str, title: str) -> str | None:

@@ -4,7 +4,8 @@ A `Rule` is one thing the scripted reviewer looks for (a regex over one changed 
 another regex shows the code already handles it); the same rule scripts the fixer's edits for
 its findings and lets the verifier judge a fix (resolved when the pattern is gone from the
 code it is shown). Coding-agent CLIs get `turns`, picked by counting the tool results (or,
-without tools, the assistant turns) already in the request. Anything without a script gets a
+without tools, the assistant turns) already in the request; `agents` gives a model name
+its own turns, so one sandbox drives several CLIs at once. Anything without a script gets a
 *scripted refusal*: a valid reply that says it is scripted and has no script for this.
 """
 
@@ -109,20 +110,18 @@ class Scenario:
 
     rules: list[Rule] = field(default_factory=list)
     turns: list[Say | Call] = field(default_factory=list)
+    agents: dict[str, list[Say | Call]] = field(default_factory=dict)  # model name -> turns
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Scenario:
         """A scenario from JSON: `{"rules": [{...Rule, "fixes": [{...Edit}]}], "turns":
-        [{"say": text} | {"call": name, "arguments": {...}}]}`."""
+        [{"say": text} | {"call": name, "arguments": {...}}], "agents": {model: [turns]}}`."""
         rules = [
             Rule(**{**rule, "fixes": tuple(Edit(**edit) for edit in rule.get("fixes", ()))})
             for rule in data.get("rules", ())
         ]
-        turns: list[Say | Call] = [
-            Say(turn["say"]) if "say" in turn else Call(turn["call"], turn.get("arguments", {}))
-            for turn in data.get("turns", ())
-        ]
-        return cls(rules, turns)
+        agents = {str(model): _turns(turns) for model, turns in (data.get("agents") or {}).items()}
+        return cls(rules, _turns(data.get("turns", ())), agents)
 
     def answer(self, ask: Ask, *, fault: str | None = None) -> Answer:
         """The scripted answer to `ask`, bent by a content `fault` if one was drawn."""
@@ -228,17 +227,25 @@ class Scenario:
 
     def _turn(self, ask: Ask) -> Answer:
         model = scripted_name(ask.model)
+        turns = self.agents.get(ask.model, self.turns)
         index = ask.tool_results if ask.tools else ask.assistant_turns
-        if index >= len(self.turns):
-            if self.turns:
+        if index >= len(turns):
+            if turns:
                 return Answer(text=f"Scripted agent ({model}): done, no more scripted turns.")
             return Answer(text=refusal_text(model, None))
-        turn = self.turns[index]
+        turn = turns[index]
         if isinstance(turn, Say):
             return Answer(text=turn.text)
         if turn.name not in ask.tools:
             return Answer(text=f"{refusal_text(model, None)} (tool {turn.name!r} not offered)")
         return Answer(tool=ToolCall(turn.name, json.dumps(turn.filled(ask))))
+
+
+def _turns(data: Sequence[Mapping[str, Any]]) -> list[Say | Call]:
+    return [
+        Say(turn["say"]) if "say" in turn else Call(turn["call"], turn.get("arguments", {}))
+        for turn in data
+    ]
 
 
 def scripted_name(model: str) -> str:

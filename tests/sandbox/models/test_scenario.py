@@ -213,3 +213,32 @@ def test_a_scenario_reads_from_json() -> None:
     )
     assert scenario.rules[0].fixes == (Edit("a", "b"),)
     assert scenario.turns == [Say("hi"), Call("Edit", {"a": 1})]
+
+
+def test_each_model_name_plays_its_own_agent_turns() -> None:
+    """One sandbox drives several CLIs: `agents` picks turns by the model the request names;
+    other models get the shared `turns`."""
+    scenario = Scenario.from_json(
+        {
+            "turns": [{"say": "shared"}],
+            "agents": {"gem": [{"call": "replace", "arguments": {"file_path": "{cwd}/a.py"}}]},
+        }
+    )
+    gemini_context = "<session_context>\n- **Workspace Directories:**\n  - /w/repo\n"
+    gem = Ask("gemini.generate", "gem", "", (Message("user", gemini_context),), tools=("replace",))
+    answer = scenario.answer(gem)
+    assert answer.tool is not None
+    assert json.loads(answer.tool.arguments) == {"file_path": "/w/repo/a.py"}
+    assert scenario.answer(ask("go", None, tools=("replace",))).text == "shared"
+
+
+def test_a_tool_less_agent_counts_its_answers_from_the_brief_not_from_example_turns() -> None:
+    """aider opens with example user/assistant turns; its first real answer is turn 0."""
+    examples = [Message("user", "Change get_factorial()"), Message("assistant", "example")]
+    brief = Message("user", "Fix 1 finding in the repository checked out in the current dir.")
+    scenario = Scenario(turns=[Say("first"), Say("second")])
+    first = Ask("openai.chat", "m", "", (*examples, brief))
+    assert scenario.answer(first).text == "first"
+    retry = Ask("openai.chat", "m", "", (*examples, brief, Message("assistant", "first"),
+                                         Message("user", "the SEARCH block failed")))  # fmt: skip
+    assert scenario.answer(retry).text == "second"
