@@ -200,7 +200,7 @@ async def run_cli_demo(
                 tasks = list(await cur.fetchall())
     finally:
         await asyncio.to_thread(models.stop)
-    fixed_by = {}
+    fixed_by: dict[str, dict[str, Any]] = {}
     for preset, (name, path, _) in AGENTS.items():
         runs = [c for c in calls if c.agent == name]
         fixed_by[path] = {
