@@ -282,7 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="seconds the heartbeat may be old (default: REVIEW_LOOP_STALLED_AFTER_S)",
     )
-    status = sub.add_parser("status", help="recent deliveries, jobs by state, leases")
+    status = sub.add_parser(
+        "status", help="recent deliveries, jobs by state, leases, model cost totals"
+    )
     status.add_argument("--json", action="store_true")
     demo = sub.add_parser("demo", help="run the whole loop against the local GitHub sandbox")
     demo.add_argument("--json", action="store_true", help="end with one JSON line of results")

@@ -174,17 +174,21 @@ class ModelStore:
         )
 
     async def expected_cost(self, repo: str, agent: str) -> float | None:
-        """What one run of `agent` is expected to cost: the mean of its latest recorded runs
-        in the repository (a fix task's calls are one run, a review call is one); None: none
-        recorded yet."""
+        """What `agent` is expected to cost per issue it works on: the mean of its latest
+        recorded runs in the repository, each run's cost divided by the issues it worked on
+        (a fix task's calls are one run, over its fixed and failed issues; a review call is
+        one); None: none recorded yet."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 """SELECT AVG(usd) AS mean FROM (
-                       SELECT COALESCE(SUM(cost_usd), 0) AS usd
-                         FROM review_loop_model_calls
-                        WHERE repo = %s AND agent = %s
-                        GROUP BY COALESCE(task_id, -id)
-                        ORDER BY MAX(id) DESC LIMIT %s) AS runs""",
+                       SELECT COALESCE(SUM(c.cost_usd), 0) / GREATEST(1, MAX(
+                                  COALESCE(cardinality(t.fixed) + cardinality(t.failed), 0)))
+                                  AS usd
+                         FROM review_loop_model_calls c
+                         LEFT JOIN review_loop_tasks t ON t.id = c.task_id
+                        WHERE c.repo = %s AND c.agent = %s
+                        GROUP BY COALESCE(c.task_id, -c.id)
+                        ORDER BY MAX(c.id) DESC LIMIT %s) AS runs""",
                 (repo, agent, RUNS_AVERAGED),
             )
             row = await cur.fetchone()

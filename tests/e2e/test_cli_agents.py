@@ -84,6 +84,10 @@ async def test_a_cli_fixes_a_finding_through_the_whole_loop(
         assert len(calls) == 1 and calls[0].agent == "fixer" and calls[0].error is None
         assert calls[0].tokens_in > 0 and calls[0].tokens_out > 0
         assert (calls[0].cost_usd is not None) == (preset == "claude-code")
+        # The run counts against the installation's caps, and its cost is on the fix PR.
+        spend = await ModelStore(stack.runtime.pool).installation_spend(row.installation_id)
+        assert spend.day_usd == pytest.approx(calls[0].cost_usd or 0.0)
+        assert "Model cost of this fix: " in fix["body"]
     assert any(r.tools for r in models.requests)
 
 

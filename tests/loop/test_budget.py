@@ -2,6 +2,9 @@
 
 import asyncio
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import cast
 
 import pytest
@@ -243,3 +246,53 @@ async def test_a_model_fix_at_the_installation_cap_is_held_as_it_starts(
     assert "installation budget `REVIEW_LOOP_INSTALLATION_DAILY_USD` reached" in ended.value.reason
     assert "$0.75 spent today (UTC)" in ended.value.reason
     assert (await models.installation_spend(1)).reserved_usd == 0.0
+
+
+async def test_the_expected_cost_is_per_issue_worked(runtime: Runtime) -> None:
+    """A batch task's calls are one run, divided over the issues it worked on; a review call
+    is a run of its own."""
+    store = LoopStore(runtime.pool)
+    models = ModelStore(runtime.pool)
+    assert await models.expected_cost(REPO, "fixer") is None
+    batch = await store.add_task(
+        repo=REPO, pr_number=7, issue_number=11, installation_id=1, agent="fixer", round=1,
+        base_ref="feature", base_sha="b" * 40, branch="review-loop/pr-7/11", batch=[11, 12, 13],
+    )  # fmt: skip
+    single = await store.add_task(
+        repo=REPO, pr_number=7, issue_number=14, installation_id=1, agent="fixer", round=1,
+        base_ref="feature", base_sha="b" * 40, branch="review-loop/pr-7/14",
+    )  # fmt: skip
+    assert batch is not None and single is not None
+    await store.update_task(batch.id, fixed=[11, 12], failed=[13])
+    await store.update_task(single.id, fixed=[14])
+    await models.record_calls(
+        [call("fixer", 0.3), call("fixer", 0.2), call("fixer", 0.1)],
+        repo=REPO, pr_number=7, task_id=batch.id,
+    )  # fmt: skip
+    await models.record_calls([call("fixer", 0.4)], repo=REPO, pr_number=7, task_id=single.id)
+    # (0.6 / 3 issues + 0.4 / 1 issue) / 2 runs
+    assert await models.expected_cost(REPO, "fixer") == pytest.approx(0.3)
+
+
+async def test_two_processes_admit_no_more_than_the_cap_between_them(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """Two processes on one database ask for ten $0.10 runs each at the same moment under a
+    $1.00 cap: ten are admitted between them, not more (each admission reads the spend and
+    writes its reservation under the installation's row lock)."""
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.loop.reserving_process", runtime.database_url, str(go)],
+            cwd=Path(__file__).parents[2],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    await asyncio.sleep(1.0)  # both connected and waiting; the test holds either way
+    go.touch()
+    admitted = [int((await asyncio.to_thread(p.communicate, timeout=60))[0]) for p in procs]
+    assert sum(admitted) == 10, admitted
+    spend = await ModelStore(runtime.pool).installation_spend(77)
+    assert spend.reserved_usd == pytest.approx(1.0)

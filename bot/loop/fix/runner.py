@@ -28,7 +28,7 @@ from bot.github.markers import parse_marker
 from bot.github.records import IssueInfo, PullInfo, RepoInfo, default_merge_method
 from bot.github.repo_api import RepoAPI
 from bot.loop import report
-from bot.loop.budget import Caps, first_run_estimate, over_budget
+from bot.loop.budget import Caps, first_run_estimate, over_budget, over_cap, spent_out
 from bot.loop.fix.branch import (
     TaskBranch,
     branch_sha,
@@ -149,8 +149,10 @@ async def _run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> N
     reservation: int | None = None
     if spec.kind in PAID_KINDS:
         # Checked again as the run starts: tasks of the round that ran meanwhile have spent.
+        # Expected per issue: a batch reserves for each of its issues.
         recorded = await models.expected_cost(task.repo, task.agent)
-        expected = first_run_estimate(spec.price) if recorded is None else recorded
+        per_issue = first_run_estimate(spec.price) if recorded is None else recorded
+        expected = per_issue * len(task.issues)
         if config.budget is not None and task.pr_number is not None:
             spend = await models.spend(task.repo, task.pr_number, task.round)
             held = over_budget(config.budget, spend, expected, expected)
@@ -272,8 +274,15 @@ async def _fix_batch(
     t = job.task
     fixed: list[int] = []
     failed: list[tuple[int, TaskFailed]] = []
+    held: list[tuple[int, str]] = []  # left for later: the budget was reached meanwhile
     run_started = time.monotonic()
-    for number in t.issues:
+    for index, number in enumerate(t.issues):
+        if index and job.spec.kind in PAID_KINDS:
+            # A batch's model calls spend as it goes: past a budget no further issue starts.
+            why = await _budget_reached(job)
+            if why is not None:
+                held = [(n, why) for n in t.issues[index:]]
+                break
         try:
             if await fix_issue(job, branch, wt, number, resumed=resumed, keep_partial=not t.batch):
                 fixed.append(number)
@@ -297,6 +306,8 @@ async def _fix_batch(
     worked = len(fixed) + len(failed)
     run_s = time.monotonic() - run_started  # agents, verification, commits, pushes
     if not fixed:
+        if held and not failed:
+            raise TaskFailed(HELD, held[0][1])
         if not failed:
             raise TaskFailed("obsolete", "every finding of the task was already gone")
         if len(failed) == 1:
@@ -312,7 +323,7 @@ async def _fix_batch(
             raise TaskFailed("refused", f"the work resumed from the branch fails: {why}")
     landing = time.monotonic()
     try:
-        await _propose(job, branch, wt, fixed, failed)
+        await _propose(job, branch, wt, fixed, [(n, e.reason) for n, e in failed] + held)
     finally:
         land_s = time.monotonic() - landing
         # s is what one more agent costs: a cold spawn plus its own fix PR and merge;
@@ -325,6 +336,20 @@ async def _fix_batch(
             run_s / worked,
             prior_spawn_s=job.fleet.runtime.settings.prior_spawn_s,
         )
+
+
+async def _budget_reached(job: FixJob) -> str | None:
+    """The budget the task's PR or installation has used up by now (spent >= cap), or None."""
+    t, models = job.task, ModelStore(job.fleet.runtime.pool)
+    if job.config.budget is not None and t.pr_number is not None:
+        why = spent_out(job.config.budget, await models.spend(t.repo, t.pr_number, t.round))
+        if why is not None:
+            return why
+    settings = job.fleet.runtime.settings
+    caps = Caps(settings.installation_daily_usd, settings.installation_monthly_usd)
+    if not caps.any:
+        return None
+    return over_cap(caps, await models.installation_spend(t.installation_id), 0.0, strict=False)
 
 
 async def fix_issue(
@@ -449,7 +474,12 @@ async def _record_cli_run(job: FixJob, result: AgentResult) -> None:
         error=result.error,
     )
     await ModelStore(job.fleet.runtime.pool).record_calls(
-        [call], repo=t.repo, pr_number=t.pr_number, task_id=t.id, round=t.round
+        [call],
+        repo=t.repo,
+        pr_number=t.pr_number,
+        task_id=t.id,
+        round=t.round,
+        installation_id=t.installation_id,
     )
 
 
@@ -478,12 +508,12 @@ async def _propose(
     branch: TaskBranch,
     wt: Worktree,
     fixed: list[int],
-    failed: list[tuple[int, TaskFailed]],
+    not_fixed: list[tuple[int, str]],
 ) -> None:
-    """Open (or find) the fix PR for the task's branch and, for a PR's findings, land it."""
+    """Open (or find) the fix PR for the task's branch and, for a PR's findings, land it;
+    `not_fixed` are the batch's other issues, with why."""
     t = job.task
     issue_title = (await job.api.get_issue(fixed[0])).title if len(fixed) == 1 else None
-    not_fixed = [(n, e.reason) for n, e in failed]
     cost = (await ModelStore(job.fleet.runtime.pool).task_cost(t.id)).line()
     title, body = fix_pr_text(t.agent, fixed, not_fixed, issue_title, cost, job.agent_notes)
     fix_pr = await open_fix_pr(job, title, body, fixed)

@@ -136,8 +136,9 @@ class Planner:
     concurrency: int  # fix tasks the workers run at once
     mode: Mode = "auto"
     measured: Mapping[str, Costs] = field(default_factory=dict)
-    # Agents that call models (they cost money), and what one run of each is expected to
-    # cost: the moving average of its recorded runs (none recorded: 0, caught after the run).
+    # Agents that call models (they cost money), and what each is expected to cost per issue
+    # (a batch costs that for each of its issues): the moving average of its recorded runs,
+    # or its price for a typical run before it has any.
     paid: frozenset[str] = frozenset()
     expected_usd: Mapping[str, float] = field(default_factory=dict)
 
@@ -390,7 +391,8 @@ def _new_round(
 def _within_budget(
     facts: Facts, planner: Planner, new: Sequence[NewTask]
 ) -> tuple[list[NewTask], str | None]:
-    """The new tasks the budget lets start (in order, each at its agent's expected cost), and
+    """The new tasks the budget lets start (in order, each at its agent's expected cost per
+    issue times its issues), and
     why the others are held (None: none is). Agents that cost nothing always start."""
     budget, spend = facts.config.budget, facts.spend
     if budget is None and not facts.caps.any:
@@ -404,7 +406,7 @@ def _within_budget(
         if task.agent not in planner.paid:
             start.append(task)
             continue
-        cost = planner.expected_usd.get(task.agent, 0.0)
+        cost = planner.expected_usd.get(task.agent, 0.0) * len(task.issues)
         why = over_budget(budget, fresh, expected + cost, expected + cost)
         if why is None and facts.caps.any:
             why = over_cap(facts.caps, facts.installation, expected + cost)

@@ -201,8 +201,8 @@ class PrReconciler:
         )
 
     async def _expected_cost(self, agent: str) -> float:
-        """What one run of `agent` is expected to cost: the mean of its latest runs, or for
-        its first run its model's price for a typical run."""
+        """What `agent` is expected to cost per issue (a review call: per call): the mean of
+        its latest runs, or before its first its model's price for a typical run."""
         recorded = await self.model_store.expected_cost(self.repo, agent)
         if recorded is not None:
             return recorded

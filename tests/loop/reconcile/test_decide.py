@@ -342,12 +342,25 @@ CASES = [
     ), id="budget-per-pr-spent-agent-without-history"),
     pytest.param(Case(
         config=ROUND_CAP, issues=found(1, 2), spend=Spend(pr_usd=5.0, round_usd=5.0),
-        planner=replace(PRICED, measured={"fix": Costs(60.0, 2.0, samples=3)}),
+        # The batch of two is expected at 2 x $0.20 = $0.40, within the round's $0.50.
+        planner=replace(
+            PRICED, measured={"fix": Costs(60.0, 2.0, samples=3)}, expected_usd={"fix": 0.2}
+        ),
         expected=Decision(
             FIXING, "round 1: 1 fixes queued", 1,
             plans=(FanOut("fix", 2, 2.0, 60.0, width=1),), tasks=(new_task(1, 2),),
         ),
     ), id="budget-per-round-a-new-round-starts-fresh"),
+    pytest.param(Case(
+        config=PR_CAP, issues=found(1, 2), spend=Spend(pr_usd=0.5),
+        planner=replace(PRICED, measured={"fix": Costs(60.0, 2.0, samples=3)}),
+        expected=Decision(
+            NEEDS_HUMAN,
+            "budget `per_pr_usd` reached: $0.50 spent on this pull request of $1.00 allowed, "
+            f"and the next runs are expected to cost $0.60; {PR_HINT}",
+            0,
+        ),
+    ), id="budget-a-batch-is-expected-at-its-agents-cost-per-issue-times-its-issues"),
     pytest.param(Case(
         config=ROUND_CAP, planner=PRICED, issues=found(1, 2, 3),
         expected=Decision(
