@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bot.audit.findings import Finding
@@ -50,16 +50,32 @@ class FindingGroup:
         return hashlib.sha256(key.encode()).hexdigest()
 
 
-def group_findings(findings: Iterable[Finding], threshold: int) -> list[FindingGroup]:
+def group_findings(
+    findings: Iterable[Finding],
+    threshold: int,
+    route: Callable[[Finding], object] | None = None,
+) -> list[FindingGroup]:
     """One group per finding, except that more than `threshold` findings of one rule in the
-    PR share a group, whether in one file or spread over several. Ordered by path and line."""
+    PR share a group, spread over several files when `route` (where each finding would go)
+    sends them all to one place, else one group per file past the threshold. Ordered by path
+    and line."""
+    limit = max(threshold, 1)
     buckets: dict[tuple[str, str], list[Finding]] = {}
     for finding in sorted(findings, key=lambda f: (f.path, f.start_line, f.end_line, f.rule)):
         buckets.setdefault((finding.analyzer, finding.rule), []).append(finding)
     groups: list[FindingGroup] = []
     for bucket in buckets.values():
-        if len(bucket) > max(threshold, 1):
-            groups.append(FindingGroup(tuple(bucket)))
-        else:
+        if len(bucket) <= limit:
             groups.extend(FindingGroup((finding,)) for finding in bucket)
+        elif route is None or len({route(f) for f in bucket}) == 1:
+            groups.append(FindingGroup(tuple(bucket)))
+        else:  # routed apart: a group would go to one agent with another's findings
+            by_file: dict[str, list[Finding]] = {}
+            for finding in bucket:
+                by_file.setdefault(finding.path, []).append(finding)
+            for same in by_file.values():
+                if len(same) > limit:
+                    groups.append(FindingGroup(tuple(same)))
+                else:
+                    groups.extend(FindingGroup((finding,)) for finding in same)
     return sorted(groups, key=lambda g: (g.first.path, g.first.start_line, g.first.rule))

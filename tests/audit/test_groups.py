@@ -54,3 +54,16 @@ def test_a_cross_file_issue_says_how_many_files_and_links_each() -> None:
     assert title == "F401 in 3 files: 3 findings"
     for path in ("a.py", "b.py", "c.py"):
         assert f"https://github.com/acme/shop/blob/{'f' * 40}/{path})" in body
+
+
+def test_findings_routed_to_different_agents_are_not_grouped_across_files() -> None:
+    findings = [finding("a.py", 1), finding("a.py", 2), finding("b.py", 1), finding("c.py", 4)]
+    routes = {"a.py": "claude", "b.py": "codex", "c.py": "codex"}
+
+    groups = group_findings(findings, threshold=1, route=lambda f: routes[f.path])
+
+    assert [(g.paths, len(g.findings)) for g in groups] == [
+        (("a.py",), 2),  # one file past the threshold: its own group
+        (("b.py",), 1),
+        (("c.py",), 1),
+    ]

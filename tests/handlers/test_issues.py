@@ -153,7 +153,7 @@ async def test_a_persons_issue_without_a_known_agent_says_which_agents_exist(
     delivery = await bench.deliver("issues.labeled", labeled(bench, label))
 
     assert delivery.status == "done", delivery.outcome
-    no_agent = NO_AGENT.format(agents="`ruff-fix`, `ruff-format`")
+    no_agent = NO_AGENT.format(agents="`ruff-fix`, `ruff-format`, `sarif-fix`")
     marker = {"kind": "no-agent", "issue": ISSUE}
     assert bench.replies(ISSUE, "no-agent") == [with_marker(marker, no_agent)]
     assert await bench.tasks() == []

@@ -314,7 +314,11 @@ class PrReconciler:
         silent: frozenset[str] = frozenset(),
     ) -> "Ledger":
         known = self.fleet.catalog.keys()
-        groups = group_findings(findings, config.group_threshold)
+        groups = group_findings(
+            findings,
+            config.group_threshold,
+            route=lambda f: explain_route(f, (), config, known).agent,
+        )
         existing_issues = [
             i
             for i in await self.api.list_issues([FINDING_LABEL], state="all")
