@@ -128,14 +128,14 @@ async def test_killed_worker_batch_is_resumed_without_redoing_pushed_fixes(
             def pushed() -> list[tuple[int, list[str]]]:
                 return [c for ref in fix_branches(stack, number) for c in fix_commits(stack, ref)]
 
-            await poll(pushed, timeout=90, what="the batch's first pushed fix")
+            await poll(pushed, timeout=300, what="the batch's first pushed fix")
             victim = next(w for w in workers if w.ran(agent_runs(log)[-1]))
             victim.proc.send_signal(signal.SIGKILL)
             victim.proc.wait()
             kill_orphaned_agents(victim)
             before_kill = pushed()
             survivors = [w for w in workers if w is not victim]
-            row = await wait_settled(stack, REPO, number, timeout=90, on_progress=alive(survivors))
+            row = await wait_settled(stack, REPO, number, timeout=300, on_progress=alive(survivors))
             [task] = await task_rows(stack)
             issues = finding_issues(stack)
             after = fix_commits(stack, pull_head(stack, number))
