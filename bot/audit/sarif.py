@@ -1,11 +1,13 @@
 """SARIF 2.1.0 logs, from any analyzer, turned into findings.
 
-Read as the standard says: every run of a log; rules by `ruleId`, `ruleIndex` or
-`rule.index` (also in tool extensions) with their help text, help URI, default level and
-tags; result `level`; regions with `endLine` and columns (`columnKind`); `uriBaseId`
-resolved through `originalUriBaseIds`; `partialFingerprints` preferred for the fingerprint;
-`suppressions` and `baselineState: absent` honoured; results outside the repository dropped
-and counted. A result's first `fix` becomes the finding's `edits`, exactly its replacements.
+Read as the standard says: every run of a log; rules by `ruleIndex` or `rule.index` into
+the tool component `rule.toolComponent` names (the driver or an extension), by `rule.guid`
+or by `ruleId`, with their help text, help URI, default level and tags; result `level`;
+regions with `endLine` and columns (`columnKind`); `uriBaseId` resolved through
+`originalUriBaseIds`; `partialFingerprints` preferred for the fingerprint; `suppressions`
+(all of them accepted) and `baselineState: absent` honoured; results outside the repository
+dropped and counted. A result's first `fix` becomes the finding's `edits`, exactly its
+replacements.
 """
 
 from __future__ import annotations
@@ -130,12 +132,12 @@ def read_sarif(
 def _suppressed(result: Mapping[str, Any]) -> bool:
     if result.get("baselineState") == "absent":
         return True
-    suppressions = result.get("suppressions")
-    if not isinstance(suppressions, list):
-        return False
-    # A suppression counts unless it was rejected or still waits for review (SARIF 3.35.3).
-    return any(
-        isinstance(s, Mapping) and s.get("status", "accepted") == "accepted" for s in suppressions
+    suppressions = [s for s in _list(result.get("suppressions")) if isinstance(s, Mapping)]
+    # Suppressed when every request to suppress stands (SARIF 3.35.3): one that was rejected
+    # or still waits for review keeps the result, as the SARIF SDK's `IsSuppressed` and the
+    # SARIF tutorials' "Determining suppression status" decide.
+    return bool(suppressions) and all(
+        s.get("status", "accepted") == "accepted" for s in suppressions
     )
 
 
@@ -161,10 +163,13 @@ class _Run:
             _mapping(e) for e in _list(tool.get("extensions"))
         ]
         self.rules_by_id: dict[str, Mapping[str, Any]] = {}
+        self.rules_by_guid: dict[str, Mapping[str, Any]] = {}
         for component in reversed(self.components):  # the driver's win over extensions'
             for rule in _list(component.get("rules")):
                 if isinstance(rule, Mapping) and isinstance(rule.get("id"), str):
                     self.rules_by_id[rule["id"]] = rule
+                if isinstance(rule, Mapping) and isinstance(rule.get("guid"), str):
+                    self.rules_by_guid[rule["guid"].lower()] = rule
         self.bases = _mapping(run.get("originalUriBaseIds"))
         self.artifacts = _list(run.get("artifacts"))
         self.utf16 = run.get("columnKind", "utf16CodeUnits") != "unicodeCodePoints"
@@ -172,21 +177,50 @@ class _Run:
     # -- rules ---------------------------------------------------------------------------
 
     def rule_for(self, result: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The rule metadata of a result (SARIF 3.27.5-3.27.7, 3.52): by index into the rules
+        of the tool component its `rule.toolComponent` names (by index, guid or name; the
+        driver when none), else by guid, else by id, a hierarchical id by its leading part.
+        An index whose rule has another id than the result's `ruleId` yields to the rule of
+        that id when there is one, so the id and the help filed together agree."""
         reference = _mapping(result.get("rule"))
-        component = self.components[0]
-        tool_index = _mapping(reference.get("toolComponent")).get("index")
-        if isinstance(tool_index, int) and 0 <= tool_index < len(self.components) - 1:
-            component = self.components[tool_index + 1]
-        rules = _list(component.get("rules"))
+        rules = _list(self._component(reference.get("toolComponent")).get("rules"))
+        rule_id = result.get("ruleId") or reference.get("id")
+        rule_id = rule_id if isinstance(rule_id, str) else None
+        indexed: Mapping[str, Any] | None = None
         for index in (reference.get("index"), result.get("ruleIndex")):
-            if isinstance(index, int) and 0 <= index < len(rules):
-                rule = rules[index]
-                if isinstance(rule, Mapping):
-                    return rule
-        for rule_id in (result.get("ruleId"), reference.get("id")):
-            if isinstance(rule_id, str) and rule_id in self.rules_by_id:
-                return self.rules_by_id[rule_id]
-        return {}
+            if (
+                isinstance(index, int)
+                and 0 <= index < len(rules)
+                and isinstance(rules[index], Mapping)
+            ):
+                indexed = rules[index]
+                break
+        if indexed is not None and (rule_id is None or indexed.get("id") == rule_id):
+            return indexed
+        guid = reference.get("guid")
+        if isinstance(guid, str) and guid.lower() in self.rules_by_guid:
+            return self.rules_by_guid[guid.lower()]
+        if rule_id is not None:
+            parts = rule_id.split("/")
+            for end in range(len(parts), 0, -1):
+                named = self.rules_by_id.get("/".join(parts[:end]))
+                if named is not None:
+                    return named
+        return indexed or {}
+
+    def _component(self, reference: object) -> Mapping[str, Any]:
+        """The tool component a toolComponentReference names; the driver when it names none."""
+        reference = _mapping(reference)
+        index, guid, name = reference.get("index"), reference.get("guid"), reference.get("name")
+        extensions = self.components[1:]
+        if isinstance(index, int) and 0 <= index < len(extensions):
+            return extensions[index]
+        for component in self.components:
+            if isinstance(guid, str) and str(component.get("guid", "")).lower() == guid.lower():
+                return component
+            if isinstance(name, str) and guid is None and component.get("name") == name:
+                return component
+        return self.components[0]
 
     # -- locations -----------------------------------------------------------------------
 

@@ -236,6 +236,31 @@ def test_utf16_columns_count_astral_characters_twice(tmp_path: Path) -> None:
             "runs/0/results/0/level",
             id="bad-level",
         ),
+        pytest.param(
+            {
+                "version": "2.1.0",
+                "runs": [
+                    {
+                        "tool": {"driver": {"name": "x"}},
+                        "results": [
+                            {
+                                "message": {"text": "m"},
+                                "locations": [
+                                    {
+                                        "physicalLocation": {
+                                            "artifactLocation": {"uri": "a.py"},
+                                            "region": {"endLine": 2},
+                                        }
+                                    }
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            },
+            "runs/0/results/0/locations/0/physicalLocation/region",
+            id="region-without-a-start",  # required by the final 2.1.0 schema, not by rtm.5
+        ),
     ],
 )
 def test_a_log_that_fails_the_schema_says_where(doc: dict[str, Any], where: str) -> None:
