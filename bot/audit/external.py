@@ -12,7 +12,9 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+import time
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -21,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from bot.audit.findings import Finding
 from bot.audit.globs import path_matches
 from bot.audit.sarif import SarifError, read_sarif, validate_sarif
-from bot.git.cmd import git
+from bot.git.cmd import GitError, git
 from bot.process import CannotStart, run
 
 __all__ = ["SARIF_PLACEHOLDER", "AuditorSpec", "run_sarif_auditor"]
@@ -34,6 +36,10 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Never handed to an analyzer: the App's own settings and secrets, and git's.
 FORBIDDEN_ENV_PREFIXES = ("REVIEW_LOOP_", "GITHUB_", "GH_", "GIT_")
+# A fix task audits the commit the pull request's audit has just read: the same analyzer, argv
+# and git tree give the same SARIF, so a recent run's findings are reused, not run again.
+MEMO_SIZE = 64
+MEMO_TTL_S = 900.0
 
 
 class AuditorError(RuntimeError):
@@ -121,6 +127,19 @@ async def run_sarif_auditor(
         if spec.changed_files:
             args += targets
     source = os.environ if environ is None else environ
+    tree = await _clean_tree(worktree)
+    key = (spec.model_dump_json(), tuple(args), tuple((k, source.get(k)) for k in spec.env), tree)
+    if tree is not None and (memo := _MEMO.recall(key)) is not None:
+        return memo
+    findings = await _run(spec, worktree, args, source)
+    if tree is not None:
+        _MEMO.keep(key, findings)
+    return list(findings)
+
+
+async def _run(
+    spec: AuditorSpec, worktree: Path, args: list[str], source: Mapping[str, str]
+) -> list[Finding]:
     with tempfile.TemporaryDirectory(prefix="review-loop-auditor-") as scratch:
         home = Path(scratch) / "home"
         home.mkdir()
@@ -184,3 +203,42 @@ async def _targets(spec: AuditorSpec, worktree: Path, paths: Sequence[str] | Non
         for path in dict.fromkeys(paths)
         if spec.applies_to(path) and (worktree / path).is_file()
     ]
+
+
+async def _clean_tree(worktree: Path) -> str | None:
+    """The git tree `worktree` holds when it holds exactly that (no change, no untracked or
+    ignored file); None otherwise, or outside a git checkout."""
+    try:
+        status = await git(
+            "status", "--porcelain", "-z", "--untracked-files=all", "--ignored", cwd=worktree
+        )
+        if status:
+            return None
+        return (await git("rev-parse", "HEAD^{tree}", cwd=worktree)).strip() or None
+    except GitError:
+        return None
+
+
+class _Memo:
+    """The findings of recent successful runs, by what decides them; at most MEMO_SIZE of
+    them, none older than MEMO_TTL_S (an operator may change a rules file the argv names)."""
+
+    def __init__(self) -> None:
+        self._runs: OrderedDict[Hashable, tuple[float, list[Finding]]] = OrderedDict()
+
+    def recall(self, key: Hashable) -> list[Finding] | None:
+        kept = self._runs.get(key)
+        if kept is None or time.monotonic() - kept[0] > MEMO_TTL_S:
+            self._runs.pop(key, None)
+            return None
+        self._runs.move_to_end(key)
+        return list(kept[1])
+
+    def keep(self, key: Hashable, findings: list[Finding]) -> None:
+        self._runs[key] = (time.monotonic(), list(findings))
+        self._runs.move_to_end(key)
+        while len(self._runs) > MEMO_SIZE:
+            self._runs.popitem(last=False)
+
+
+_MEMO = _Memo()

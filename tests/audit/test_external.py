@@ -133,3 +133,51 @@ def test_min_level_drops_findings_below_it_per_auditor() -> None:
     assert [(f.analyzer, f.level) for f in kept] == [
         ("bandit", "error"), ("semgrep", "note"), ("ruff", None)
     ]  # fmt: skip
+
+
+COUNTING = """
+import json, pathlib, sys
+with open(sys.argv[1], "a") as runs:
+    runs.write("run\\n")
+result = {"ruleId": "R1", "message": {"text": "m"},
+          "locations": [{"physicalLocation": {"artifactLocation": {"uri": "app.py"},
+                                              "region": {"startLine": 1}}}]}
+print(json.dumps({"version": "2.1.0",
+                  "runs": [{"tool": {"driver": {"name": "count"}}, "results": [result]}]}))
+"""
+
+
+async def test_a_run_on_the_same_clean_tree_is_reused(tmp_path: Path) -> None:
+    """The same analyzer and argv on a clean checkout of the same git tree (as a fix task's
+    audit of the commit the PR's audit just read) is not run again; a new tree, or a
+    worktree with a file git does not track, is."""
+    from bot.git.cmd import git
+
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / "app.py").write_text(INSECURE)
+    who = {
+        f"GIT_{role}_{what}": "a" for role in ("AUTHOR", "COMMITTER") for what in ("NAME", "EMAIL")
+    }
+    for args in (("init", "-q"), ("add", "."), ("commit", "-qm", "one")):
+        await git(*args, cwd=checkout, env=who)
+    runs = tmp_path / "runs"
+    spec = AuditorSpec(
+        name="count", kind="sarif", argv=[PY, "-c", COUNTING, str(runs)], description="memo"
+    )
+
+    def count() -> int:
+        return len(runs.read_text().splitlines())
+
+    first = await run_sarif_auditor(spec, checkout)
+    again = await run_sarif_auditor(spec, checkout)
+    assert (count(), first, again) == (1, first, first)
+    assert [f.rule for f in again] == ["R1"]
+
+    (checkout / "app.py").write_text("x = 1\n")  # changed: the tree is not the commit's
+    await run_sarif_auditor(spec, checkout)
+    assert count() == 2
+    await git("checkout", "-q", "app.py", cwd=checkout)
+    (checkout / "notes.txt").write_text("untracked\n")
+    await run_sarif_auditor(spec, checkout)
+    assert count() == 3
