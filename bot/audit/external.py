@@ -9,6 +9,7 @@ variables its entry allow-lists, and a HOME of its own.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import tempfile
@@ -27,6 +28,8 @@ from bot.git.cmd import GitError, git
 from bot.process import CannotStart, run
 
 __all__ = ["SARIF_PLACEHOLDER", "AuditorSpec", "run_sarif_auditor"]
+
+log = logging.getLogger(__name__)
 
 SARIF_PLACEHOLDER = "{sarif}"
 SAFE_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
@@ -189,6 +192,14 @@ async def _run(
         )
     except SarifError as exc:
         raise AuditorError(str(exc)) from exc
+    if read.outside or read.suppressed:
+        log.info(
+            "auditor %s: %d result(s) outside the repository or without a file dropped, "
+            "%d suppressed",
+            spec.name,
+            read.outside,
+            read.suppressed,
+        )
     return [f for f in read.findings if spec.applies_to(f.path)]
 
 

@@ -34,6 +34,9 @@ ESLINT_CONFIG = (
 )
 WEB = "let total = 1;\nconsole.log(total);\n"
 CRASH = "import sys; print('segfault, say', file=sys.stderr); sys.exit(139)"
+HANG = "import time; time.sleep(600)"
+# SARIF 2.1.0 needs the driver's name: this log does not validate.
+INVALID = "import json; print(json.dumps({'version': '2.1.0', 'runs': [{'tool': {'driver': {}}}]}))"
 
 
 def catalog(workdir: Path, entries: str) -> Path:
@@ -53,8 +56,9 @@ async def test_bandit_and_semgrep_findings_filed_routed_and_fixed(
 ) -> None:
     """bandit's findings are filed with their rule's help and go to a person (no fix);
     semgrep's, with a fix the operator marks safe, goes to sarif-fix, is fixed exactly,
-    verified and merged. An auditor that crashes is reported in the check run; the others'
-    findings still count."""
+    verified and merged. Auditors that crash, hang or write invalid SARIF are reported in
+    the check run; the others' findings still count. One loop run covers all of it:
+    semgrep's start-up is the test's main cost."""
     bandit = needs(BIN / "bandit", "pip install -e '.[test]'")
     semgrep = needs(BIN / "semgrep", "pip install -e '.[test]'")
     rules = workdir / "rules.yml"
@@ -80,9 +84,21 @@ fix_lines = true
 [auditors.crashes]
 kind = "sarif"
 argv = ["{sys.executable}", "-c", "{CRASH}"]
+
+[auditors.hangs]
+kind = "sarif"
+argv = ["{sys.executable}", "-c", "{HANG}"]
+timeout_s = 1
+
+[auditors.invalid]
+kind = "sarif"
+argv = ["{sys.executable}", "-c", "{INVALID}"]
 """,
     )
-    config = "auditors: [ruff, bandit, semgrep, crashes]\nmin_level: {bandit: note}\nmax_depth: 0\n"
+    config = (
+        "auditors: [ruff, bandit, semgrep, crashes, hangs, invalid]\n"
+        "min_level: {bandit: note}\nmax_depth: 0\n"
+    )
     async with local_stack(workdir, database_url=e2e_db, agents_file=agents) as stack:
         number = await open_pr(stack, pr_files={"shop/app.py": APP}, config=config)
         row = await wait_settled(stack, REPO, number)
@@ -102,6 +118,7 @@ argv = ["{sys.executable}", "-c", "{CRASH}"]
     }
     printed = next(i for name, i in issues.items() if name.endswith("no-print"))
     assert printed["state"] == "closed"  # fixed by sarif-fix, verified, merged
+    assert "Use logging, not print." in printed["body"]  # the rule's help
     assert [(t["agent"], t["status"]) for t in tasks] == [("sarif-fix", "merged")]
     assert fixes and all(f["merged_at"] is not None for f in fixes)
     assert "    logging.info(cmd)\n" in at_head and "print(" not in at_head
@@ -112,6 +129,8 @@ argv = ["{sys.executable}", "-c", "{CRASH}"]
     assert row.state == "needs-human", row.reason
     summary = (check["output"]["summary"] or "") + (check["output"]["text"] or "")
     assert "crashes" in summary and "segfault, say" in summary, check["output"]
+    assert "auditor hangs did not finish within 1 s" in summary, check["output"]
+    assert "invalid wrote a log that is not valid SARIF 2.1.0: at runs/0/tool/driver" in summary
 
 
 async def test_eslint_with_the_sarif_formatter_audits_javascript(
