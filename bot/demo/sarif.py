@@ -77,7 +77,7 @@ paths = ["*.py"]
 [auditors.semgrep]
 kind = "sarif"
 argv = ["{found["semgrep"]}", "scan", "--metrics=off", "--disable-version-check", "--quiet",
-        "--config", "{rules}", "--sarif", "--autofix", "--dryrun"]
+        "--config", "{rules}", "--no-rewrite-rule-ids", "--sarif", "--autofix", "--dryrun"]
 paths = ["*.py", "*.js"]
 safe_fixes = ["*"]
 fix_lines = true
