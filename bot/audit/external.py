@@ -220,8 +220,10 @@ async def _clean_tree(worktree: Path) -> str | None:
     """The git tree `worktree` holds when it holds exactly that (no change, no untracked or
     ignored file); None otherwise, or outside a git checkout."""
     try:
+        # Untracked and ignored directories are listed once, not file by file: only
+        # whether anything is there matters.
         status = await git(
-            "status", "--porcelain", "-z", "--untracked-files=all", "--ignored", cwd=worktree
+            "status", "--porcelain", "-z", "--untracked-files=normal", "--ignored", cwd=worktree
         )
         if status:
             return None

@@ -150,12 +150,13 @@ print(json.dumps({"version": "2.1.0",
 async def test_a_run_on_the_same_clean_tree_is_reused(tmp_path: Path) -> None:
     """The same analyzer and argv on a clean checkout of the same git tree (as a fix task's
     audit of the commit the PR's audit just read) is not run again; a new tree, or a
-    worktree with a file git does not track, is."""
+    worktree with an untracked or ignored file, is."""
     from bot.git.cmd import git
 
     checkout = tmp_path / "checkout"
     checkout.mkdir()
     (checkout / "app.py").write_text(INSECURE)
+    (checkout / ".gitignore").write_text("build/\n")
     who = {
         f"GIT_{role}_{what}": "a" for role in ("AUTHOR", "COMMITTER") for what in ("NAME", "EMAIL")
     }
@@ -178,6 +179,12 @@ async def test_a_run_on_the_same_clean_tree_is_reused(tmp_path: Path) -> None:
     await run_sarif_auditor(spec, checkout)
     assert count() == 2
     await git("checkout", "-q", "app.py", cwd=checkout)
-    (checkout / "notes.txt").write_text("untracked\n")
+    (checkout / "notes").mkdir()
+    (checkout / "notes" / "todo.txt").write_text("untracked\n")
     await run_sarif_auditor(spec, checkout)
     assert count() == 3
+    (checkout / "notes" / "todo.txt").unlink()
+    (checkout / "build").mkdir()  # ignored by git, but an analyzer may read it
+    (checkout / "build" / "out.js").write_text("x\n")
+    await run_sarif_auditor(spec, checkout)
+    assert count() == 4
