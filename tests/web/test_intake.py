@@ -266,3 +266,20 @@ def test_app_refuses_to_start_without_a_webhook_secret(tmp_path: Any) -> None:
     with pytest.raises(ConfigError, match="REVIEW_LOOP_WEBHOOK_SECRET"):
         settings.require_webhook_secret()
     assert SECRET  # the fixtures' secret is not the empty string
+
+
+async def test_only_a_post_on_the_webhook_path_skips_starlette(runtime: Runtime) -> None:
+    """POST /webhook reaches the intake; a GET there is Starlette's 405 and stores nothing,
+    a POST elsewhere its 404, and the other routes are served as before."""
+    body = json.dumps(load_event("issues.labeled")).encode()
+    headers = signed_headers("issues", body)
+    async with serve_asgi(create_app(runtime)) as base, httpx.AsyncClient() as client:
+        accepted = await client.post(f"{base}/webhook", content=body, headers=headers)
+        wrong_method = await client.get(f"{base}/webhook", headers=headers)
+        wrong_path = await client.post(f"{base}/hook", content=body, headers=headers)
+        health = await client.get(f"{base}/healthz")
+    assert accepted.status_code == 202
+    assert wrong_method.status_code == 405
+    assert wrong_path.status_code == 404
+    assert health.text == "ok"
+    assert await stored(runtime) == 1
