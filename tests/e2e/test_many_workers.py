@@ -105,11 +105,6 @@ async def test_three_workers_fix_ten_prs_each_issue_exactly_once(
     )
 
 
-@pytest.mark.skip(
-    reason="flaky in the loaded full suite since workers re-exec and confine agents: the "
-    "surviving worker exited with 1 in one CI run (passes alone in 28 s); under "
-    "investigation, see the closing note of 2026-12-02; make chaos covers kill -9 of workers"
-)
 async def test_killed_worker_batch_is_resumed_without_redoing_pushed_fixes(
     workdir: Path, scale_db: str
 ) -> None:
