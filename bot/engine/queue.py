@@ -21,6 +21,7 @@ import procrastinate
 from procrastinate import JobContext, RetryStrategy
 
 from bot.engine.database import Conn
+from bot.engine.worker_rows import JobManager
 from bot.meters import JOB_SECONDS, timed
 
 C = TypeVar("C")
@@ -84,6 +85,7 @@ class Queue:
 
     def __init__(self, url: str) -> None:
         self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=url))
+        self.app.job_manager = JobManager(self.app.connector)  # a pruned worker comes back
         self._registered: dict[str, object] = {}
 
     def register(self, job: Job[C, Any], context: C) -> None:

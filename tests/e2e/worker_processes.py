@@ -28,6 +28,12 @@ def module_path(pr_index: int, k: int) -> str:
 class Worker:
     proc: "subprocess.Popen[bytes]"
     data_dir: Path
+    log: Path  # the worker's stdout and stderr
+
+    def output(self, limit: int = 20_000) -> str:
+        """The end of what the worker wrote (its log lines, a traceback it died with)."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return text[-limit:]
 
     @property
     def pid(self) -> int:
@@ -79,8 +85,12 @@ def worker_processes(
                 stderr=subprocess.STDOUT,
             )
             log.close()
-            workers.append(Worker(proc, data_dir))
+            workers.append(Worker(proc, data_dir, workdir / f"worker-{i}.log"))
         yield workers
+    except BaseException:
+        for w in workers:
+            print(f"--- worker {w.pid} (exit {w.proc.poll()}), {w.log}:\n{w.output()}")
+        raise
     finally:
         for w in workers:
             if w.proc.poll() is None:

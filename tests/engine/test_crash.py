@@ -1,4 +1,5 @@
-"""A worker killed with SIGKILL mid-job: another worker finishes the job; nothing is lost."""
+"""A worker killed with SIGKILL mid-job: another worker finishes the job; nothing is lost. A
+worker a peer took for dead (paused past the stalled timeout) keeps working when it wakes."""
 
 import asyncio
 import os
@@ -11,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.engine.reaper import reap_once
 from bot.runtime import open_runtime
 from tests.conftest import make_settings
-from tests.engine.slow_worker import SLOW
+from tests.engine.slow_worker import CRASH_SETTINGS, SLOW
 
 ROOT = Path(__file__).parents[2]
 
@@ -82,3 +84,33 @@ async def test_job_of_a_killed_worker_is_finished_by_another(
             await asyncio.sleep(0.05)
             status = await runtime.queue.app.job_manager.get_job_status_async(job_id)
         assert status.value == "succeeded"
+
+
+@pytest.mark.server_db
+async def test_worker_pruned_while_paused_keeps_running_jobs(
+    tmp_path: Path, server_db_url: str, start_worker: object
+) -> None:
+    """The worker is paused (SIGSTOP) past the stalled timeout and a peer's reaper prunes it
+    and retries its job; resumed, it finishes that job and runs the next one, still alive."""
+    settings = make_settings(tmp_path, server_db_url)
+    async with open_runtime(settings) as runtime:
+        first = tmp_path / "first"
+        await runtime.queue.defer(SLOW, marker=str(first), seconds=1.0)
+        worker = start_worker()  # type: ignore[operator]
+        assert wait_for(Path(f"{first}.started")).split() == [str(worker.pid)]
+        os.kill(worker.pid, signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 60
+            retried: list[int] = []
+            while not retried and time.monotonic() < deadline:
+                retried = await reap_once(
+                    runtime.queue.app, runtime.pool, CRASH_SETTINGS["stalled_after_s"]
+                )
+                await asyncio.sleep(0.5)
+            assert retried, "the paused worker's job was taken for stalled"
+        finally:
+            os.kill(worker.pid, signal.SIGCONT)
+        second = tmp_path / "second"
+        await runtime.queue.defer(SLOW, marker=str(second), seconds=0)
+        wait_for(Path(f"{second}.done"))
+        assert worker.poll() is None, "the worker is still running"

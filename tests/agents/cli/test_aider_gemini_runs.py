@@ -48,12 +48,17 @@ EDIT: dict[str, list[Say | Call]] = {
     "aider": [Say("Returning 1 now.\n\n" + aider_block(FILE, "    return 0\n", "    return 1\n"))],
     "gemini-cli": gemini_edit("    return 0", "    return 1", "Now returns 1."),
 }
-WRITE_WORKFLOW: dict[str, list[Say | Call]] = {
-    "aider": [Say(aider_block(WORKFLOW, "", "on: push\n"))],
-    "gemini-cli": [
-        Call("write_file", {"file_path": "{cwd}/" + WORKFLOW, "content": "on: push\n"}),
-        Say("Wrote the workflow."),
+WORKFLOW_WRITE = Call("write_file", {"file_path": "{cwd}/" + WORKFLOW, "content": "on: push\n"})
+# The edit and, in the same run, a workflow the bot's check of the change must refuse.
+EDIT_AND_WORKFLOW: dict[str, list[Say | Call]] = {
+    "aider": [
+        Say(
+            "Returning 1 now.\n\n"
+            + aider_block(FILE, "    return 0\n", "    return 1\n")
+            + aider_block(WORKFLOW, "", "on: push\n")
+        )
     ],
+    "gemini-cli": [*EDIT["gemini-cli"][:-1], WORKFLOW_WRITE, EDIT["gemini-cli"][-1]],
 }
 PRESETS = [
     pytest.param("aider", marks=needs_cli("aider"), id="aider"),
@@ -102,16 +107,23 @@ def app(wt: Worktree) -> str:
 async def test_preset_edits_the_worktree_and_reports_what_it_did(
     models: ModelSandbox, worktree: Worktree, preset: str
 ) -> None:
-    """The CLI edits the file; tokens, turns and its last message come back; the brief went in
-    on stdin, the key only where the sandbox expects it; nothing else lands in the worktree."""
-    models.scenario = Scenario(agents={f"{preset}-scripted": EDIT[preset]})
+    """The CLI edits the file and, told to, writes a workflow; tokens, turns and its last
+    message come back; the brief went in on stdin, the key only where the sandbox expects it;
+    nothing of the CLI's own lands in the worktree; the bot's check of the change refuses the
+    workflow and only it. (One run for both: each start of these CLIs costs seconds.)"""
+    models.scenario = Scenario(agents={f"{preset}-scripted": EDIT_AND_WORKFLOW[preset]})
     before = await head(worktree)
+    since = await snapshot(worktree.path)
     result = await run(models, worktree, preset)
-    assert result.ok, result.error
+    assert result.ok, result.error  # the CLI did what it was told ...
     assert app(worktree) == AFTER
+    assert (worktree.path / WORKFLOW).read_text() == "on: push\n"
     assert await head(worktree) == before
-    status = await git("status", "--porcelain", "--ignored", cwd=worktree.path)
-    assert status.split() == ["M", FILE]  # no .aider* or .gemini files in the repository
+    status = await git(
+        "status", "--porcelain", "--ignored", "--untracked-files=all", cwd=worktree.path
+    )
+    changed = sorted(line[3:] for line in status.splitlines())
+    assert changed == [WORKFLOW, FILE]  # no .aider* or .gemini files (aider stages new ones)
     assert result.input_tokens and result.output_tokens and result.turns
     assert result.cost_usd is None  # neither CLI prices the sandbox's model
     if preset == "aider":
@@ -119,10 +131,13 @@ async def test_preset_edits_the_worktree_and_reports_what_it_did(
         assert result.turns == 1
     else:
         assert result.final_message == "Now returns 1."
-        assert result.turns == 2
+        assert result.turns == 3
     asked = models.requests
     assert asked and all(r.authorized for r in asked)
     assert all("Make main return 1." in r.prompt for r in asked)
+    problems = await check_change(worktree.path, since)  # ... and the workflow is refused
+    assert any(WORKFLOW in p and "workflow" in p for p in problems)
+    assert not [p for p in problems if FILE in p]
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -151,21 +166,6 @@ async def test_a_stalled_model_ends_in_the_timeout(
     assert not result.ok and result.timed_out
     assert "timed out after 8 s" in (result.error or "")
     assert app(worktree) == BEFORE
-
-
-@pytest.mark.parametrize("preset", PRESETS)
-async def test_an_edit_to_a_workflow_is_refused_by_the_change_check(
-    models: ModelSandbox, worktree: Worktree, preset: str
-) -> None:
-    """The CLI writes .github/workflows/ when told to; the bot's check of the change refuses
-    it."""
-    models.scenario = Scenario(agents={f"{preset}-scripted": WRITE_WORKFLOW[preset]})
-    since = await snapshot(worktree.path)
-    result = await run(models, worktree, preset)
-    assert result.ok, result.error  # the CLI did what it was told ...
-    assert (worktree.path / WORKFLOW).read_text() == "on: push\n"
-    problems = await check_change(worktree.path, since)
-    assert any(WORKFLOW in p and "workflow" in p for p in problems)  # ... and it is refused
 
 
 @needs_cli("aider")
