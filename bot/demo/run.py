@@ -140,8 +140,10 @@ async def run_demo(
     *,
     database_url: str | None = None,
     faults: dict[str, Any] | None = None,
+    requests: bool = False,
 ) -> dict[str, Any]:
-    """Play the demo scenario; `faults` are sandbox fault switches (tests use them)."""
+    """Play the demo scenario; `faults` are sandbox fault switches (tests use them); with
+    `requests`, the result carries the bot's API requests under "requests"."""
     started = time.monotonic()
     where = "embedded PostgreSQL" if database_url is None else "PostgreSQL server"
     out(f"Starting the local GitHub sandbox and the bot ({where})...")
@@ -184,6 +186,8 @@ async def run_demo(
         result = await asyncio.to_thread(
             collect_result, stack, number, base_sha, workdir, row.state, row.round
         )
+        if requests:
+            result["requests"] = await asyncio.to_thread(driver.requests)
     result["wall_s"] = round(time.monotonic() - started, 1)
     return result
 

@@ -451,6 +451,9 @@ class ThrottleSettings(Protocol):
     @property
     def write_minute_s(self) -> float: ...
 
+    @property
+    def write_hour_s(self) -> float: ...
+
 
 class Throttles:
     """One throttle per installation id, shared by every client of the process. With `pool`,
@@ -493,6 +496,7 @@ class Throttles:
             settings.writes_per_minute,
             settings.writes_per_hour,
             minute_s=settings.write_minute_s,
+            hour_s=settings.write_hour_s + WINDOW_MARGIN_S,
         )
         return cls(limits, pool=pool, sleep=sleep)
 
