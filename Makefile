@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEPLOY_TOOLS := $(VENV)/.deploy-tools
 
 .PHONY: demo test lint typecheck serve sandbox clean bench-fanout deploy-check bench-intake \
-	browser-tools bench-context agents chaos analyzers
+	browser-tools bench-context agents chaos analyzers bench-scale
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,11 @@ sandbox: $(STAMP)
 # Not part of `make test`: about 7 minutes on 2 cores (BENCH_ARGS=--quick: about 3).
 bench-fanout: $(STAMP)
 	$(BIN)/python -m bench.fanout $(BENCH_ARGS)
+
+# K concurrent PRs of one installation under GitHub's write limits (not in `make test`):
+# BENCH_ARGS=--quick for K = 1, 4, 16 with the limits' clock 4x faster.
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.scale $(BENCH_ARGS)
 
 # Not part of `make test`: a few seconds, on the scripted model sandbox.
 bench-context: $(STAMP)

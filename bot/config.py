@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     # The window writes_per_minute counts in: GitHub's minute. Tests shorten it, together with
     # the sandbox's `creation_window_s`, to check the throttle without waiting minutes.
     write_minute_s: float = Field(default=60.0, gt=0)
+    # The window writes_per_hour counts in: GitHub's hour (`make bench-scale` shortens both
+    # windows and the spacing by one factor, together with the sandbox's window).
+    write_hour_s: float = Field(default=3600.0, gt=0)
+    # A job whose next write would wait longer than this for the installation's slot gives
+    # its worker back and is queued again at the slot (other PRs' jobs run meanwhile).
+    write_defer_after_s: float = Field(default=5.0, ge=0)
     # What one installation's model runs may cost per UTC day and per UTC month, in US dollars
     # (None: no cap). At a cap no new model run starts for the installation's PRs.
     installation_daily_usd: float | None = Field(default=None, ge=0)

@@ -7,6 +7,7 @@ the fixes into the PR branch and audits again until only a human approval is lef
 
 import asyncio
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -140,8 +141,10 @@ async def run_demo(
     *,
     database_url: str | None = None,
     faults: dict[str, Any] | None = None,
+    requests: bool = False,
 ) -> dict[str, Any]:
-    """Play the demo scenario; `faults` are sandbox fault switches (tests use them)."""
+    """Play the demo scenario; `faults` are sandbox fault switches (tests use them); with
+    `requests`, the result carries the bot's API requests under "requests"."""
     started = time.monotonic()
     where = "embedded PostgreSQL" if database_url is None else "PostgreSQL server"
     out(f"Starting the local GitHub sandbox and the bot ({where})...")
@@ -184,6 +187,8 @@ async def run_demo(
         result = await asyncio.to_thread(
             collect_result, stack, number, base_sha, workdir, row.state, row.round
         )
+        if requests:
+            result["requests"] = await asyncio.to_thread(driver.requests)
     result["wall_s"] = round(time.monotonic() - started, 1)
     return result
 
@@ -215,14 +220,24 @@ def collect_result(
     comments = driver.comments(REPO, number)
     summaries = [c for c in comments if (parse_marker(c["body"]) or {}).get("kind") == "summary"]
     runs = [r for r in driver.check_runs(REPO, pr["head"]["sha"]) if r["name"] == "review-loop"]
+    # Closed by a merged fix PR of the bot ("Fixes #n" in its body), or by the bot's close
+    # comment (its marker first, then "Fixed in <sha>") when the finding went otherwise.
+    fixed_by_pr = {
+        int(n)
+        for p in fix_prs
+        if p.get("merged_at")
+        for n in re.findall(r"Fixes #(\d+)", p.get("body") or "")
+    }
     closed_by_fix = [
         i
         for i in findings
         if i["state"] == "closed"
-        and any(
-            # The bot's close comment: its marker first, then "Fixed in <sha>".
-            c["body"].split("\n", 1)[-1].startswith("Fixed in")
-            for c in driver.comments(REPO, i["number"])
+        and (
+            i["number"] in fixed_by_pr
+            or any(
+                c["body"].split("\n", 1)[-1].startswith("Fixed in")
+                for c in driver.comments(REPO, i["number"])
+            )
         )
     ]
     base_now = _git(

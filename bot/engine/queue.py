@@ -112,12 +112,22 @@ class Queue:
         self.app.task(name=job.name, pass_context=True, retry=job.retry or False)(run)
         self._registered[job.name] = context
 
-    def job(self, job: Job[Any, P], *, delay_s: float = 0, conn: Conn | None = None) -> Deferral[P]:
+    def job(
+        self,
+        job: Job[Any, P],
+        *,
+        delay_s: float = 0,
+        conn: Conn | None = None,
+        priority: int = 0,
+    ) -> Deferral[P]:
         """`job` with options: `delay_s` before it may run, `conn` to queue it inside the
-        caller's transaction (it is then queued only if that transaction commits)."""
+        caller's transaction (it is then queued only if that transaction commits), `priority`
+        (a free worker takes the due job of highest priority first)."""
         options: dict[str, Any] = {}
         if delay_s:
             options["schedule_in"] = {"seconds": delay_s}
+        if priority:
+            options["priority"] = priority
         if conn is not None:
             options["connection"] = conn
         return Deferral(self.app.configure_task(job.name, allow_unknown=True, **options))

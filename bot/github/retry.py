@@ -12,14 +12,18 @@ from githubkit.exception import RateLimitExceeded, RequestError, RequestFailed
 from tenacity import RetryCallState, wait_exponential_jitter
 from tenacity.wait import wait_base
 
+from bot.github.throttle import write_deferred
+
 Clock = Callable[[], float]
 
 
 def transient(exc: BaseException) -> bool:
-    """A failure that says nothing of whether GitHub did it: a 5xx, a timeout, a reset."""
+    """A failure that says nothing of whether GitHub did it: a 5xx, a timeout, a reset. A
+    write our throttle deferred (`WriteDeferred`, wrapped by githubkit) was never sent: it is
+    for the job layer, not a retry."""
     if isinstance(exc, RequestFailed):
         return exc.response.status_code >= 500
-    return isinstance(exc, RequestError)
+    return isinstance(exc, RequestError) and write_deferred(exc) is None
 
 
 def worth_retrying(exc: BaseException) -> bool:

@@ -9,10 +9,12 @@ through the `ThrottledTransport` its httpx client sends with: a `WriteThrottle` 
 
 import abc
 import asyncio
+import contextlib
+import contextvars
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -40,6 +42,28 @@ HOUR_S = 3600.0 + WINDOW_MARGIN_S
 WRITE_ATTEMPTS = 2  # a write refused by a rate limit is sent once more, after the wait
 
 
+# What GitHub counts as content creation (its docs name no list): the requests that create
+# an object people see -- an issue, a comment, a pull request, a review, a label, a check
+# run, a fork -- and a merge, which creates a commit. Edits, closes, label changes on an
+# issue and deletions are mutative but create nothing; they are only spaced.
+_CREATES = (
+    ("POST", re.compile(r"/repos/[^/]+/[^/]+/issues$")),
+    ("POST", re.compile(r"/repos/[^/]+/[^/]+/issues/[^/]+/comments$")),
+    ("POST", re.compile(r"/repos/[^/]+/[^/]+/pulls$")),
+    ("POST", re.compile(r"/repos/[^/]+/[^/]+/pulls/[^/]+/reviews$")),
+    ("POST", re.compile(r"/repos/[^/]+/[^/]+/labels$")),
+    ("POST", re.compile(r"/repos/[^/]+/[^/]+/check-runs$")),
+    ("POST", re.compile(r"/repos/[^/]+/[^/]+/forks$")),
+    ("PUT", re.compile(r"/repos/[^/]+/[^/]+/pulls/[^/]+/merge$")),
+)
+
+
+def creates_content_route(method: str, path: str) -> bool:
+    """Whether `method path` (a URL path or a route template) creates content on GitHub."""
+    path = path.removeprefix("/api/v3")
+    return any(method == m and pattern.search(path) for m, pattern in _CREATES)
+
+
 def is_write(request: httpx.Request) -> bool:
     """Whether `request` counts against GitHub's content-creation limits."""
     if request.method not in WRITE_METHODS:
@@ -52,12 +76,51 @@ def is_write(request: httpx.Request) -> bool:
     return True
 
 
+class WriteDeferred(Exception):
+    """A write whose slot is more than the caller's bound away: the job gives its worker back
+    and runs again `wait_s` from now (see `defer_writes_over`). Nothing was sent."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__(f"the installation's next write slot is {wait_s:.1f} s away")
+        self.wait_s = wait_s
+
+
+_defer_over: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "defer_writes_over", default=None
+)
+
+
+@contextlib.contextmanager
+def defer_writes_over(bound_s: float) -> Iterator[None]:
+    """Within this block a write that would wait longer than `bound_s` for its slot raises
+    `WriteDeferred` instead of sleeping. Jobs that can run again from the start use it; other
+    callers (webhook handlers, the CLI) keep waiting."""
+    token = _defer_over.set(bound_s)
+    try:
+        yield
+    finally:
+        _defer_over.reset(token)
+
+
+def write_deferred(exc: BaseException | None) -> WriteDeferred | None:
+    """The `WriteDeferred` that `exc` is or wraps (githubkit wraps transport errors)."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, WriteDeferred):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
 @dataclass(frozen=True)
 class ThrottleStats:
     writes: int
     waits: int
     waited_s: float
     pauses: int
+    deferred: int = 0  # writes handed back to the job layer (WriteDeferred)
+    deferred_s: float = 0.0  # the waits those writes would have slept
 
 
 @dataclass(frozen=True)
@@ -110,10 +173,19 @@ class Throttle(abc.ABC):
         self._waits = 0
         self._waited_s = 0.0
         self._pauses = 0
+        self._deferred = 0
+        self._deferred_s = 0.0
 
     def stats(self) -> ThrottleStats:
-        """This process's writes, waits and pauses."""
-        return ThrottleStats(self._writes, self._waits, self._waited_s, self._pauses)
+        """This process's writes, waits, pauses and deferrals."""
+        return ThrottleStats(
+            self._writes,
+            self._waits,
+            self._waited_s,
+            self._pauses,
+            self._deferred,
+            self._deferred_s,
+        )
 
     @abc.abstractmethod
     async def _claim(self) -> tuple[float, float]:
@@ -125,13 +197,19 @@ class Throttle(abc.ABC):
         """Let no write go for `seconds` from now."""
 
     async def acquire(self) -> float:
-        """Wait for this write's turn, count it as sent and return its send time."""
+        """Wait for this write's turn, count it as sent and return its send time. Inside
+        `defer_writes_over(bound)`, a turn more than `bound` away raises `WriteDeferred`."""
         waited = 0.0
+        bound = _defer_over.get()
         async with self._lock:
             while True:
                 now, slot = await self._claim()
                 if slot <= now:
                     break
+                if bound is not None and slot - now > bound:
+                    self._deferred += 1
+                    self._deferred_s += slot - now
+                    raise WriteDeferred(slot - now)
                 # A pause (or another process's write) may come while we sleep: look again.
                 self._waits += 1
                 self._waited_s += slot - now
@@ -373,6 +451,9 @@ class ThrottleSettings(Protocol):
     @property
     def write_minute_s(self) -> float: ...
 
+    @property
+    def write_hour_s(self) -> float: ...
+
 
 class Throttles:
     """One throttle per installation id, shared by every client of the process. With `pool`,
@@ -415,6 +496,7 @@ class Throttles:
             settings.writes_per_minute,
             settings.writes_per_hour,
             minute_s=settings.write_minute_s,
+            hour_s=settings.write_hour_s + WINDOW_MARGIN_S,
         )
         return cls(limits, pool=pool, sleep=sleep)
 

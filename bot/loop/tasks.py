@@ -21,6 +21,7 @@ from tenacity import (
 from bot.engine.database import Conn
 from bot.engine.queue import Job
 from bot.github.retry import WaitGitHub, worth_retrying
+from bot.github.throttle import defer_writes_over, write_deferred
 from bot.loop.fix.job import TaskFailed
 from bot.loop.fix.runner import LEASE_TTL_S, holder_name, run_fix
 from bot.loop.fleet import Fleet
@@ -39,6 +40,12 @@ BUSY_RETRY_S = 2.0
 RECONCILE_ATTEMPTS = 8
 RECONCILE_RETRY_S = 180.0
 RECONCILE_LATER_S = 300.0
+# A PR's first reconcile (its first feedback: audit, issues, check run) goes before other
+# due jobs, so a new PR is not queued behind the writes of PRs that started earlier.
+FIRST_FEEDBACK_PRIORITY = 1
+# A fix task that is deferred runs its spawn and audit again: it waits longer for a write
+# slot than a reconcile does, to finish what it started.
+FIX_WRITE_WAIT_S = 30.0
 # A task left in one of these by a crashed worker is picked up again by the retried job;
 # "pushed" included: opening and merging its fix PR are idempotent.
 RESUMABLE = ("queued", "running", "pushed")
@@ -70,18 +77,19 @@ async def reconcile_pr(fleet: Fleet, repo: str, number: int, generation: int) ->
         if row.generation > generation:
             return
         try:
-            async for attempt in _reconcile_attempts(runtime):
-                with attempt:
-                    row = await store.get(repo, number)
-                    assert row is not None
-                    if row.generation > generation:
-                        return  # a newer job waits for the lease and will do it
-                    async with runtime.github.installation_client(row.installation_id) as gh:
-                        api = await runtime.github.repo_api(gh, repo)
-                        reconciler = PrReconciler(
-                            fleet, api, row, lease, start_fix=partial(queue_fix, runtime)
-                        )
-                        await reconciler.run()
+            with defer_writes_over(runtime.settings.write_defer_after_s):
+                async for attempt in _reconcile_attempts(runtime):
+                    with attempt:
+                        row = await store.get(repo, number)
+                        assert row is not None
+                        if row.generation > generation:
+                            return  # a newer job waits for the lease and will do it
+                        async with runtime.github.installation_client(row.installation_id) as gh:
+                            api = await runtime.github.repo_api(gh, repo)
+                            reconciler = PrReconciler(
+                                fleet, api, row, lease, start_fix=partial(queue_fix, runtime)
+                            )
+                            await reconciler.run()
         except RetryError as exc:
             log.warning(
                 "%s#%d: GitHub kept failing (%s); reconciling again in %.0f s",
@@ -93,6 +101,22 @@ async def reconcile_pr(fleet: Fleet, repo: str, number: int, generation: int) ->
             await runtime.queue.job(RECONCILE_PR, delay_s=RECONCILE_LATER_S).defer(
                 repo=repo, number=number, generation=generation
             )
+            return
+        except Exception as exc:
+            deferred = write_deferred(exc)
+            if deferred is None:
+                raise
+            # The installation's write budget is spent for now: give the worker back and run
+            # the same generation again at the slot (the reconcile is re-runnable: what it
+            # wrote is found by its markers). Meanwhile other PRs' jobs run.
+            row = await store.get(repo, number)
+            first = row is not None and row.handled == 0
+            log.info("%s#%d: %s; reconciling again then", repo, number, deferred)
+            await runtime.queue.job(
+                RECONCILE_PR,
+                delay_s=deferred.wait_s,
+                priority=FIRST_FEEDBACK_PRIORITY if first else 0,
+            ).defer(repo=repo, number=number, generation=generation)
             return
         await store.mark_handled(repo, number, generation)
 
@@ -133,9 +157,11 @@ async def run_fix_task(fleet: Fleet, task_id: int) -> None:
         row = await store.task(task_id)
         assert row is not None
         try:
-            async with runtime.github.installation_client(row.installation_id) as gh:
-                api = await runtime.github.repo_api(gh, row.repo)
-                await run_fix(fleet, api, row, lease)
+            bound = max(runtime.settings.write_defer_after_s, FIX_WRITE_WAIT_S)
+            with defer_writes_over(bound):
+                async with runtime.github.installation_client(row.installation_id) as gh:
+                    api = await runtime.github.repo_api(gh, row.repo)
+                    await run_fix(fleet, api, row, lease)
         except TaskFailed as exc:
             log.warning(
                 "fix task %s for #%s ended %s: %s",
@@ -146,6 +172,15 @@ async def run_fix_task(fleet: Fleet, task_id: int) -> None:
             )
             await store.update_task(task_id, status=exc.status, error=exc.reason[:2000])
         except Exception as exc:
+            deferred = write_deferred(exc)
+            if deferred is not None:
+                # Left "running" (resumable): the run again picks up the work pushed to the
+                # task branch and opens or merges its fix PR, found by its head branch.
+                log.info("fix task %s: %s; running it again then", task_id, deferred)
+                await runtime.queue.job(RUN_FIX_TASK, delay_s=deferred.wait_s).defer(
+                    task_id=task_id
+                )
+                return
             log.exception("fix task %s for #%s failed", task_id, row.issue_number)
             await store.update_task(
                 task_id, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000]
@@ -182,7 +217,8 @@ async def request_reconcile(
     store = LoopStore(runtime.pool)
     async with runtime.pool.connection() as conn, conn.transaction():
         generation = await store.bump(repo, number, installation_id, conn, **flags)
-        await runtime.queue.job(RECONCILE_PR, delay_s=delay_s, conn=conn).defer(
+        priority = FIRST_FEEDBACK_PRIORITY if generation == 1 else 0
+        await runtime.queue.job(RECONCILE_PR, delay_s=delay_s, conn=conn, priority=priority).defer(
             repo=repo, number=number, generation=generation
         )
     return generation

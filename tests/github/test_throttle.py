@@ -11,9 +11,13 @@ from bot.github.throttle import (
     HOUR_S,
     ThrottledTransport,
     Throttles,
+    WriteDeferred,
     WriteLimits,
     WriteThrottle,
+    creates_content_route,
+    defer_writes_over,
     is_write,
+    write_deferred,
 )
 
 API = "https://api.github.test"
@@ -204,3 +208,64 @@ async def test_installations_share_one_throttle_each() -> None:
     finally:
         for transport in (first, again, other):
             await transport.aclose()
+
+
+async def test_a_write_far_from_its_slot_is_deferred_inside_a_job_and_waits_outside() -> None:
+    """Inside `defer_writes_over(5)`, a write 60 s from its slot raises WriteDeferred with
+    that wait and sends nothing; outside, the same write sleeps and is sent."""
+    clock = FakeClock()
+    recorder = Recorder(clock)
+    limits = WriteLimits(1.0)
+    throttle = WriteThrottle(limits, clock=clock, sleep=clock.sleep)
+    transport = ThrottledTransport(httpx.MockTransport(recorder), throttle)
+    await throttle.pause(60)
+    async with httpx.AsyncClient(base_url=API, transport=transport) as http:
+        with defer_writes_over(5.0), pytest.raises(WriteDeferred) as raised:
+            await http.post("/repos/o/r/issues", json={})
+        assert recorder.sent == []
+        assert raised.value.wait_s == pytest.approx(60)
+        await http.get("/repos/o/r")  # reads are never deferred
+        await http.post("/repos/o/r/issues", json={})
+
+    assert [m for m, _ in recorder.sent] == ["GET", "POST"]
+    assert throttle.stats().deferred == 1
+
+
+def test_write_deferred_is_found_inside_githubkits_wrapping() -> None:
+    """githubkit wraps a transport's exception (RequestError from it): it is still found,
+    and it is not a transient failure to retry."""
+    from githubkit.exception import RequestError
+
+    from bot.github.retry import transient
+
+    inner = WriteDeferred(3.0)
+    try:
+        try:
+            raise inner
+        except WriteDeferred as exc:
+            raise RequestError(exc) from exc
+    except RequestError as wrapped:
+        assert write_deferred(wrapped) is inner
+        assert not transient(wrapped)
+    assert write_deferred(RuntimeError("x")) is None
+
+
+@pytest.mark.parametrize(
+    ("method", "route", "creates"),
+    [
+        pytest.param("POST", "/repos/{owner}/{repo}/issues", True, id="issue"),
+        pytest.param("POST", "/repos/{owner}/{repo}/issues/{number}/comments", True, id="comment"),
+        pytest.param("POST", "/repos/{owner}/{repo}/pulls", True, id="pull"),
+        pytest.param("PUT", "/repos/{owner}/{repo}/pulls/{number}/merge", True, id="merge"),
+        pytest.param("POST", "/repos/{owner}/{repo}/check-runs", True, id="check-run"),
+        pytest.param("PATCH", "/repos/{owner}/{repo}/issues/{number}", False, id="edit-issue"),
+        pytest.param("PATCH", "/repos/o/r/check-runs/5", False, id="edit-check-run"),
+        pytest.param("DELETE", "/repos/o/r/issues/1/labels/x", False, id="remove-label"),
+        pytest.param("POST", "/repos/o/r/issues/1/labels", False, id="add-labels"),
+    ],
+)
+def test_content_creation_is_the_requests_that_make_something_new(
+    method: str, route: str, creates: bool
+) -> None:
+    """Creates (issues, comments, PRs, merges, check runs) count; edits and removals not."""
+    assert creates_content_route(method, route) is creates

@@ -82,6 +82,9 @@ class PrReconciler:
         self.number = row.number
         self.model_store = ModelStore(fleet.runtime.pool)
         self._mirror: Path | None = None
+        # Issues a merged fix PR of the bot fixed: that PR ("Fixes #n") is on the issue's
+        # timeline already, so closing them needs no comment.
+        self._fixed_by_fix_pr: frozenset[int] = frozenset()
         self._default_branch: str | None = None
 
     async def run(self) -> None:
@@ -89,6 +92,9 @@ class PrReconciler:
         # head read next, so the audit never shows findings a finished task has just fixed
         # (a new round would fix them a second time).
         tasks = await self.store.tasks_for_pr(self.repo, self.number)
+        self._fixed_by_fix_pr = frozenset(
+            n for t in tasks if t.status == "merged" for n in (t.fixed or [t.issue_number])
+        )
         pr = await self.api.get_pull(self.number)
         facts, clone_url = await self._facts(pr)
         decision = before_audit(facts)
@@ -386,9 +392,10 @@ class PrReconciler:
             await self.fleet.runtime.leases.check(self.lease)
             # Marked per head: a retry after a failure (or a lost answer) edits the one
             # comment instead of posting it again.
-            await self.api.upsert_comment(
-                close.number, {"kind": "close", "sha": head_sha}, close.comment
-            )
+            if close.state_reason != "completed" or close.number not in self._fixed_by_fix_pr:
+                await self.api.upsert_comment(
+                    close.number, {"kind": "close", "sha": head_sha}, close.comment
+                )
             issue = await self.api.update_issue(
                 close.number, state="closed", state_reason=close.state_reason
             )

@@ -1,0 +1,76 @@
+"""`python -m bench.writes`: the demo PR's GitHub writes, per endpoint, and writes per finding.
+
+Runs `review-loop demo` (sandbox GitHub over HTTP, real git, PostgreSQL) and reads the
+sandbox's request log: every POST/PATCH/PUT/DELETE the bot sent, by route template and answer
+status, and which of them GitHub counts as content-creating (see `bot.github.throttle`).
+"""
+
+import argparse
+import asyncio
+import logging
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from bot.github.throttle import creates_content_route
+
+WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+
+
+def write_histogram(requests: Iterable[dict[str, Any]]) -> Counter[tuple[str, str, int]]:
+    """(method, route, status) -> count, for the writes among `requests` (tokens excluded:
+    GitHub counts no write for them)."""
+    return Counter(
+        (r["method"], r["route"], r["status"])
+        for r in requests
+        if r["method"] in WRITES and not r["route"].endswith("/access_tokens")
+    )
+
+
+def render_histogram(histogram: Counter[tuple[str, str, int]]) -> str:
+    lines = ["| writes | content-creating | method | route | status |", "|---|---|---|---|---|"]
+    for (method, route, status), n in sorted(histogram.items(), key=lambda kv: (-kv[1], kv[0])):
+        creates = "yes" if creates_content_route(method, route) else "no"
+        lines.append(f"| {n} | {creates} | {method} | `{route}` | {status} |")
+    return "\n".join(lines)
+
+
+async def main_async(keep: bool) -> int:
+    from bot.demo.run import run_demo
+
+    root = Path(tempfile.mkdtemp(prefix="review-loop-writes-"))
+    try:
+        result = await run_demo(
+            root,
+            lambda line: None,
+            database_url=os.environ.get("REVIEW_LOOP_TEST_DATABASE_URL"),
+            requests=True,
+        )
+    finally:
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+    histogram = write_histogram(result["requests"])
+    writes = sum(histogram.values())
+    creating = sum(n for (m, r, _), n in histogram.items() if creates_content_route(m, r))
+    findings = result["findings_filed"]
+    print(f"demo PR: state {result['state']}, {result['rounds']} round(s), {findings} findings")
+    print(render_histogram(histogram))
+    print(f"requests={len(result['requests'])} writes={writes} content_creating={creating}")
+    print(f"writes_per_finding={writes / max(findings, 1):.2f}")
+    return 0 if result["state"] == "ready" else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    return asyncio.run(main_async(args.keep))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
