@@ -402,7 +402,7 @@ class RepoAPI:
             return issue_info(resp.parsed_data)
 
         if marker is None:
-            return await create()
+            return await self._no_comments_yet(await create())
 
         async def find() -> IssueInfo | None:
             async for issue in self._iter_issues(labels, "all"):
@@ -410,7 +410,14 @@ class RepoAPI:
                     return issue
             return None
 
-        return await self._create(f"issue {title!r}", create, find)
+        return await self._no_comments_yet(await self._create(f"issue {title!r}", create, find))
+
+    async def _no_comments_yet(self, issue: IssueInfo) -> IssueInfo:
+        """A new issue has none of the bot's comments yet (a create whose answer was lost is
+        found at once, before the bot could comment): its first marked one needs no lookup."""
+        if self.memo is not None:
+            await self.memo.put(f"comments-listed:{self.full_name}#{issue.number}", {"at": "new"})
+        return issue
 
     async def update_issue(
         self,
@@ -494,7 +501,7 @@ class RepoAPI:
             if await self._edit_comment(int(kept["id"]), body):
                 await self._remember_comment(key, int(kept["id"]), digest)
                 return int(kept["id"])
-        existing = await self._find_comment(number, marker)
+        existing = await self._find_comment_once(number, marker)
         if existing is None:
             comment_id = await self.comment(number, body)
         else:
@@ -503,6 +510,32 @@ class RepoAPI:
                 await self._edit_comment(existing.id, body)
         await self._remember_comment(key, comment_id, digest)
         return comment_id
+
+    async def _find_comment_once(
+        self, number: int, marker: Mapping[str, Any]
+    ) -> CommentInfo | None:
+        """`_find_comment`, listing `number`'s comments once: the bot's marked comments then
+        listed are remembered with the listing, so another marker's lookup on the same issue
+        needs no request (the ones the bot makes later are remembered as they are made)."""
+        if self.memo is None:
+            return await self._find_comment(number, marker)
+        listed = f"comments-listed:{self.full_name}#{number}"
+        if await self.memo.get(listed) is not None:
+            return None
+        found = None
+        for existing in await self.list_comments(number):
+            if self.bot_login and existing.user_login != self.bot_login:
+                continue
+            theirs = parse_marker(existing.body)
+            if theirs is None:
+                continue
+            if theirs == dict(marker):
+                found = existing
+            key = f"comment:{self.full_name}#{number}:{json.dumps(theirs, sort_keys=True)}"
+            digest = hashlib.sha256(existing.body.encode()).hexdigest()
+            await self._remember_comment(key, existing.id, digest)
+        await self.memo.put(listed, {"at": "listed"})
+        return found
 
     async def _edit_comment(self, comment_id: int, body: str) -> bool:
         """Edit the bot's comment; False when it is gone (deleted by a person)."""
@@ -600,10 +633,18 @@ class RepoAPI:
         """
         check_actions(actions)  # refused before anything is sent
         base = f"/repos/{self.owner}/{self.name}/check-runs"
-        run_id, annotated = await self._find_check_run(name, head_sha)
-        if run_id is not None and annotated and annotations:
-            sent = {_annotation_key(a) for a in await self._check_run_annotations(run_id)}
-            annotations = [a for a in annotations if _annotation_key(a) not in sent]
+        key = f"check-run:{self.full_name}:{head_sha}:{name}"
+        kept = await self.memo.get(key) if self.memo is not None else None
+        sent: set[tuple[object, ...]] = set()
+        if kept is not None:
+            # Known from an earlier upsert (only this App makes its runs): no lookup needed.
+            run_id: int | None = int(kept["id"])
+            sent = {tuple(a) for a in kept["sent"]}
+        else:
+            run_id, annotated = await self._find_check_run(name, head_sha)
+            if run_id is not None and annotated and annotations:
+                sent = {_annotation_key(a) for a in await self._check_run_annotations(run_id)}
+        annotations = [a for a in annotations if _annotation_key(a) not in sent]
         first, *more = check_run_bodies(
             name,
             status=status,
@@ -630,6 +671,9 @@ class RepoAPI:
             await self.gh.arequest("PATCH", f"{base}/{run_id}", json=first, response_model=CheckRun)
         for body in more:
             await self.gh.arequest("PATCH", f"{base}/{run_id}", json=body, response_model=CheckRun)
+        if self.memo is not None:
+            sent |= {_annotation_key(a) for a in annotations}
+            await self.memo.put(key, {"id": run_id, "sent": sorted(map(list, sent), key=repr)})
         return run_id
 
     async def _check_run_annotations(self, run_id: int) -> list[dict[str, Any]]:
