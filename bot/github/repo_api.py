@@ -248,11 +248,20 @@ class RepoAPI:
         return [pull_info(pull) async for pull in pages]
 
     async def create_pull(
-        self, title: str, body: str, head: str, base: str, marker: Mapping[str, Any]
+        self,
+        title: str,
+        body: str,
+        head: str,
+        base: str,
+        marker: Mapping[str, Any],
+        *,
+        look_first: bool = True,
     ) -> PullInfo:
-        """The open PR from branch `head` (updated to `title`/`body`), or a new one."""
+        """The open PR from branch `head` (updated to `title`/`body`), or a new one.
+        `look_first=False` when the caller made `head` itself: GitHub refuses a second open
+        PR from one head (422), which is then looked up, so the lookup can wait for that."""
         full_body = cap_text(with_marker(marker, body))
-        existing = await self._open_pull_from(head)
+        existing = await self._open_pull_from(head) if look_first else None
         if existing is None:
 
             async def create() -> PullInfo:
@@ -640,6 +649,8 @@ class RepoAPI:
             # Known from an earlier upsert (only this App makes its runs): no lookup needed.
             run_id: int | None = int(kept["id"])
             sent = {tuple(a) for a in kept["sent"]}
+        elif await self._new_commit(head_sha):
+            run_id = None
         else:
             run_id, annotated = await self._find_check_run(name, head_sha)
             if run_id is not None and annotated and annotations:
@@ -675,6 +686,21 @@ class RepoAPI:
             sent |= {_annotation_key(a) for a in annotations}
             await self.memo.put(key, {"id": run_id, "sent": sorted(map(list, sent), key=repr)})
         return run_id
+
+    async def note_new_commit(self, sha: str) -> None:
+        """`sha` is a commit the bot just made and has not pushed yet: it has no check run,
+        so the first `upsert_check_run` on it needs no lookup. (Not for a commit GitHub
+        made: a reconcile may put a run on it before the bot hears its sha.)"""
+        if self.memo is not None:
+            await self.memo.put(f"new-commit:{self.full_name}:{sha}", {"runs": []})
+
+    async def _new_commit(self, sha: str) -> bool:
+        """Whether `sha` is a commit the bot made (`note_new_commit`) and no upsert has asked
+        yet. Asked once: after the first upsert (even one whose create lost its answer) the
+        run is looked up as usual."""
+        if self.memo is None:
+            return False
+        return await self.memo.take(f"new-commit:{self.full_name}:{sha}") is not None
 
     async def _check_run_annotations(self, run_id: int) -> list[dict[str, Any]]:
         pages = self.gh.rest.paginate(
