@@ -5,7 +5,7 @@ rate limit (docs.github.com, "Use conditional requests if appropriate"). The ans
 the kept one, so a reconcile that reads a PR, its issues and its check runs again after a
 few seconds costs its installation's rate limit only what changed. The answers are kept
 per installation (GitHub's ETags vary with the token's rights), in this process, the most
-recently used `max_entries`. githubkit's own HTTP cache (hishel) is off: see `client.py`.
+recently used up to a size. githubkit's own HTTP cache (hishel) is off: see `client.py`.
 """
 
 from __future__ import annotations
@@ -28,11 +28,13 @@ class Kept:
 
 
 class Answers:
-    """The last ETag'd answer to each GET URL (and `Accept`), least recently used first."""
+    """The last ETag'd answer to each GET URL (and `Accept`), least recently used first, at
+    most `max_bytes` of bodies (a page of 100 issues is a few hundred kB)."""
 
-    def __init__(self, max_entries: int = 2000) -> None:
-        self.max_entries = max_entries
+    def __init__(self, max_bytes: int = 16 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
         self._kept: OrderedDict[tuple[str, str], Kept] = OrderedDict()
+        self._bytes = 0
         self.not_modified = 0  # 304s answered from here
 
     def get(self, key: tuple[str, str]) -> Kept | None:
@@ -42,10 +44,14 @@ class Answers:
         return kept
 
     def put(self, key: tuple[str, str], kept: Kept) -> None:
+        if len(kept.content) > self.max_bytes:
+            return
+        old = self._kept.pop(key, None)
+        self._bytes += len(kept.content) - (0 if old is None else len(old.content))
         self._kept[key] = kept
-        self._kept.move_to_end(key)
-        while len(self._kept) > self.max_entries:
-            self._kept.popitem(last=False)
+        while self._bytes > self.max_bytes:
+            _, dropped = self._kept.popitem(last=False)
+            self._bytes -= len(dropped.content)
 
 
 class ConditionalTransport(httpx.AsyncBaseTransport):

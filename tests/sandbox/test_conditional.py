@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from bot.github.conditional import Answers, ConditionalTransport
+from bot.github.conditional import Answers, ConditionalTransport, Kept
 from tests.sandbox.conftest import REPO, World, installation_token
 
 
@@ -72,3 +72,16 @@ async def _edit(world: World) -> Any:
     return await asyncio.to_thread(
         world.driver.edit_issue, REPO, 1, as_user="alice", title="A worse bug"
     )
+
+
+def test_answers_keep_the_most_recently_used_within_their_size() -> None:
+    """Past `max_bytes` the least recently used answers go; one too big is not kept."""
+    answers = Answers(max_bytes=10)
+    for name in ("a", "b", "c"):
+        answers.put((name, ""), Kept(f'"{name}"', [], b"1234"))
+    assert answers.get(("a", "")) is None
+    answers.get(("b", ""))
+    answers.put(("d", ""), Kept('"d"', [], b"1234"))
+    answers.put(("e", ""), Kept('"e"', [], b"12345678901"))
+
+    assert [k for k in ("a", "b", "c", "d", "e") if answers.get((k, ""))] == ["b", "d"]
