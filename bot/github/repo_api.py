@@ -424,8 +424,7 @@ class RepoAPI:
     async def _no_comments_yet(self, issue: IssueInfo) -> IssueInfo:
         """A new issue has none of the bot's comments yet (a create whose answer was lost is
         found at once, before the bot could comment): its first marked one needs no lookup."""
-        if self.memo is not None:
-            await self.memo.put(f"comments-listed:{self.full_name}#{issue.number}", {"at": "new"})
+        await self._remember_listing(issue.number, {})
         return issue
 
     async def update_issue(
@@ -510,41 +509,44 @@ class RepoAPI:
             if await self._edit_comment(int(kept["id"]), body):
                 await self._remember_comment(key, int(kept["id"]), digest)
                 return int(kept["id"])
-        existing = await self._find_comment_once(number, marker)
-        if existing is None:
-            comment_id = await self.comment(number, body)
-        else:
-            comment_id = existing.id
-            if existing.body != body:
-                await self._edit_comment(existing.id, body)
+        found = await self._find_comment_once(number, marker)
+        if found is not None:
+            comment_id, found_digest = found
+            if found_digest == digest or await self._edit_comment(comment_id, body):
+                await self._remember_comment(key, comment_id, digest)
+                return comment_id
+        comment_id = await self.comment(number, body)
         await self._remember_comment(key, comment_id, digest)
         return comment_id
 
     async def _find_comment_once(
         self, number: int, marker: Mapping[str, Any]
-    ) -> CommentInfo | None:
-        """`_find_comment`, listing `number`'s comments once: the bot's marked comments then
-        listed are remembered with the listing, so another marker's lookup on the same issue
-        needs no request (the ones the bot makes later are remembered as they are made)."""
-        if self.memo is None:
-            return await self._find_comment(number, marker)
-        listed = f"comments-listed:{self.full_name}#{number}"
-        if await self.memo.get(listed) is not None:
-            return None
-        found = None
+    ) -> tuple[int, str] | None:
+        """The id and text digest of the bot's comment on `number` carrying `marker`. The
+        comments are listed once: the listing (every marked comment of the bot's, in one row)
+        is remembered, so another marker's lookup on the same issue needs no request; the
+        comments the bot makes later are remembered as they are made, for longer than it."""
+        want = json.dumps(dict(marker), sort_keys=True)
+        if self.memo is not None:
+            listed = await self.memo.get(f"comments-listed:{self.full_name}#{number}")
+            if listed is not None:
+                kept = listed["markers"].get(want)
+                return None if kept is None else (int(kept[0]), str(kept[1]))
+        markers: dict[str, tuple[int, str]] = {}
         for existing in await self.list_comments(number):
             if self.bot_login and existing.user_login != self.bot_login:
                 continue
             theirs = parse_marker(existing.body)
-            if theirs is None:
-                continue
-            if theirs == dict(marker):
-                found = existing
-            key = f"comment:{self.full_name}#{number}:{json.dumps(theirs, sort_keys=True)}"
-            digest = hashlib.sha256(existing.body.encode()).hexdigest()
-            await self._remember_comment(key, existing.id, digest)
-        await self.memo.put(listed, {"at": "listed"})
-        return found
+            if theirs is not None:
+                digest = hashlib.sha256(existing.body.encode()).hexdigest()
+                markers.setdefault(json.dumps(theirs, sort_keys=True), (existing.id, digest))
+        await self._remember_listing(number, markers)
+        return markers.get(want)
+
+    async def _remember_listing(self, number: int, markers: dict[str, tuple[int, str]]) -> None:
+        if self.memo is not None:
+            key = f"comments-listed:{self.full_name}#{number}"
+            await self.memo.put(key, {"markers": {m: list(v) for m, v in markers.items()}})
 
     async def _edit_comment(self, comment_id: int, body: str) -> bool:
         """Edit the bot's comment; False when it is gone (deleted by a person)."""
