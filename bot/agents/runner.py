@@ -112,6 +112,13 @@ async def _run_builtin(
                 [ruff, "check", "--fix", "--no-unsafe-fixes", "--no-cache", "--quiet",
                  "--select", rule, "--", *sorted(set(paths))]
             )  # fmt: skip
+        # A fix can leave what `ruff format` would change (removing an import leaves a blank
+        # line too many), which the next audit would file as a finding of the bot's making:
+        # a file `ruff format` had nothing to change in is formatted again after the fix.
+        paths = sorted({t.path for t in task.targets})
+        formatted = await _formatted(ruff, paths, worktree, spec, source_env, kill_grace_s)
+        if formatted:
+            commands.append([ruff, "format", "--no-cache", "--quiet", "--", *formatted])
     else:
         paths = sorted({t.path for t in task.targets})
         commands.append([ruff, "format", "--no-cache", "--quiet", "--", *paths])
@@ -139,6 +146,27 @@ async def _run_builtin(
     if run.timed_out or run.error or run.exit_code not in allowed:
         return _failed(spec, run, result)
     return result
+
+
+async def _formatted(
+    ruff: str,
+    paths: list[str],
+    worktree: Path,
+    spec: AgentSpec,
+    source_env: Mapping[str, str],
+    kill_grace_s: float,
+) -> list[str]:
+    """Those of `paths` that `ruff format` (under the repository's config) would leave as
+    they are."""
+    found = []
+    with tempfile.TemporaryDirectory(prefix="review-loop-agent-") as home:
+        env = agent_env(spec.env, source_env, Path(home))
+        for path in paths:
+            check = [ruff, "format", "--check", "--no-cache", "--quiet", "--", path]
+            run = await contained(check, worktree, env, None, spec.timeout_s, kill_grace_s)
+            if run.exit_code == 0 and not run.error:
+                found.append(path)
+    return found
 
 
 def apply_sarif_fixes(spec: AgentSpec, worktree: Path, task: AgentTask) -> AgentResult:

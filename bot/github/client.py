@@ -6,7 +6,8 @@ creates are retried by `RepoAPI`, only after looking up (by hidden marker, head 
 check-run name) that the failed one was not made.
 
 githubkit's HTTP cache (hishel) is off: through it, the client's timeout is not applied, so a
-slow answer held a request for as long as the server liked.
+slow answer held a request for as long as the server liked. Installation clients send their
+GETs conditionally instead (`bot.github.conditional`): a 304 costs no rate limit.
 """
 
 import asyncio
@@ -24,6 +25,7 @@ from githubkit.retry import RetryOption
 
 from bot.config import Settings
 from bot.engine.database import Pool
+from bot.github.conditional import Answers, ConditionalTransport
 from bot.github.memo import Memo
 from bot.github.repo_api import RepoAPI
 from bot.github.throttle import Throttles
@@ -82,6 +84,7 @@ class GitHubApp:
         self._identity_lock = asyncio.Lock()
         self._tokens: dict[tuple[int, str | None], tuple[str, float]] = {}
         self.throttles = Throttles.from_settings(settings, pool, sleep=sleep)
+        self.answers: dict[int, Answers] = {}  # per installation: the ETags of its reads
 
     @property
     def base_url(self) -> str:
@@ -115,7 +118,12 @@ class GitHubApp:
             AppInstallationAuthStrategy(
                 settings.require_app_id(), settings.require_private_key(), installation_id
             ),
-            self.throttles.transport(installation_id, inner=self._timed()),
+            self.throttles.transport(
+                installation_id,
+                inner=ConditionalTransport(
+                    self._timed(), self.answers.setdefault(installation_id, Answers())
+                ),
+            ),
         )
 
     async def repo_api(self, gh: GitHub[Any], full_name: str) -> RepoAPI:

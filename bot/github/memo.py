@@ -46,6 +46,20 @@ class Memo:
                 (key, Jsonb(value)),
             )
 
+    async def take(self, key: str) -> Any:
+        """`get` and drop `key` in one step: of processes taking it at once, one gets it."""
+        if self.ttl_s <= 0:
+            return None
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """DELETE FROM review_loop_github_cache
+                    WHERE key = %s AND fetched_at > now() - make_interval(secs => %s)
+                    RETURNING value""",
+                (key, self.ttl_s),
+            )
+            row = await cur.fetchone()
+        return None if row is None else row["value"]
+
     async def forget(self, *patterns: str) -> None:
         """Drop the keys matching any of the SQL LIKE `patterns`."""
         async with self._pool.connection() as conn:

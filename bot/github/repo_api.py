@@ -248,11 +248,20 @@ class RepoAPI:
         return [pull_info(pull) async for pull in pages]
 
     async def create_pull(
-        self, title: str, body: str, head: str, base: str, marker: Mapping[str, Any]
+        self,
+        title: str,
+        body: str,
+        head: str,
+        base: str,
+        marker: Mapping[str, Any],
+        *,
+        look_first: bool = True,
     ) -> PullInfo:
-        """The open PR from branch `head` (updated to `title`/`body`), or a new one."""
+        """The open PR from branch `head` (updated to `title`/`body`), or a new one.
+        `look_first=False` when the caller made `head` itself: GitHub refuses a second open
+        PR from one head (422), which is then looked up, so the lookup can wait for that."""
         full_body = cap_text(with_marker(marker, body))
-        existing = await self._open_pull_from(head)
+        existing = await self._open_pull_from(head) if look_first else None
         if existing is None:
 
             async def create() -> PullInfo:
@@ -402,7 +411,7 @@ class RepoAPI:
             return issue_info(resp.parsed_data)
 
         if marker is None:
-            return await create()
+            return await self._no_comments_yet(await create())
 
         async def find() -> IssueInfo | None:
             async for issue in self._iter_issues(labels, "all"):
@@ -410,7 +419,13 @@ class RepoAPI:
                     return issue
             return None
 
-        return await self._create(f"issue {title!r}", create, find)
+        return await self._no_comments_yet(await self._create(f"issue {title!r}", create, find))
+
+    async def _no_comments_yet(self, issue: IssueInfo) -> IssueInfo:
+        """A new issue has none of the bot's comments yet (a create whose answer was lost is
+        found at once, before the bot could comment): its first marked one needs no lookup."""
+        await self._remember_listing(issue.number, {})
+        return issue
 
     async def update_issue(
         self,
@@ -494,15 +509,44 @@ class RepoAPI:
             if await self._edit_comment(int(kept["id"]), body):
                 await self._remember_comment(key, int(kept["id"]), digest)
                 return int(kept["id"])
-        existing = await self._find_comment(number, marker)
-        if existing is None:
-            comment_id = await self.comment(number, body)
-        else:
-            comment_id = existing.id
-            if existing.body != body:
-                await self._edit_comment(existing.id, body)
+        found = await self._find_comment_once(number, marker)
+        if found is not None:
+            comment_id, found_digest = found
+            if found_digest == digest or await self._edit_comment(comment_id, body):
+                await self._remember_comment(key, comment_id, digest)
+                return comment_id
+        comment_id = await self.comment(number, body)
         await self._remember_comment(key, comment_id, digest)
         return comment_id
+
+    async def _find_comment_once(
+        self, number: int, marker: Mapping[str, Any]
+    ) -> tuple[int, str] | None:
+        """The id and text digest of the bot's comment on `number` carrying `marker`. The
+        comments are listed once: the listing (every marked comment of the bot's, in one row)
+        is remembered, so another marker's lookup on the same issue needs no request; the
+        comments the bot makes later are remembered as they are made, for longer than it."""
+        want = json.dumps(dict(marker), sort_keys=True)
+        if self.memo is not None:
+            listed = await self.memo.get(f"comments-listed:{self.full_name}#{number}")
+            if listed is not None:
+                kept = listed["markers"].get(want)
+                return None if kept is None else (int(kept[0]), str(kept[1]))
+        markers: dict[str, tuple[int, str]] = {}
+        for existing in await self.list_comments(number):
+            if self.bot_login and existing.user_login != self.bot_login:
+                continue
+            theirs = parse_marker(existing.body)
+            if theirs is not None:
+                digest = hashlib.sha256(existing.body.encode()).hexdigest()
+                markers.setdefault(json.dumps(theirs, sort_keys=True), (existing.id, digest))
+        await self._remember_listing(number, markers)
+        return markers.get(want)
+
+    async def _remember_listing(self, number: int, markers: dict[str, tuple[int, str]]) -> None:
+        if self.memo is not None:
+            key = f"comments-listed:{self.full_name}#{number}"
+            await self.memo.put(key, {"markers": {m: list(v) for m, v in markers.items()}})
 
     async def _edit_comment(self, comment_id: int, body: str) -> bool:
         """Edit the bot's comment; False when it is gone (deleted by a person)."""
@@ -600,10 +644,20 @@ class RepoAPI:
         """
         check_actions(actions)  # refused before anything is sent
         base = f"/repos/{self.owner}/{self.name}/check-runs"
-        run_id, annotated = await self._find_check_run(name, head_sha)
-        if run_id is not None and annotated and annotations:
-            sent = {_annotation_key(a) for a in await self._check_run_annotations(run_id)}
-            annotations = [a for a in annotations if _annotation_key(a) not in sent]
+        key = f"check-run:{self.full_name}:{head_sha}:{name}"
+        kept = await self.memo.get(key) if self.memo is not None else None
+        sent: set[tuple[object, ...]] = set()
+        if kept is not None:
+            # Known from an earlier upsert (only this App makes its runs): no lookup needed.
+            run_id: int | None = int(kept["id"])
+            sent = {tuple(a) for a in kept["sent"]}
+        elif await self._new_commit(head_sha):
+            run_id = None
+        else:
+            run_id, annotated = await self._find_check_run(name, head_sha)
+            if run_id is not None and annotated and annotations:
+                sent = {_annotation_key(a) for a in await self._check_run_annotations(run_id)}
+        annotations = [a for a in annotations if _annotation_key(a) not in sent]
         first, *more = check_run_bodies(
             name,
             status=status,
@@ -630,7 +684,25 @@ class RepoAPI:
             await self.gh.arequest("PATCH", f"{base}/{run_id}", json=first, response_model=CheckRun)
         for body in more:
             await self.gh.arequest("PATCH", f"{base}/{run_id}", json=body, response_model=CheckRun)
+        if self.memo is not None:
+            sent |= {_annotation_key(a) for a in annotations}
+            await self.memo.put(key, {"id": run_id, "sent": sorted(map(list, sent), key=repr)})
         return run_id
+
+    async def note_new_commit(self, sha: str) -> None:
+        """`sha` is a commit the bot just made and has not pushed yet: it has no check run,
+        so the first `upsert_check_run` on it needs no lookup. (Not for a commit GitHub
+        made: a reconcile may put a run on it before the bot hears its sha.)"""
+        if self.memo is not None:
+            await self.memo.put(f"new-commit:{self.full_name}:{sha}", {"runs": []})
+
+    async def _new_commit(self, sha: str) -> bool:
+        """Whether `sha` is a commit the bot made (`note_new_commit`) and no upsert has asked
+        yet. Asked once: after the first upsert (even one whose create lost its answer) the
+        run is looked up as usual."""
+        if self.memo is None:
+            return False
+        return await self.memo.take(f"new-commit:{self.full_name}:{sha}") is not None
 
     async def _check_run_annotations(self, run_id: int) -> list[dict[str, Any]]:
         pages = self.gh.rest.paginate(

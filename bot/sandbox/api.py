@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import logging
 import math
@@ -137,7 +138,8 @@ def _app_principal(hub: Hub, encoded: str) -> Principal:
 
 
 class RateLimits:
-    """Primary rate-limit bookkeeping per principal, for the `x-ratelimit-*` headers."""
+    """Primary rate-limit bookkeeping per principal, for the `x-ratelimit-*` headers. A 304
+    is given back (`refund`): GitHub does not count it against the rate limit."""
 
     def __init__(self) -> None:
         self._windows: dict[str, tuple[float, int]] = {}
@@ -146,8 +148,17 @@ class RateLimits:
         start, used = self._windows.get(key, (now, 0))
         if now - start >= RATE_WINDOW_S:
             start, used = now, 0
-        used += 1
-        self._windows[key] = (start, used)
+        self._windows[key] = (start, used + 1)
+        return self.current(key, now)
+
+    def refund(self, key: str, now: float) -> dict[str, str]:
+        """Give back the request just counted (a 304); the headers as they then are."""
+        start, used = self._windows[key]
+        self._windows[key] = (start, max(used - 1, 0))
+        return self.current(key, now)
+
+    def current(self, key: str, now: float) -> dict[str, str]:
+        start, used = self._windows.get(key, (now, 0))
         limit = 60 if key == "anonymous" else RATE_LIMIT
         reset = math.ceil(time.time() + RATE_WINDOW_S - (now - start))
         return {
@@ -157,6 +168,25 @@ class RateLimits:
             "x-ratelimit-used": str(used),
             "x-ratelimit-resource": "core",
         }
+
+
+def _conditional(request: Request, response: Response) -> Response:
+    """As GitHub does: an `ETag` on every 200 to a GET, and 304 Not Modified (no body) when
+    the request's `If-None-Match` names the answer's current ETag."""
+    body = getattr(response, "body", None)  # a streamed answer has none to tag
+    if body is None:
+        return response
+    digest = hashlib.sha256(bytes(body)).hexdigest()[:32]
+    etag = f'W/"{digest}"'
+    response.headers["etag"] = etag
+    asked = {t.strip() for t in request.headers.get("if-none-match", "").split(",")}
+    if etag not in asked and etag.removeprefix("W/") not in asked:
+        return response
+    kept = {k: v for k, v in response.headers.items() if k.lower() not in _BODY_HEADERS}
+    return Response(status_code=304, headers=kept)
+
+
+_BODY_HEADERS = frozenset({"content-length", "content-type"})
 
 
 def secondary_limit(retry_after_s: int) -> ApiError:
@@ -177,6 +207,7 @@ def endpoint(
         headers: dict[str, str] = {}
         plan = Plan()
         principal: Principal | None = None
+        key = "anonymous"
         try:
             principal = authenticate(hub, request)
             key = "anonymous" if principal is None else principal.key
@@ -191,6 +222,10 @@ def endpoint(
             # The client gave up (timeout, shutdown) mid-request; nothing was changed.
             return Response(status_code=499)
         response.headers.update(headers)
+        if request.method == "GET" and response.status_code == 200:
+            response = _conditional(request, response)
+            if response.status_code == 304:
+                response.headers.update(limits.refund(key, hub.store.clock.monotonic()))
         if not exempt:
             route = request.scope.get("route")
             hub.faults.record(

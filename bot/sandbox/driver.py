@@ -323,6 +323,11 @@ class Driver:
         data = self._api("GET", f"/repos/{full_name}/commits/{ref}/check-runs")
         return list(data["check_runs"])
 
+    def annotations(self, full_name: str, check_run_id: int) -> list[Json]:
+        return self._all(
+            f"/repos/{full_name}/check-runs/{check_run_id}/annotations", {"per_page": "100"}
+        )
+
     def requests(self, since: int = 0) -> list[Json]:
         """The bot's API requests so far: method, route template, status, principal kind."""
         return list(self._call("GET", f"/_sandbox/requests?since={since}"))

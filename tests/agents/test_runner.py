@@ -55,6 +55,37 @@ async def test_ruff_fix_only_fixes_the_rule_it_was_given(worktree: Worktree) -> 
     assert target.read_text() == "x = 1\nif x == None:\n    pass\n"
 
 
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        pytest.param(
+            '"""Doc."""\n\nimport os\n\n\ndef f() -> int:\n    return 1\n',
+            '"""Doc."""\n\n\ndef f() -> int:\n    return 1\n',
+            id="formatted-stays-formatted",
+        ),
+        pytest.param(
+            '"""Doc."""\n\nimport os\n\n\ndef f( ) -> int:\n    return 1\n',
+            '"""Doc."""\n\n\n\ndef f( ) -> int:\n    return 1\n',
+            id="unformatted-is-not-formatted",
+        ),
+    ],
+)
+async def test_ruff_fix_keeps_a_formatted_file_formatted(
+    worktree: Worktree, before: str, after: str
+) -> None:
+    """Removing an import leaves a blank line too many: in a file `ruff format` had nothing
+    to change in, the fix formats it away; a file that was not formatted is left as it was
+    but for the fix (its formatting is a finding of its own)."""
+    target = worktree.path / "src" / "app.py"
+    target.write_text(before)
+
+    task = AgentTask(targets=[FixTarget("F401", "src/app.py")])
+    result = await run_agent(BUILTINS["ruff-fix"], worktree.path, "", task=task)
+
+    assert result.ok, result.error
+    assert target.read_text() == after
+
+
 async def test_ruff_format_formats_the_findings_files(worktree: Worktree) -> None:
     """The built-in formatter rewrites only the files it was given."""
     (worktree.path / "src" / "app.py").write_text("x=[1,2 ,3]\n")

@@ -200,12 +200,13 @@ async def test_setup_output_is_kept_across_a_batch_and_never_committed(
 async def test_one_rule_across_files_past_the_threshold_is_one_issue_and_one_fix(
     workdir: Path, e2e_db: str
 ) -> None:
-    """Four files each with an unused import and a formatting slip (threshold 3): one issue
-    per rule listing the four files, one fix PR each, closed once the fixes landed."""
+    """Four files with an unused import and four with a formatting slip (threshold 3): one
+    issue per rule listing the four files, one fix PR each, closed once the fixes landed."""
     files = {
         f"shop/m{n}.py": f'"""M{n}."""\n\nimport os\n\n\ndef f{n}() -> int:\n    return {n}\n'
         for n in range(4)
     }
+    files |= {f"shop/s{n}.py": f'"""S{n}."""\n\nVALUE={n}\n' for n in range(4)}
     async with local_stack(workdir, database_url=e2e_db) as stack:
         number = await open_pr(stack, pr_files=files)
         row = await wait_settled(stack, REPO, number)
@@ -217,6 +218,8 @@ async def test_one_rule_across_files_past_the_threshold_is_one_issue_and_one_fix
     assert titles == ["F401 in 4 files: 4 findings", "format in 4 files: 4 findings"], titles
     [issue] = [i for i in issues if i["title"].startswith("F401")]
     assert all(f"shop/m{n}.py" in issue["body"] for n in range(4))
+    [slips] = [i for i in issues if i["title"].startswith("format")]
+    assert all(f"shop/s{n}.py" in slips["body"] for n in range(4))
     assert {i["state"] for i in issues} == {"closed"}
     assert len(fixes) == 2  # one per issue, not one per file
 

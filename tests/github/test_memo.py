@@ -66,3 +66,31 @@ async def test_nothing_is_kept_with_a_zero_ttl(fake: FakeGitHub, pool: Pool) -> 
     assert await Memo(pool, 300).get("k") == {"v": 1}
     await memo.forget("k%")
     assert await Memo(pool, 300).get("k") is None
+
+
+async def test_an_issues_comments_are_listed_once_for_every_marker(
+    fake: FakeGitHub, kept: RepoAPI
+) -> None:
+    """The first upsert on an issue lists its comments and remembers each marked one of the
+    bot's; upserts of other markers then ask nothing before they post or edit."""
+    pr = fake.add_pull("feature").number
+    async with fake.client() as gh:  # an earlier process: its comment is not remembered
+        other = RepoAPI(gh, fake.full_name, app_id=fake.app_id, bot_login=fake.bot)
+        old = await other.upsert_comment(pr, {"kind": "note", "pr": pr}, "old note")
+    await kept.upsert_comment(pr, {"kind": "summary", "pr": pr}, "summary")
+    before = len(fake.requests)
+
+    assert await kept.upsert_comment(pr, {"kind": "note", "pr": pr}, "new note") == old
+    await kept.upsert_comment(pr, {"kind": "tally", "pr": pr}, "tally")
+
+    asked = [(r.method, r.url.path.rsplit("/", 2)[-2:]) for r in fake.requests[before:]]
+    assert asked == [("PATCH", ["comments", str(old)]), ("POST", [str(pr), "comments"])]
+
+
+async def test_a_new_issue_is_commented_without_listing(fake: FakeGitHub, kept: RepoAPI) -> None:
+    issue = await kept.create_issue("F401", '<!-- review-loop {"fp": "x"} -->\nbody', [])
+    before = len(fake.requests)
+
+    await kept.upsert_comment(issue.number, {"kind": "why", "issue": issue.number}, "why")
+
+    assert [r.method for r in fake.requests[before:]] == ["POST"]

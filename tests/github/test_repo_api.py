@@ -86,6 +86,23 @@ async def test_create_pull_twice_makes_one_pull_request(fake: FakeGitHub, api: R
     assert parse_marker(first.body) == marker
 
 
+async def test_create_pull_for_a_branch_of_its_own_asks_nothing_first(
+    fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """`look_first=False` (the caller made the branch): one POST, no lookup; if a PR from the
+    branch is open after all, GitHub's 422 finds it and it gets the new title."""
+    marker = {"kind": "fix", "issue": 3}
+    first = await api.create_pull("Fix #3", "Fixes #3", "fix-3", "main", marker, look_first=False)
+    lookups = fake.calls("GET", "/pulls")
+    again = await api.create_pull(
+        "Fix #3, #4", "Fixes #3", "fix-3", "main", marker, look_first=False
+    )
+
+    assert lookups == []
+    assert (again.number, again.title) == (first.number, "Fix #3, #4")
+    assert len([i for i in fake.issues.values() if i.pull]) == 1
+
+
 async def test_create_pull_updates_changed_title(fake: FakeGitHub, api: RepoAPI) -> None:
     """An existing PR from the branch gets the new title instead of a second PR."""
     first = await api.create_pull("Fix #3", "Fixes #3", "fix-3", "main", {"issue": 3})

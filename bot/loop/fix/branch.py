@@ -69,6 +69,8 @@ class TaskBranch:
     token: str | None
     remote_sha: str | None
     check_lease: Callable[[], Awaitable[None]]
+    # Whether the branch was on GitHub when the task began: if not, no PR is open from it.
+    existed: bool = True
 
     async def push(self, wt: Worktree) -> None:
         """Push the worktree's HEAD to the branch, unless the branch moved meanwhile."""

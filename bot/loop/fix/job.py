@@ -6,7 +6,7 @@ from pathlib import Path
 from bot.agents.catalog import AgentSpec
 from bot.audit.runners import analyzers
 from bot.engine.leases import Lease
-from bot.github.records import MergeMethod
+from bot.github.records import IssueInfo, MergeMethod
 from bot.github.repo_api import RepoAPI
 from bot.loop.fleet import Fleet
 from bot.loop.store import LoopStore, TaskRow
@@ -55,6 +55,9 @@ class FixJob:
     merge_method: MergeMethod = "merge"  # how its fix PR is merged into the PR branch
     # What a coding-agent CLI said it did, per issue fixed: shown collapsed in the fix PR.
     agent_notes: dict[int, str] = field(default_factory=dict)
+    # Each issue as this task read it before fixing it: what it says later (the fix PR's
+    # title) is taken from here, not asked of GitHub again.
+    issues_read: dict[int, IssueInfo] = field(default_factory=dict)
 
     @property
     def analyzers(self) -> list[str]:

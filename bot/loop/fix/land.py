@@ -93,8 +93,11 @@ def fix_pr_text(
     return title, body
 
 
-async def open_fix_pr(job: FixJob, title: str, body: str, fixed: list[int]) -> PullInfo:
-    """Open (or find and update) the fix PR of the task's branch; the task is now `pushed`."""
+async def open_fix_pr(
+    job: FixJob, title: str, body: str, fixed: list[int], *, new_branch: bool = False
+) -> PullInfo:
+    """Open (or find and update) the fix PR of the task's branch; the task is now `pushed`.
+    `new_branch`: the task made the branch, so no PR from it is looked for first."""
     t = job.task
     fix_pr = await job.api.create_pull(
         title,
@@ -102,6 +105,7 @@ async def open_fix_pr(job: FixJob, title: str, body: str, fixed: list[int]) -> P
         head=t.branch,
         base=t.base_ref,
         marker={"kind": "fix", "issues": fixed, "task": t.id},
+        look_first=not new_branch,
     )
     await job.store.update_task(t.id, status="pushed", fix_pr=fix_pr.number)
     return fix_pr

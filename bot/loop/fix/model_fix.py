@@ -99,7 +99,10 @@ async def fix_with_model(
             round=t.round,
             installation_id=t.installation_id,
         )
-    await commit_fix(wt, issue.number, issue.title, await job.identity(), paths=changed)
+    identity = await job.identity()
+    await job.api.note_new_commit(
+        await commit_fix(wt, issue.number, issue.title, identity, paths=changed)
+    )
     if config.test:
         await run_tests(wt, config.test, undo=True)
     await branch.push(wt)

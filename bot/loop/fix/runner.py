@@ -198,7 +198,9 @@ async def _run_admitted(
         fleet, api, store, lease, task, config, spec, mirror, repo_info.clone_url, token, method
     )
     remote_sha = await branch_sha(mirror, task.branch)
-    branch = TaskBranch(task.branch, repo_info.clone_url, token, remote_sha, job.check_lease)
+    branch = TaskBranch(
+        task.branch, repo_info.clone_url, token, remote_sha, job.check_lease, remote_sha is not None
+    )
     wt, warm, resumed = await _spawn_worktree(job, remote_sha)
     try:
         if config.setup and not warm:
@@ -366,6 +368,7 @@ async def fix_issue(
     `keep_partial`: push what a failing agent leaves, for a person to pick up."""
     t, config = job.task, job.config
     issue = await job.api.get_issue(number)
+    job.issues_read[number] = issue
     if issue.state != "open":
         return False
     if job.spec.kind in MODEL_KINDS:
@@ -424,7 +427,9 @@ async def fix_issue(
         else:
             judges = judges_of(targets, t.agent, job.analyzers)
             await verify_fix(wt, before, targets, judges, job.fleet.auditors)
-        await commit_fix(wt, number, issue.title, identity, paths=changed)
+        await job.api.note_new_commit(
+            await commit_fix(wt, number, issue.title, identity, paths=changed)
+        )
         if config.test:
             await run_tests(wt, config.test, undo=True)
         await branch.push(wt)  # a checkpoint a successor can resume from
@@ -513,10 +518,13 @@ async def _propose(
     """Open (or find) the fix PR for the task's branch and, for a PR's findings, land it;
     `not_fixed` are the batch's other issues, with why."""
     t = job.task
-    issue_title = (await job.api.get_issue(fixed[0])).title if len(fixed) == 1 else None
+    issue_title = None
+    if len(fixed) == 1:
+        issue = job.issues_read.get(fixed[0]) or await job.api.get_issue(fixed[0])
+        issue_title = issue.title
     cost = (await ModelStore(job.fleet.runtime.pool).task_cost(t.id)).line()
     title, body = fix_pr_text(t.agent, fixed, not_fixed, issue_title, cost, job.agent_notes)
-    fix_pr = await open_fix_pr(job, title, body, fixed)
+    fix_pr = await open_fix_pr(job, title, body, fixed, new_branch=not branch.existed)
     if cost:  # each issue is told what its fix cost, once per fix PR
         await job.check_lease()
         for number in fixed:

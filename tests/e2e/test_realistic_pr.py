@@ -1,0 +1,234 @@
+"""Issue #9's "Done when": a realistic repository (a package with its own pytest suite as the
+`test` command, ruff set to `fix = true` with per-file ignores and a stricter `select` on the
+base branch) and a multi-file PR with findings of all three kinds -- a safe fix, only an
+unsafe fix, no fix -- run through the whole loop once, on a plain repository and on a
+squash-only one whose PR branch requires a status check."""
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.demo.stack import local_stack, wait_settled
+from bot.sandbox import Driver
+from tests.e2e.scenario import REPO, bare_git, fix_pulls, open_pr, task_rows
+
+pytestmark = pytest.mark.slow
+
+PYPROJECT = """\
+[project]
+name = "shop"
+version = "0.1.0"
+
+[tool.ruff]
+line-length = 100
+fix = true
+
+[tool.ruff.lint]
+select = ["E", "F", "I", "SIM", "C4"]
+
+[tool.ruff.lint.per-file-ignores]
+"tests/*" = ["F401", "E741"]
+"""
+LEGACY = '"""Old code the PR does not touch."""\n\nimport json\n\nVALUE = 1\n'
+PRICING = '''\
+"""Prices."""
+
+import os
+
+
+def price(amount: int, member: bool) -> int:
+    if member:
+        discount = 10
+    else:
+        discount = 0
+    return amount - discount
+'''
+CART = '''\
+"""A cart."""
+
+import json
+
+
+def totals(items: list[int]) -> dict[str, int]:
+    count = len(items)
+    return dict(total=sum(items), size=len(items))
+
+
+def first(items: list[int]) -> int:
+    l = items[0]
+    return l
+'''
+TESTS = '''\
+"""The shop's tests."""
+
+import os
+
+from shop.cart import first, totals
+from shop.pricing import price
+
+
+def test_price() -> None:
+    assert price(100, True) == 90
+    assert price(100, False) == 100
+
+
+def test_totals() -> None:
+    l = [1, 2]
+    assert totals(l) == {"total": 3, "size": 2}
+    assert first(l) == 1
+'''
+PR_FILES = {"shop/pricing.py": PRICING, "shop/cart.py": CART, "tests/test_shop.py": TESTS}
+# What ruff finds in the PR's files (the tests' F401 and E741 are ignored per file).
+SAFE = {("F401", "shop/pricing.py"), ("F401", "shop/cart.py")}
+UNSAFE_ONLY = {("SIM108", "shop/pricing.py"), ("F841", "shop/cart.py"), ("C408", "shop/cart.py")}
+NO_FIX = {("E741", "shop/cart.py")}
+FINDINGS = len(SAFE | UNSAFE_ONLY | NO_FIX)
+# GitHub requests per finding of this run, with room for the rounds timing adds or saves:
+# bounds that fail when a change adds requests. Measured 60-62 requests for the 6 findings:
+# 20-22 reads (0-1 answered 304) and 40-41 writes. Before issue #9's read cuts, conditional
+# reads and `ruff-fix` keeping files formatted: 113 (52 reads, 61 writes; two `format`
+# issues of the bot's own making), which these bounds refuse. The goal of 6 is not met:
+# writes are two thirds of it.
+MAX_REQUESTS_PER_FINDING = 12
+MAX_COUNTED_READS_PER_FINDING = 5  # reads less 304s: what counts against the rate limit
+
+
+def squash_only_with_required_check(driver: Driver) -> None:
+    driver.set_merge_methods(REPO, "squash")
+    driver.protect_branch(REPO, "change", required_checks=["review-loop"])
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [None, squash_only_with_required_check],
+    ids=["merge-commits", "squash-only-with-required-check"],
+)
+async def test_a_realistic_pr_ends_fixed_or_explained_quietly_and_cheaply(
+    workdir: Path, e2e_db: str, settings: Callable[[Driver], None] | None
+) -> None:
+    """Every safe-fixable finding is fixed and verified, every other one goes to a person
+    with a comment saying why; no commit touches a file outside the PR, no issue is closed
+    while its finding is still there, the repository's tests pass, each check run carries
+    each annotation once, and the loop's GitHub requests per finding stay under the bound."""
+    config = f"test: {sys.executable} -m pytest -q -p no:cacheprovider tests\ngroup_threshold: 5\n"
+    base = {"pyproject.toml": PYPROJECT, "shop/legacy.py": LEGACY}
+    async with local_stack(workdir, database_url=e2e_db) as stack:
+        driver = stack.sandbox.driver
+        number = await open_pr(
+            stack, pr_files=PR_FILES, base_files=base, config=config, settings=settings
+        )
+        row = await wait_settled(stack, REPO, number)
+        head = driver.pull(REPO, number)["head"]["sha"]
+        issues = [i for i in driver.issues(REPO) if "pull_request" not in i]
+        comments = {i["number"]: bodies(driver, i["number"]) for i in issues}
+        fixes = fix_pulls(stack, number)
+        touched = set(bare_git(stack, "log", "--format=", "--name-only", f"main..{head}").split())
+        history = bare_git(stack, "rev-list", "--parents", f"main..{head}").splitlines()
+        shas = [line.split()[0] for line in history]
+        tasks = await task_rows(stack, "status, error, agent")
+        fix_shas = [f["head"]["sha"] for f in fixes]
+        annotations = [run for sha in {*shas, *fix_shas} for run in annotations_of(driver, sha)]
+        requests = await asyncio.to_thread(driver.requests)
+        tree = checkout(stack, head, workdir / "head")
+
+    asked = Counter(f"{r['method']} {r['route']} {r['status']}" for r in requests)
+    reads = [r for r in requests if r["method"] == "GET"]
+    not_modified = [r for r in reads if r["status"] == 304]
+    print(
+        f"\n{len(requests)} requests for {FINDINGS} findings: {len(reads)} reads (of which "
+        f"{len(not_modified)} 304s), {len(requests) - len(reads)} writes",
+        file=sys.stderr,
+    )
+    for line, n in sorted(asked.items(), key=lambda kv: -kv[1]):
+        print(f"{n:4} {line}", file=sys.stderr)
+
+    assert row.state == "needs-human", row.reason
+    by_finding = {(i["title"].split(" in ")[0], i["title"].split(" in ")[1].split(":")[0]): i
+                  for i in issues}  # fmt: skip
+    # Not one more: the blank line too many an import's removal leaves is formatted away by
+    # the same fix, not filed as a `format` finding of the bot's own making.
+    assert set(by_finding) == SAFE | UNSAFE_ONLY | NO_FIX, sorted(by_finding)
+    still_there = ruff_findings(tree)
+    for key in SAFE:
+        issue = by_finding[key]
+        assert issue["state"] == "closed", key
+        assert key not in still_there, f"{key} is fixed at the PR's head"
+        assert said_fixed_in(comments[issue["number"]]), key
+    assert fixes and all(f["merged_at"] is not None for f in fixes)
+    assert tasks and all(t["status"] == "merged" and t["agent"] == "ruff-fix" for t in tasks)
+    merges = [line for line in history if len(line.split()) > 2]
+    if settings is None:
+        assert len(merges) == len(fixes), "each fix merged with a merge commit"
+    else:
+        assert merges == [], "squash merges only: no merge commit"
+    for key in UNSAFE_ONLY | NO_FIX:
+        issue = by_finding[key]
+        assert issue["state"] == "open", key
+        assert "review-loop:needs-human" in [label["name"] for label in issue["labels"]]
+        only = " (only an unsafe one)" if key in UNSAFE_ONLY else ""
+        why = f"ruff has no safe fix for {key[0]}{only}; route it to an agent or fix it by hand"
+        assert [c for c in comments[issue["number"]] if why in c], (key, comments[issue["number"]])
+        assert key in still_there, f"{key} is left for a person"
+    said_fixed = {key for key, i in by_finding.items() if said_fixed_in(comments[i["number"]])}
+    assert said_fixed == SAFE and not said_fixed & still_there, "no false Fixed in"
+    assert touched <= set(PR_FILES), f"only the PR's files change: {sorted(touched)}"
+    assert (workdir / "head" / "shop/legacy.py").read_text() == LEGACY
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=tree, capture_output=True, text=True,
+    )  # fmt: skip
+    assert tests.returncode == 0, tests.stdout
+    assert any(annotations), "the open findings are annotated"
+    for listed in annotations:
+        assert len(listed) == len(set(listed)), f"each annotation once per check run: {listed}"
+    assert len(requests) / FINDINGS <= MAX_REQUESTS_PER_FINDING, asked.most_common(12)
+    counted_reads = len(reads) - len(not_modified)
+    assert counted_reads / FINDINGS <= MAX_COUNTED_READS_PER_FINDING, asked.most_common(12)
+
+
+def bodies(driver: Driver, number: int) -> list[str]:
+    return [c["body"] for c in driver.comments(REPO, number)]
+
+
+def said_fixed_in(comments: list[str]) -> bool:
+    """Whether one of `comments` is the bot's "Fixed in <sha>" (after its marker line)."""
+    return any(c.split("\n", 1)[-1].startswith("Fixed in ") for c in comments)
+
+
+def annotations_of(driver: Driver, sha: str) -> list[list[str]]:
+    """For each `review-loop` check run of commit `sha`, its annotations as `path:line message`."""
+    runs = [r for r in driver.check_runs(REPO, sha) if r["name"] == "review-loop"]
+    return [
+        [f"{a['path']}:{a['start_line']} {a['message']}" for a in driver.annotations(REPO, r["id"])]
+        for r in runs
+    ]
+
+
+def checkout(stack: Any, sha: str, into: Path) -> Path:
+    """The tree of commit `sha` of the sandbox repository, written to `into`."""
+    into.mkdir()
+    archive = bare_git_bytes(stack, "archive", sha)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def bare_git_bytes(stack: Any, *args: str) -> bytes:
+    bare = stack.sandbox.hub.store.repos_dir / f"{REPO}.git"
+    return subprocess.run(["git", *args], cwd=bare, capture_output=True, check=True).stdout
+
+
+def ruff_findings(tree: Path) -> set[tuple[str, str]]:
+    """(rule, path) of what ruff finds in `tree` under its own config, changing nothing."""
+    out = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-fix", "--output-format", "json", "."],
+        cwd=tree, capture_output=True, text=True,
+    )  # fmt: skip
+    found = json.loads(out.stdout)
+    return {(f["code"], str(Path(f["filename"]).relative_to(tree.resolve()))) for f in found}
