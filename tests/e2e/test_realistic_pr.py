@@ -6,6 +6,7 @@ squash-only one whose PR branch requires a status check."""
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -156,11 +157,23 @@ async def test_a_realistic_pr_ends_fixed_or_explained_quietly_and_cheaply(
     # the same fix, not filed as a `format` finding of the bot's own making.
     assert set(by_finding) == SAFE | UNSAFE_ONLY | NO_FIX, sorted(by_finding)
     still_there = ruff_findings(tree)
+    # Said fixed: closed with the bot's "Fixed in <sha>", or silently because a merged fix PR
+    # of the bot says "Fixes #n" (that PR is on the issue's timeline).
+    fixed_by_pr = {
+        int(n)
+        for f in fixes
+        if f["merged_at"]
+        for n in re.findall(r"Fixes #(\d+)", f["body"] or "")
+    }
+
+    def said_fixed(issue: dict) -> bool:
+        return issue["number"] in fixed_by_pr or said_fixed_in(comments[issue["number"]])
+
     for key in SAFE:
         issue = by_finding[key]
         assert issue["state"] == "closed", key
         assert key not in still_there, f"{key} is fixed at the PR's head"
-        assert said_fixed_in(comments[issue["number"]]), key
+        assert said_fixed(issue), key
     assert fixes and all(f["merged_at"] is not None for f in fixes)
     assert tasks and all(t["status"] == "merged" and t["agent"] == "ruff-fix" for t in tasks)
     merges = [line for line in history if len(line.split()) > 2]
@@ -176,8 +189,8 @@ async def test_a_realistic_pr_ends_fixed_or_explained_quietly_and_cheaply(
         why = f"ruff has no safe fix for {key[0]}{only}; route it to an agent or fix it by hand"
         assert [c for c in comments[issue["number"]] if why in c], (key, comments[issue["number"]])
         assert key in still_there, f"{key} is left for a person"
-    said_fixed = {key for key, i in by_finding.items() if said_fixed_in(comments[i["number"]])}
-    assert said_fixed == SAFE and not said_fixed & still_there, "no false Fixed in"
+    claimed = {key for key, i in by_finding.items() if said_fixed(i)}
+    assert claimed == SAFE and not claimed & still_there, "no false Fixed in"
     assert touched <= set(PR_FILES), f"only the PR's files change: {sorted(touched)}"
     assert (workdir / "head" / "shop/legacy.py").read_text() == LEGACY
     tests = subprocess.run(
