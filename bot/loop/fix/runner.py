@@ -187,7 +187,13 @@ async def _run_admitted(
     """The task's run, once its budgets let it start."""
     started = time.monotonic()
     token = await fleet.token(task.installation_id, task.repo)
-    mirror = await fleet.mirrors.ensure(task.repo, repo_info.clone_url, token)
+    mirror = await fleet.mirrors.ensure(
+        task.repo,
+        repo_info.clone_url,
+        token,
+        want=_wanted(task, pr),
+        fresh_since=_fresh_since(task),
+    )
     if pr is not None and pr.head_sha != task.base_sha:
         # Sibling fixes merged meanwhile: fine, the fix merges on top. A rewritten branch
         # (force-push) is not: the next round plans again from the new head.
@@ -212,6 +218,21 @@ async def _run_admitted(
         await _fix_batch(job, branch, wt, resumed, spawn_s=spawn_s, warm=warm)
     finally:
         await fleet.mirrors.remove_worktree(wt)
+
+
+def _wanted(task: TaskRow, pr: PullInfo | None) -> list[str]:
+    """The commits the task's spawn needs in the mirror: its base and the PR's head."""
+    return [task.base_sha] + ([pr.head_sha] if pr is not None else [])
+
+
+def _fresh_since(task: TaskRow) -> float:
+    """How recent the mirror's last fetch must be for the task to skip its own: since the
+    task was planned. Its branch (and its fix PR's) can then only have been moved by the
+    task itself, so the mirror's view of it holds, and the first task of a PR head to spawn
+    fetches for all the others. A retry fetches, since its earlier run may have pushed."""
+    if task.created_at is None or task.attempts > 1:
+        return time.time()
+    return task.created_at.timestamp()
 
 
 async def _spawn_worktree(
