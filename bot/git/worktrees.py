@@ -284,6 +284,13 @@ class Mirrors:
             await asyncio.to_thread(_delete, entry)
         return len(entries)
 
+    async def prune_metadata(self) -> None:
+        """`git worktree prune` on every mirror: drop what git keeps of worktrees whose
+        directory is gone (a crash mid-removal). The janitor's job, off the spawn path."""
+        for mirror in sorted((self.root / "mirrors").glob("*/*.git")):
+            async with self.lock(mirror):
+                await git("worktree", "prune", cwd=mirror)
+
     async def prune_stale(self, active: set[Path]) -> list[Path]:
         """Remove worktrees that are neither in `active` nor held by a live lease; list them."""
         removed: list[Path] = []

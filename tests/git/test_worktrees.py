@@ -220,6 +220,22 @@ async def test_add_worktree_prunes_a_branch_held_by_a_vanished_worktree(
     )
 
 
+async def test_the_janitors_prune_drops_metadata_of_vanished_worktrees_only(
+    mirrors: Mirrors, remote: Remote
+) -> None:
+    """What git keeps of a worktree whose directory vanished goes; live worktrees stay."""
+    mirror = await mirrors.ensure("acme/demo", remote.url, None)
+    sha = await remote.sha()
+    kept = await mirrors.add_worktree(mirror, mirrors.worktree_path("acme/demo", "k"), "k", sha)
+    gone = await mirrors.add_worktree(mirror, mirrors.worktree_path("acme/demo", "g"), "g", sha)
+    shutil.rmtree(gone.path)
+
+    await mirrors.prune_metadata()
+
+    listing = await git("worktree", "list", "--porcelain", cwd=mirror)
+    assert str(kept.path) in listing and str(gone.path) not in listing
+
+
 async def test_remove_worktree_leaves_another_worktrees_metadata_alone(
     mirrors: Mirrors, remote: Remote
 ) -> None:
