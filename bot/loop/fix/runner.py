@@ -51,6 +51,7 @@ from bot.loop.fix.verify import (
     audit_worktree_report,
     check_agent_change,
     fixed_earlier,
+    judged_paths,
     judges_of,
     run_tests,
     targets_of,
@@ -441,10 +442,10 @@ async def fix_issue(
             }
         changed = await check_agent_change(wt, t.agent, since, allowed)
         if from_model:
-            await _verify_model_fix(job, wt, issue, before, targets)
+            await _verify_model_fix(job, wt, issue, before, targets, changed)
         else:
             judges = judges_of(targets, t.agent, job.analyzers)
-            await verify_fix(wt, before, targets, judges, job.fleet.auditors)
+            await verify_fix(wt, before, targets, judges, job.fleet.auditors, changed=changed)
         await commit_fix(wt, number, issue.title, identity, paths=changed)
         if config.test:
             await run_tests(wt, config.test, undo=True)
@@ -457,11 +458,18 @@ async def fix_issue(
 
 
 async def _verify_model_fix(
-    job: FixJob, wt: Worktree, issue: IssueInfo, before: list[Finding], targets: list[Finding]
+    job: FixJob,
+    wt: Worktree,
+    issue: IssueInfo,
+    before: list[Finding],
+    targets: list[Finding],
+    changed: list[str],
 ) -> None:
     """A model finding fixed by a command or CLI agent: the built-in analyzers report nothing
-    new, and the reviewer that found it says it is resolved (its calls go to the ledger)."""
-    after = await audit_worktree(wt, job.analyzers, job.fleet.auditors)
+    new in the files it `changed` (and the targets'), and the reviewer that found it says
+    it is resolved (its calls go to the ledger)."""
+    paths = judged_paths(changed, targets)
+    after = await audit_worktree(wt, job.analyzers, job.fleet.auditors, paths)
     why = verify(before, after, [])
     if why:
         raise TaskFailed("refused", f"verification failed: {why}")
