@@ -9,7 +9,12 @@ makes the bot's bare mirror of it, then measures, interleaved, N repetitions of:
   on the mirror, no warm worktree to claim, `Mirrors.add_worktree`), the PR head already in
   the mirror (a later task of the round);
 - cold+fetch: the same, the first task of a round (the PR head is new: the mirror fetches);
-- warm: claiming a worktree pre-warmed at the PR head (`WarmPool.claim`).
+- warm: claiming a worktree pre-warmed at the PR head (`WarmPool.claim`);
+- raw x4 and round x4: four at once, the wall time of all four; a round's four tasks spawn
+  on a new PR head (one of them fetches, the others wait for it on the mirror lock).
+
+Then what one fix's verification audits with ruff and ruff format: the whole tree, or the
+one file a fix touched.
 
 Everything is real git on a local `file://` origin; the cleanup after each spawn is not
 timed. The last line is `spawn_over_raw=<cold median / raw median>`.
@@ -29,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.audit.runners import audit
 from bot.git.cmd import git
 from bot.git.worktrees import Mirrors, Worktree
 from bot.loop.fix.branch import branch_sha
@@ -36,7 +42,8 @@ from bot.loop.warm import WarmPool
 
 REPO = "bench/big"
 FILES = 2000
-FILE_BYTES = 3000  # about; Python-like lines of pseudo-random words
+FILE_BYTES = 3000  # about: functions with docstrings of pseudo-random words
+FINDING_EVERY = 50
 DIRS = 40
 COMMITS = 150  # each rewrites a slice of the files (history for the pack)
 CHANGED_PER_COMMIT = 100
@@ -60,17 +67,24 @@ class Generated:
 
 
 def _file_text(rng: random.Random, seed: int) -> str:
-    lines = [f'"""Module {seed}."""', "", "import os", ""]
-    size = sum(len(line) + 1 for line in lines)
-    n = 0
+    """About `FILE_BYTES` of formatted, lint-clean Python; one file in `FINDING_EVERY` has an
+    unused import (a finding for ruff)."""
+    parts = [f'"""Module {seed}."""\n']
+    if seed % FINDING_EVERY == 0:
+        parts.append("\nimport os\n")
+    size, n = 0, 0
     while size < FILE_BYTES:
         name = f"{rng.choice(WORDS)}_{rng.choice(WORDS)}_{n}"
-        body = " + ".join(f"{rng.choice(WORDS)}_{rng.randrange(1000)}" for _ in range(4))
-        block = f"def {name}(a, b):\n    return {body}\n\n"
-        lines.append(block)
-        size += len(block) + 1
+        words = " ".join(rng.choice(WORDS) for _ in range(6))
+        part = (
+            f"\n\ndef {name}(a, b):\n"
+            f'    """The {words}."""\n'
+            f"    return a * {rng.randrange(1000)} + b - {rng.randrange(1000)}\n"
+        )
+        parts.append(part)
+        size += len(part)
         n += 1
-    return "\n".join(lines)
+    return "".join(parts)
 
 
 def generate(root: Path, files: int = FILES, commits: int = COMMITS, seed: int = 1) -> Generated:
@@ -95,7 +109,7 @@ def generate(root: Path, files: int = FILES, commits: int = COMMITS, seed: int =
             + b"\n"
         )
         for i in range(files) if n == 0 else rng.sample(range(files), CHANGED_PER_COMMIT):
-            blob(paths[i], _file_text(rng, i * 1000 + n))
+            blob(paths[i], _file_text(rng, i))
         stream.append(b"\n")
     subprocess.run(
         ["git", "fast-import", "--quiet"], cwd=origin, input=b"".join(stream), check=True
@@ -138,8 +152,24 @@ async def _timed(work: Callable[[], Awaitable[object]]) -> tuple[float, object]:
     return time.perf_counter() - started, result
 
 
-async def _measure(reps: int, files: int) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {"raw": [], "cold": [], "cold+fetch": [], "warm": []}
+ONE_FILE = ["pkg00/mod_0000.py"]  # what a fix of one finding touches
+PARALLEL = 4  # tasks of one round spawning at once (the "x4" rows: wall time of all four)
+KINDS = ("raw", "cold", "cold+fetch", "warm", f"raw x{PARALLEL}", f"round x{PARALLEL}")
+
+
+@dataclass
+class Results:
+    spawns: dict[str, list[float]]
+    audits: dict[str, list[float]]
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.spawns["cold"]) / statistics.median(self.spawns["raw"])
+
+
+async def _measure(reps: int, files: int) -> Results:
+    times: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    audits: dict[str, list[float]] = {"whole tree": [], "touched file": []}
     with tempfile.TemporaryDirectory(prefix="review-loop-bench-spawn-") as scratch:
         root = Path(scratch)
         gen = generate(root, files=files)
@@ -151,30 +181,36 @@ async def _measure(reps: int, files: int) -> dict[str, list[float]]:
             f"pack {gen.pack_bytes / 1e6:.1f} MB"
         )
 
-        async def raw(n: int) -> float:
-            path = root / "raw" / f"r{n}"
-            seconds, _ = await _timed(
-                lambda: git(
-                    "worktree", "add", "--quiet", "-B", f"raw/{n}", str(path), gen.head, cwd=mirror
-                )
-            )
-            await git("worktree", "remove", "--force", str(path), cwd=mirror)
-            await git("branch", "-D", "--quiet", f"raw/{n}", cwd=mirror)
+        async def raw_add(name: str) -> None:
+            path = root / "raw" / name
+            await git("worktree", "add", "--quiet", "-B", f"raw/{name}", str(path), gen.head,
+                      cwd=mirror)  # fmt: skip
+
+        async def raw_cleanup(name: str) -> None:
+            await git("worktree", "remove", "--force", str(root / "raw" / name), cwd=mirror)
+            await git("branch", "-D", "--quiet", f"raw/{name}", cwd=mirror)
+
+        async def raw(names: list[str]) -> float:
+            seconds, _ = await _timed(lambda: asyncio.gather(*(raw_add(n) for n in names)))
+            for name in names:
+                await raw_cleanup(name)
             return seconds
 
-        async def cold(n: int, sha: str, since: float) -> float:
-            path = mirrors.worktree_path(REPO, f"task-{n}")
-            branch = f"review-loop/pr-1/{n}"
+        async def spawn(name: str, sha: str, since: float) -> Worktree:
+            """The git calls of a fix task's cold spawn, in the runner's order."""
+            path = mirrors.worktree_path(REPO, f"task-{name}")
+            branch = f"review-loop/pr-1/{name}"
+            mirror = await mirrors.ensure(REPO, gen.url, None, want=(sha,), fresh_since=since)
+            await branch_sha(mirror, branch)
+            assert await warm.claim(REPO, mirror, sha, path, branch) is None
+            return await mirrors.add_worktree(mirror, path, branch, sha)
 
-            async def spawn() -> Worktree:
-                mirror = await mirrors.ensure(REPO, gen.url, None, want=(sha,), fresh_since=since)
-                await branch_sha(mirror, branch)
-                claimed = await warm.claim(REPO, mirror, sha, path, branch)
-                assert claimed is None
-                return await mirrors.add_worktree(mirror, path, branch, sha)
-
-            seconds, wt = await _timed(spawn)
-            await mirrors.remove_worktree(wt)  # type: ignore[arg-type]
+        async def cold(names: list[str], sha: str, since: float) -> float:
+            seconds, made = await _timed(
+                lambda: asyncio.gather(*(spawn(n, sha, since) for n in names))
+            )
+            for wt in made:  # type: ignore[attr-defined]
+                await mirrors.remove_worktree(wt)
             return seconds
 
         async def warmed(n: int) -> float:
@@ -189,43 +225,63 @@ async def _measure(reps: int, files: int) -> dict[str, list[float]]:
             await mirrors.remove_worktree(wt)  # type: ignore[arg-type]
             return seconds
 
-        await raw(-1)  # one unmeasured round of each, so no kind pays for first use
-        await cold(-1, gen.head, 0.0)
-        kinds = ["raw", "cold", "cold+fetch", "warm"]
+        await raw(["first"])  # one unmeasured round of each, so no kind pays for first use
+        await cold(["first"], gen.head, 0.0)
         for n in range(reps):
-            for kind in kinds[n % 4 :] + kinds[: n % 4]:  # rotate the order each repetition
+            turn = n % len(KINDS)
+            for kind in KINDS[turn:] + KINDS[:turn]:  # rotate the order each repetition
+                many = [f"{n}-{i}" for i in range(PARALLEL)]
                 if kind == "raw":
-                    times[kind].append(await raw(n))
+                    times[kind].append(await raw([str(n)]))
                 elif kind == "cold":
-                    # A later task of the round: created before the mirror's last fetch.
-                    times[kind].append(await cold(n, gen.head, 0.0))
+                    # A later task of the round: planned before the mirror's last fetch.
+                    times[kind].append(await cold([str(n)], gen.head, 0.0))
                 elif kind == "cold+fetch":
                     # The round's first task: its PR head is new, the mirror must fetch.
                     sha = _new_head(gen, n)
-                    times[kind].append(await cold(100 + n, sha, time.time()))
-                else:
+                    times[kind].append(await cold([f"f{n}"], sha, time.time()))
+                elif kind == "warm":
                     times[kind].append(await warmed(n))
+                elif kind.startswith("raw"):
+                    times[kind].append(await raw(many))
+                else:
+                    # A round's tasks at once on a new PR head: one fetch, four adds.
+                    sha = _new_head(gen, 20_000 + n)
+                    times[kind].append(await cold([f"p{m}" for m in many], sha, time.time()))
+        # What one verification audits: the whole tree, or the fix's file (ruff, ruff format).
+        wt = await spawn("audit", gen.head, 0.0)
+        for _ in range(max(2, reps // 4)):
+            seconds, _ = await _timed(lambda: audit(wt.path, ["ruff", "ruff-format"]))
+            audits["whole tree"].append(seconds)
+            seconds, _ = await _timed(lambda: audit(wt.path, ["ruff", "ruff-format"], ONE_FILE))
+            audits["touched file"].append(seconds)
+        await mirrors.remove_worktree(wt)
         shutil.rmtree(root / "raw", ignore_errors=True)
-    return times
+    return Results(times, audits)
 
 
-def _table(times: dict[str, list[float]]) -> str:
-    raw = statistics.median(times["raw"])
+def _table(results: Results) -> str:
+    times = results.spawns
     rows = ["| spawn | n | median s | min s | max s | / raw |", "|---|---|---|---|---|---|"]
     for kind, values in times.items():
         median = statistics.median(values)
+        raw = statistics.median(
+            times[f"raw x{PARALLEL}" if kind.endswith(f" x{PARALLEL}") else "raw"]
+        )
         rows.append(
             f"| {kind} | {len(values)} | {median:.3f} | {min(values):.3f} | {max(values):.3f} "
             f"| {median / raw:.2f} |"
         )
+    rows += ["", "| verification audit | n | median s |", "|---|---|---|"]
+    for kind, values in results.audits.items():
+        rows.append(f"| {kind} | {len(values)} | {statistics.median(values):.3f} |")
     return "\n".join(rows)
 
 
 def measure_spawn_ratio(quick: bool = False) -> float:
     """The cold spawn's median over the raw `git worktree add` median, on a generated
     2,000-file repository (quick: fewer repetitions)."""
-    times = asyncio.run(_measure(QUICK_REPS if quick else FULL_REPS, FILES))
-    return statistics.median(times["cold"]) / statistics.median(times["raw"])
+    return asyncio.run(_measure(QUICK_REPS if quick else FULL_REPS, FILES)).ratio
 
 
 def main() -> None:
@@ -235,10 +291,9 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=FILES)
     args = parser.parse_args()
     reps = args.reps or (QUICK_REPS if args.quick else FULL_REPS)
-    times = asyncio.run(_measure(reps, args.files))
-    print(_table(times))
-    ratio = statistics.median(times["cold"]) / statistics.median(times["raw"])
-    print(f"spawn_over_raw={ratio:.2f}")
+    results = asyncio.run(_measure(reps, args.files))
+    print(_table(results))
+    print(f"spawn_over_raw={results.ratio:.2f}")
 
 
 if __name__ == "__main__":
