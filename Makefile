@@ -76,8 +76,8 @@ bench-fanout: $(STAMP)
 bench-context: $(STAMP)
 	$(BIN)/python -m bench.context $(BENCH_ARGS)
 
-# Not part of `make test`: about a minute (BENCH_ARGS=--quick: about 20 s). Set TMPDIR to
-# measure on another filesystem (the figures in docs/benchmarks.md are on /dev/shm).
+# Not part of `make test`: about 2 minutes on 2 loaded cores (BENCH_ARGS=--quick: about 1).
+# TMPDIR picks the filesystem measured (the figures in docs/benchmarks.md are on /dev/shm).
 bench-spawn: $(STAMP)
 	$(BIN)/python -m bench.spawn $(BENCH_ARGS)
 
