@@ -25,7 +25,7 @@ from bot.audit.runners import (
     audit_report,
     ruff_reads,
 )
-from bot.git.worktrees import Worktree, changed_files, snapshot, snapshot_changes
+from bot.git.worktrees import Worktree, snapshot, snapshot_changes
 from bot.github.markers import parse_marker
 from bot.loop.checks import fix_pr_verdict, upsert_loop_check
 from bot.loop.fix.branch import head_of, reset_worktree
@@ -33,6 +33,7 @@ from bot.loop.fix.job import FixJob, TaskFailed
 from bot.loop.repo_commands import RepoCommandFailed, run_repo_command
 
 AGENT_ANALYZERS = {agent: [analyzer] for analyzer, agent in DEFAULT_AGENTS.items()}
+MAX_JUDGED_PATHS = 1000  # past this many files, a verification audits the whole tree
 
 
 def _key(f: Finding) -> tuple[str, str, str, str]:
@@ -85,7 +86,8 @@ def judged_paths(changed: Iterable[str], targets: Iterable[Finding]) -> list[str
     targets = list(targets)
     if any(t.analyzer in AUDITORS and not ruff_reads(t.path) for t in targets):
         return None
-    return sorted({*changed, *(t.path for t in targets)})
+    paths = sorted({*changed, *(t.path for t in targets)})
+    return paths if len(paths) <= MAX_JUDGED_PATHS else None  # a command line has limits
 
 
 def judges_of(targets: Sequence[Finding], agent: str, auditors: Sequence[str]) -> list[str]:
@@ -213,7 +215,8 @@ async def verify_against(job: FixJob, wt: Worktree, base: str, fixed: list[int])
         return f"the audit could not run: {'; '.join(report.failed.values())}"
     # A SARIF auditor that failed on the base judges nothing: the judges are the targets'.
     judges = sorted({f.analyzer for f in targets}) or job.analyzers
-    paths = judged_paths(await changed_files(wt, base), targets)
+    committed = await changed_lines(job.mirror, base, await head_of(wt))  # the branch's work
+    paths = judged_paths(committed, targets)
     after = await audit(wt.path, judges, paths, catalog=job.fleet.auditors)
     after = filter_ignored(at_level(after, config.min_level), config.ignore)  # as `before` is
     why = verify([f for f in before if f.analyzer in judges], after, targets)

@@ -180,6 +180,8 @@ IN_CFG = Finding("ruff", "E501", "lint", "tool.cfg", 1, 1, "long", "x")
                      id="a-model-reviewers-finding"),
         pytest.param(["tool.cfg"], [IN_CFG], None,
                      id="a-file-ruff-reads-only-by-the-repositorys-include-whole-tree"),
+        pytest.param([f"m{i}.py" for i in range(1001)], [], None,
+                     id="more-files-than-a-command-line-should-carry-whole-tree"),
     ],
 )  # fmt: skip
 def test_judged_paths(
