@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEPLOY_TOOLS := $(VENV)/.deploy-tools
 
 .PHONY: demo test lint typecheck serve sandbox clean bench-fanout deploy-check bench-intake \
-	browser-tools bench-context agents chaos analyzers bench-scale
+	browser-tools bench-context agents chaos analyzers bench-scale bench-spawn
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -80,6 +80,11 @@ bench-scale: $(STAMP)
 # Not part of `make test`: a few seconds, on the scripted model sandbox.
 bench-context: $(STAMP)
 	$(BIN)/python -m bench.context $(BENCH_ARGS)
+
+# Not part of `make test`: about 2 minutes on 2 loaded cores (BENCH_ARGS=--quick: about 1).
+# TMPDIR picks the filesystem measured (the figures in docs/benchmarks.md are on /dev/shm).
+bench-spawn: $(STAMP)
+	$(BIN)/python -m bench.spawn $(BENCH_ARGS)
 
 # Not part of `make test`: about 3 minutes. Needs wrk (Debian package `wrk`), installed here
 # when missing and apt-get can reach the registry.

@@ -101,8 +101,10 @@ JANITOR_INTERVAL_S = 60.0
 
 async def janitor_pass(fleet: Fleet) -> None:
     """Delete finished worktrees in a batch, away from the moment the next one is created
-    (deleting a big checkout slows the filesystem for a while), and stale warm ones."""
+    (deleting a big checkout slows the filesystem for a while), and stale warm ones; prune
+    the metadata of worktrees a crash left (never done as a worktree is made)."""
     await fleet.warm.drop_stale()
+    await fleet.mirrors.prune_metadata()
     removed = await fleet.mirrors.empty_trash(max_entries=50)
     if removed:
         log.info("deleted %d finished worktrees", removed)

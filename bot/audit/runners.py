@@ -28,6 +28,7 @@ __all__ = [
     "audit_report",
     "parse_format_diff",
     "read_only",
+    "ruff_reads",
     "run_ruff",
     "run_ruff_format",
     "run_tool",
@@ -35,6 +36,9 @@ __all__ = [
 
 DEFAULT_TIMEOUT_S = 120.0
 NOTEBOOK_SUFFIX = ".ipynb"
+# What ruff reads by default (its `include`): a file outside it, given by name, would be read
+# as Python anyway, so the built-ins are never given one.
+RUFF_SUFFIXES = (".py", ".pyi", NOTEBOOK_SUFFIX)
 FORMAT_HELP_URI = "https://docs.astral.sh/ruff/formatter/"
 FORMAT_EXPLANATION = (
     "The repository's code is formatted with `ruff format`; code formatted another way makes "
@@ -346,11 +350,17 @@ async def read_only(worktree: Path) -> AsyncIterator[None]:
         )
 
 
+def ruff_reads(path: str) -> bool:
+    """Whether ruff reads `path` when it walks a tree with its default `include`."""
+    return path.endswith(RUFF_SUFFIXES) or PurePosixPath(path).name == "pyproject.toml"
+
+
 def _existing(worktree: Path, paths: Sequence[str] | None) -> list[str] | None:
-    """The given paths that still exist (a PR may delete files); None means "everything"."""
+    """The given paths that still exist (a PR may delete files) and that ruff reads; None
+    means "everything"."""
     if paths is None:
         return None
-    return [path for path in dict.fromkeys(paths) if (worktree / path).exists()]
+    return [p for p in dict.fromkeys(paths) if ruff_reads(p) and (worktree / p).exists()]
 
 
 async def _run_ruff(worktree: Path, args: Sequence[str], timeout_s: float) -> Completed:

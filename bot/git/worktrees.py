@@ -37,6 +37,11 @@ MIRROR_CONFIG = """\
 LEASE_FILE = "review-loop-lease"
 SETUP_OUTPUT_FILE = "review-loop-setup-output"  # in a worktree's git dir, beside the lease
 _REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+# What `git worktree add` says when metadata of a worktree that is gone stands in its way:
+# its path is still registered, or its branch is still checked out there.
+_STALE_METADATA = re.compile(
+    r"missing but (already registered|locked) worktree|already (checked out|used by worktree)"
+)
 
 
 @dataclass(frozen=True)
@@ -139,20 +144,60 @@ class Mirrors:
             finally:
                 os.close(fd)  # releases the flock
 
-    async def ensure(self, full_name: str, url: str, token: str | None) -> Path:
-        """The up-to-date bare mirror of `full_name`: created on first use, fetched after."""
+    async def ensure(
+        self,
+        full_name: str,
+        url: str,
+        token: str | None,
+        *,
+        want: Sequence[str] = (),
+        fresh_since: float | None = None,
+    ) -> Path:
+        """The bare mirror of `full_name`: created on first use, fetched after.
+
+        With `want`, the fetch is skipped when the mirror already holds every commit of
+        `want` and its last fetch started at or after `fresh_since` (wall-clock seconds; None:
+        any earlier fetch will do). So the tasks of one PR head share one fetch, and a task
+        that waited on the lock for another's fetch finds the commits and goes on."""
         if urlsplit(url).password:
             raise ValueError("the remote URL must not carry credentials; pass the token instead")
         mirror = self.mirror_path(full_name)
         env = auth_env(token, url) if token else None
+        started = time.monotonic()
+        if want and (mirror / "HEAD").exists():
+            _heal(mirror, url)  # before any git command reads the mirror's config
+            if await self._current(mirror, want, fresh_since):
+                self.fetch_seconds[mirror] = time.monotonic() - started
+                return mirror
         async with self.lock(mirror):
-            started = time.monotonic()
             if not (mirror / "HEAD").exists():
                 await self._create(mirror)
             _heal(mirror, url)
-            await git("fetch", "--prune", "--no-tags", "origin", cwd=mirror, env=env)
+            if not (want and await self._current(mirror, want, fresh_since)):
+                fetching = time.time()
+                await git("fetch", "--prune", "--no-tags", "origin", cwd=mirror, env=env)
+                _write_atomically(self._fetched_file(mirror), repr(fetching))
             self.fetch_seconds[mirror] = time.monotonic() - started
         return mirror
+
+    def _fetched_file(self, mirror: Path) -> Path:
+        """Where the start time of the mirror's last fetch is kept (beside its lock file)."""
+        return mirror.with_name(mirror.name + ".fetched")
+
+    async def _current(self, mirror: Path, want: Sequence[str], fresh_since: float | None) -> bool:
+        """True when the mirror holds every commit of `want`, fetched after `fresh_since`."""
+        if fresh_since is not None:
+            try:
+                fetched = float(self._fetched_file(mirror).read_text())
+            except (OSError, ValueError):
+                return False
+            if fetched < fresh_since:
+                return False
+        if any(not re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", sha) for sha in want):
+            return False  # only full commit ids: a branch name says nothing about freshness
+        asked = "".join(f"{sha}^{{commit}}\n" for sha in want).encode()
+        answer = await git("cat-file", "--batch-check=%(objectname)", cwd=mirror, input=asked)
+        return "missing" not in answer
 
     async def _create(self, mirror: Path) -> None:
         # Built beside its final place and renamed in, so a crash never leaves half a mirror.
@@ -177,14 +222,25 @@ class Mirrors:
             locked = time.monotonic()
             if path.exists():
                 await self._clear_abandoned(mirror, path)
-            await git("worktree", "prune", cwd=mirror)
-            await git("worktree", "add", "--no-checkout", "-B", branch, str(path), sha, cwd=mirror)
-            admin = await _admin_dir(path)
+            # Only git's metadata step is locked; no `worktree prune` here: metadata that a
+            # crash or a removal left behind is pruned when git refuses because of it.
+            add = ("worktree", "add", "--no-checkout", "-B", branch, str(path), sha)
+            try:
+                await git(*add, cwd=mirror)
+            except GitError as exc:
+                if not _STALE_METADATA.search(exc.stderr):
+                    raise
+                await git("worktree", "prune", cwd=mirror)
+                await git(*add, cwd=mirror)
+            admin = _linked_admin_dir(path) or await _admin_dir(path)
             lease = WorktreeHolder(holder=holder, host=socket.gethostname(), pid=os.getpid())
+            # Written under the lock: `prune_stale` never sees the worktree without its lease.
             (admin / LEASE_FILE).write_text(json.dumps(lease.__dict__))
             added = time.monotonic()
         # Checkout only touches this worktree's own index and files: parallel-safe, lock-free.
-        await git("-c", "checkout.workers=0", "checkout", "-f", "--quiet", cwd=path)
+        # Sequential, git's default: parallel checkout (`checkout.workers=0`) made a spawn of
+        # 2,000 files about 40% slower on 2 cores (docs/benchmarks.md, "Spawn").
+        await git("checkout", "-f", "--quiet", cwd=path)
         base_sha = (await git("rev-parse", "HEAD", cwd=path)).strip()
         timings = SpawnTimings(
             fetch_s=self.fetch_seconds.get(mirror, 0.0),
@@ -205,11 +261,16 @@ class Mirrors:
 
     async def remove_worktree(self, wt: Worktree, *, delete_branch: bool = True) -> None:
         """Move the worktree into the trash and drop git's metadata (and the local branch)."""
+        admin = _admin_dir_of(wt)
         if not await asyncio.to_thread(_move_to, wt.path, self.trash):
             # Another filesystem, so no cheap move: delete in place.
             await asyncio.to_thread(_delete, wt.path)
         async with self.lock(wt.mirror):
-            await git("worktree", "prune", cwd=wt.mirror)
+            if admin is not None:
+                # What `worktree prune` would do for this one worktree, without scanning all.
+                await asyncio.to_thread(_delete, admin)
+            else:
+                await git("worktree", "prune", cwd=wt.mirror)
             if delete_branch:
                 with contextlib.suppress(GitError):  # already gone, or re-used by a retry
                     await git("branch", "-D", "--quiet", wt.branch, cwd=wt.mirror)
@@ -222,6 +283,13 @@ class Mirrors:
         for entry in entries:
             await asyncio.to_thread(_delete, entry)
         return len(entries)
+
+    async def prune_metadata(self) -> None:
+        """`git worktree prune` on every mirror: drop what git keeps of worktrees whose
+        directory is gone (a crash mid-removal). The janitor's job, off the spawn path."""
+        for mirror in sorted((self.root / "mirrors").glob("*/*.git")):
+            async with self.lock(mirror):
+                await git("worktree", "prune", cwd=mirror)
 
     async def prune_stale(self, active: set[Path]) -> list[Path]:
         """Remove worktrees that are neither in `active` nor held by a live lease; list them."""
@@ -379,7 +447,8 @@ def _heal(mirror: Path, url: str) -> None:
     if any(c in url for c in "\n\r\0"):
         raise ValueError(f"not a remote URL: {url!r}")
     quoted = '"' + url.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    (mirror / "config").write_text(MIRROR_CONFIG.format(url=quoted, fetch=FETCH_REFSPEC))
+    # Replaced whole, never truncated in place: git commands of other tasks read it meanwhile.
+    _write_atomically(mirror / "config", MIRROR_CONFIG.format(url=quoted, fetch=FETCH_REFSPEC))
     hooks = mirror / "hooks"
     if hooks.is_dir():
         for hook in hooks.iterdir():
@@ -388,7 +457,40 @@ def _heal(mirror: Path, url: str) -> None:
             if hook.is_dir() and not hook.is_symlink():
                 _delete(hook)
             else:
-                hook.unlink()
+                hook.unlink(missing_ok=True)  # another task may be healing it too
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    staging = path.with_name(f"{path.name}.new-{uuid.uuid4().hex[:8]}")
+    staging.write_text(text)
+    os.replace(staging, path)
+
+
+def _linked_admin_dir(path: Path) -> Path | None:
+    """The admin directory a linked worktree's `.git` file names (None if it names none),
+    read without starting git."""
+    try:
+        pointer = (path / ".git").read_text()
+    except (OSError, ValueError):
+        return None
+    if not pointer.startswith("gitdir: "):
+        return None
+    admin = Path(pointer.removeprefix("gitdir: ").strip())
+    return (admin if admin.is_absolute() else path / admin).resolve()
+
+
+def _admin_dir_of(wt: Worktree) -> Path | None:
+    """The worktree's own directory under the mirror's `worktrees/`; None unless it points
+    back at this worktree (an agent may have rewritten the `.git` file: then another
+    worktree's metadata must not be touched)."""
+    admin = _linked_admin_dir(wt.path)
+    if admin is None or admin.parent != (wt.mirror / "worktrees").resolve():
+        return None
+    try:
+        back = Path((admin / "gitdir").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return admin if back.resolve() == (wt.path / ".git").resolve() else None
 
 
 async def _admin_dir(path: Path) -> Path:

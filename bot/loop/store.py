@@ -5,6 +5,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from bot.engine.database import Conn, Pool
@@ -57,6 +58,7 @@ class TaskRow:
     fixed: list[int]
     failed: list[int]
     warm: bool
+    created_at: datetime | None = None  # when the round planned it (the database's clock)
 
     @property
     def issues(self) -> list[int]:

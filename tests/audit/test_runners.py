@@ -71,6 +71,15 @@ async def test_auditors_look_only_at_the_given_paths_that_exist(worktree: Path) 
     assert len(await run_ruff(worktree, ["pkg/a.py"])) == 1
 
 
+async def test_the_built_ins_are_never_given_files_ruff_does_not_read(worktree: Path) -> None:
+    """A text file named among the paths is skipped, not linted as Python (ruff reads any
+    file it is given by name)."""
+    (worktree / "notes.txt").write_text("plain words, not Python\n")
+    assert [f.path for f in await run_ruff(worktree, ["notes.txt", "pkg/a.py"])] == ["pkg/a.py"]
+    assert await run_ruff(worktree, ["notes.txt"]) == []
+    assert await run_ruff_format(worktree, ["notes.txt"]) == []
+
+
 async def test_format_ignores_files_that_do_not_parse(worktree: Path) -> None:
     """A syntax error (reported by `ruff check`) does not stop format findings elsewhere."""
     (worktree / "broken.py").write_text("def (:\n")

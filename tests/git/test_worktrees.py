@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,46 @@ async def test_ensure_creates_a_mirror_that_later_fetches_new_commits(
     assert await mirrors.ensure("acme/demo", remote.url, None) == mirror
     assert (await git("rev-parse", "refs/remotes/origin/main", cwd=mirror)).strip() == new_sha
     assert mirrors.fetch_seconds[mirror] > 0
+
+
+async def test_ensure_skips_the_fetch_when_the_mirror_holds_the_wanted_commits(
+    mirrors: Mirrors, remote: Remote
+) -> None:
+    """A task whose commits the mirror fetched since it was planned does not fetch again;
+    a commit the mirror lacks, or a last fetch older than the task, makes it fetch."""
+    planned = time.time()
+    mirror = await mirrors.ensure("acme/demo", remote.url, None)
+    head = await remote.sha()
+    later = await remote.commit({"later.txt": "pushed after the fetch\n"}, branch="other")
+
+    await mirrors.ensure("acme/demo", remote.url, None, want=[head], fresh_since=planned)
+    assert "origin/other" not in await git("branch", "--remotes", cwd=mirror)
+
+    await mirrors.ensure("acme/demo", remote.url, None, want=[head], fresh_since=time.time())
+    assert "origin/other" in await git("branch", "--remotes", cwd=mirror)
+
+    newer = await remote.commit({"newer.txt": "n\n"})
+    await mirrors.ensure("acme/demo", remote.url, None, want=[head, newer], fresh_since=planned)
+    assert (await git("rev-parse", "refs/remotes/origin/main", cwd=mirror)).strip() == newer
+    assert (await git("rev-parse", "refs/remotes/origin/other", cwd=mirror)).strip() == later
+
+
+async def test_concurrent_tasks_of_one_head_share_one_fetch(
+    mirrors: Mirrors, remote: Remote
+) -> None:
+    """Tasks that wait on the lock while another fetches their commit do not fetch again."""
+    mirror = await mirrors.ensure("acme/demo", remote.url, None)
+    planned = time.time()
+    head = await remote.commit({"head.txt": "h\n"})
+    fetched = mirrors.lock_file(mirror).with_name(mirror.name + ".fetched")
+    stamps: list[str] = []
+
+    async def task() -> None:
+        await mirrors.ensure("acme/demo", remote.url, None, want=[head], fresh_since=planned)
+        stamps.append(fetched.read_text())
+
+    await asyncio.gather(*(task() for _ in range(4)))
+    assert len(set(stamps)) == 1, "more than one task fetched"
 
 
 async def test_fetch_follows_branches_deleted_on_the_remote(
@@ -149,6 +191,67 @@ async def test_add_worktree_forces_the_branch_so_a_retry_resumes(
         worktree.mirror, worktree.path.with_name("again"), "other", partial
     )
     assert (resumed.path / "partial.txt").exists()
+
+
+async def test_add_worktree_prunes_metadata_a_crash_left_only_when_git_refuses(
+    mirrors: Mirrors, worktree: Worktree
+) -> None:
+    """A worktree directory deleted without git (a crash, a kill -9 mid-removal) leaves
+    metadata holding its path and branch; the next add there prunes it and succeeds."""
+    shutil.rmtree(worktree.path)
+    again = await mirrors.add_worktree(
+        worktree.mirror, worktree.path, worktree.branch, worktree.base_sha
+    )
+    assert (again.path / "src" / "app.py").exists()
+    listing = await git("worktree", "list", "--porcelain", cwd=worktree.mirror)
+    assert listing.count("\nworktree ") == 1
+
+
+async def test_add_worktree_prunes_a_branch_held_by_a_vanished_worktree(
+    mirrors: Mirrors, worktree: Worktree
+) -> None:
+    """The branch of a worktree whose directory vanished can be checked out elsewhere."""
+    shutil.rmtree(worktree.path)
+    other = await mirrors.add_worktree(
+        worktree.mirror, worktree.path.with_name("other"), worktree.branch, worktree.base_sha
+    )
+    assert (await git("rev-parse", "--abbrev-ref", "HEAD", cwd=other.path)).strip() == (
+        worktree.branch
+    )
+
+
+async def test_the_janitors_prune_drops_metadata_of_vanished_worktrees_only(
+    mirrors: Mirrors, remote: Remote
+) -> None:
+    """What git keeps of a worktree whose directory vanished goes; live worktrees stay."""
+    mirror = await mirrors.ensure("acme/demo", remote.url, None)
+    sha = await remote.sha()
+    kept = await mirrors.add_worktree(mirror, mirrors.worktree_path("acme/demo", "k"), "k", sha)
+    gone = await mirrors.add_worktree(mirror, mirrors.worktree_path("acme/demo", "g"), "g", sha)
+    shutil.rmtree(gone.path)
+
+    await mirrors.prune_metadata()
+
+    listing = await git("worktree", "list", "--porcelain", cwd=mirror)
+    assert str(kept.path) in listing and str(gone.path) not in listing
+
+
+async def test_remove_worktree_leaves_another_worktrees_metadata_alone(
+    mirrors: Mirrors, remote: Remote
+) -> None:
+    """A worktree whose `.git` file was rewritten to name another worktree's metadata is
+    removed without touching that other worktree."""
+    mirror = await mirrors.ensure("acme/demo", remote.url, None)
+    sha = await remote.sha()
+    one = await mirrors.add_worktree(mirror, mirrors.worktree_path("acme/demo", "a"), "a", sha)
+    two = await mirrors.add_worktree(mirror, mirrors.worktree_path("acme/demo", "b"), "b", sha)
+    (one.path / ".git").write_text((two.path / ".git").read_text())
+
+    await mirrors.remove_worktree(one, delete_branch=False)
+
+    assert (await git("status", "--porcelain", cwd=two.path)).strip() == ""
+    listing = await git("worktree", "list", "--porcelain", cwd=mirror)
+    assert str(two.path) in listing and str(one.path) not in listing
 
 
 async def test_add_worktree_reclaims_a_directory_left_by_a_crashed_run(

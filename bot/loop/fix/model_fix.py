@@ -25,6 +25,7 @@ from bot.loop.fix.job import FixJob, TaskFailed
 from bot.loop.fix.verify import (
     audit_worktree,
     check_agent_change,
+    judged_paths,
     run_tests,
     targets_of,
     verify,
@@ -82,7 +83,8 @@ async def fix_with_model(
             raise TaskFailed("failed", f"agent {t.agent} failed: {error}") from None
         allowed = {target.path for target in targets}
         changed = await check_agent_change(wt, t.agent, since, allowed)
-        after = await audit_worktree(wt, job.analyzers, job.fleet.auditors)
+        paths = judged_paths(changed, targets)
+        after = await audit_worktree(wt, job.analyzers, job.fleet.auditors, paths)
         why = verify(before, after, [] if from_model else targets)
         if why:
             raise TaskFailed("refused", f"verification failed: {why}")

@@ -51,6 +51,7 @@ from bot.loop.fix.verify import (
     audit_worktree_report,
     check_agent_change,
     fixed_earlier,
+    judged_paths,
     judges_of,
     run_tests,
     targets_of,
@@ -187,7 +188,13 @@ async def _run_admitted(
     """The task's run, once its budgets let it start."""
     started = time.monotonic()
     token = await fleet.token(task.installation_id, task.repo)
-    mirror = await fleet.mirrors.ensure(task.repo, repo_info.clone_url, token)
+    mirror = await fleet.mirrors.ensure(
+        task.repo,
+        repo_info.clone_url,
+        token,
+        want=_wanted(task, pr),
+        fresh_since=_fresh_since(task),
+    )
     if pr is not None and pr.head_sha != task.base_sha:
         # Sibling fixes merged meanwhile: fine, the fix merges on top. A rewritten branch
         # (force-push) is not: the next round plans again from the new head.
@@ -214,6 +221,21 @@ async def _run_admitted(
         await _fix_batch(job, branch, wt, resumed, spawn_s=spawn_s, warm=warm)
     finally:
         await fleet.mirrors.remove_worktree(wt)
+
+
+def _wanted(task: TaskRow, pr: PullInfo | None) -> list[str]:
+    """The commits the task's spawn needs in the mirror: its base and the PR's head."""
+    return [task.base_sha] + ([pr.head_sha] if pr is not None else [])
+
+
+def _fresh_since(task: TaskRow) -> float:
+    """How recent the mirror's last fetch must be for the task to skip its own: since the
+    task was planned. Its branch (and its fix PR's) can then only have been moved by the
+    task itself, so the mirror's view of it holds, and the first task of a PR head to spawn
+    fetches for all the others. A retry fetches, since its earlier run may have pushed."""
+    if task.created_at is None or task.attempts > 1:
+        return time.time()
+    return task.created_at.timestamp()
 
 
 async def _spawn_worktree(
@@ -423,10 +445,10 @@ async def fix_issue(
             }
         changed = await check_agent_change(wt, t.agent, since, allowed)
         if from_model:
-            await _verify_model_fix(job, wt, issue, before, targets)
+            await _verify_model_fix(job, wt, issue, before, targets, changed)
         else:
             judges = judges_of(targets, t.agent, job.analyzers)
-            await verify_fix(wt, before, targets, judges, job.fleet.auditors)
+            await verify_fix(wt, before, targets, judges, job.fleet.auditors, changed=changed)
         await job.api.note_new_commit(
             await commit_fix(wt, number, issue.title, identity, paths=changed)
         )
@@ -441,11 +463,18 @@ async def fix_issue(
 
 
 async def _verify_model_fix(
-    job: FixJob, wt: Worktree, issue: IssueInfo, before: list[Finding], targets: list[Finding]
+    job: FixJob,
+    wt: Worktree,
+    issue: IssueInfo,
+    before: list[Finding],
+    targets: list[Finding],
+    changed: list[str],
 ) -> None:
     """A model finding fixed by a command or CLI agent: the built-in analyzers report nothing
-    new, and the reviewer that found it says it is resolved (its calls go to the ledger)."""
-    after = await audit_worktree(wt, job.analyzers, job.fleet.auditors)
+    new in the files it `changed` (and the targets'), and the reviewer that found it says
+    it is resolved (its calls go to the ledger)."""
+    paths = judged_paths(changed, targets)
+    after = await audit_worktree(wt, job.analyzers, job.fleet.auditors, paths)
     why = verify(before, after, [])
     if why:
         raise TaskFailed("refused", f"verification failed: {why}")

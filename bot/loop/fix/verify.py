@@ -16,7 +16,15 @@ from bot.audit.diffs import changed_lines, filter_ignored, filter_to_changed
 from bot.audit.external import AuditorSpec
 from bot.audit.findings import Finding, normalise_code
 from bot.audit.groups import FindingGroup
-from bot.audit.runners import NO_AUDITORS, AuditError, AuditReport, audit, audit_report
+from bot.audit.runners import (
+    AUDITORS,
+    NO_AUDITORS,
+    AuditError,
+    AuditReport,
+    audit,
+    audit_report,
+    ruff_reads,
+)
 from bot.git.worktrees import Worktree, snapshot, snapshot_changes
 from bot.github.markers import parse_marker
 from bot.loop.checks import fix_pr_verdict, upsert_loop_check
@@ -25,6 +33,7 @@ from bot.loop.fix.job import FixJob, TaskFailed
 from bot.loop.repo_commands import RepoCommandFailed, run_repo_command
 
 AGENT_ANALYZERS = {agent: [analyzer] for analyzer, agent in DEFAULT_AGENTS.items()}
+MAX_JUDGED_PATHS = 1000  # past this many files, a verification audits the whole tree
 
 
 def _key(f: Finding) -> tuple[str, str, str, str]:
@@ -65,6 +74,20 @@ def targets_of(findings: list[Finding], marker: dict[str, object]) -> list[Findi
         if len(same) > 1 and FindingGroup(tuple(same)).fingerprint == fp:
             return same
     return []
+
+
+def judged_paths(changed: Iterable[str], targets: Iterable[Finding]) -> list[str] | None:
+    """The files a fix's verification audits: those the fix touched and its findings' own.
+    The built-ins are per-file linters, and so are SARIF auditors with `changed_files`: a
+    change elsewhere cannot move their findings in these files. A SARIF auditor without
+    `changed_files` audits the whole tree all the same (a whole-program analyzer may find
+    something new in a file the fix never touched). None (the whole tree) when a finding is
+    in a file ruff reads only through the repository's own `include` setting."""
+    targets = list(targets)
+    if any(t.analyzer in AUDITORS and not ruff_reads(t.path) for t in targets):
+        return None
+    paths = sorted({*changed, *(t.path for t in targets)})
+    return paths if len(paths) <= MAX_JUDGED_PATHS else None  # a command line has limits
 
 
 def judges_of(targets: Sequence[Finding], agent: str, auditors: Sequence[str]) -> list[str]:
@@ -127,12 +150,15 @@ async def audit_worktree_report(
 
 
 async def audit_worktree(
-    wt: Worktree, auditors: Sequence[str], catalog: Mapping[str, AuditorSpec] = NO_AUDITORS
+    wt: Worktree,
+    auditors: Sequence[str],
+    catalog: Mapping[str, AuditorSpec] = NO_AUDITORS,
+    paths: Sequence[str] | None = None,
 ) -> list[Finding]:
-    """`audit` for a fix task: an audit that cannot run, or that changed the worktree, fails
-    the issue (nothing is committed)."""
+    """`audit` for a fix task (of the files `paths`, or all): an audit that cannot run, or
+    that changed the worktree, fails the issue (nothing is committed)."""
     try:
-        return await audit(wt.path, auditors, catalog=catalog)
+        return await audit(wt.path, auditors, paths, catalog=catalog)
     except AuditError as exc:
         raise TaskFailed("failed", f"the audit could not run: {exc}") from exc
 
@@ -143,10 +169,14 @@ async def verify_fix(
     targets: list[Finding],
     judges: list[str],
     catalog: Mapping[str, AuditorSpec] = NO_AUDITORS,
+    *,
+    changed: Sequence[str] | None = None,
 ) -> None:
-    """Run the judges on the fixed worktree; refuse the fix unless its targets are gone and
-    nothing new appeared."""
-    after = await audit_worktree(wt, judges, catalog)
+    """Run the judges on the fixed worktree (on the files it `changed` and the targets'
+    files, see `judged_paths`; None: the whole tree); refuse the fix unless its targets are
+    gone and nothing new appeared."""
+    paths = None if changed is None else judged_paths(changed, targets)
+    after = await audit_worktree(wt, judges, catalog, paths)
     why = verify([f for f in before if f.analyzer in judges], after, targets)
     if why:
         raise TaskFailed("refused", f"verification failed: {why}")
@@ -185,7 +215,9 @@ async def verify_against(job: FixJob, wt: Worktree, base: str, fixed: list[int])
         return f"the audit could not run: {'; '.join(report.failed.values())}"
     # A SARIF auditor that failed on the base judges nothing: the judges are the targets'.
     judges = sorted({f.analyzer for f in targets}) or job.analyzers
-    after = await audit(wt.path, judges, catalog=job.fleet.auditors)
+    committed = await changed_lines(job.mirror, base, await head_of(wt))  # the branch's work
+    paths = judged_paths(committed, targets)
+    after = await audit(wt.path, judges, paths, catalog=job.fleet.auditors)
     after = filter_ignored(at_level(after, config.min_level), config.ignore)  # as `before` is
     why = verify([f for f in before if f.analyzer in judges], after, targets)
     if why is None and config.test:
@@ -206,10 +238,13 @@ async def audit_fix_pr(job: FixJob, wt: Worktree) -> None:
     head = await head_of(wt)
     # A SARIF auditor that fails here is reported on the PR's own check run; the fix PR's
     # shows what the others found.
-    report = await audit_report(wt.path, job.analyzers, catalog=job.fleet.auditors)
-    findings = at_level(report.findings, config.min_level)
-    if config.changed_lines_only:
+    changed = None
+    if config.changed_lines_only:  # then the files without a changed line are not audited
         changed = await changed_lines(job.mirror, task.base_sha, head)
+    paths = None if changed is None else sorted(changed)
+    report = await audit_report(wt.path, job.analyzers, paths, catalog=job.fleet.auditors)
+    findings = at_level(report.findings, config.min_level)
+    if changed is not None:
         findings = filter_to_changed(findings, changed)
     findings = filter_ignored(findings, config.ignore)
     await job.check_lease()

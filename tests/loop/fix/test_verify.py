@@ -8,7 +8,16 @@ from bot.git.cmd import git
 from bot.git.worktrees import Worktree, record_setup_output, snapshot
 from bot.loop.fix.branch import commit_fix, reset_worktree
 from bot.loop.fix.job import BotIdentity, TaskFailed
-from bot.loop.fix.verify import check_agent_change, fixed_earlier, judges_of, targets_of, verify
+from bot.loop.fix.verify import (
+    audit_worktree,
+    check_agent_change,
+    fixed_earlier,
+    judged_paths,
+    judges_of,
+    targets_of,
+    verify,
+    verify_fix,
+)
 
 
 def finding(rule: str, snippet: str, line: int = 3, path: str = "shop/a.py") -> Finding:
@@ -153,3 +162,62 @@ async def test_setup_output_is_never_the_agents_change_and_survives_resets(
     await reset_worktree(worktree)
     assert (venv / "site.py").exists()
     assert not (worktree.path / "junk.txt").exists()
+
+
+REVIEWED = Finding("reviewer", "naming", "review", "docs/guide.md", 2, 2, "unclear", "text")
+IN_CFG = Finding("ruff", "E501", "lint", "tool.cfg", 1, 1, "long", "x")
+
+
+@pytest.mark.parametrize(
+    ("changed", "targets", "expected"),
+    [
+        pytest.param(["shop/c.py", "shop/a.py"], [OS], ["shop/a.py", "shop/c.py"],
+                     id="touched-files-and-the-findings-file"),
+        pytest.param(["shop/c.py"], [OS, OS_OTHER_FILE], ["shop/a.py", "shop/b.py", "shop/c.py"],
+                     id="a-group-across-files"),
+        pytest.param(["README.md"], [], ["README.md"], id="persons-issue-touched-only"),
+        pytest.param(["docs/guide.md"], [REVIEWED], ["docs/guide.md"],
+                     id="a-model-reviewers-finding"),
+        pytest.param(["tool.cfg"], [IN_CFG], None,
+                     id="a-file-ruff-reads-only-by-the-repositorys-include-whole-tree"),
+        pytest.param([f"m{i}.py" for i in range(1001)], [], None,
+                     id="more-files-than-a-command-line-should-carry-whole-tree"),
+    ],
+)  # fmt: skip
+def test_judged_paths(
+    changed: list[str], targets: list[Finding], expected: list[str] | None
+) -> None:
+    """A fix is judged on the files it touched and its findings' files; the whole tree when
+    a finding lies where a per-file audit by name would not read it as ruff does."""
+    assert judged_paths(changed, targets) == expected
+
+
+async def test_verification_audits_the_touched_files_not_the_whole_tree(
+    worktree: Worktree,
+) -> None:
+    """A fix of one file is judged on that file: a finding in a file the fix never touched
+    is not looked at (it cannot have moved), while the whole-tree audit would see it."""
+    (worktree.path / "src" / "fixed.py").write_text("import os\n\nVALUE = 1\n")
+    (worktree.path / "src" / "untouched.py").write_text("import sys\n")
+    before = await audit_worktree(worktree, ["ruff"])
+    target = next(f for f in before if f.path == "src/fixed.py")
+    before_without_untouched = [f for f in before if f.path != "src/untouched.py"]
+    (worktree.path / "src" / "fixed.py").write_text("VALUE = 1\n")
+
+    await verify_fix(
+        worktree, before_without_untouched, [target], ["ruff"], changed=["src/fixed.py"]
+    )
+    with pytest.raises(TaskFailed, match=r"adds a new finding: ruff F401 in src/untouched\.py"):
+        await verify_fix(worktree, before_without_untouched, [target], ["ruff"])
+
+
+async def test_a_fix_that_adds_a_finding_in_a_touched_file_is_refused(
+    worktree: Worktree,
+) -> None:
+    """The restricted audit still sees what the fix added in the files it touched."""
+    (worktree.path / "src" / "fixed.py").write_text("import os\n\nVALUE = 1\n")
+    before = await audit_worktree(worktree, ["ruff"])
+    (worktree.path / "src" / "fixed.py").write_text("VALUE = 1\n")
+    (worktree.path / "src" / "app.py").write_text("import json\n")
+    with pytest.raises(TaskFailed, match=r"adds a new finding: ruff F401 in src/app\.py"):
+        await verify_fix(worktree, before, before, ["ruff"], changed=["src/fixed.py", "src/app.py"])
