@@ -15,6 +15,9 @@ FIX_LABEL = "review-loop:fix"
 AGENT_LABEL_PREFIX = "agent:"
 
 # name -> (colour, description): what `RepoAPI.ensure_labels` creates on a repository.
+# The labels people set are made on a repository's first reconcile, so they can be picked
+# from the list; the ones the bot sets only when it first uses them (`first_use`), so a
+# repository that never has a ready PR never pays for the ready label's creation.
 LABELS = {
     LOOP_LABEL: ("0e8a16", "Run the review loop on this pull request"),
     FINDING_LABEL: ("d93f0b", "A finding filed by review-loop"),
@@ -24,6 +27,14 @@ LABELS = {
     PARTIAL_LABEL: ("fbca04", "A fix that stopped part way; its branch keeps the work"),
     FIX_LABEL: ("1d76db", "Ask review-loop to fix this issue"),
 }
+PEOPLE_LABELS = (LOOP_LABEL, WAIVED_LABEL, FIX_LABEL)
+
+
+def label_specs(names: Collection[str]) -> dict[str, tuple[str, str]]:
+    """The specs of `names` that are the bot's own labels (others, e.g. `agent:` ones, are
+    left to GitHub, which creates the labels an issue is given)."""
+    return {name: LABELS[name] for name in names if name in LABELS}
+
 
 # Branches. Fix branches are pushed to GitHub; audit and warm branches live only in the
 # worker's local mirror, for the worktrees made there.

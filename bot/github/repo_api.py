@@ -587,8 +587,9 @@ class RepoAPI:
             if _status(exc) != 404:
                 raise
 
-    async def ensure_labels(self, specs: Mapping[str, tuple[str, str]]) -> None:
-        """Create the labels of `specs` (name -> (color hex, description)) that are missing."""
+    async def ensure_labels(self, specs: Mapping[str, tuple[str, str]]) -> set[str]:
+        """Create the labels of `specs` (name -> (color hex, description)) that are missing;
+        the repository's label names (lower case) from before."""
         pages: Paginator[Label] = self.gh.rest.paginate(
             self.gh.rest.issues.async_list_labels_for_repo,
             owner=self.owner,
@@ -596,9 +597,13 @@ class RepoAPI:
             per_page=PER_PAGE,
         )
         existing = {label.name.lower() async for label in pages}
+        await self.create_labels({n: s for n, s in specs.items() if n.lower() not in existing})
+        return existing
+
+    async def create_labels(self, specs: Mapping[str, tuple[str, str]]) -> None:
+        """Create the labels of `specs` without looking first (one there already is fine)."""
         for name, (color, description) in specs.items():
-            if name.lower() not in existing:
-                await self._repeat(f"label {name}", self._label_creator(name, color, description))
+            await self._repeat(f"label {name}", self._label_creator(name, color, description))
 
     def _label_creator(
         self, name: str, color: str, description: str

@@ -59,15 +59,21 @@ class RepoCache:
         return await load_repo_config(self, (await self.repo()).default_branch)
 
     async def ensure_labels(self, specs: Mapping[str, tuple[str, str]]) -> None:
-        """`RepoAPI.ensure_labels`, skipped while the cache says they were made (a label a
-        person deletes meanwhile comes back with the next labelling: GitHub creates the
-        labels an issue is given)."""
+        """The labels of `specs` made on the repository, each once: the cache keeps the
+        names known to be there, so only a new one is created, and the repository's labels
+        are listed only when the cache has none (a label a person deletes meanwhile comes
+        back with the next labelling: GitHub creates the labels an issue is given)."""
         key = f"labels:{self.api.full_name}"
         found = await self._memo.get(key)
-        if found is not None and set(specs) <= set(found["names"]):
+        known = {str(n).lower() for n in found["names"]} if found is not None else None
+        missing = {n: s for n, s in specs.items() if known is None or n.lower() not in known}
+        if not missing:
             return
-        await self.api.ensure_labels(specs)
-        await self._memo.put(key, {"names": sorted(specs)})
+        if known is None:
+            known = await self.api.ensure_labels(missing)
+        else:
+            await self.api.create_labels(missing)
+        await self._memo.put(key, {"names": sorted(known | {n.lower() for n in missing})})
 
     # the ConfigFiles protocol of bot.repo_config
 

@@ -20,7 +20,7 @@ from bot.git.worktrees import (
     snapshot_changes,
 )
 from bot.github.repo_api import RepoAPI
-from bot.labels import PARTIAL_LABEL
+from bot.labels import PARTIAL_LABEL, label_specs
 from bot.loop.fix.job import BotIdentity, TaskFailed
 
 log = logging.getLogger(__name__)
@@ -127,4 +127,5 @@ async def keep_partial_work(
     if await commit_all(wt, message, identity.name, identity.email, paths=paths) is None:
         return
     await branch.push(wt)
+    await api.ensure_labels(label_specs([PARTIAL_LABEL]))  # rare: made on first use
     await api.add_labels(number, [PARTIAL_LABEL])

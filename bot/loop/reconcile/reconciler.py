@@ -25,11 +25,12 @@ from bot.github.repo_api import RepoAPI
 from bot.labels import (
     AGENT_LABEL_PREFIX,
     FINDING_LABEL,
-    LABELS,
     LOOP_LABEL,
     NEEDS_HUMAN_LABEL,
+    PEOPLE_LABELS,
     READY_LABEL,
     is_own_fix_pr,
+    label_specs,
 )
 from bot.loop import report
 from bot.loop.budget import Caps, InstallationSpend, first_run_estimate, spent_out
@@ -101,10 +102,10 @@ class PrReconciler:
         if decision is not None:
             await self._report(pr, decision, facts.config)
             return
-        await repo_cache(self.fleet.runtime, self.api).ensure_labels(LABELS)
+        await self._first_use(PEOPLE_LABELS)
         if opted_in_by_command(facts):
             await self.fleet.runtime.leases.check(self.lease)
-            await self.api.add_labels(self.number, [LOOP_LABEL])
+            await self.api.add_labels(self.number, [LOOP_LABEL])  # made by `_first_use` above
         try:
             found = await self._audit(pr, facts.config, clone_url, fork=facts.pull.fork)
         except AuditError as exc:
@@ -380,6 +381,7 @@ class PrReconciler:
         created: list[IssueInfo] = []
         for draft in plan.create:
             await self.fleet.runtime.leases.check(self.lease)
+            await self._first_use(draft.labels)
             made = await self.api.create_issue(draft.title, draft.body, list(draft.labels))
             issue_for[draft.fingerprint] = made.number
             created.append(made)
@@ -410,6 +412,7 @@ class PrReconciler:
             await self.api.upsert_comment(
                 reopen.number, {"kind": "reopen", "sha": head_sha}, reopen.comment
             )
+            await self._first_use([NEEDS_HUMAN_LABEL])
             await self.api.add_labels(reopen.number, [NEEDS_HUMAN_LABEL])
         return issue_for, created
 
@@ -420,6 +423,7 @@ class PrReconciler:
         or a task already recorded change nothing, and only a task just created is queued."""
         for number, why in sorted(decision.needs_human.items()):
             await self.fleet.runtime.leases.check(self.lease)
+            await self._first_use([NEEDS_HUMAN_LABEL])
             await self.api.add_labels(number, [NEEDS_HUMAN_LABEL])
             await self._tell_needs_human(number, why)
         for plan in decision.plans:
@@ -457,9 +461,15 @@ class PrReconciler:
 
     async def _relabel(self, pr: PullInfo, add: str | None = None, remove: str = "") -> None:
         if add is not None and add not in pr.labels:
+            await self._first_use([add])
             await self.api.add_labels(self.number, [add])
         if remove in pr.labels:
             await self.api.remove_label(self.number, remove)
+
+    async def _first_use(self, names: Sequence[str]) -> None:
+        """Make the bot's labels among `names` on the repository before they are first
+        given (each once per repository, through the shared cache), in their colours."""
+        await repo_cache(self.fleet.runtime, self.api).ensure_labels(label_specs(names))
 
     async def _tell_needs_human(self, number: int, why: str) -> None:
         """The one comment on an issue that says why the loop hands it to a person (edited
