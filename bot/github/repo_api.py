@@ -515,8 +515,16 @@ class RepoAPI:
             if found_digest == digest or await self._edit_comment(comment_id, body):
                 await self._remember_comment(key, comment_id, digest)
                 return comment_id
+        # The remembered listing is dropped while the comment is posted: a crash before it is
+        # listed again with the new comment leaves no listing that says "not there".
+        listing = f"comments-listed:{self.full_name}#{number}"
+        listed = await self.memo.take(listing) if self.memo is not None else None
         comment_id = await self.comment(number, body)
         await self._remember_comment(key, comment_id, digest)
+        if listed is not None:
+            markers = {m: (int(v[0]), str(v[1])) for m, v in listed["markers"].items()}
+            markers[json.dumps(dict(marker), sort_keys=True)] = (comment_id, digest)
+            await self._remember_listing(number, markers)
         return comment_id
 
     async def _find_comment_once(
@@ -650,7 +658,10 @@ class RepoAPI:
         check_actions(actions)  # refused before anything is sent
         base = f"/repos/{self.owner}/{self.name}/check-runs"
         key = f"check-run:{self.full_name}:{head_sha}:{name}"
-        kept = await self.memo.get(key) if self.memo is not None else None
+        # Taken, not read: the run's annotations may take several requests, and a crash or a
+        # deferred write between them must leave no record claiming what was not all sent (the
+        # next upsert then lists the run's annotations instead).
+        kept = await self.memo.take(key) if self.memo is not None else None
         sent: set[tuple[object, ...]] = set()
         if kept is not None:
             # Known from an earlier upsert (only this App makes its runs): no lookup needed.

@@ -94,3 +94,75 @@ async def test_a_new_issue_is_commented_without_listing(fake: FakeGitHub, kept: 
     await kept.upsert_comment(issue.number, {"kind": "why", "issue": issue.number}, "why")
 
     assert [r.method for r in fake.requests[before:]] == ["POST"]
+
+
+class Killed(Exception):
+    """Stands for a kill -9 between two requests: nothing after it runs."""
+
+
+async def test_a_comment_posted_just_before_a_crash_is_found_not_posted_again(
+    fake: FakeGitHub, kept: RepoAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's remembered listing ("no bot comments yet") must not outlive a post whose
+    record was never written: the retry lists the comments and finds the one it made."""
+    issue = fake.add_issue("finding").number
+    await kept.upsert_comment(issue, {"kind": "summary", "pr": issue}, "other")  # listed once
+
+    async def crash(*args: object) -> None:
+        raise Killed
+
+    with monkeypatch.context() as patched:
+        patched.setattr(kept, "_remember_comment", crash)
+        with pytest.raises(Killed):
+            await kept.upsert_comment(issue, {"kind": "why", "issue": issue}, "no safe fix")
+
+    await kept.upsert_comment(issue, {"kind": "why", "issue": issue}, "no safe fix")
+    bodies = [c.body for c in fake.comments.values() if c.body.endswith("no safe fix")]
+    assert len(bodies) == 1
+
+
+async def test_annotations_cut_short_by_a_crash_are_each_sent_once(
+    fake: FakeGitHub, kept: RepoAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """120 annotations take three requests; a crash after the first leaves no record that
+    says none were sent, so the next update sends only the 70 the run lacks."""
+    sha = "b" * 40
+    notes = [
+        {
+            "path": "app.py",
+            "start_line": n,
+            "end_line": n,
+            "annotation_level": "warning",
+            "message": f"finding on line {n}",
+        }
+        for n in range(1, 121)
+    ]
+    run_id = await kept.upsert_check_run(
+        "review-loop", sha, status="in_progress", title="auditing", summary="…"
+    )
+    send = kept.gh.arequest
+    patches = 0
+
+    async def dies_on_second_patch(method: str, *args: object, **kwargs: object) -> object:
+        nonlocal patches
+        if method == "PATCH":
+            patches += 1
+            if patches == 2:
+                raise Killed
+        return await send(method, *args, **kwargs)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(kept.gh, "arequest", dies_on_second_patch)
+        with pytest.raises(Killed):
+            await kept.upsert_check_run(
+                "review-loop", sha, status="completed", conclusion="failure",
+                title="120 findings", summary="…", annotations=notes,
+            )  # fmt: skip
+    assert len(fake.check_runs[run_id].annotations) == 50
+
+    await kept.upsert_check_run(
+        "review-loop", sha, status="completed", conclusion="failure",
+        title="120 findings", summary="…", annotations=notes,
+    )  # fmt: skip
+    sent = [a["message"] for a in fake.check_runs[run_id].annotations]
+    assert sorted(sent) == sorted(n["message"] for n in notes)
