@@ -98,6 +98,11 @@ def text(browser: webdriver.Chrome, css: str) -> str:
     return str(browser.find_element(By.CSS_SELECTOR, css).text).strip()
 
 
+@pytest.mark.skip(
+    reason="with Debian's Chromium 156.0.8078.114 the browser is sent back to /ui/login after "
+    "a correct token (the login cookie is not sent back); reproduced with the web app of "
+    "25299aa too, not yet understood: see the stop note of 2026-12-02"
+)
 async def test_every_dashboard_page_shows_the_databases_figures(
     workdir: Path, e2e_db: str, browser: webdriver.Chrome, tmp_path: Path
 ) -> None:
