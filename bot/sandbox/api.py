@@ -233,6 +233,7 @@ def endpoint(
                 getattr(route, "path", request.url.path).removeprefix(API_PREFIX),
                 response.status_code,
                 None if principal is None else principal.kind,
+                request.url.path.removeprefix(API_PREFIX),
             )
         if plan.after is not None:
             return await _lose_answer(hub, request, plan.after, response)

@@ -129,13 +129,21 @@ class Faults:
         with self._lock:
             self.requests_served += 1
 
-    def record(self, method: str, route: str, status: int, principal: str | None) -> None:
+    def record(
+        self, method: str, route: str, status: int, principal: str | None, path: str = ""
+    ) -> None:
         """Log one request the bot made (not the driver's): its method, route template
         (e.g. `/repos/{owner}/{repo}/issues`), answer status and who called (`app`,
-        `installation`, `user`) -- so tests can count requests per finding."""
+        `installation`, `user`) and the path asked -- so tests can count requests per finding."""
         with self._lock:
             self.requests.append(
-                {"method": method, "route": route, "status": status, "principal": principal}
+                {
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "principal": principal,
+                    "path": path,
+                }
             )
 
     def requests_since(self, since: int) -> list[dict[str, Any]]:

@@ -148,6 +148,8 @@ async def test_a_realistic_pr_ends_fixed_or_explained_quietly_and_cheaply(
         f"{len(not_modified)} 304s), {len(requests) - len(reads)} writes",
         file=sys.stderr,
     )
+    for r in requests:
+        print(f"  {r['method']} {r['path']} {r['status']}", file=sys.stderr)
     for line, n in sorted(asked.items(), key=lambda kv: -kv[1]):
         print(f"{n:4} {line}", file=sys.stderr)
 
