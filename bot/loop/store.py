@@ -3,7 +3,7 @@
 import contextlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -335,6 +335,15 @@ class LoopStore:
                        (repo, pr_number, fingerprint, issue_number, fixed_sha)
                    VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING""",
                 (repo, pr_number, fingerprint, issue_number, sha),
+            )
+
+    async def forget_fixed(self, repo: str, pr_number: int, issue_numbers: Iterable[int]) -> None:
+        """Drop the fixed records of these issues (open again, or never closed after all)."""
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                """DELETE FROM review_loop_fixed
+                    WHERE repo = %s AND pr_number = %s AND issue_number = ANY(%s)""",
+                (repo, pr_number, sorted(issue_numbers)),
             )
 
     async def fixed_issue_numbers(self, repo: str, pr_number: int) -> set[int]:

@@ -63,6 +63,7 @@ class IssueClose:
     number: int
     comment: str
     state_reason: Literal["completed", "not_planned"]
+    fingerprint: str = ""  # of a finding closed as fixed: recorded before the close
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ def plan_ledger(
         if fp in seen:
             continue
         close.extend(
-            IssueClose(issue.number, FIXED_COMMENT.format(sha=head_sha), "completed")
+            IssueClose(issue.number, FIXED_COMMENT.format(sha=head_sha), "completed", fp)
             for issue in issues
             if issue.state == "open" and not issue.waived
         )

@@ -363,6 +363,14 @@ class PrReconciler:
                 why_no_agent[group.fingerprint] = draft.why_no_agent
             drafts.append(draft)
         plan = plan_ledger(drafts, existing, pr.head_sha, config.max_open_issues)
+        # An open issue with a fixed record that stays open: the close after the record never
+        # happened, or the issue was reopened. The record no longer holds (a person closing it
+        # later waives it).
+        closing = {c.number for c in plan.close}
+        stale = {e.number for e in existing if e.state == "open" and e.closed_by_bot} - closing
+        if stale:
+            await self.fleet.runtime.leases.check(self.lease)
+            await self.store.forget_fixed(self.repo, self.number, stale)
         issue_for, created = await self._apply_ledger(plan, pr.head_sha)
         return Ledger(
             plan,
@@ -398,12 +406,16 @@ class PrReconciler:
                 await self.api.upsert_comment(
                     close.number, {"kind": "close", "sha": head_sha}, close.comment
                 )
-            issue = await self.api.update_issue(
+            # Recorded before the close: a crash between the two leaves an open issue with a
+            # record (the next reconcile closes it, or forgets the record), never an issue the
+            # bot closed that reads as closed by a person (waived).
+            if close.state_reason == "completed" and close.fingerprint:
+                await self.store.record_fixed(
+                    self.repo, self.number, close.fingerprint, close.number, head_sha
+                )
+            await self.api.update_issue(
                 close.number, state="closed", state_reason=close.state_reason
             )
-            fp = (parse_marker(issue.body) or {}).get("fp")
-            if close.state_reason == "completed" and isinstance(fp, str):
-                await self.store.record_fixed(self.repo, self.number, fp, close.number, head_sha)
         for reopen in plan.reopen:
             await self.fleet.runtime.leases.check(self.lease)
             await self.api.update_issue(

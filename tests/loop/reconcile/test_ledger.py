@@ -336,13 +336,14 @@ def test_plan_ledger(
 
 
 def test_plan_details_carry_the_text_to_write() -> None:
-    """Closes say where the finding was fixed; updates and reopens carry the new text."""
+    """Closes say where the finding was fixed and which finding it was; updates and reopens
+    carry the new text."""
     plan = plan_ledger(
         [draft(MOVED_A), draft(B)],
         [issue(1, A), issue(2, C), issue(3, B, "closed", "completed")],
         NEW_SHA,
     )
-    assert plan.close == (IssueClose(2, f"Fixed in {NEW_SHA}", "completed"),)
+    assert plan.close == (IssueClose(2, f"Fixed in {NEW_SHA}", "completed", C.fingerprint),)
     assert plan.update[0].body == draft(MOVED_A).body
     assert plan.reopen[0].body == draft(B).body
     assert NEW_SHA in plan.reopen[0].comment

@@ -3,8 +3,9 @@
 import contextlib
 
 import pytest
-from githubkit.exception import RequestFailed
+from githubkit.exception import RequestError, RequestFailed
 
+from bot.audit.findings import Finding
 from bot.engine.leases import Lease
 from bot.github.repo_api import RepoAPI
 from bot.labels import LOOP_LABEL, NEEDS_HUMAN_LABEL
@@ -156,6 +157,73 @@ async def test_closing_and_reopening_a_finding_again_after_a_failure_comments_on
     bodies = {n: [c.body for c in fake.comments.values() if c.issue == n] for n in (1, 2)}
     assert [len(bodies[closing.number]), len(bodies[reopening.number])] == [1, 1]
     assert bodies[closing.number][0].endswith(f"Fixed in {HEAD[:7]}.")
+
+
+FINDING = Finding(
+    analyzer="ruff",
+    rule="F401",
+    category="lint",
+    path="src/a.py",
+    start_line=1,
+    end_line=1,
+    message="`os` imported but unused",
+    snippet="import os",
+)
+
+
+async def test_a_finding_closed_as_fixed_just_before_a_crash_counts_as_fixed(
+    fleet: Fleet, fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """The worker dies once GitHub has closed the issue, before it learns so: when the
+    finding comes back, the next reconcile sees the bot's own fix come undone (it reopens
+    the issue), not an issue a person closed (waived)."""
+    number = fake.add_pull("feature", HEAD).number
+    reconciler = await reconciler_for(fleet, api, number, [])
+    pr = await api.get_pull(number)
+    filed = await reconciler._ledger(pr, [FINDING], RepoConfig())
+    (issue,) = filed.issue_for.values()
+
+    def close_then_die() -> None:
+        fake.issues[issue].state, fake.issues[issue].state_reason = "closed", "completed"
+        raise ConnectionResetError("the worker dies here")
+
+    fake.inject("PATCH", rf"/repos/{api.full_name}/issues/{issue}", 200, side_effect=close_then_die)
+    with pytest.raises(RequestError):
+        await reconciler._ledger(pr, [], RepoConfig())
+    assert fake.issues[issue].state == "closed"
+
+    back = await reconciler._ledger(pr, [FINDING], RepoConfig())
+
+    assert (back.plan.waived, [o.number for o in back.plan.oscillations]) == ((), [issue])
+    assert fake.issues[issue].state == "open"
+
+
+async def test_a_fixed_record_whose_close_never_happened_is_forgotten(
+    fleet: Fleet, fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """The worker dies after recording the fix, before the close; the finding comes back and
+    the issue stays open. A person who then closes it waives it: it is not taken for the
+    bot's fix come undone."""
+    number = fake.add_pull("feature", HEAD).number
+    reconciler = await reconciler_for(fleet, api, number, [])
+    pr = await api.get_pull(number)
+    filed = await reconciler._ledger(pr, [FINDING], RepoConfig())
+    (issue,) = filed.issue_for.values()
+
+    def die() -> None:
+        raise ConnectionResetError("the worker dies here")
+
+    fake.inject("PATCH", rf"/repos/{api.full_name}/issues/{issue}", 200, side_effect=die)
+    with pytest.raises(RequestError):
+        await reconciler._ledger(pr, [], RepoConfig())
+    assert fake.issues[issue].state == "open"
+    await reconciler._ledger(pr, [FINDING], RepoConfig())  # back before the close happened
+    fake.issues[issue].state, fake.issues[issue].state_reason = "closed", "not_planned"
+
+    after = await reconciler._ledger(pr, [FINDING], RepoConfig())
+
+    assert (after.plan.waived, after.plan.oscillations) == ((issue,), ())
+    assert fake.issues[issue].state == "closed"
 
 
 async def test_a_task_whose_job_could_not_be_queued_is_not_kept(
