@@ -40,8 +40,11 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Never handed to an analyzer: the App's own settings and secrets, and git's.
 FORBIDDEN_ENV_PREFIXES = ("REVIEW_LOOP_", "GITHUB_", "GH_", "GIT_")
 # A fix task audits the commit the pull request's audit has just read: the same analyzer, argv
-# and git tree give the same SARIF, so a recent run's findings are reused, not run again.
+# and clean checkout of a commit give the same SARIF, so a recent run's findings are reused,
+# not run again. Keyed by the commit, not its tree: an analyzer may read history (gitleaks
+# scans every commit), and two commits with one tree have different histories.
 MEMO_SIZE = 64
+MEMO_BYTES = 8_000_000  # about: the remembered findings' text, all runs together
 MEMO_TTL_S = 900.0
 
 
@@ -130,12 +133,12 @@ async def run_sarif_auditor(
         if spec.changed_files:
             args += targets
     source = os.environ if environ is None else environ
-    tree = await _clean_tree(worktree)
-    key = (spec.model_dump_json(), tuple(args), tuple((k, source.get(k)) for k in spec.env), tree)
-    if tree is not None and (memo := _MEMO.recall(key)) is not None:
+    head = await _clean_head(worktree)
+    key = (spec.model_dump_json(), tuple(args), tuple((k, source.get(k)) for k in spec.env), head)
+    if head is not None and (memo := _MEMO.recall(key)) is not None:
         return memo
     findings = await _run(spec, worktree, args, source)
-    if tree is not None:
+    if head is not None:
         _MEMO.keep(key, findings)
     return list(findings)
 
@@ -216,9 +219,9 @@ async def _targets(spec: AuditorSpec, worktree: Path, paths: Sequence[str] | Non
     ]
 
 
-async def _clean_tree(worktree: Path) -> str | None:
-    """The git tree `worktree` holds when it holds exactly that (no change, no untracked or
-    ignored file); None otherwise, or outside a git checkout."""
+async def _clean_head(worktree: Path) -> str | None:
+    """The commit `worktree` has checked out when it holds exactly that (no change, no
+    untracked or ignored file); None otherwise, or outside a git checkout."""
     try:
         # Untracked and ignored directories are listed once, not file by file: only
         # whether anything is there matters.
@@ -227,31 +230,53 @@ async def _clean_tree(worktree: Path) -> str | None:
         )
         if status:
             return None
-        return (await git("rev-parse", "HEAD^{tree}", cwd=worktree)).strip() or None
+        return (await git("rev-parse", "HEAD", cwd=worktree)).strip() or None
     except GitError:
         return None
 
 
-class _Memo:
-    """The findings of recent successful runs, by what decides them; at most MEMO_SIZE of
-    them, none older than MEMO_TTL_S (an operator may change a rules file the argv names)."""
+class RunMemo:
+    """The findings of recent successful runs, by what decides them; at most `size` runs and
+    about `max_bytes` of findings (a run larger alone is not kept), none older than `ttl_s`
+    (an operator may change a rules file the argv names)."""
 
-    def __init__(self) -> None:
-        self._runs: OrderedDict[Hashable, tuple[float, list[Finding]]] = OrderedDict()
+    def __init__(
+        self, size: int = MEMO_SIZE, max_bytes: int = MEMO_BYTES, ttl_s: float = MEMO_TTL_S
+    ) -> None:
+        self.size, self.max_bytes, self.ttl_s = size, max_bytes, ttl_s
+        self._runs: OrderedDict[Hashable, tuple[float, int, list[Finding]]] = OrderedDict()
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._runs)
 
     def recall(self, key: Hashable) -> list[Finding] | None:
         kept = self._runs.get(key)
-        if kept is None or time.monotonic() - kept[0] > MEMO_TTL_S:
-            self._runs.pop(key, None)
+        if kept is None or time.monotonic() - kept[0] > self.ttl_s:
+            self._forget(key)
             return None
         self._runs.move_to_end(key)
-        return list(kept[1])
+        return list(kept[2])
 
     def keep(self, key: Hashable, findings: list[Finding]) -> None:
-        self._runs[key] = (time.monotonic(), list(findings))
-        self._runs.move_to_end(key)
-        while len(self._runs) > MEMO_SIZE:
-            self._runs.popitem(last=False)
+        self._forget(key)
+        size = findings_bytes(findings)
+        if size > self.max_bytes:
+            return
+        self._runs[key] = (time.monotonic(), size, list(findings))
+        self.bytes += size
+        while len(self._runs) > self.size or self.bytes > self.max_bytes:
+            self._forget(next(iter(self._runs)))
+
+    def _forget(self, key: Hashable) -> None:
+        kept = self._runs.pop(key, None)
+        if kept is not None:
+            self.bytes -= kept[1]
 
 
-_MEMO = _Memo()
+def findings_bytes(findings: Sequence[Finding]) -> int:
+    """About how much memory `findings` hold: the length of their text."""
+    return sum(len(repr(f)) for f in findings)
+
+
+_MEMO = RunMemo()

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from bot.audit.commits import at_level
-from bot.audit.external import AuditorError, AuditorSpec, run_sarif_auditor
+from bot.audit.external import (
+    AuditorError,
+    AuditorSpec,
+    RunMemo,
+    findings_bytes,
+    run_sarif_auditor,
+)
 from bot.audit.findings import Finding
 from bot.audit.runners import AuditError, audit, audit_report
 
@@ -147,10 +153,11 @@ print(json.dumps({"version": "2.1.0",
 """
 
 
-async def test_a_run_on_the_same_clean_tree_is_reused(tmp_path: Path) -> None:
-    """The same analyzer and argv on a clean checkout of the same git tree (as a fix task's
-    audit of the commit the PR's audit just read) is not run again; a new tree, or a
-    worktree with an untracked or ignored file, is."""
+async def test_a_run_on_the_same_clean_commit_is_reused(tmp_path: Path) -> None:
+    """The same analyzer and argv on a clean checkout of the same commit (as a fix task's
+    audit of the commit the PR's audit just read) is not run again; a changed tree, a
+    worktree with an untracked or ignored file, or another commit with the same tree (an
+    analyzer may read history), is."""
     from bot.git.cmd import git
 
     checkout = tmp_path / "checkout"
@@ -188,3 +195,32 @@ async def test_a_run_on_the_same_clean_tree_is_reused(tmp_path: Path) -> None:
     (checkout / "build" / "out.js").write_text("x\n")
     await run_sarif_auditor(spec, checkout)
     assert count() == 4
+    (checkout / "build" / "out.js").unlink()
+    (checkout / "build").rmdir()
+    await git("commit", "-q", "--allow-empty", "-m", "two", cwd=checkout, env=who)
+    await run_sarif_auditor(spec, checkout)
+    assert count() == 5
+    await run_sarif_auditor(spec, checkout)
+    assert count() == 5
+
+
+def test_the_run_memo_is_capped_by_the_bytes_of_its_findings() -> None:
+    """Past `max_bytes` the least recently used runs go first; a run larger than the cap
+    alone is not kept; the count cap holds too."""
+    one = [Finding("a", "R1", "lint", "app.py", 1, 1, "m" * 100, "x = 1")]
+    size = findings_bytes(one)
+    memo = RunMemo(size=64, max_bytes=3 * size)
+    for key in "abc":
+        memo.keep(key, one)
+    assert memo.recall("a") == one  # now the most recently used
+    memo.keep("d", one)
+    assert [memo.recall(k) is not None for k in "abcd"] == [True, False, True, True]
+    assert memo.bytes == 3 * size
+
+    memo.keep("huge", one * 4)
+    assert (memo.recall("huge"), len(memo), memo.bytes) == (None, 3, 3 * size)
+
+    counted = RunMemo(size=2, max_bytes=100 * size)
+    for key in "abc":
+        counted.keep(key, one)
+    assert [counted.recall(k) is not None for k in "abc"] == [False, True, True]
