@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     # A repository's metadata and config files, once read, are kept (in the database, for
     # every process) for this long; a push changing a config file forgets them at once.
     github_cache_ttl_s: float = Field(default=300.0, ge=0)
+    # The ETag'd answers kept in memory for conditional reads (`bot/github/conditional.py`),
+    # all installations together; one installation's are capped at 16 MiB as well.
+    github_etag_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     # GET /status lists recent deliveries (repositories, senders): off unless asked for.
     status_page: bool = False
     # GET /metrics: counts by state, in Prometheus' format; no repository or person named.

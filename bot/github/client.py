@@ -25,7 +25,7 @@ from githubkit.retry import RetryOption
 
 from bot.config import Settings
 from bot.engine.database import Pool
-from bot.github.conditional import Answers, ConditionalTransport
+from bot.github.conditional import AnswerCache, ConditionalTransport
 from bot.github.memo import Memo
 from bot.github.repo_api import RepoAPI
 from bot.github.throttle import Throttles
@@ -84,7 +84,8 @@ class GitHubApp:
         self._identity_lock = asyncio.Lock()
         self._tokens: dict[tuple[int, str | None], tuple[str, float]] = {}
         self.throttles = Throttles.from_settings(settings, pool, sleep=sleep)
-        self.answers: dict[int, Answers] = {}  # per installation: the ETags of its reads
+        # Per installation: the ETags of its reads, capped in all (`github_etag_cache_bytes`).
+        self.answers = AnswerCache(settings.github_etag_cache_bytes)
 
     @property
     def base_url(self) -> str:
@@ -121,7 +122,7 @@ class GitHubApp:
             self.throttles.transport(
                 installation_id,
                 inner=ConditionalTransport(
-                    self._timed(), self.answers.setdefault(installation_id, Answers())
+                    self._timed(), self.answers.installation(installation_id)
                 ),
             ),
         )

@@ -5,7 +5,9 @@ rate limit (docs.github.com, "Use conditional requests if appropriate"). The ans
 the kept one, so a reconcile that reads a PR, its issues and its check runs again after a
 few seconds costs its installation's rate limit only what changed. The answers are kept
 per installation (GitHub's ETags vary with the token's rights), in this process, the most
-recently used up to a size. githubkit's own HTTP cache (hishel) is off: see `client.py`.
+recently used up to a size per installation and a size for all of them together (an
+`AnswerCache`: with hundreds of installations the per-installation cap alone would not bound
+the process). githubkit's own HTTP cache (hishel) is off: see `client.py`.
 """
 
 from __future__ import annotations
@@ -27,31 +29,93 @@ class Kept:
     content: bytes
 
 
-class Answers:
-    """The last ETag'd answer to each GET URL (and `Accept`), least recently used first, at
-    most `max_bytes` of bodies (a page of 100 issues is a few hundred kB)."""
+PER_INSTALLATION_BYTES = 16 * 1024 * 1024
+TOTAL_BYTES = 64 * 1024 * 1024
 
-    def __init__(self, max_bytes: int = 16 * 1024 * 1024) -> None:
+Key = tuple[str, str]  # URL, Accept
+
+
+class AnswerCache:
+    """Every installation's kept answers in this process: at most `max_bytes` of bodies in
+    all, the least recently used (of any installation) going first, and at most
+    `per_installation` bytes of one installation's."""
+
+    def __init__(
+        self, max_bytes: int = TOTAL_BYTES, per_installation: int = PER_INSTALLATION_BYTES
+    ) -> None:
         self.max_bytes = max_bytes
-        self._kept: OrderedDict[tuple[str, str], Kept] = OrderedDict()
-        self._bytes = 0
-        self.not_modified = 0  # 304s answered from here
+        self.per_installation = per_installation
+        self._kept: OrderedDict[tuple[int, Key], Kept] = OrderedDict()  # all, by last use
+        self._of: dict[int, OrderedDict[Key, None]] = {}  # one installation's, by last use
+        self._bytes_of: dict[int, int] = {}
+        self.bytes = 0
+        self._answers: dict[int, Answers] = {}
 
-    def get(self, key: tuple[str, str]) -> Kept | None:
-        kept = self._kept.get(key)
+    def installation(self, installation_id: int) -> Answers:
+        """The answers of one installation (the same object each time)."""
+        answers = self._answers.get(installation_id)
+        if answers is None:
+            answers = self._answers[installation_id] = Answers(cache=self, of=installation_id)
+        return answers
+
+    def bytes_of(self, installation_id: int) -> int:
+        return self._bytes_of.get(installation_id, 0)
+
+    def get(self, installation_id: int, key: Key) -> Kept | None:
+        kept = self._kept.get((installation_id, key))
         if kept is not None:
-            self._kept.move_to_end(key)
+            self._kept.move_to_end((installation_id, key))
+            self._of[installation_id].move_to_end(key)
         return kept
 
-    def put(self, key: tuple[str, str], kept: Kept) -> None:
-        if len(kept.content) > self.max_bytes:
+    def put(self, installation_id: int, key: Key, kept: Kept) -> None:
+        self._drop(installation_id, key)
+        if len(kept.content) > min(self.max_bytes, self.per_installation):
             return
-        old = self._kept.pop(key, None)
-        self._bytes += len(kept.content) - (0 if old is None else len(old.content))
-        self._kept[key] = kept
-        while self._bytes > self.max_bytes:
-            _, dropped = self._kept.popitem(last=False)
-            self._bytes -= len(dropped.content)
+        self._kept[(installation_id, key)] = kept
+        self._of.setdefault(installation_id, OrderedDict())[key] = None
+        self._count(installation_id, len(kept.content))
+        while self.bytes_of(installation_id) > self.per_installation:
+            self._drop(installation_id, next(iter(self._of[installation_id])))
+        while self.bytes > self.max_bytes:
+            self._drop(*next(iter(self._kept)))
+
+    def _drop(self, installation_id: int, key: Key) -> None:
+        kept = self._kept.pop((installation_id, key), None)
+        if kept is None:
+            return
+        of = self._of[installation_id]
+        del of[key]
+        self._count(installation_id, -len(kept.content))
+        if not of:
+            del self._of[installation_id], self._bytes_of[installation_id]
+
+    def _count(self, installation_id: int, size: int) -> None:
+        self._bytes_of[installation_id] = self._bytes_of.get(installation_id, 0) + size
+        self.bytes += size
+
+
+class Answers:
+    """The last ETag'd answer to each GET URL (and `Accept`) of one installation, least
+    recently used first (a page of 100 issues is a few hundred kB). Alone (no `cache`): at
+    most `max_bytes` of bodies."""
+
+    def __init__(
+        self,
+        max_bytes: int = PER_INSTALLATION_BYTES,
+        *,
+        cache: AnswerCache | None = None,
+        of: int = 0,
+    ) -> None:
+        self._cache = cache or AnswerCache(max_bytes=max_bytes, per_installation=max_bytes)
+        self._of = of
+        self.not_modified = 0  # 304s answered from here
+
+    def get(self, key: Key) -> Kept | None:
+        return self._cache.get(self._of, key)
+
+    def put(self, key: Key, kept: Kept) -> None:
+        self._cache.put(self._of, key, kept)
 
 
 class ConditionalTransport(httpx.AsyncBaseTransport):

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from bot.github.conditional import Answers, ConditionalTransport, Kept
+from bot.github.conditional import AnswerCache, Answers, ConditionalTransport, Kept
 from tests.sandbox.conftest import REPO, World, installation_token
 
 
@@ -85,3 +85,23 @@ def test_answers_keep_the_most_recently_used_within_their_size() -> None:
     answers.put(("e", ""), Kept('"e"', [], b"12345678901"))
 
     assert [k for k in ("a", "b", "c", "d", "e") if answers.get((k, ""))] == ["b", "d"]
+
+
+def test_all_installations_answers_are_capped_together() -> None:
+    """Past the process-wide `max_bytes` the least recently used answer of any installation
+    goes; one installation stays within `per_installation` of its own."""
+    cache = AnswerCache(max_bytes=10, per_installation=8)
+    one, two, three = (cache.installation(n) for n in (1, 2, 3))
+    assert cache.installation(1) is one
+    one.put(("a", ""), Kept('"a"', [], b"1234"))
+    two.put(("b", ""), Kept('"b"', [], b"1234"))
+    one.get(("a", ""))  # now more recently used than two's
+    three.put(("c", ""), Kept('"c"', [], b"1234"))
+
+    assert (one.get(("a", "")), two.get(("b", ""))) == (Kept('"a"', [], b"1234"), None)
+    assert (cache.bytes, cache.bytes_of(2)) == (8, 0)
+
+    one.put(("d", ""), Kept('"d"', [], b"12345"))  # one's 9 bytes > 8: its own oldest goes
+    assert [one.get((k, "")) is not None for k in "ad"] == [False, True]
+    assert three.get(("c", "")) is not None
+    assert (cache.bytes, cache.bytes_of(1), cache.bytes_of(3)) == (9, 5, 4)
