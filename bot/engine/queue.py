@@ -41,11 +41,18 @@ class Attempt:
 
 
 _attempt: contextvars.ContextVar[Attempt] = contextvars.ContextVar("attempt")
+_priority: contextvars.ContextVar[int] = contextvars.ContextVar("priority", default=0)
 
 
 def current_attempt() -> Attempt:
     """The attempt of the job whose body is running (outside a job: a first and last one)."""
     return _attempt.get(Attempt(1, 1))
+
+
+def current_priority() -> int:
+    """The priority of the job whose body is running (outside a job: 0). A body that queues
+    itself again passes it on, so a re-queue never puts the job behind work it went before."""
+    return _priority.get()
 
 
 @dataclass(frozen=True)
@@ -101,11 +108,13 @@ class Queue:
         async def run(jc: JobContext, /, **kwargs: Any) -> None:
             number = (jc.job.attempts or 0) + 1 if jc.job is not None else 1
             token = _attempt.set(Attempt(number, runs))
+            ranked = _priority.set(jc.job.priority if jc.job is not None else 0)
             try:
                 with timed(JOB_SECONDS, task=job.name, outcome="failed") as labels:
                     await job.body(context, **kwargs)
                     labels["outcome"] = "succeeded"
             finally:
+                _priority.reset(ranked)
                 _attempt.reset(token)
 
         run.__name__ = run.__qualname__ = job.name

@@ -7,7 +7,10 @@ state. Both jobs hold a lease while they act, so two workers never act on one PR
 """
 
 import logging
+import random
+from collections.abc import Callable
 from functools import partial
+from typing import Any, ParamSpec
 
 from procrastinate import RetryStrategy
 from tenacity import (
@@ -19,7 +22,7 @@ from tenacity import (
 )
 
 from bot.engine.database import Conn
-from bot.engine.queue import Job
+from bot.engine.queue import Deferral, Job, current_priority
 from bot.github.retry import WaitGitHub, worth_retrying
 from bot.github.throttle import defer_writes_over, write_deferred
 from bot.loop.fix.job import TaskFailed
@@ -30,6 +33,8 @@ from bot.loop.store import LoopStore
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
 
 LOOP_RETRY = RetryStrategy(max_attempts=3, exponential_wait=2)
 BUSY_RETRY_S = 2.0
@@ -49,6 +54,25 @@ FIX_WRITE_WAIT_S = 30.0
 # A task left in one of these by a crashed worker is picked up again by the retried job;
 # "pushed" included: opening and merging its fix PR are idempotent.
 RESUMABLE = ("queued", "running", "pushed")
+# Jobs queued again for one moment (the installation's next write slot, a lease's end)
+# would all wake at it and all but the first wait again: each waits a random part longer,
+# up to REQUEUE_JITTER of its wait and at most REQUEUE_JITTER_MAX_S.
+REQUEUE_JITTER = 0.5
+REQUEUE_JITTER_MAX_S = 5.0
+
+
+def jittered(wait_s: float, rand: Callable[[], float] = random.random) -> float:
+    """`wait_s` and a random part more (never less: before a write slot is too early)."""
+    return wait_s + rand() * min(REQUEUE_JITTER * wait_s, REQUEUE_JITTER_MAX_S)
+
+
+def again(runtime: Runtime, job: Job[Any, P], wait_s: float, priority: int = 0) -> Deferral[P]:
+    """The running `job` queued again about `wait_s` from now (`jittered`), at its own
+    priority (or `priority`, if higher): a re-queue never puts it behind work it went
+    before."""
+    return runtime.queue.job(
+        job, delay_s=jittered(wait_s), priority=max(current_priority(), priority)
+    )
 
 
 def lease_ttl(runtime: Runtime) -> float:
@@ -68,7 +92,7 @@ async def reconcile_pr(fleet: Fleet, repo: str, number: int, generation: int) ->
         f"pr:{repo}#{number}", holder_name(), lease_ttl(runtime)
     ) as lease:
         if lease is None:
-            await runtime.queue.job(RECONCILE_PR, delay_s=BUSY_RETRY_S).defer(
+            await again(runtime, RECONCILE_PR, BUSY_RETRY_S).defer(
                 repo=repo, number=number, generation=generation
             )
             return
@@ -98,7 +122,7 @@ async def reconcile_pr(fleet: Fleet, repo: str, number: int, generation: int) ->
                 exc.last_attempt.exception(),
                 RECONCILE_LATER_S,
             )
-            await runtime.queue.job(RECONCILE_PR, delay_s=RECONCILE_LATER_S).defer(
+            await again(runtime, RECONCILE_PR, RECONCILE_LATER_S).defer(
                 repo=repo, number=number, generation=generation
             )
             return
@@ -112,11 +136,10 @@ async def reconcile_pr(fleet: Fleet, repo: str, number: int, generation: int) ->
             row = await store.get(repo, number)
             first = row is not None and row.handled == 0
             log.info("%s#%d: %s; reconciling again then", repo, number, deferred)
-            await runtime.queue.job(
-                RECONCILE_PR,
-                delay_s=deferred.wait_s,
-                priority=FIRST_FEEDBACK_PRIORITY if first else 0,
-            ).defer(repo=repo, number=number, generation=generation)
+            priority = FIRST_FEEDBACK_PRIORITY if first else 0
+            await again(runtime, RECONCILE_PR, deferred.wait_s, priority).defer(
+                repo=repo, number=number, generation=generation
+            )
             return
         await store.mark_handled(repo, number, generation)
 
@@ -148,7 +171,7 @@ async def run_fix_task(fleet: Fleet, task_id: int) -> None:
     key = f"issue:{row.repo}#{row.issue_number}"
     async with runtime.leases.hold(key, holder_name(), lease_ttl(runtime)) as lease:
         if lease is None:
-            await runtime.queue.job(RUN_FIX_TASK, delay_s=BUSY_RETRY_S).defer(task_id=task_id)
+            await again(runtime, RUN_FIX_TASK, BUSY_RETRY_S).defer(task_id=task_id)
             return
         row = await store.task(task_id)  # it may have finished while we waited for the lease
         if row is None or row.status not in RESUMABLE:
@@ -177,9 +200,7 @@ async def run_fix_task(fleet: Fleet, task_id: int) -> None:
                 # Left "running" (resumable): the run again picks up the work pushed to the
                 # task branch and opens or merges its fix PR, found by its head branch.
                 log.info("fix task %s: %s; running it again then", task_id, deferred)
-                await runtime.queue.job(RUN_FIX_TASK, delay_s=deferred.wait_s).defer(
-                    task_id=task_id
-                )
+                await again(runtime, RUN_FIX_TASK, deferred.wait_s).defer(task_id=task_id)
                 return
             log.exception("fix task %s for #%s failed", task_id, row.issue_number)
             await store.update_task(
