@@ -101,9 +101,13 @@ JANITOR_INTERVAL_S = 60.0
 
 async def janitor_pass(fleet: Fleet) -> None:
     """Delete finished worktrees in a batch, away from the moment the next one is created
-    (deleting a big checkout slows the filesystem for a while), and stale warm ones; prune
-    the metadata of worktrees a crash left (never done as a worktree is made)."""
+    (deleting a big checkout slows the filesystem for a while), stale warm ones and those
+    whose worker died; prune the metadata of worktrees a crash left (never done as a
+    worktree is made)."""
     await fleet.warm.drop_stale()
+    abandoned = await fleet.mirrors.prune_abandoned()
+    if abandoned:
+        log.info("removed %d worktrees whose worker is gone", len(abandoned))
     await fleet.mirrors.prune_metadata()
     removed = await fleet.mirrors.empty_trash(max_entries=50)
     if removed:

@@ -234,7 +234,7 @@ class Mirrors:
                 await git(*add, cwd=mirror)
             admin = _linked_admin_dir(path) or await _admin_dir(path)
             lease = WorktreeHolder(holder=holder, host=socket.gethostname(), pid=os.getpid())
-            # Written under the lock: `prune_stale` never sees the worktree without its lease.
+            # Written under the lock: `prune_abandoned` never sees the worktree without its lease.
             (admin / LEASE_FILE).write_text(json.dumps(lease.__dict__))
             added = time.monotonic()
         # Checkout only touches this worktree's own index and files: parallel-safe, lock-free.
@@ -291,19 +291,19 @@ class Mirrors:
             async with self.lock(mirror):
                 await git("worktree", "prune", cwd=mirror)
 
-    async def prune_stale(self, active: set[Path]) -> list[Path]:
-        """Remove worktrees that are neither in `active` nor held by a live lease; list them."""
+    async def prune_abandoned(self) -> list[Path]:
+        """Remove the worktrees whose holder process is gone (a worker killed mid-task whose
+        task is not run again here); list them. A worktree without a lease, or held by a
+        live process (this one, another here, or one on another host), stays."""
         removed: list[Path] = []
-        active = {p.absolute() for p in active}
         for mirror in sorted((self.root / "mirrors").glob("*/*.git")):
             async with self.lock(mirror):
-                await git("worktree", "prune", cwd=mirror)
                 listing = await git("worktree", "list", "--porcelain", cwd=mirror)
             for path, branch in _parse_worktree_list(listing):
-                if path in active or path == mirror.absolute():
+                if path == mirror.absolute():
                     continue
                 lease = await _read_lease(path)
-                if lease is not None and lease.pid != os.getpid() and lease.is_live():
+                if lease is None or lease.is_live():
                     continue
                 wt = Worktree(path, branch or "", "", mirror)
                 await self.remove_worktree(wt, delete_branch=bool(branch))

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -293,24 +294,37 @@ async def test_empty_trash_deletes_in_batches(mirrors: Mirrors, remote: Remote) 
     assert await mirrors.empty_trash() == 1
 
 
-async def test_prune_stale_keeps_active_and_live_leased_worktrees(
+async def test_prune_abandoned_removes_only_worktrees_whose_holder_died(
     mirrors: Mirrors, remote: Remote
 ) -> None:
-    """Only worktrees that are neither active here nor held by a live process are removed."""
+    """A worktree whose holder process is gone is removed; this process's own, another live
+    process's and one held on another host stay."""
     mirror = await mirrors.ensure("acme/demo", remote.url, None)
     sha = await remote.sha()
-    active = await mirrors.add_worktree(mirror, mirrors.worktree_path("acme/demo", "a"), "a", sha)
-    stale = await mirrors.add_worktree(mirror, mirrors.worktree_path("acme/demo", "s"), "s", sha)
-    held = await mirrors.add_worktree(mirror, mirrors.worktree_path("acme/demo", "h"), "h", sha)
-    # `held` belongs to another live process on this machine: our parent.
-    admin = Path((await git("rev-parse", "--absolute-git-dir", cwd=held.path)).strip())
-    lease = json.loads((admin / LEASE_FILE).read_text())
-    (admin / LEASE_FILE).write_text(json.dumps({**lease, "pid": os.getppid()}))
+    made = {
+        name: await mirrors.add_worktree(
+            mirror, mirrors.worktree_path("acme/demo", name), name, sha
+        )
+        for name in ("own", "dead", "live", "remote")
+    }
+    died = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    holders = {
+        "dead": {"pid": int(died.stdout)},
+        "live": {"pid": os.getppid()},  # our parent
+        "remote": {"pid": int(died.stdout), "host": "elsewhere"},
+    }
+    for name, changes in holders.items():
+        admin = Path((await git("rev-parse", "--absolute-git-dir", cwd=made[name].path)).strip())
+        lease = json.loads((admin / LEASE_FILE).read_text())
+        (admin / LEASE_FILE).write_text(json.dumps({**lease, **changes}))
 
-    removed = await mirrors.prune_stale({active.path})
+    removed = await mirrors.prune_abandoned()
 
-    assert removed == [stale.path]
-    assert active.path.exists() and held.path.exists() and not stale.path.exists()
+    assert removed == [made["dead"].path]
+    assert [n for n, wt in made.items() if wt.path.exists()] == ["own", "live", "remote"]
+    branches = await git("branch", "--format=%(refname:short)", cwd=mirror)
+    assert "dead" not in branches.split()
 
 
 async def test_commit_all_commits_everything_as_the_given_author_and_committer(
