@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 
 from bot.config import Settings
 from bot.engine import migrations
-from bot.engine.database import stop_embedded
+from bot.engine.database import Pool, open_pool, stop_embedded
 from bot.git.cmd import git
 from bot.git.worktrees import Mirrors, Worktree
 from bot.github.repo_api import RepoAPI
@@ -142,6 +142,16 @@ def migrated_copy(request: pytest.FixtureRequest, kind: str) -> Iterator[str]:
 def db_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh database with every migration applied, on one kind (`database_kind`)."""
     yield from migrated_copy(request, database_kind())
+
+
+@pytest.fixture
+async def pool(db_url: str) -> AsyncIterator[Pool]:
+    """A small open connection pool on a fresh migrated database (`db_url`), without the
+    rest of a runtime."""
+    opened = open_pool(db_url, max_size=2)
+    await opened.open(wait=True)
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture(params=["embedded", pytest.param("server", marks=pytest.mark.server_db)])

@@ -4,18 +4,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.engine.database import Pool, open_pool
+from bot.engine.database import Pool
 from bot.github.memo import Memo
 from bot.github.repo_api import RepoAPI
 from tests.fakes.github import FakeGitHub
-
-
-@pytest.fixture
-async def pool(db_url: str) -> AsyncIterator[Pool]:
-    opened = open_pool(db_url, max_size=2)
-    await opened.open(wait=True)
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture

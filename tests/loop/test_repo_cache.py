@@ -1,10 +1,6 @@
 """A repository's labels through the shared cache: each made once, on first use."""
 
-from collections.abc import AsyncIterator
-
-import pytest
-
-from bot.engine.database import Pool, open_pool
+from bot.engine.database import Pool
 from bot.github.memo import Memo
 from bot.github.repo_api import RepoAPI
 from bot.labels import (
@@ -17,14 +13,6 @@ from bot.labels import (
 )
 from bot.loop.repo_cache import RepoCache
 from tests.fakes.github import FakeGitHub
-
-
-@pytest.fixture
-async def pool(db_url: str) -> AsyncIterator[Pool]:
-    opened = open_pool(db_url, max_size=2)
-    await opened.open(wait=True)
-    yield opened
-    await opened.close()
 
 
 def cache(api: RepoAPI, pool: Pool) -> RepoCache:
