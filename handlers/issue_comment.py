@@ -139,7 +139,7 @@ async def act(ctx: Context, api: RepoAPI, cmd: Command, user: str) -> str | None
         if cmd.verb == "retry":
             for t in await store.tasks_for_issue(repo, cmd.issue):
                 await forgive(store, t, cmd.issue)
-    await request_reconcile(ctx.runtime, repo, number, iid, fixes_allowed=True, force_audit=True)
+    await request_reconcile(ctx.runtime, repo, number, iid, force_audit=True)
     return RETRYING.format(n=cmd.issue) if cmd.verb == "retry" else None
 
 

@@ -32,7 +32,6 @@ class PrRow:
     audited_sha: str | None
     force_audit: bool
     stopped: bool
-    fixes_allowed: bool
     summary: dict[str, Any]
 
 

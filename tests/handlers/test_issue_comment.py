@@ -52,10 +52,8 @@ def comment(
     return payload
 
 
-def flags(
-    stopped: bool = False, force_audit: bool = False, fixes: bool = False
-) -> tuple[bool, ...]:
-    return (stopped, force_audit, fixes)
+def flags(stopped: bool = False, force_audit: bool = False) -> tuple[bool, ...]:
+    return (stopped, force_audit)
 
 
 @pytest.mark.parametrize(
@@ -77,7 +75,7 @@ def flags(
         pytest.param("@review-loop resume", "Resumed.", flags(force_audit=True), id="resume"),
         pytest.param("@review-loop audit", None, flags(force_audit=True), id="audit"),
         pytest.param("LGTM\n\n@review-loop AUDIT", None, flags(force_audit=True), id="any-line"),
-        pytest.param("@review-loop fix", None, flags(force_audit=True, fixes=True), id="fix"),
+        pytest.param("@review-loop fix", None, flags(force_audit=True), id="fix"),
         pytest.param(
             f"@review-loop fix #{FINDING}",
             f"#{FINDING} has no `agent:<name>` label naming an agent of the server's catalog: "
@@ -88,7 +86,7 @@ def flags(
         pytest.param(
             f"@review-loop retry #{FINDING}",
             RETRYING.format(n=FINDING),
-            flags(force_audit=True, fixes=True),
+            flags(force_audit=True),
             id="retry",
         ),
         pytest.param(
@@ -165,7 +163,7 @@ async def test_a_writers_command(
         assert await bench.reconciles() == []
     else:
         assert row is not None
-        assert (row.stopped, row.force_audit, row.fixes_allowed) == row_flags
+        assert (row.stopped, row.force_audit) == row_flags
         assert await bench.reconciles() == [PR]
 
 
@@ -386,7 +384,7 @@ async def test_retry_forgives_the_issues_failure(
     now = await bench.store.task(task.id)
     assert now is not None and (now.status, now.failed) == after
     row = await bench.pr(PR)
-    assert row is not None and row.fixes_allowed
+    assert row is not None and row.force_audit
     assert await bench.reconciles() == [PR]
 
 
