@@ -97,6 +97,7 @@ class FakePull:
     mergeable: bool = True
     draft: bool = False
     reviewers: list[str] = field(default_factory=list)
+    fork: str | None = None  # the head lives in this fork (full name), not the repository
 
 
 @dataclass
@@ -337,10 +338,11 @@ class FakeGitHub:
         assert pull is not None
         repo = {**skeleton(models.Repository), "full_name": self.full_name}
 
-        def ref(model: type[BaseModel], name: str, sha: str) -> Json:
-            owner = user(self.owner)
-            label = f"{self.owner}:{name}"
-            fields = {"ref": name, "sha": sha, "repo": repo, "user": owner, "label": label}
+        def ref(model: type[BaseModel], name: str, sha: str, fork: str | None = None) -> Json:
+            where = repo if fork is None else {**repo, "full_name": fork, "fork": True}
+            login = self.owner if fork is None else fork.split("/")[0]
+            label = f"{login}:{name}"
+            fields = {"ref": name, "sha": sha, "repo": where, "user": user(login), "label": label}
             return {**skeleton(model), **fields}
 
         return {
@@ -357,7 +359,7 @@ class FakeGitHub:
             "merged_at": "2024-01-02T00:00:00Z" if pull.merged else None,
             "merge_commit_sha": pull.merge_commit_sha,
             "mergeable": pull.mergeable,
-            "head": ref(models.PullRequestPropHead, pull.head_ref, pull.head_sha),
+            "head": ref(models.PullRequestPropHead, pull.head_ref, pull.head_sha, pull.fork),
             "base": ref(models.PullRequestPropBase, pull.base_ref, pull.base_sha),
         }
 

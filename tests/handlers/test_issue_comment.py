@@ -14,6 +14,7 @@ from bot.webhooks.dispatch import HandlerFailed
 from handlers.issue_comment import (
     ALREADY_TRIED,
     FIXING_ONE,
+    FORK,
     NOT_A_PR,
     NOT_TRACKED,
     REFUSAL,
@@ -418,6 +419,24 @@ async def test_fix_of_one_issue_starts_a_fix_of_just_that_issue(bench: Bench) ->
         PR, "reply"
     )
     assert len(await bench.tasks()) == 1
+
+
+async def test_fix_of_one_issue_on_a_fork_pr_is_refused(bench: Bench) -> None:
+    """Fork PRs are audit only: `fix #n` there makes no task and says why."""
+    bench.fake.roles[USER] = "write"
+    bench.fake.issues[FINDING].labels.append("agent:ruff-fix")
+    pull = bench.fake.issues[PR].pull
+    assert pull is not None
+    pull.fork = "mallory/Hello-World"
+
+    delivery = await bench.deliver(
+        "issue_comment.created", comment(bench, f"@review-loop fix #{FINDING}")
+    )
+
+    assert delivery.status == "done", delivery.outcome
+    assert await bench.tasks() == []
+    assert await bench.fix_jobs() == []
+    assert bench.replies(PR, "reply") == [with_marker(REPLY, FORK)]
 
 
 async def test_fix_of_one_issue_already_tried_at_this_head_points_to_retry(bench: Bench) -> None:
