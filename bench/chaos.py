@@ -74,7 +74,7 @@ FAULT_MIX = {
     "rules": [{"fault": "lost_answer", "rate": 0.25, "writes": True}],
 }
 # Fast recovery paths: a killed worker's jobs are retried after 6 s, failed deliveries are
-# redelivered within 3 s, a PR not at rest is resynced after 10 s quiet, the sweep runs
+# redelivered within 3 s once 2 s old (local deliveries arrive in milliseconds), a PR not at rest is resynced after 10 s quiet, the sweep runs
 # every 20 s. Production's values are minutes; the mechanisms are the same.
 BOT_SETTINGS = {
     "HEARTBEAT_S": "1",
@@ -82,6 +82,7 @@ BOT_SETTINGS = {
     "REAPER_INTERVAL_S": "2",
     "JOB_POLL_INTERVAL_S": "0.5",
     "REDELIVER_INTERVAL_S": "3",
+    "REDELIVER_GRACE_S": "2",
     "RESYNC_INTERVAL_S": "3",
     "RESYNC_QUIET_S": "10",
     "SWEEP_INTERVAL_S": "20",

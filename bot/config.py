@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     prewarm: bool = True
     # How often workers look for failed webhook deliveries to redeliver (0 = never).
     redeliver_interval_s: float = Field(default=300.0, ge=0)
+    # A delivery attempted this recently may still be arriving: the next pass looks at it.
+    redeliver_grace_s: float = Field(default=30.0, ge=0)
     # Resync: PRs whose loop is not at rest and has not moved for `resync_quiet_s` get a
     # fresh reconcile, checked every `resync_interval_s` (0 = never).
     resync_interval_s: float = Field(default=300.0, ge=0)

@@ -6,6 +6,8 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from bot.engine.reaper import reap_once
 from bot.loop.fleet import Fleet
@@ -36,49 +38,60 @@ def wire(runtime: Runtime, router: Router) -> Fleet:
     return fleet
 
 
-async def run_worker(fleet: Fleet, *, install_signal_handlers: bool = True) -> None:
-    """Work until cancelled (or, with signal handlers, until SIGINT/SIGTERM)."""
+async def run_worker(
+    fleet: Fleet, *, install_signal_handlers: bool = True, started: asyncio.Event | None = None
+) -> None:
+    """Work until cancelled (or, with signal handlers, until SIGINT/SIGTERM). `started` is set
+    once every pass that runs at start (reaper, sweep, redelivery) has run once: the worker's
+    start-up requests to GitHub are made by then."""
     runtime = fleet.runtime
     settings = runtime.settings
+    at_start: list[asyncio.Event] = []
+
+    def passes(
+        interval_s: float, work: Callable[[], Awaitable[object]], what: str, now: bool = True
+    ) -> Coroutine[Any, Any, None]:
+        ran = asyncio.Event()
+        if now:
+            at_start.append(ran)
+        return every(interval_s, work, what=what, now=now, ran=ran)
+
     background = [
         asyncio.create_task(
-            every(
+            passes(
                 settings.reaper_interval_s,
                 lambda: reap_once(runtime.queue.app, runtime.pool, settings.stalled_after_s),
-                what="reaper pass",
+                "reaper pass",
             ),
             name="reaper",
         ),
         asyncio.create_task(
-            every(
-                JANITOR_INTERVAL_S,
-                lambda: janitor_pass(fleet),
-                what="worktree janitor",
-                now=False,
-            ),
+            passes(JANITOR_INTERVAL_S, lambda: janitor_pass(fleet), "worktree janitor", now=False),
             name="janitor",
         ),
     ]
     if settings.resync_interval_s > 0:
-        resyncing = every(
+        resyncing = passes(
             settings.resync_interval_s,
             lambda: resync_once(runtime, quiet_for_s=settings.resync_quiet_s),
-            what="resync pass",
+            "resync pass",
             now=False,
         )
         background.append(asyncio.create_task(resyncing, name="resync"))
     if settings.sweep_interval_s > 0 and settings.app_id is not None:
-        sweeping = every(
-            settings.sweep_interval_s, lambda: sweep_open_prs(runtime), what="sweep of open PRs"
+        sweeping = passes(
+            settings.sweep_interval_s, lambda: sweep_open_prs(runtime), "sweep of open PRs"
         )
         background.append(asyncio.create_task(sweeping, name="sweep"))
     if settings.redeliver_interval_s > 0 and settings.app_id is not None:
-        redelivering = every(
+        redelivering = passes(
             settings.redeliver_interval_s,
             lambda: redeliver_missed(runtime),
-            what="check for missed deliveries",
+            "check for missed deliveries",
         )
         background.append(asyncio.create_task(redelivering, name="redeliver"))
+    if started is not None:
+        background.append(asyncio.create_task(_all_set(at_start, started), name="started"))
     log.info("worker %s started (concurrency %d)", worker_name(), settings.worker_concurrency)
     try:
         await runtime.queue.app.run_worker_async(
@@ -97,6 +110,12 @@ async def run_worker(fleet: Fleet, *, install_signal_handlers: bool = True) -> N
 
 
 JANITOR_INTERVAL_S = 60.0
+
+
+async def _all_set(events: list[asyncio.Event], then: asyncio.Event) -> None:
+    for event in events:
+        await event.wait()
+    then.set()
 
 
 async def janitor_pass(fleet: Fleet) -> None:

@@ -46,3 +46,22 @@ async def test_now_false_waits_one_interval_before_the_first_pass() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert calls == []
+
+
+async def test_ran_is_set_once_the_first_pass_has_ended_even_failing() -> None:
+    """`ran` is not set while the first pass runs, and is set when it ends, failed or not."""
+    release = asyncio.Event()
+    ran = asyncio.Event()
+
+    async def work() -> None:
+        await release.wait()
+        raise RuntimeError("the first pass fails")
+
+    task = asyncio.create_task(every(3600, work, what="start-up pass", ran=ran))
+    await asyncio.sleep(0.05)
+    assert not ran.is_set()
+    release.set()
+    await asyncio.wait_for(ran.wait(), timeout=10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

@@ -9,7 +9,7 @@ import contextlib
 import secrets
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,13 @@ class LocalStack:
     sandbox: Sandbox
     fleet: Fleet
     webhook_url: str
+    started: list[asyncio.Event] = field(default_factory=list)  # one per worker
+
+    async def started_up(self) -> None:
+        """Wait until every worker has run its start-up passes (reaper, sweep, redelivery)
+        once: what the bot asks GitHub at start is asked by then."""
+        for event in self.started:
+            await event.wait()
 
     @property
     def runtime(self) -> Runtime:
@@ -91,12 +98,13 @@ async def local_stack(
                 await asyncio.sleep(0.01)
             url = f"http://127.0.0.1:{port}/webhook"
             await asyncio.to_thread(sandbox.set_webhook, url, secret)
+            started = [asyncio.Event() for _ in range(workers)]
             working = [
-                asyncio.create_task(run_worker(fleet, install_signal_handlers=False))
-                for _ in range(workers)
+                asyncio.create_task(run_worker(fleet, install_signal_handlers=False, started=event))
+                for event in started
             ]
             try:
-                yield LocalStack(sandbox, fleet, url)
+                yield LocalStack(sandbox, fleet, url, started)
             finally:
                 for w in working:
                     w.cancel()

@@ -11,14 +11,13 @@ GETs conditionally instead (`bot.github.conditional`): a 304 costs no rate limit
 """
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
-from githubkit import AppAuthStrategy, AppInstallationAuthStrategy, GitHub
+from githubkit import AppAuthStrategy, GitHub
 from githubkit.auth.base import BaseAuthStrategy
 from githubkit.exception import GitHubException, RateLimitExceeded, RequestFailed
 from githubkit.retry import RetryOption
@@ -30,6 +29,7 @@ from bot.github.memo import Memo
 from bot.github.repo_api import RepoAPI
 from bot.github.throttle import Throttles
 from bot.github.timing import TimedTransport
+from bot.github.tokens import SharedInstallationAuth, Tokens
 
 A = TypeVar("A", bound=BaseAuthStrategy)
 
@@ -82,7 +82,7 @@ class GitHubApp:
         self.sleep = sleep  # every wait between the bot's own retries of GitHub calls
         self._identity: AppIdentity | None = None
         self._identity_lock = asyncio.Lock()
-        self._tokens: dict[tuple[int, str | None], tuple[str, float]] = {}
+        self.tokens = Tokens(self._mint_token)  # every installation client's, and git's
         self.throttles = Throttles.from_settings(settings, pool, sleep=sleep)
         # Per installation: the ETags of its reads, capped in all (`github_etag_cache_bytes`).
         self.answers = AnswerCache(settings.github_etag_cache_bytes)
@@ -113,12 +113,11 @@ class GitHubApp:
             AppAuthStrategy(settings.require_app_id(), settings.require_private_key())
         )
 
-    def installation_client(self, installation_id: int) -> GitHub[AppInstallationAuthStrategy]:
-        settings = self._settings
+    def installation_client(self, installation_id: int) -> GitHub[SharedInstallationAuth]:
+        """A client acting as the installation, with the token all of this process's clients
+        of that installation share (`bot.github.tokens`)."""
         return self._client(
-            AppInstallationAuthStrategy(
-                settings.require_app_id(), settings.require_private_key(), installation_id
-            ),
+            SharedInstallationAuth(self.tokens, installation_id),
             self.throttles.transport(
                 installation_id,
                 inner=ConditionalTransport(
@@ -154,20 +153,20 @@ class GitHubApp:
             return self._identity
 
     async def installation_token(self, installation_id: int, repository: str | None = None) -> str:
-        """A token for git over HTTPS, scoped to one repository when given; cached until
-        five minutes before it expires."""
-        key = (installation_id, repository)
-        cached = self._tokens.get(key)
-        if cached and cached[1] > time.monotonic():
-            return cached[0]
-        data: dict[str, object] = {}
-        if repository:
-            data["repositories"] = [repository.split("/", 1)[1]]
+        """A token for git over HTTPS, scoped to one repository when given; shared by this
+        process until five minutes before it expires."""
+        return await self.tokens.get(installation_id, repository)
+
+    async def _mint_token(
+        self, installation_id: int, repository: str | None
+    ) -> tuple[str, datetime]:
         async with self.app_client() as gh:
-            resp = await gh.rest.apps.async_create_installation_access_token(
-                installation_id,
-                data=data or None,
-            )
-        token: str = resp.parsed_data.token
-        self._tokens[key] = (token, time.monotonic() + 55 * 60)
-        return token
+            create = gh.rest.apps.async_create_installation_access_token
+            if repository:
+                resp = await create(
+                    installation_id, data={"repositories": [repository.split("/", 1)[1]]}
+                )
+            else:
+                resp = await create(installation_id)
+        token = resp.parsed_data
+        return token.token, datetime.fromisoformat(token.expires_at)

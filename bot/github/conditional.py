@@ -127,10 +127,15 @@ class ConditionalTransport(httpx.AsyncBaseTransport):
         self.answers = answers
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.method != "GET" or "if-none-match" in request.headers:
+        if request.method != "GET":
             return await self.inner.handle_async_request(request)
         key = (str(request.url), request.headers.get("accept", ""))
         kept = self.answers.get(key)
+        asked = request.headers.get("if-none-match")
+        # The caller's own condition is its business; ours again (the request sent once more
+        # after a 401 with a fresh token) is still ours to answer.
+        if asked is not None and (kept is None or asked != kept.etag):
+            return await self.inner.handle_async_request(request)
         if kept is not None:
             request.headers["if-none-match"] = kept.etag
         response = await self.inner.handle_async_request(request)

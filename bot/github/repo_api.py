@@ -387,6 +387,22 @@ class RepoAPI:
             if not issue.is_pull:
                 yield issue
 
+    async def issues_among(
+        self, numbers: Sequence[int], labels: Sequence[str] = ()
+    ) -> dict[int, IssueInfo]:
+        """Those of issues `numbers` the first page of the `labels` listing (any state, newest
+        first) holds: one request for a batch of recent issues, however many; the reconcile
+        lists the same, so an unchanged listing is a 304."""
+        wanted, found = set(numbers), {}
+        seen = 0
+        async for issue in self._iter_issues(labels, "all"):
+            if issue.number in wanted:
+                found[issue.number] = issue
+            seen += 1
+            if len(found) == len(wanted) or seen >= PER_PAGE:
+                break
+        return found
+
     async def find_issue_by_marker(
         self, labels: Sequence[str], key: str, value: object
     ) -> IssueInfo | None:

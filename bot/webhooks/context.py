@@ -5,8 +5,9 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from githubkit import AppInstallationAuthStrategy, GitHub
+from githubkit import GitHub
 
+from bot.github.tokens import SharedInstallationAuth
 from bot.loop.fleet import Fleet
 from bot.runtime import Runtime
 from bot.webhooks.events import Envelope
@@ -56,6 +57,6 @@ class Context:
             raise ValueError(f"{self.event} delivery {self.delivery_id} carries no installation")
         return self.envelope.installation.id
 
-    def github(self) -> GitHub[AppInstallationAuthStrategy]:
+    def github(self) -> GitHub[SharedInstallationAuth]:
         """An installation client; use it as `async with ctx.github() as gh:`."""
         return self.runtime.github.installation_client(self.installation_id)

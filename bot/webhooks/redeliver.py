@@ -3,6 +3,12 @@
 On start and periodically, the bot lists the App's recent deliveries, finds those that never
 succeeded and that it has not stored, and asks GitHub to deliver them again. Redelivery keeps
 the X-GitHub-Delivery id, so the intake's dedupe makes this safe to repeat.
+
+A delivery attempted in the last `grace` is left to the next pass: it may still be arriving
+(GitHub waits 10 s for an answer, docs.github.com "Best practices for using webhooks":
+"respond within 10 seconds"; the intake stores it before answering), so the log may not show
+its success yet and the deliveries table may not hold it yet. Asking for it again then was
+the start-up sweep's race with the first webhooks: a redelivery of a delivery being handled.
 """
 
 import logging
@@ -26,14 +32,20 @@ MAX_ATTEMPTS = 3
 LOOKBACK = timedelta(hours=6)
 
 
-async def redeliver_missed(runtime: Runtime, *, lookback: timedelta = LOOKBACK) -> list[str]:
-    """Ask GitHub to redeliver every recent delivery that failed and was never stored; []
-    when another worker's pass is running."""
+async def redeliver_missed(
+    runtime: Runtime, *, lookback: timedelta = LOOKBACK, grace: timedelta | None = None
+) -> list[str]:
+    """Ask GitHub to redeliver every recent delivery that failed and was never stored, and
+    whose latest attempt is older than `grace` (default: the `redeliver_grace_s` setting);
+    [] when another worker's pass is running."""
+    if grace is None:
+        grace = timedelta(seconds=runtime.settings.redeliver_grace_s)
     holder = f"{socket.gethostname()}:{os.getpid()}"
     async with runtime.leases.hold(LEASE_KEY, holder, LEASE_TTL_S) as lease:
         if lease is None:
             return []
-        since = datetime.now(UTC) - lookback
+        now = datetime.now(UTC)
+        since, settled = now - lookback, now - grace
         async with runtime.github.app_client() as gh:
             attempts: dict[str, list[tuple[int, bool, datetime]]] = {}
             cursor: str | None = None
@@ -55,7 +67,7 @@ async def redeliver_missed(runtime: Runtime, *, lookback: timedelta = LOOKBACK) 
                 # A delivery refused three times (e.g. a wrong secret) is left to a person.
                 if not any(ok for _, ok, _ in tries)
                 and len(tries) < MAX_ATTEMPTS
-                and max(t[2] for t in tries) >= since
+                and since <= max(t[2] for t in tries) < settled
             }
             if not missed:
                 return []

@@ -532,3 +532,19 @@ async def test_get_repo_and_pull_read_the_fields_the_bot_uses(
     )
     assert (pull.draft, pull.merged, pull.labels) == (True, False, ("review-loop",))
     assert [p.number for p in await api.list_pulls(head="octo:feature")] == [pr]
+
+
+async def test_issues_among_reads_a_batch_of_issues_in_one_listing(
+    fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """A batch's issues, open or closed, come from one listing request; one that is not a
+    finding (or not listed) is left out, for the caller to read by itself."""
+    first = fake.add_issue("first", labels=[*LABELS]).number
+    closed = fake.add_issue("closed", labels=[*LABELS], state="closed").number
+    unlabelled = fake.add_issue("no label").number
+
+    got = await api.issues_among([first, closed, unlabelled], LABELS)
+
+    assert {n: i.state for n, i in got.items()} == {first: "open", closed: "closed"}
+    assert len(fake.calls("GET", r"/issues$")) == 1
+    assert fake.calls("GET", r"/issues/\d+$") == []

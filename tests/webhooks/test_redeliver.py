@@ -1,9 +1,10 @@
-"""Redelivery passes: one at a time across workers, and no connection held while on GitHub."""
+"""Redelivery passes: one at a time across workers, no connection held while on GitHub, and
+no delivery asked for again while it may still be arriving."""
 
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -20,13 +21,14 @@ DELIVERIES = r"/app/hook/deliveries"
 ATTEMPTS = r"/app/hook/deliveries/(\d+)/attempts"
 
 
-def delivery(id_: int, guid: str, status_code: int) -> dict[str, object]:
+def delivery(id_: int, guid: str, status_code: int, age_s: float = 60) -> dict[str, object]:
+    """An item of the App's delivery log, attempted `age_s` ago."""
     return {
         **skeleton(models.HookDeliveryItem),
         "id": id_,
         "guid": guid,
         "status_code": status_code,
-        "delivered_at": datetime.now(UTC).isoformat(),
+        "delivered_at": (datetime.now(UTC) - timedelta(seconds=age_s)).isoformat(),
     }
 
 
@@ -57,7 +59,13 @@ class GatedGitHub:
 
 @pytest.fixture
 def github() -> GatedGitHub:
-    log = [delivery(11, "missed-1", 502), delivery(12, "ok", 202), delivery(13, "missed-2", 0)]
+    log = [
+        delivery(11, "missed-1", 502),
+        delivery(12, "ok", 202),
+        delivery(13, "missed-2", 0),
+        delivery(14, "arriving", 0, age_s=1),  # in flight: GitHub has no answer yet
+        delivery(15, "just-failed", 502, age_s=1),
+    ]
     return GatedGitHub(log)
 
 
@@ -96,3 +104,19 @@ async def test_a_second_concurrent_pass_redelivers_nothing(
     assert await asyncio.wait_for(first, timeout=10) == ["missed-1", "missed-2"]
     assert github.redelivered() == [11, 13]
     assert await redeliver_missed(runtime) == ["missed-1", "missed-2"]  # the lease was let go
+
+
+async def test_a_delivery_attempted_within_the_grace_is_left_to_the_next_pass(
+    one_connection_runtime: Runtime, github: GatedGitHub
+) -> None:
+    """A delivery attempted moments ago, in flight or failed, is not redelivered while it
+    may still be arriving; once older than the grace it is."""
+    runtime = one_connection_runtime
+    github.release.set()
+    assert runtime.settings.redeliver_grace_s == 30
+    assert await redeliver_missed(runtime) == ["missed-1", "missed-2"]
+    assert github.redelivered() == [11, 13]
+
+    later = await redeliver_missed(runtime, grace=timedelta(0))
+
+    assert later == ["arriving", "just-failed", "missed-1", "missed-2"]

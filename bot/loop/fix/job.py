@@ -58,6 +58,9 @@ class FixJob:
     # Each issue as this task read it before fixing it: what it says later (the fix PR's
     # title) is taken from here, not asked of GitHub again.
     issues_read: dict[int, IssueInfo] = field(default_factory=dict)
+    # A batch's issues as one listing showed them as the task started: each is taken (once)
+    # instead of reading that issue.
+    issues_listed: dict[int, IssueInfo] = field(default_factory=dict)
 
     @property
     def analyzers(self) -> list[str]:

@@ -27,6 +27,7 @@ from bot.git.worktrees import Worktree, record_setup_output, snapshot
 from bot.github.markers import parse_marker
 from bot.github.records import IssueInfo, PullInfo, RepoInfo, default_merge_method
 from bot.github.repo_api import RepoAPI
+from bot.labels import FINDING_LABEL
 from bot.loop import report
 from bot.loop.budget import Caps, first_run_estimate, over_budget, over_cap, spent_out
 from bot.loop.fix.branch import (
@@ -300,6 +301,8 @@ async def _fix_batch(
     failed: list[tuple[int, TaskFailed]] = []
     held: list[tuple[int, str]] = []  # left for later: the budget was reached meanwhile
     run_started = time.monotonic()
+    if len(t.issues) > 1:
+        job.issues_listed.update(await job.api.issues_among(t.issues, [FINDING_LABEL]))
     for index, number in enumerate(t.issues):
         if index and job.spec.kind in PAID_KINDS:
             # A batch's model calls spend as it goes: past a budget no further issue starts.
@@ -389,7 +392,9 @@ async def fix_issue(
     fix. `resumed`: the base's findings, when the worktree holds an earlier run's work;
     `keep_partial`: push what a failing agent leaves, for a person to pick up."""
     t, config = job.task, job.config
-    issue = await job.api.get_issue(number)
+    # Read as the task starts, not trusted from the plan: a person may have closed (waived)
+    # the finding since it was planned, and this read is what keeps the fix from landing then.
+    issue = job.issues_listed.pop(number, None) or await job.api.get_issue(number)
     job.issues_read[number] = issue
     if issue.state != "open":
         return False

@@ -209,7 +209,8 @@ async def verify_against(job: FixJob, wt: Worktree, base: str, fixed: list[int])
     before = report.findings
     targets: list[Finding] = []
     for number in fixed:
-        issue = await job.api.get_issue(number)
+        # The marker (what the finding is) is the bot's and does not change: as read before.
+        issue = job.issues_read.get(number) or await job.api.get_issue(number)
         targets += targets_of(before, parse_marker(issue.body) or {})
     if not targets and report.failed:  # the fixed findings may be those of a failed auditor
         return f"the audit could not run: {'; '.join(report.failed.values())}"
