@@ -65,8 +65,12 @@ async def fill(url: str, deliveries: int, batch: int, *, decide: bool) -> None:
         for n in range(deliveries):
             event, body = turn[n % len(turn)]
             payload = parse_payload(body)
-            ignored = router.ignored(event, payload.get("action"), payload) if router else None
-            items.append(Delivery.of(f"drain-{prefix}-{n}", event, body, payload, ignored=ignored))
+            delivery_id = f"drain-{prefix}-{n}"
+            if router is None:  # as the intake stored them before it decided
+                items.append(Delivery.of(delivery_id, event, body, payload))
+                continue
+            ignored = router.ignored(event, payload.get("action"), payload)
+            items.append(Delivery.of(delivery_id, event, body, payload, ignored=ignored))
         async with pool.connection() as conn:
             await conn.set_autocommit(True)
             for start in range(0, len(items), batch):
