@@ -51,9 +51,9 @@ def labeled(name: str) -> dict[str, Any]:
 async def test_deliveries_no_handler_wants_are_stored_ignored_without_a_job(
     runtime: Runtime, db_url: str
 ) -> None:
-    """Sent together (one batch): the comment without a command, the label that asks for
+    """Sent together (sharing batches): the comment without a command, the label that asks for
     no fix and the event no handler knows are stored ignored, with the reason and no job;
-    the command, the fix label and the opened PR share the batch's one job."""
+    the command, the fix label and the opened PR are each named by one job."""
     posts = {
         "no-command": ("issue_comment", comment("Thanks, fixing it now.")),
         "no-fix-label": ("issues", labeled("bug")),
