@@ -6,7 +6,7 @@ inherits the pinning; `wrk` and this script run on core 1. Runs alternate baseli
 that whatever else loads the machine weighs on both alike: the ratio is the figure to trust.
 Every request carries a delivery id never used before (run prefix + wrk thread + counter);
 after each bot run every 2xx the client saw must be a row in `review_loop_deliveries` with
-its dispatch job queued. Then one `review-loop worker` drains what the runs stored, and
+its dispatch job queued, or stored ignored by the intake (no handler wants it). Then one `review-loop worker` drains what the runs stored, and
 `review-loop serve` is started on an empty data directory to read its idle memory.
 """
 
@@ -56,8 +56,9 @@ class Run:
     server_cpu_s: float
     db_cpu_s: float
     stored: int = 0
-    queued: int = 0
+    queued: int = 0  # with their job, or stored ignored (they need none)
     batches: int = 0
+    ignored: int = 0  # stored ignored by the intake: no handler wants them
 
     @property
     def rate(self) -> float:
@@ -189,13 +190,16 @@ def wrk(
     return data
 
 
-def count_stored(db_url: str, prefix: str) -> tuple[int, int, int]:
-    """Deliveries stored under `prefix`, how many of them have their dispatch job, and how
-    many jobs (one per batch the intake committed) hold them."""
-    with psycopg.connect(db_url) as conn:  # one snapshot for both counts
+def count_stored(db_url: str, prefix: str) -> tuple[int, int, int, int]:
+    """Deliveries stored under `prefix`, how many of them have their dispatch job or were
+    stored ignored by the intake (no handler wants them: they need no job), how many jobs
+    (one per batch the intake committed) hold them, and how many were stored ignored."""
+    with psycopg.connect(db_url) as conn:  # one snapshot for all counts
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         stored = conn.execute(
-            "SELECT count(*) FROM review_loop_deliveries WHERE id LIKE %s", (prefix + "-%",)
+            """SELECT count(*), count(*) FILTER (WHERE status = 'ignored')
+                 FROM review_loop_deliveries WHERE id LIKE %s""",
+            (prefix + "-%",),
         ).fetchone()
         queued = conn.execute(
             """SELECT count(DISTINCT d.id), count(DISTINCT j.id)
@@ -205,7 +209,8 @@ def count_stored(db_url: str, prefix: str) -> tuple[int, int, int]:
             (prefix + "-%",),
         ).fetchone()
     assert stored is not None and queued is not None
-    return int(stored[0]), int(queued[0]), int(queued[1])
+    ignored = int(stored[1])  # no worker runs during the intake runs: only the intake's
+    return int(stored[0]), int(queued[0]) + ignored, int(queued[1]), ignored
 
 
 class Bench:
@@ -249,7 +254,7 @@ class Bench:
             db_cpu_s=db_cpu,
         )
         if db_url is not None:
-            run.stored, run.queued, run.batches = count_stored(db_url, prefix)
+            run.stored, run.queued, run.batches, run.ignored = count_stored(db_url, prefix)
         return run
 
     def idle_memory(self) -> tuple[float, float]:
@@ -357,7 +362,8 @@ def describe(run: Run) -> str:
     )
     if run.target == "bot":
         text += f"  accepted {run.accepted} stored {run.stored} queued {run.queued} lost {run.lost}"
-        text += f"  mean batch {run.stored / max(run.batches, 1):.1f}"
+        text += f"  ignored at intake {run.ignored}"
+        text += f"  deliveries per job {(run.stored - run.ignored) / max(run.batches, 1):.1f}"
     return text
 
 
@@ -442,6 +448,14 @@ def main(argv: list[str] | None = None) -> int:
         f"\none worker drained {drained} deliveries in {elapsed:.1f} s: {rate:.0f} deliveries/s"
         f" (CPU per delivery: worker {worker_cpu / max(drained, 1) * 1000:.2f} ms"
         f" + db {db_cpu / max(drained, 1) * 1000:.2f} ms = {per:.2f} ms)"
+    )
+    bot_runs = [r for r in bench.results.runs if r.target == "bot"]
+    share = 1 - sum(r.ignored for r in bot_runs) / max(sum(r.stored for r in bot_runs), 1)
+    top_rate = statistics.median(r.rate for r in bench.results.of("bot", max(args.connections)))
+    print(
+        f"the intake stored {1 - share:.0%} of the deliveries ignored (no handler wants them);"
+        f" the workers must drain the other {share:.0%}: {top_rate * share:.0f} deliveries/s"
+        f" at {max(args.connections)} connections, against one worker's {rate:.0f}"
     )
     print(
         f"idle serve RSS: {serve_mb:.0f} MB (goal <= 150 MB); its PostgreSQL {serve_db_mb:.0f} MB"

@@ -51,7 +51,7 @@ async def _serve(settings: Settings, *, web: bool, worker: bool) -> None:
         server: _Server | None = None
         if web:
             config = uvicorn.Config(
-                create_app(runtime),
+                create_app(runtime, _router()),
                 host=settings.host,
                 port=settings.port,
                 log_level=settings.log_level.lower(),

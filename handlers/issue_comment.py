@@ -1,5 +1,7 @@
 """`@review-loop <verb>` in a PR comment: only people with write access may command."""
 
+from typing import Any
+
 from bot.github.markers import parse_marker
 from bot.github.records import IssueInfo
 from bot.github.repo_api import RepoAPI, can_write
@@ -39,7 +41,16 @@ ALREADY_TRIED = (
 FORK = "This pull request is from a fork: review-loop audits forks but does not fix them."
 
 
-@router.register("issue_comment", action="created")
+def no_command(payload: dict[str, Any]) -> str | None:
+    """A comment whose text holds no `@review-loop` line: `command` would return at once."""
+    comment = payload.get("comment")
+    body = comment.get("body") if isinstance(comment, dict) else None
+    if isinstance(body, str) and parse_command(body) is None:
+        return "the comment holds no @review-loop command"
+    return None
+
+
+@router.register("issue_comment", action="created", skips=no_command)
 async def command(ctx: Context) -> None:
     comment = ctx.envelope.comment
     issue = ctx.envelope.issue

@@ -1,6 +1,8 @@
 """Issue events: `agent:<name>` or `review-loop:fix` asks for a fix; a person closing a
 finding waives it."""
 
+from typing import Any
+
 from bot.github.markers import parse_marker
 from bot.github.records import can_write
 from bot.labels import FINDING_LABEL, fix_branch, labelled_agent, wants_fix
@@ -22,7 +24,23 @@ NO_AGENT = (
 )
 
 
-@router.register("issues", action="labeled")
+def asks_no_fix(payload: dict[str, Any]) -> str | None:
+    """A label that asks for no fix, or a label on a pull request: `fix_requested` would
+    return at once."""
+    issue, label = payload.get("issue"), payload.get("label")
+    name = label.get("name") if isinstance(label, dict) else None
+    if not isinstance(issue, dict) or not isinstance(issue.get("number"), int):
+        return None
+    if not isinstance(name, str):
+        return None
+    if isinstance(issue.get("pull_request"), dict):
+        return "a label on a pull request (its pull_request event is the one handled)"
+    if not wants_fix(name):
+        return f"the label {name[:100]!r} asks for no fix"
+    return None
+
+
+@router.register("issues", action="labeled", skips=asks_no_fix)
 async def fix_requested(ctx: Context) -> None:
     issue = ctx.envelope.issue
     label = ctx.envelope.label

@@ -82,13 +82,17 @@ async def local_stack(
         from handlers import enabled_router
 
         async with open_runtime(settings) as runtime:
-            fleet = wire(runtime, enabled_router())
+            router = enabled_router()
+            fleet = wire(runtime, router)
             sock = socket.socket()
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
             server = _Server(
                 uvicorn.Config(
-                    create_app(runtime), log_level="warning", lifespan="off", access_log=False
+                    create_app(runtime, router),
+                    log_level="warning",
+                    lifespan="off",
+                    access_log=False,
                 )
             )
             web = asyncio.create_task(server.serve(sockets=[sock]))

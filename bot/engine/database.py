@@ -1,7 +1,9 @@
 """Where the database lives: a private embedded PostgreSQL in DATA_DIR, or DATABASE_URL."""
 
+import contextlib
 import logging
 import warnings
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,23 @@ def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
         open=False,
         check=AsyncConnectionPool.check_connection,
     )
+
+
+@contextlib.asynccontextmanager
+async def autocommit(pool: Pool) -> AsyncIterator[Conn]:
+    """A pooled connection in autocommit mode: each statement is its own transaction.
+
+    For a single statement, this spares the BEGIN and COMMIT round trips that a connection
+    as the pool lends it (a transaction opened by the first statement, committed when it is
+    returned) costs around it; a write of several statements still opens
+    `conn.transaction()` itself."""
+    async with pool.connection() as conn:
+        await conn.set_autocommit(True)
+        try:
+            yield conn
+        finally:
+            if not conn.broken:
+                await conn.set_autocommit(False)  # as the pool lent it
 
 
 async def try_advisory_lock(conn: Conn, key: int) -> bool:

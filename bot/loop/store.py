@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.engine.database import Conn, Pool
+from bot.engine.database import Conn, Pool, autocommit
 
 ACTIVE_TASK_STATES = ("queued", "running", "pushed")
 # How a task ends when it could not fix what it was given ("rejected": a person closed its
@@ -143,7 +143,7 @@ class LoopStore:
         return int(row["generation"])
 
     async def get(self, repo: str, number: int) -> PrRow | None:
-        async with self._pool.connection() as conn:
+        async with autocommit(self._pool) as conn:
             cur = await conn.execute(
                 f"SELECT {_PR_COLUMNS} FROM review_loop_prs WHERE repo = %s AND number = %s",  # noqa: S608
                 (repo, number),

@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any, ParamSpec
 
 from procrastinate import RetryStrategy
+from procrastinate.jobs import DEFAULT_QUEUE
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -21,7 +22,7 @@ from tenacity import (
     retry_if_exception,
 )
 
-from bot.engine.database import Conn
+from bot.engine.database import Conn, autocommit
 from bot.engine.queue import Deferral, Job, current_priority
 from bot.github.retry import WaitGitHub, worth_retrying
 from bot.github.throttle import defer_writes_over, write_deferred
@@ -222,6 +223,35 @@ RECONCILE_PR = Job("reconcile_pr", reconcile_pr, retry=LOOP_RETRY)
 RUN_FIX_TASK = Job("run_fix_task", run_fix_task, retry=LOOP_RETRY)
 
 
+# The generation bump and its reconcile job in one statement, so one round trip and one
+# transaction: the job is queued through procrastinate's own `procrastinate_defer_jobs_v1`
+# (what `defer_async` runs), with the generation the bump returned.
+BUMP_AND_QUEUE = """
+WITH bumped AS (
+    INSERT INTO review_loop_prs (repo, number, installation_id, generation{flag_columns})
+         VALUES (%(repo)s, %(number)s, %(iid)s, 1{flag_values})
+    ON CONFLICT (repo, number) DO UPDATE
+       SET generation = review_loop_prs.generation + 1,
+           installation_id = excluded.installation_id,
+           updated_at = now(){flag_updates}
+    RETURNING generation
+)
+SELECT generation,
+       procrastinate_defer_jobs_v1(ARRAY[
+           ROW(%(queue)s, %(task)s,
+               CASE WHEN generation = 1 THEN %(first_priority)s ELSE 0 END,
+               NULL, NULL,
+               jsonb_build_object('repo', %(repo)s::text, 'number', %(number)s::integer,
+                                  'generation', generation),
+               CASE WHEN %(delay_s)s > 0
+                    THEN now() + make_interval(secs => %(delay_s)s) END
+           )::procrastinate_job_to_defer_v1
+       ]) AS job_ids
+  FROM bumped
+"""
+PR_FLAGS = ("stopped", "force_audit")  # boolean columns of review_loop_prs
+
+
 async def request_reconcile(
     runtime: Runtime,
     repo: str,
@@ -231,18 +261,34 @@ async def request_reconcile(
     delay_s: float = 0,
     **flags: bool,
 ) -> int:
-    """Queue a reconcile of PR `repo#number`; returns the generation it will handle.
+    """Queue a reconcile of PR `repo#number` (and set `flags` on the PR); returns the
+    generation it will handle.
 
-    The bump and the job are written in one transaction: a bump without its job would make
+    The bump and the job are written in one statement: a bump without its job would make
     the already queued job (an older generation) exit, and nothing would reconcile the PR."""
-    store = LoopStore(runtime.pool)
-    async with runtime.pool.connection() as conn, conn.transaction():
-        generation = await store.bump(repo, number, installation_id, conn, **flags)
-        priority = FIRST_FEEDBACK_PRIORITY if generation == 1 else 0
-        await runtime.queue.job(RECONCILE_PR, delay_s=delay_s, conn=conn, priority=priority).defer(
-            repo=repo, number=number, generation=generation
-        )
-    return generation
+    unknown = set(flags) - set(PR_FLAGS)
+    if unknown:
+        raise TypeError(f"unknown PR flags: {', '.join(sorted(unknown))}")
+    sql = BUMP_AND_QUEUE.format(
+        flag_columns="".join(f", {name}" for name in flags),
+        flag_values="".join(f", %({name})s" for name in flags),
+        flag_updates="".join(f", {name} = excluded.{name}" for name in flags),
+    )
+    params = {
+        "repo": repo,
+        "number": number,
+        "iid": installation_id,
+        "queue": DEFAULT_QUEUE,
+        "task": RECONCILE_PR.name,
+        "first_priority": FIRST_FEEDBACK_PRIORITY,
+        "delay_s": float(delay_s),
+        **flags,
+    }
+    async with autocommit(runtime.pool) as conn:
+        cur = await conn.execute(sql, params)
+        row = await cur.fetchone()
+    assert row is not None and len(row["job_ids"]) == 1
+    return int(row["generation"])
 
 
 async def queue_fix(runtime: Runtime, task_id: int, conn: Conn | None = None) -> None:

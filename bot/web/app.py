@@ -13,6 +13,7 @@ from bot.web.dashboard import pages as dashboard
 from bot.web.intake import Intake
 from bot.web.status import collect_status
 from bot.webhooks.deliveries import DeliveryWriter
+from bot.webhooks.routing import Router
 
 
 async def healthz(request: Request) -> PlainTextResponse:
@@ -71,10 +72,13 @@ class WebApp:
             await self.starlette(scope, receive, send)
 
 
-def create_app(runtime: Runtime) -> WebApp:
-    """The ASGI app over an opened runtime. Refuses to build without a webhook secret."""
+def create_app(runtime: Runtime, router: Router | None = None) -> WebApp:
+    """The ASGI app over an opened runtime. Refuses to build without a webhook secret.
+
+    With the handlers' `router` (what the workers run), deliveries no handler wants are
+    stored as ignored at the intake, with no dispatch job; without it, all are queued."""
     secret = runtime.settings.require_webhook_secret()
-    intake = metrics.TimedIntake(Intake(secret, DeliveryWriter(runtime.pool)))
+    intake = metrics.TimedIntake(Intake(secret, DeliveryWriter(runtime.pool), router))
     app = Starlette(
         routes=[
             Route("/webhook", intake, methods=["POST"]),

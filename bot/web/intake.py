@@ -7,10 +7,18 @@ dispatch job, in one statement shared by the requests that arrive together (grou
 `bot/engine/group_commit.py`). A 2xx means both are committed:
 
     202 {"delivery": ID, "queued": true}     stored now, dispatch queued
+    202 {"delivery": ID, "queued": false, "ignored": REASON}
+                                             stored now as ignored: no handler wants it
     200 {"delivery": ID, "duplicate": true}  this delivery id was stored before
     200 {"ok": true, "zen": ...}             GitHub's ping (nothing stored)
     400 malformed (headers, JSON)   401 bad signature   413 body too large
     503 the database did not commit the batch: nothing was stored, deliver again
+
+Given the handlers' router, the intake asks it (`Router.ignored`, the payload alone) whether
+any handler wants the delivery: one that none wants (a comment with no command, a label
+that asks for no fix, an event no handler knows) is stored as ignored with no job, so the
+workers never see the bulk of what an installation sends. Without a router every delivery
+is queued and the worker decides.
 
 A plain ASGI endpoint rather than a Starlette Request/Response pair: it is the one path
 that must keep up with GitHub, and the objects cost a third of its time.
@@ -28,6 +36,7 @@ from bot.config import MAX_WEBHOOK_BYTES
 from bot.web import signing
 from bot.webhooks.deliveries import Delivery, DeliveryWriter
 from bot.webhooks.payload import InvalidPayload, parse_payload
+from bot.webhooks.routing import Router
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +108,10 @@ async def _error(send: Send, status: int, message: str) -> None:
 class Intake:
     """The ASGI endpoint of POST /webhook."""
 
-    def __init__(self, secret: str, writer: DeliveryWriter) -> None:
+    def __init__(self, secret: str, writer: DeliveryWriter, router: Router | None = None) -> None:
         self._secret = secret
         self._writer = writer
+        self._router = router
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         signature = event = delivery_id = None
@@ -145,11 +155,22 @@ class Intake:
             return await _error(send, 400, str(exc))
         if event == "ping":
             return await _answer(send, 200, {"ok": True, "zen": payload.get("zen")})
+        ignored = None
+        if self._router is not None:
+            action = payload.get("action")
+            ignored = self._router.ignored(
+                event, action if isinstance(action, str) else None, payload
+            )
+        delivery = Delivery.of(delivery_id, event, body, payload, ignored=ignored)
         try:
-            stored = await self._writer.store(Delivery.of(delivery_id, event, body, payload))
+            stored = await self._writer.store(delivery)
         except psycopg.Error as exc:
             log.error("delivery %s (%s) not stored: %s", delivery_id, event, exc)
             return await _error(send, 503, NOT_STORED)
         if not stored:
             return await _answer(send, 200, {"delivery": delivery_id, "duplicate": True})
+        if ignored is not None:
+            return await _answer(
+                send, 202, {"delivery": delivery_id, "queued": False, "ignored": ignored}
+            )
         return await _answer(send, 202, {"delivery": delivery_id, "queued": True})

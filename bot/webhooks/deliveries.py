@@ -6,6 +6,10 @@ new ones (a delivery id seen before is skipped: redelivery keeps the id) and, in
 statement, queues one dispatch job for the batch (`dispatch_deliveries`, its ids in
 `delivery_ids`) through procrastinate's own `procrastinate_defer_jobs_v1` (what
 `defer_async` runs): both are committed together or not at all.
+
+A delivery the intake found no handler wants (`Delivery.ignored`, from
+`Router.ignored`) is stored as dispatch would have recorded it, `ignored` with the reason
+and a dispatch time, and is left out of the job: a batch of such deliveries queues none.
 """
 
 from collections.abc import Sequence
@@ -29,24 +33,31 @@ WITH incoming AS (
       FROM ROWS FROM (
                json_to_recordset(%(fields)s::json)
                    AS (id text, event text, action text, installation_id bigint,
-                       repository text, sender text),
+                       repository text, sender text, ignored text),
                unnest(%(bodies)b::bytea[]))
-           AS t(id, event, action, installation_id, repository, sender, body)
+           AS t(id, event, action, installation_id, repository, sender, ignored, body)
 ), stored AS (
     INSERT INTO review_loop_deliveries
-           (id, event, action, installation_id, repository, sender, body)
-    SELECT * FROM incoming
+           (id, event, action, installation_id, repository, sender, body,
+            status, outcome, dispatched_at)
+    SELECT id, event, action, installation_id, repository, sender, body,
+           CASE WHEN ignored IS NULL THEN 'queued' ELSE 'ignored' END,
+           CASE WHEN ignored IS NULL THEN NULL ELSE jsonb_build_object('reason', ignored) END,
+           CASE WHEN ignored IS NULL THEN NULL ELSE now() END
+      FROM incoming
         ON CONFLICT (id) DO NOTHING
-    RETURNING id
+    RETURNING id, status
 ), queued AS (
     SELECT procrastinate_defer_jobs_v1(ARRAY(
                SELECT ROW(%(queue)s, %(task)s, 0, NULL, NULL,
                           jsonb_build_object('delivery_ids', ids),
                           NULL)::procrastinate_job_to_defer_v1
-                 FROM (SELECT jsonb_agg(id) AS ids FROM stored) AS batch
+                 FROM (SELECT jsonb_agg(id) AS ids FROM stored
+                        WHERE status = 'queued') AS batch
                 WHERE ids IS NOT NULL)) AS job_ids
 )
 SELECT ARRAY(SELECT id FROM stored) AS stored,
+       ARRAY(SELECT id FROM stored WHERE status = 'queued') AS queued,
        (SELECT coalesce(cardinality(job_ids), 0) FROM queued) AS jobs
 """
 
@@ -75,9 +86,18 @@ class Delivery:
     installation_id: int | None = None
     repository: str | None = None
     sender: str | None = None
+    ignored: str | None = None  # why no handler wants it: stored as ignored, with no job
 
     @classmethod
-    def of(cls, delivery_id: str, event: str, body: bytes, payload: dict[str, Any]) -> "Delivery":
+    def of(
+        cls,
+        delivery_id: str,
+        event: str,
+        body: bytes,
+        payload: dict[str, Any],
+        *,
+        ignored: str | None = None,
+    ) -> "Delivery":
         installation = _field(payload, "installation", "id")
         in_range = type(installation) is int and installation in BIGINT
         return cls(
@@ -88,12 +108,14 @@ class Delivery:
             installation_id=installation if in_range else None,  # type: ignore[arg-type]
             repository=_shown(_field(payload, "repository", "full_name")),
             sender=_shown(_field(payload, "sender", "login")),
+            ignored=ignored,
         )
 
 
 async def store_deliveries(conn: Conn, deliveries: Sequence[Delivery]) -> list[bool]:
-    """Store each delivery with its dispatch job; per delivery, True if it was new (queued),
-    False if its id was stored before (or earlier in this batch)."""
+    """Store each delivery, and one dispatch job for those of them not `ignored`; per
+    delivery, True if it was new (stored now), False if its id was stored before (or
+    earlier in this batch)."""
     first: dict[str, Delivery] = {}
     for d in deliveries:
         first.setdefault(d.id, d)
@@ -106,6 +128,7 @@ async def store_deliveries(conn: Conn, deliveries: Sequence[Delivery]) -> list[b
             "installation_id": d.installation_id,
             "repository": d.repository,
             "sender": d.sender,
+            "ignored": d.ignored,
         }
         for d in batch
     ]
@@ -121,8 +144,10 @@ async def store_deliveries(conn: Conn, deliveries: Sequence[Delivery]) -> list[b
     row = await cur.fetchone()
     assert row is not None
     stored = set(row["stored"])
-    if row["jobs"] != (1 if stored else 0):
-        raise RuntimeError(f"stored {len(stored)} deliveries but queued {row['jobs']} jobs")
+    if row["jobs"] != (1 if row["queued"] else 0):
+        raise RuntimeError(
+            f"stored {len(row['queued'])} deliveries to dispatch but queued {row['jobs']} jobs"
+        )
     answers = []
     for d in deliveries:
         answers.append(d.id in stored)

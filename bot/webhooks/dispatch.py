@@ -18,6 +18,7 @@ from typing import Any
 from procrastinate import RetryStrategy
 from pydantic import ValidationError
 
+from bot.engine.database import autocommit
 from bot.engine.queue import Job, current_attempt
 from bot.logs import delivery_context
 from bot.loop.fleet import Fleet
@@ -56,7 +57,7 @@ def _outcome_json(outcome: dict[str, Any]) -> str:
 
 async def _claim(runtime: Runtime, delivery_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Count an attempt on each stored delivery of `delivery_ids`; their rows by id."""
-    async with runtime.pool.connection() as conn:
+    async with autocommit(runtime.pool) as conn:
         cur = await conn.execute(
             """UPDATE review_loop_deliveries SET attempts = attempts + 1
                 WHERE id = ANY(%s)
@@ -74,7 +75,7 @@ async def _write_outcomes(runtime: Runtime, outcomes: list[Outcome]) -> None:
     left `queued` (its failed handlers are retried) keeps no dispatch time."""
     if not outcomes:
         return
-    async with runtime.pool.connection() as conn:
+    async with autocommit(runtime.pool) as conn:
         await conn.execute(
             """UPDATE review_loop_deliveries d
                   SET status = u.status, outcome = u.outcome::jsonb,

@@ -11,6 +11,7 @@ from pathlib import Path
 from bot.config import Settings
 from bot.engine.queue import Job
 from bot.runtime import open_runtime
+from bot.webhooks.context import Context
 from bot.webhooks.routing import Router
 from bot.worker import run_worker, wire
 
@@ -28,11 +29,26 @@ async def slow(_: None, marker: str, seconds: float) -> None:
 
 SLOW = Job("slow", slow)
 
+# A handler for the `slow_event` deliveries of crash tests: the first run of it (in any
+# process) notes its pid in the payload's `marker` file and hangs; later runs note theirs
+# and return.
+slow_router = Router()
+
+
+@slow_router.register("slow_event")
+async def slow_handler(ctx: Context) -> None:
+    started = Path(ctx.payload["marker"] + ".started")
+    first = not started.exists()
+    with started.open("a") as f:
+        f.write(f"{os.getpid()}\n")
+    if first:
+        await asyncio.sleep(60)
+
 
 async def main(url: str) -> None:
     settings = Settings(_env_file=None, database_url=url, worker_concurrency=1, **CRASH_SETTINGS)  # type: ignore[call-arg,arg-type]
     async with open_runtime(settings) as runtime:
-        fleet = wire(runtime, Router())
+        fleet = wire(runtime, slow_router)
         runtime.queue.register(SLOW, None)
         await run_worker(fleet)
 

@@ -2,6 +2,7 @@
 worker a peer took for dead (paused past the stalled timeout) keeps working when it wakes."""
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 from bot.engine.reaper import reap_once
 from bot.runtime import open_runtime
+from bot.webhooks.deliveries import Delivery, store_deliveries
 from tests.conftest import make_settings
 from tests.engine.slow_worker import CRASH_SETTINGS, SLOW
 
@@ -84,6 +86,49 @@ async def test_job_of_a_killed_worker_is_finished_by_another(
             await asyncio.sleep(0.05)
             status = await runtime.queue.app.job_manager.get_job_status_async(job_id)
         assert status.value == "succeeded"
+
+
+@pytest.mark.server_db
+async def test_a_dispatch_batch_cut_by_sigkill_leaves_no_delivery_undone(
+    tmp_path: Path, server_db_url: str, start_worker: object
+) -> None:
+    """One intake batch: a delivery no handler wants (stored ignored, no job), one whose
+    handler hangs, and two more behind it. SIGKILL during the hang; the second worker
+    dispatches every queued one of the batch, and the ignored one stays as it was."""
+    settings = make_settings(tmp_path, server_db_url)
+    marker = str(tmp_path / "handler")
+    body = json.dumps({"marker": marker}).encode()
+    batch = [
+        Delivery.of("b-ignored", "gollum", b"{}", {}, ignored="no handler for gollum"),
+        Delivery.of("b-slow", "slow_event", body, {"marker": marker}),
+        Delivery.of("b-after-1", "unhandled", b"{}", {}),
+        Delivery.of("b-after-2", "slow_event", body, {"marker": marker}),
+    ]
+    async with open_runtime(settings) as runtime:
+        async with runtime.pool.connection() as conn:
+            assert await store_deliveries(conn, batch) == [True] * 4
+        first = start_worker()  # type: ignore[operator]
+        assert wait_for(Path(marker + ".started")).split() == [str(first.pid)]
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        start_worker()  # type: ignore[operator]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            async with runtime.pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT id, status, attempts FROM review_loop_deliveries ORDER BY id"
+                )
+                rows = {r["id"]: (r["status"], r["attempts"]) for r in await cur.fetchall()}
+            if all(status != "queued" for status, _ in rows.values()):
+                break
+            await asyncio.sleep(0.1)
+        assert rows == {
+            "b-ignored": ("ignored", 0),  # decided by the intake: never claimed
+            "b-slow": ("done", 2),  # claimed by the killed worker, then by the second
+            "b-after-1": ("ignored", 2),
+            "b-after-2": ("done", 2),
+        }
+        assert Path(marker + ".started").read_text().split()[0] == str(first.pid)
 
 
 @pytest.mark.server_db
