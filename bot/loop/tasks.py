@@ -32,7 +32,7 @@ from bot.github.throttle import (
 from bot.loop.fix.job import TaskFailed
 from bot.loop.fix.runner import LEASE_TTL_S, holder_name, run_fix
 from bot.loop.fleet import Fleet
-from bot.loop.reconcile.reconciler import PrReconciler
+from bot.loop.reconcile.reconciler import FeedbackFirst, PrReconciler
 from bot.loop.store import LoopStore
 from bot.runtime import Runtime
 
@@ -109,6 +109,13 @@ async def reconcile_pr(fleet: Fleet, repo: str, number: int, generation: int) ->
                 RECONCILE_LATER_S,
             )
             await runtime.queue.job(RECONCILE_PR, delay_s=RECONCILE_LATER_S).defer(
+                repo=repo, number=number, generation=generation
+            )
+            return
+        except FeedbackFirst as exc:
+            # Same priority, queued later: after the first reconciles already waiting.
+            log.info("%s", exc)
+            await runtime.queue.job(RECONCILE_PR, priority=FIRST_FEEDBACK_PRIORITY).defer(
                 repo=repo, number=number, generation=generation
             )
             return

@@ -70,6 +70,12 @@ NEEDS_HUMAN_TEXT = "review-loop hands this finding to a person: {why}."
 StartFix = Callable[[int, Conn], Awaitable[None]]
 
 
+class FeedbackFirst(Exception):
+    """The check run of a head's first reconcile is posted and other new PRs wait for their
+    first: the job is queued again (behind them) to file the issues. Re-running is safe:
+    the run is remembered, so the next reconcile goes straight on to the issues."""
+
+
 class PrReconciler:
     def __init__(
         self, fleet: Fleet, api: RepoAPI, row: PrRow, lease: Lease, *, start_fix: StartFix
@@ -119,7 +125,11 @@ class PrReconciler:
         if decision is not None:  # a fix PR's findings are shown, never filed
             await self._report(pr, decision, facts.config, findings=audit.findings, noun="finding")
             return
-        if audit.findings and self.row.audited_sha != pr.head_sha:
+        if (
+            audit.findings
+            and self.row.audited_sha != pr.head_sha
+            and not await self.api.knows_check_run(report.CHECK_NAME, pr.head_sha)
+        ):
             await self._first_check(pr, audit.findings)
         # What the reviewers just spent counts before any fix starts (checked after each run).
         spend = await self.model_store.spend(self.repo, self.number, facts.loop.round)
@@ -564,6 +574,13 @@ class PrReconciler:
                 findings,
                 title=f"Audited: {found}; filing issues",
             )
+        # Other new PRs of the installation wait for a worker: their check runs go before
+        # this one's issues. The job gives its worker back and comes again after them (only
+        # with the memo, which tells the next run that this one is posted).
+        if self.api.memo is not None and await self.store.first_feedback_waiting(
+            self.row.installation_id, self.repo, self.number
+        ):
+            raise FeedbackFirst(f"{self.repo}#{self.number}: check run posted, issues later")
 
     async def _check_run(
         self, pr: PullInfo, decision: Decision, findings: Sequence[Finding], noun: str
