@@ -49,6 +49,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "the round of each model call", _sql_file("0009_call_rounds.sql")),
     Migration(10, "per-installation cost caps", _sql_file("0010_installation_caps.sql")),
     Migration(11, "what the bot read from GitHub, cached", _sql_file("0011_github_cache.sql")),
+    Migration(12, "write sends: content-creating or not", _sql_file("0012_write_kinds.sql")),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -721,6 +721,13 @@ class RepoAPI:
             await self.memo.put(key, {"id": run_id, "sent": sorted(map(list, sent), key=repr)})
         return run_id
 
+    async def knows_check_run(self, name: str, head_sha: str) -> bool:
+        """Whether an earlier upsert of this App's run `name` on `head_sha` is remembered
+        (within the memo's time; without a memo, never). Asks GitHub nothing."""
+        if self.memo is None:
+            return False
+        return await self.memo.get(f"check-run:{self.full_name}:{head_sha}:{name}") is not None
+
     async def note_new_commit(self, sha: str) -> None:
         """`sha` is a commit the bot just made and has not pushed yet: it has no check run,
         so the first `upsert_check_run` on it needs no lookup. (Not for a commit GitHub

@@ -1,16 +1,25 @@
 """Per-installation write throttle: GitHub's secondary rate limits, kept on our side.
 
-Content-creating requests are limited to 80 a minute and 500 an hour per installation, with
-at least a second between them recommended; a refused request comes back 403/429 with
-`retry-after` (or `x-ratelimit-reset`). Every client of one installation shares one throttle,
-through the `ThrottledTransport` its httpx client sends with: a `WriteThrottle` in memory
-(one process), or a `SharedWriteThrottle` in PostgreSQL (every process on the database).
+Content-creating requests are limited to 80 a minute and 500 an hour per installation, and
+mutative requests (POST, PATCH, PUT, DELETE) should be at least a second apart; a refused
+request comes back 403/429 with `retry-after` (or `x-ratelimit-reset`). So every write is
+spaced, and only content-creating ones count in the minute and hour windows. Every client of
+one installation shares one throttle, through the `ThrottledTransport` its httpx client sends
+with: a `WriteThrottle` in memory (one process), or a `SharedWriteThrottle` in PostgreSQL
+(every process on the database). Writes waiting for their installation's next slot go in
+priority order (`write_priority`), then in arrival order.
+
+GitHub: https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api
+("About secondary rate limits": no more than 80 content-generating requests a minute and 500
+an hour; "Best practices": at least one second between mutative requests).
 """
 
 import abc
 import asyncio
 import contextlib
 import contextvars
+import heapq
+import itertools
 import re
 import time
 from collections import deque
@@ -65,7 +74,7 @@ def creates_content_route(method: str, path: str) -> bool:
 
 
 def is_write(request: httpx.Request) -> bool:
-    """Whether `request` counts against GitHub's content-creation limits."""
+    """Whether `request` is mutative, so spaced from the installation's other writes."""
     if request.method not in WRITE_METHODS:
         return False
     path = request.url.path
@@ -74,6 +83,14 @@ def is_write(request: httpx.Request) -> bool:
     if request.method == "POST" and _GRAPHQL_PATH.search(path):
         return bool(_MUTATION.search(request.content))
     return True
+
+
+def creates_content(request: httpx.Request) -> bool:
+    """Whether write `request` counts in GitHub's content-creation windows (GraphQL
+    mutations are counted: which of them create content is not told apart)."""
+    if request.method == "POST" and _GRAPHQL_PATH.search(request.url.path):
+        return True
+    return creates_content_route(request.method, request.url.path)
 
 
 class WriteDeferred(Exception):
@@ -100,6 +117,26 @@ def defer_writes_over(bound_s: float) -> Iterator[None]:
         yield
     finally:
         _defer_over.reset(token)
+
+
+# Which write of an installation goes first when several wait for its next slot: the highest
+# priority, then the earliest. A PR author's first feedback goes ahead of everything else.
+FIRST_CHECK = 3  # a PR head's first check run: the audit's findings, annotated
+FIRST_FEEDBACK = 2  # the rest of a PR's first reconcile: its issues, its summary comment
+RECONCILE = 1  # later reconciles (the default)
+BACKGROUND = 0  # fix tasks: their PRs, check runs and merges
+
+_priority: contextvars.ContextVar[int] = contextvars.ContextVar("write_priority", default=RECONCILE)
+
+
+@contextlib.contextmanager
+def write_priority(priority: int) -> Iterator[None]:
+    """Writes sent within this block wait for their installation's slot with `priority`."""
+    token = _priority.set(priority)
+    try:
+        yield
+    finally:
+        _priority.reset(token)
 
 
 def write_deferred(exc: BaseException | None) -> WriteDeferred | None:
@@ -139,25 +176,48 @@ class WriteLimits:
             raise ValueError("per_minute and per_hour must be at least 1")
 
 
-def next_slot(limits: WriteLimits, sent: Sequence[float], now: float, paused_until: float) -> float:
+def next_slot(
+    limits: WriteLimits,
+    created: Sequence[float],
+    now: float,
+    paused_until: float,
+    *,
+    last_sent: float | None,
+    creates: bool = True,
+) -> float:
     """The earliest time, `now` or later, the next write may be sent.
 
-    `sent` holds the send times of the last `limits.hour_s`, oldest first.
+    `created` holds the send times of the content-creating writes of the last `limits.hour_s`,
+    oldest first; `last_sent` the latest write of any kind. Every write keeps the spacing from
+    the last; only a write that `creates` content is held by the minute and hour windows.
     """
     slot = max(now, paused_until)
-    if sent:
-        slot = max(slot, sent[-1] + limits.min_interval_s)
-    if len(sent) >= limits.per_hour:
-        slot = max(slot, sent[-limits.per_hour] + limits.hour_s)
-    recent = sum(1 for t in sent if t > now - limits.minute_s)
+    if last_sent is not None:
+        slot = max(slot, last_sent + limits.min_interval_s)
+    if not creates:
+        return slot
+    if len(created) >= limits.per_hour:
+        slot = max(slot, created[-limits.per_hour] + limits.hour_s)
+    recent = sum(1 for t in created if t > now - limits.minute_s)
     if recent >= limits.per_minute:
-        slot = max(slot, sent[-limits.per_minute] + limits.minute_s)
+        slot = max(slot, created[-limits.per_minute] + limits.minute_s)
     return slot
+
+
+@dataclass(order=True)
+class _Waiter:
+    """One write waiting for its installation's slot: the highest priority first (`rank` is
+    its negation), then the earliest (`seq`)."""
+
+    rank: int
+    seq: int
 
 
 class Throttle(abc.ABC):
     """What a `ThrottledTransport` asks of one installation's throttle. Writes of this process
-    queue in arrival order; `sleep` and the clocks are injectable so tests need not wait."""
+    queue by priority, then arrival (`_Waiter`): only the first of the queue claims a slot,
+    and one that arrives with a higher priority while the first sleeps takes the slot when
+    it comes. `sleep` and the clocks are injectable so tests need not wait."""
 
     kind: str  # the `throttle` label of its waits: local (this process) or shared
 
@@ -168,7 +228,10 @@ class Throttle(abc.ABC):
         self.max_wait_s = max_wait_s
         self.wall_clock = wall_clock
         self.sleep = sleep
-        self._lock = asyncio.Lock()
+        self._claiming = asyncio.Lock()  # one claim at a time (the shared one's is a transaction)
+        self._turn = asyncio.Condition()  # signalled when the queue's first changes
+        self._queue: list[_Waiter] = []  # a heap: the first is the one to claim
+        self._seq = itertools.count()
         self._writes = 0
         self._waits = 0
         self._waited_s = 0.0
@@ -188,29 +251,40 @@ class Throttle(abc.ABC):
         )
 
     @abc.abstractmethod
-    async def _claim(self) -> tuple[float, float]:
+    async def _claim(self, creates: bool) -> tuple[float, float]:
         """The time now and the next write's slot; the write is counted as sent when the
-        slot has come (slot <= now)."""
+        slot has come (slot <= now), and in the windows if it `creates` content."""
 
     @abc.abstractmethod
     async def _hold(self, seconds: float) -> None:
         """Let no write go for `seconds` from now."""
 
-    async def acquire(self) -> float:
-        """Wait for this write's turn, count it as sent and return its send time. Inside
-        `defer_writes_over(bound)`, a turn more than `bound` away raises `WriteDeferred`."""
+    def waiting(self) -> int:
+        """Writes of this process waiting for the installation's next slot."""
+        return len(self._queue)
+
+    async def acquire(self, creates: bool = True) -> float:
+        """Wait for this write's turn (by `write_priority`, then arrival), count it as sent and
+        return its send time. Inside `defer_writes_over(bound)`, a turn whose slot is more than
+        `bound` away raises `WriteDeferred`."""
         waited = 0.0
         bound = _defer_over.get()
-        async with self._lock:
+        me = _Waiter(-_priority.get(), next(self._seq))
+        heapq.heappush(self._queue, me)
+        try:
             while True:
-                now, slot = await self._claim()
+                async with self._turn:
+                    await self._turn.wait_for(lambda: self._queue[0] is me)
+                async with self._claiming:
+                    now, slot = await self._claim(creates)
                 if slot <= now:
                     break
                 if bound is not None and slot - now > bound:
                     self._deferred += 1
                     self._deferred_s += slot - now
                     raise WriteDeferred(slot - now)
-                # A pause (or another process's write) may come while we sleep: look again.
+                # A pause, another process's write or a write of higher priority may come
+                # while we sleep: look again.
                 self._waits += 1
                 self._waited_s += slot - now
                 waited += slot - now
@@ -218,6 +292,11 @@ class Throttle(abc.ABC):
             self._writes += 1
             THROTTLE_WAIT_SECONDS.labels(self.kind).observe(waited)
             return now
+        finally:
+            self._queue.remove(me)
+            heapq.heapify(self._queue)
+            async with self._turn:
+                self._turn.notify_all()
 
     async def pause(self, seconds: float) -> None:
         """Hold every write for `seconds` (at most `max_wait_s`): GitHub refused one."""
@@ -264,16 +343,27 @@ class WriteThrottle(Throttle):
     ) -> None:
         super().__init__(limits, max_wait_s=max_wait_s, wall_clock=wall_clock, sleep=sleep)
         self.clock = clock
-        self._sent: deque[float] = deque()  # send times within the last hour, oldest first
+        # Send times of the content-creating writes within the last hour, oldest first.
+        self._created: deque[float] = deque()
+        self._last_sent: float | None = None  # of any write
         self._paused_until = float("-inf")
 
-    async def _claim(self) -> tuple[float, float]:
+    async def _claim(self, creates: bool) -> tuple[float, float]:
         now = self.clock()
-        while self._sent and self._sent[0] <= now - self.limits.hour_s:
-            self._sent.popleft()
-        slot = next_slot(self.limits, self._sent, now, self._paused_until)
+        while self._created and self._created[0] <= now - self.limits.hour_s:
+            self._created.popleft()
+        slot = next_slot(
+            self.limits,
+            self._created,
+            now,
+            self._paused_until,
+            last_sent=self._last_sent,
+            creates=creates,
+        )
         if slot <= now:
-            self._sent.append(now)
+            self._last_sent = now
+            if creates:
+                self._created.append(now)
         return now, slot
 
     async def _hold(self, seconds: float) -> None:
@@ -307,7 +397,7 @@ class SharedWriteThrottle(Throttle):
         self.pool = pool
         self.installation_id = installation_id
 
-    async def _claim(self) -> tuple[float, float]:
+    async def _claim(self, creates: bool) -> tuple[float, float]:
         iid = self.installation_id
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(
@@ -323,7 +413,10 @@ class SharedWriteThrottle(Throttle):
                    SELECT now,
                           ARRAY(SELECT sent_at FROM review_loop_write_sends
                                  WHERE installation_id = %(iid)s AND sent_at > now - %(hour_s)s
-                                 ORDER BY sent_at) AS sent,
+                                   AND creates
+                                 ORDER BY sent_at) AS created,
+                          (SELECT max(sent_at) FROM review_loop_write_sends
+                            WHERE installation_id = %(iid)s) AS last_sent,
                           coalesce((SELECT paused_until FROM review_loop_write_pauses
                                      WHERE installation_id = %(iid)s), '-infinity') AS paused_until
                      FROM clock""",
@@ -332,12 +425,19 @@ class SharedWriteThrottle(Throttle):
             row = await cur.fetchone()
             assert row is not None
             now: float = row["now"]
-            slot = next_slot(self.limits, row["sent"], now, row["paused_until"])
+            slot = next_slot(
+                self.limits,
+                row["created"],
+                now,
+                row["paused_until"],
+                last_sent=row["last_sent"],
+                creates=creates,
+            )
             if slot <= now:
                 await conn.execute(
-                    """INSERT INTO review_loop_write_sends (installation_id, sent_at)
-                       VALUES (%s, %s)""",
-                    (iid, now),
+                    """INSERT INTO review_loop_write_sends (installation_id, sent_at, creates)
+                       VALUES (%s, %s, %s)""",
+                    (iid, now, creates),
                 )
         return now, slot
 
@@ -396,7 +496,7 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
         raise AssertionError("unreachable: tenacity stops by raising")
 
     async def _send_write(self, request: httpx.Request) -> httpx.Response:
-        await self.throttle.acquire()
+        await self.throttle.acquire(creates_content(request))
         response, wait = await self._send(request)
         if wait is None:
             return response

@@ -171,6 +171,24 @@ class LoopStore:
             )
             return [int(r["number"]) for r in await cur.fetchall()]
 
+    async def first_feedback_waiting(self, installation_id: int, repo: str, number: int) -> bool:
+        """Whether another PR of the installation, never reconciled yet, has its reconcile
+        due in the queue (not running): a PR still waiting for its first feedback."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """SELECT EXISTS (
+                     SELECT 1 FROM procrastinate_jobs j
+                       JOIN review_loop_prs p
+                         ON p.repo = j.args->>'repo' AND p.number = (j.args->>'number')::int
+                      WHERE j.task_name = 'reconcile_pr' AND j.status = 'todo'
+                        AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+                        AND p.installation_id = %s AND p.handled = 0
+                        AND NOT (p.repo = %s AND p.number = %s)) AS waiting""",
+                (installation_id, repo, number),
+            )
+            row = await cur.fetchone()
+        return bool(row and row["waiting"])
+
     async def mark_handled(self, repo: str, number: int, generation: int) -> None:
         async with self._pool.connection() as conn:
             await conn.execute(

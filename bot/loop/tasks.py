@@ -25,11 +25,18 @@ from tenacity import (
 from bot.engine.database import Conn, autocommit
 from bot.engine.queue import Deferral, Job, current_priority
 from bot.github.retry import WaitGitHub, worth_retrying
-from bot.github.throttle import defer_writes_over, write_deferred
+from bot.github.throttle import (
+    BACKGROUND,
+    FIRST_FEEDBACK,
+    RECONCILE,
+    defer_writes_over,
+    write_deferred,
+    write_priority,
+)
 from bot.loop.fix.job import TaskFailed
 from bot.loop.fix.runner import LEASE_TTL_S, holder_name, run_fix
 from bot.loop.fleet import Fleet
-from bot.loop.reconcile.reconciler import PrReconciler
+from bot.loop.reconcile.reconciler import FeedbackFirst, PrReconciler
 from bot.loop.store import LoopStore
 from bot.runtime import Runtime
 
@@ -101,8 +108,11 @@ async def reconcile_pr(fleet: Fleet, repo: str, number: int, generation: int) ->
         assert row is not None
         if row.generation > generation:
             return
+        # A PR's first reconcile writes ahead of later ones and of fix tasks, in the throttle
+        # too (its check run goes ahead of that: `PrReconciler._first_check`).
+        priority = FIRST_FEEDBACK if row.handled == 0 else RECONCILE
         try:
-            with defer_writes_over(runtime.settings.write_defer_after_s):
+            with defer_writes_over(runtime.settings.write_defer_after_s), write_priority(priority):
                 async for attempt in _reconcile_attempts(runtime):
                     with attempt:
                         row = await store.get(repo, number)
@@ -124,6 +134,13 @@ async def reconcile_pr(fleet: Fleet, repo: str, number: int, generation: int) ->
                 RECONCILE_LATER_S,
             )
             await again(runtime, RECONCILE_PR, RECONCILE_LATER_S).defer(
+                repo=repo, number=number, generation=generation
+            )
+            return
+        except FeedbackFirst as exc:
+            # Same priority, queued later: after the first reconciles already waiting.
+            log.info("%s", exc)
+            await runtime.queue.job(RECONCILE_PR, priority=FIRST_FEEDBACK_PRIORITY).defer(
                 repo=repo, number=number, generation=generation
             )
             return
@@ -182,7 +199,8 @@ async def run_fix_task(fleet: Fleet, task_id: int) -> None:
         assert row is not None
         try:
             bound = max(runtime.settings.write_defer_after_s, FIX_WRITE_WAIT_S)
-            with defer_writes_over(bound):
+            # A fix task's writes (its PR, check run, merge) wait behind every PR's feedback.
+            with defer_writes_over(bound), write_priority(BACKGROUND):
                 async with runtime.github.installation_client(row.installation_id) as gh:
                     api = await runtime.github.repo_api(gh, row.repo)
                     await run_fix(fleet, api, row, lease)

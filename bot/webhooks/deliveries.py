@@ -49,7 +49,7 @@ WITH incoming AS (
     RETURNING id, status
 ), queued AS (
     SELECT procrastinate_defer_jobs_v1(ARRAY(
-               SELECT ROW(%(queue)s, %(task)s, 0, NULL, NULL,
+               SELECT ROW(%(queue)s, %(task)s, %(priority)s, NULL, NULL,
                           jsonb_build_object('delivery_ids', ids),
                           NULL)::procrastinate_job_to_defer_v1
                  FROM (SELECT jsonb_agg(id) AS ids FROM stored
@@ -60,6 +60,12 @@ SELECT ARRAY(SELECT id FROM stored) AS stored,
        ARRAY(SELECT id FROM stored WHERE status = 'queued') AS queued,
        (SELECT coalesce(cardinality(job_ids), 0) FROM queued) AS jobs
 """
+
+
+# A dispatch is a parse and a lookup per delivery: it goes before the jobs it queues (a
+# first reconcile has priority 1), so new PRs are in the queue at once, not after the
+# reconciles that hold every worker.
+DISPATCH_PRIORITY = 2
 
 
 def _shown(value: object) -> str | None:
@@ -139,6 +145,7 @@ async def store_deliveries(conn: Conn, deliveries: Sequence[Delivery]) -> list[b
             "bodies": [d.stored_body for d in batch],
             "queue": DEFAULT_QUEUE,
             "task": DISPATCH_DELIVERIES.name,
+            "priority": DISPATCH_PRIORITY,
         },
     )
     row = await cur.fetchone()

@@ -40,3 +40,24 @@ async def test_repository_config_and_labels_are_read_once_for_the_whole_loop(
     # The repository's own config file and the owner's `.github` one: both absent, once each.
     assert asked["GET", "/repos/{owner}/{repo}/contents/{path:path}", 404] == 2, asked
     assert asked["GET", "/repos/{owner}/{repo}/labels", 200] == 1, asked
+
+
+async def test_a_prs_first_check_run_goes_before_its_issues_and_summary(
+    workdir: Path, e2e_db: str
+) -> None:
+    """The author's first feedback is the check run with the audit's findings: in the PR's
+    first reconcile it is created before any issue is filed and before the summary comment,
+    and later edited with the loop's state."""
+    async with local_stack(workdir, database_url=e2e_db) as stack:
+        number = await open_pr(stack, pr_files=FILES)
+        row = await wait_settled(stack, REPO, number)
+        requests = await asyncio.to_thread(stack.sandbox.driver.requests)
+
+    assert row.handled >= 1
+    asked = [(r["method"], r["path"].removeprefix("/api/v3")) for r in requests]
+    check = asked.index(("POST", f"/repos/{REPO}/check-runs"))
+    issue = asked.index(("POST", f"/repos/{REPO}/issues"))
+    summary = asked.index(("POST", f"/repos/{REPO}/issues/{number}/comments"))
+    assert check < issue < summary, asked
+    edits = [m for m, path in asked[check:] if path.startswith(f"/repos/{REPO}/check-runs/")]
+    assert "PATCH" in edits, asked

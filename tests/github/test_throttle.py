@@ -2,13 +2,18 @@
 
 import asyncio
 import itertools
+from collections.abc import Callable
 
 import httpx
 import pytest
 
 from bot.config import Settings
 from bot.github.throttle import (
+    BACKGROUND,
+    FIRST_CHECK,
     HOUR_S,
+    MINUTE_S,
+    RECONCILE,
     ThrottledTransport,
     Throttles,
     WriteDeferred,
@@ -18,6 +23,7 @@ from bot.github.throttle import (
     defer_writes_over,
     is_write,
     write_deferred,
+    write_priority,
 )
 
 API = "https://api.github.test"
@@ -269,3 +275,89 @@ def test_content_creation_is_the_requests_that_make_something_new(
 ) -> None:
     """Creates (issues, comments, PRs, merges, check runs) count; edits and removals not."""
     assert creates_content_route(method, route) is creates
+
+
+class Gate:
+    """A `sleep` that returns only when the test opens it (the clock moves when the test
+    says), so writes can be held waiting in the throttle for as long as a test needs."""
+
+    def __init__(self) -> None:
+        self.sleepers: dict[asyncio.Task[object] | None, asyncio.Future[None]] = {}
+
+    async def sleep(self, seconds: float) -> None:
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.sleepers[asyncio.current_task()] = woken
+        await woken
+
+    def open(self) -> None:
+        for woken in self.sleepers.values():
+            if not woken.done():
+                woken.set_result(None)
+        self.sleepers.clear()
+
+
+async def until(predicate: Callable[[], bool], what: str) -> None:
+    """Let the other tasks run until `predicate` holds. The bound only turns a hang (the
+    throttle never gets there) into a failure that says `what` did not happen."""
+    try:
+        async with asyncio.timeout(60):
+            while not predicate():
+                await asyncio.sleep(0.001)
+    except TimeoutError:
+        pytest.fail(f"never happened: {what}")
+
+
+async def test_the_highest_priority_write_waiting_goes_first() -> None:
+    """Four writes of one installation wait for its slot (held by a pause): two fix-task
+    writes and a reconcile's, queued first, then a PR's first check run. When the slot
+    comes, the check run goes first, the reconcile's next, the fix tasks' last in their
+    order."""
+    clock = FakeClock()
+    gate = Gate()
+    throttle = WriteThrottle(WriteLimits(1.0), clock=clock, sleep=gate.sleep)
+    await throttle.pause(60)
+    sent: dict[str, float] = {}
+
+    async def write(name: str, priority: int) -> None:
+        with write_priority(priority):
+            sent[name] = await throttle.acquire()
+
+    tasks = []
+    for n, (name, priority) in enumerate(
+        [("fix-a", BACKGROUND), ("fix-b", BACKGROUND), ("later", RECONCILE), ("check", FIRST_CHECK)]
+    ):
+        tasks.append(asyncio.create_task(write(name, priority)))
+        await until(lambda n=n: throttle.waiting() == n + 1, f"{name} queued")
+    # The check run, first of the queue now, has claimed, found the pause and sleeps.
+    await until(lambda: tasks[-1] in gate.sleepers, "the check run first of the queue")
+    assert sent == {}
+    clock.now += 60
+    while len(sent) < 4:
+        gate.open()
+        clock.now += 1
+        await asyncio.sleep(0)
+    await asyncio.gather(*tasks)
+
+    assert sorted(sent, key=sent.__getitem__) == ["check", "later", "fix-a", "fix-b"]
+    assert throttle.waiting() == 0
+
+
+async def test_only_content_creation_counts_in_the_windows() -> None:
+    """At 2 creations a minute, edits (PATCH) and removals (DELETE) are spaced but not held
+    by the minute window; a third creation is."""
+    clock = FakeClock()
+    recorder = Recorder(clock)
+    limits = WriteLimits(min_interval_s=1.0, per_minute=2)
+    throttle = WriteThrottle(limits, clock=clock, sleep=clock.sleep)
+    transport = ThrottledTransport(httpx.MockTransport(recorder), throttle)
+    async with httpx.AsyncClient(base_url=API, transport=transport) as http:
+        await http.post("/repos/o/r/issues", json={})
+        await http.post("/repos/o/r/check-runs", json={})
+        for n in range(3):
+            await http.patch(f"/repos/o/r/issues/{n}", json={})
+        await http.delete("/repos/o/r/issues/1/labels/x")
+        await http.post("/repos/o/r/issues/1/comments", json={})
+
+    times = [t - 1000.0 for _, t in recorder.sent]
+    assert times[:6] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]  # every write 1 s after the last
+    assert times[6] == pytest.approx(MINUTE_S)  # the third creation: a minute after the first

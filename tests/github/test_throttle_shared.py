@@ -9,8 +9,17 @@ import httpx
 import pytest
 
 from bot.engine import database
-from bot.github.throttle import SharedWriteThrottle, ThrottledTransport, WriteLimits
+from bot.github.throttle import (
+    BACKGROUND,
+    FIRST_CHECK,
+    FIRST_FEEDBACK,
+    SharedWriteThrottle,
+    ThrottledTransport,
+    WriteLimits,
+    write_priority,
+)
 from bot.runtime import Runtime
+from tests.github.test_throttle import Gate, until
 
 API = "https://api.github.test"
 # Send times come from the database as float8; spacing is compared with this much slack.
@@ -155,3 +164,37 @@ async def test_the_runtime_shares_its_throttles_through_the_database(runtime: Ru
         settings.writes_per_hour,
         minute_s=settings.write_minute_s,
     )
+
+
+async def test_the_highest_priority_write_of_a_process_goes_first(
+    pools: list[database.Pool],
+) -> None:
+    """Writes of one process wait for the installation's slot, held by a pause in the
+    database: a fix task's, a first reconcile's issue, then a PR's first check run. When the
+    pause ends, the check run is sent first, then the issue, then the fix task's write."""
+    gate = Gate()
+    throttle = SharedWriteThrottle(pools[0], 7, WriteLimits(min_interval_s=0.01), sleep=gate.sleep)
+    await throttle.pause(60)
+    sent: dict[str, float] = {}
+
+    async def write(name: str, priority: int) -> None:
+        with write_priority(priority):
+            sent[name] = await throttle.acquire()
+
+    tasks = []
+    for n, (name, priority) in enumerate(
+        [("fix", BACKGROUND), ("issue", FIRST_FEEDBACK), ("check", FIRST_CHECK)]
+    ):
+        tasks.append(asyncio.create_task(write(name, priority)))
+        await until(lambda n=n: throttle.waiting() == n + 1, f"{name} queued")
+    # The check run, first of the queue now, has claimed, found the pause and sleeps.
+    await until(lambda: tasks[-1] in gate.sleepers, "the check run first of the queue")
+    async with pools[1].connection() as conn:
+        await conn.execute("DELETE FROM review_loop_write_pauses WHERE installation_id = 7")
+    while len(sent) < 3:
+        gate.open()
+        await asyncio.sleep(0.01)
+    await asyncio.gather(*tasks)
+
+    assert sorted(sent, key=sent.__getitem__) == ["check", "issue", "fix"]
+    assert sorted(sent.values()) == await send_times(pools[0], 7)

@@ -22,6 +22,7 @@ from bot.engine.leases import Lease
 from bot.github.markers import parse_marker
 from bot.github.records import IssueInfo, PullInfo
 from bot.github.repo_api import RepoAPI
+from bot.github.throttle import FIRST_CHECK, write_priority
 from bot.labels import (
     AGENT_LABEL_PREFIX,
     FINDING_LABEL,
@@ -34,7 +35,7 @@ from bot.labels import (
 )
 from bot.loop import report
 from bot.loop.budget import Caps, InstallationSpend, first_run_estimate, spent_out
-from bot.loop.checks import upsert_loop_check
+from bot.loop.checks import count, upsert_loop_check
 from bot.loop.fleet import Fleet
 from bot.loop.model_audit import GUIDELINES_PATH, log_calls, review_changes
 from bot.loop.model_store import ModelStore
@@ -67,6 +68,12 @@ NEEDS_HUMAN_TEXT = "review-loop hands this finding to a person: {why}."
 # Queues the fix task with this id inside the transaction of `conn`, the one that created
 # the task (the job layer above hands it in).
 StartFix = Callable[[int, Conn], Awaitable[None]]
+
+
+class FeedbackFirst(Exception):
+    """The check run of a head's first reconcile is posted and other new PRs wait for their
+    first: the job is queued again (behind them) to file the issues. Re-running is safe:
+    the run is remembered, so the next reconcile goes straight on to the issues."""
 
 
 class PrReconciler:
@@ -118,6 +125,12 @@ class PrReconciler:
         if decision is not None:  # a fix PR's findings are shown, never filed
             await self._report(pr, decision, facts.config, findings=audit.findings, noun="finding")
             return
+        if (
+            audit.findings
+            and self.row.audited_sha != pr.head_sha
+            and not await self.api.knows_check_run(report.CHECK_NAME, pr.head_sha)
+        ):
+            await self._first_check(pr, audit.findings)
         # What the reviewers just spent counts before any fix starts (checked after each run).
         spend = await self.model_store.spend(self.repo, self.number, facts.loop.round)
         facts = replace(facts, spend=spend, installation=await self._installation_spend())
@@ -554,6 +567,32 @@ class PrReconciler:
         else:
             await self._relabel(pr, remove=READY_LABEL)
         await self._save(decision, pr.head_sha, {"issues": [line.__dict__ for line in lines]})
+
+    async def _first_check(self, pr: PullInfo, findings: Sequence[Finding]) -> None:
+        """A head's first reconcile tells the PR's author the audit's result before it files
+        anything: the check run, in progress with the findings annotated, goes ahead of the
+        issues and the summary comment, and ahead of other writes waiting in the throttle.
+        The report at the end edits it with the loop's state (waived findings, counted here,
+        are not counted there)."""
+        await self.fleet.runtime.leases.check(self.lease)
+        found = count(len(findings), "finding")
+        with write_priority(FIRST_CHECK):
+            await upsert_loop_check(
+                self.api,
+                pr.head_sha,
+                report.FIXING,
+                f"The audit found {found} (annotated). Their issues are being filed; this "
+                "check run is updated with the loop's state when that is done.",
+                findings,
+                title=f"Audited: {found}; filing issues",
+            )
+        # Other new PRs of the installation wait for a worker: their check runs go before
+        # this one's issues. The job gives its worker back and comes again after them (only
+        # with the memo, which tells the next run that this one is posted).
+        if self.api.memo is not None and await self.store.first_feedback_waiting(
+            self.row.installation_id, self.repo, self.number
+        ):
+            raise FeedbackFirst(f"{self.repo}#{self.number}: check run posted, issues later")
 
     async def _check_run(
         self, pr: PullInfo, decision: Decision, findings: Sequence[Finding], noun: str
