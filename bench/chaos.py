@@ -74,8 +74,8 @@ FAULT_MIX = {
     "rules": [{"fault": "lost_answer", "rate": 0.25, "writes": True}],
 }
 # Fast recovery paths: a killed worker's jobs are retried after 6 s, failed deliveries are
-# redelivered within 3 s once 2 s old (local deliveries arrive in milliseconds), a PR not at rest is resynced after 10 s quiet, the sweep runs
-# every 20 s. Production's values are minutes; the mechanisms are the same.
+# redelivered within 3 s once 2 s old (local deliveries arrive in milliseconds), a PR not at
+# rest is resynced after 10 s quiet, the sweep runs every 20 s. Production's values are minutes; the mechanisms are the same.
 BOT_SETTINGS = {
     "HEARTBEAT_S": "1",
     "STALLED_AFTER_S": "6",

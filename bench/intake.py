@@ -6,7 +6,8 @@ inherits the pinning; `wrk` and this script run on core 1. Runs alternate baseli
 that whatever else loads the machine weighs on both alike: the ratio is the figure to trust.
 Every request carries a delivery id never used before (run prefix + wrk thread + counter);
 after each bot run every 2xx the client saw must be a row in `review_loop_deliveries` with
-its dispatch job queued, or stored ignored by the intake (no handler wants it). Then one `review-loop worker` drains what the runs stored, and
+its dispatch job queued, or stored ignored by the intake (no handler wants it). Then one
+`review-loop worker` drains what the runs stored, and
 `review-loop serve` is started on an empty data directory to read its idle memory.
 """
 
