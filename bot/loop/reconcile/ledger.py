@@ -101,6 +101,13 @@ class LedgerPlan:
     def has_changes(self) -> bool:
         return bool(self.create or self.update or self.close or self.reopen)
 
+    @property
+    def open(self) -> frozenset[int]:
+        """The existing issues open once the plan is done: kept open or reopened, not
+        waived (issues it files are new, and are open too)."""
+        waived = set(self.waived)
+        return frozenset(n for n in self.issue_for.values() if n not in waived)
+
 
 def plan_ledger(
     drafts: Sequence[IssueDraft],

@@ -16,9 +16,11 @@ from bot.loop.reconcile.decide import (
     Planner,
     Pull,
     Task,
+    caught_up,
     decide,
 )
 from bot.loop.reconcile.fanout import Costs, FanOut
+from bot.loop.store import TaskRow
 from bot.repo_config import Budget, RepoConfig
 
 HEAD = "h" * 40
@@ -433,3 +435,41 @@ def test_decide(case: Case) -> None:
         installation=case.installation,
     )
     assert decide(facts, case.audit, case.issues, case.tasks, case.planner) == case.expected
+
+
+def row(task_id: int, status: str, *issues: int, fixed: tuple[int, ...] = ()) -> TaskRow:
+    """A fix task's row: one issue, or a batch of `issues`."""
+    return TaskRow(
+        id=task_id, repo="o/r", pr_number=7, issue_number=issues[0], installation_id=1,
+        agent="fix", round=1, base_ref="feature", base_sha=OLD, status=status,
+        branch=f"review-loop/pr-7/{issues[0]}", fix_pr=20 + task_id, attempts=1, error=None,
+        spawn_s=None, run_s=None, batch=list(issues) if len(issues) > 1 else [],
+        fixed=list(fixed), failed=[], warm=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("now", "open_issues", "expected"),
+    [
+        pytest.param([row(1, "pushed", 2)], {2}, ["pushed"], id="still-running"),
+        pytest.param([row(1, "merged", 2)], set(), ["merged"], id="merged-and-its-fix-shown"),
+        pytest.param(
+            [row(1, "merged", 2)], {2}, ["pushed"], id="merged-after-the-head-was-read"
+        ),
+        pytest.param(
+            [row(1, "merged", 2, 3, fixed=(2,))], {3}, ["merged"],
+            id="batch-merged-its-unfixed-issue-still-open",
+        ),
+        pytest.param(
+            [row(1, "merged", 2, 3, fixed=(2, 3))], {3}, ["pushed"],
+            id="batch-merged-one-fix-not-shown",
+        ),
+        pytest.param([row(1, "failed", 2)], {2}, ["pushed"], id="failed-waits-for-its-reconcile"),
+        pytest.param([], {2}, ["pushed"], id="gone-kept-as-read"),
+    ],
+)  # fmt: skip
+def test_caught_up(now: list[TaskRow], open_issues: set[int], expected: list[str]) -> None:
+    """A fix task read in flight that merged since counts as merged only when the audited
+    head shows its fixes: none of the issues it fixed is still open."""
+    read = [row(1, "pushed", *now[0].issues) if now else row(1, "pushed", 2)]
+    assert [t.status for t in caught_up(read, now, open_issues)] == expected
