@@ -318,7 +318,14 @@ def _in_flight(active: Sequence[Task], config: RepoConfig, round_: int) -> Decis
             reason = "; ".join(f"{t.blocked}" for t in sorted(waiting, key=_fix_pr))
             reason += " (a person merges it once GitHub allows)"
         return Decision(report.WAITING, reason, round_)
-    return Decision(report.FIXING, f"{len(active)} fixes running", round_)
+    return Decision(report.FIXING, _running(len(active)), round_)
+
+
+def _running(n: int) -> str:
+    """The reason of a round whose `n` fixes are under way, the same from the reconcile
+    that queues them to the last one before they end: a reconcile between (another event,
+    a retry) finds the summary and the check run as they are and edits neither."""
+    return f"{n} fixes running"
 
 
 def _fix_pr(task: Task) -> int:
@@ -403,7 +410,7 @@ def _new_round(
             tasks=tuple(new),
         )
     if new:
-        state, reason = report.FIXING, f"round {round_}: {len(new)} fixes queued"
+        state, reason = report.FIXING, _running(len(new))
     else:  # this round's tasks exist already and ended: nothing will move
         state, reason = report.NEEDS_HUMAN, f"round {round_}'s fixes all ended unfixed"
     return Decision(

@@ -251,7 +251,7 @@ CASES = [
     pytest.param(Case(
         loop=Loop(round=1), issues=found(1), tasks=(task("merged", 1, failed=(1,)),),
         expected=Decision(
-            FIXING, "round 2: 1 fixes queued", 2,
+            FIXING, "1 fixes running", 2,
             plans=(FanOut("fix", 1, 10.0, 5.0, width=1),), tasks=(new_task(1),),
         ),
     ), id="failed-once-tried-again"),
@@ -276,14 +276,14 @@ CASES = [
     pytest.param(Case(
         issues=found(3, 1, 2), planner=DEAR_SPAWN,
         expected=Decision(
-            FIXING, "round 1: 1 fixes queued", 1,
+            FIXING, "1 fixes running", 1,
             plans=(FanOut("fix", 3, 2.0, 60.0, width=1),), tasks=(new_task(1, 2, 3),),
         ),
     ), id="new-round-inline"),
     pytest.param(Case(
         issues=found(3, 1, 2),
         expected=Decision(
-            FIXING, "round 1: 3 fixes queued", 1,
+            FIXING, "3 fixes running", 1,
             plans=(FanOut("fix", 3, 10.0, 5.0, width=3),),
             tasks=(new_task(1), new_task(2), new_task(3)),
         ),
@@ -291,7 +291,7 @@ CASES = [
     pytest.param(Case(
         issues=found(1, 2, 3), config=RepoConfig(max_parallel=2),
         expected=Decision(
-            FIXING, "round 1: 2 fixes queued", 1,
+            FIXING, "2 fixes running", 1,
             plans=(FanOut("fix", 3, 10.0, 5.0, width=2, cap="max_parallel"),),
             tasks=(new_task(1, 2), new_task(3)),
         ),
@@ -301,7 +301,7 @@ CASES = [
             open={"a": 1, "b": 2, "c": 3}, agents={"a": "lint", "b": None, "c": "fix"}
         ),
         expected=Decision(
-            FIXING, "round 1: 2 fixes queued", 1,
+            FIXING, "2 fixes running", 1,
             needs_human={2: "no agent is routed to it"},
             plans=(FanOut("fix", 1, 10.0, 5.0, width=1), FanOut("lint", 1, 10.0, 5.0, width=1)),
             tasks=(new_task(3), new_task(1, agent="lint")),
@@ -318,7 +318,7 @@ CASES = [
     pytest.param(Case(
         config=PR_CAP, planner=PRICED, issues=found(1), spend=Spend(pr_usd=0.6),
         expected=Decision(
-            FIXING, "round 1: 1 fixes queued", 1,
+            FIXING, "1 fixes running", 1,
             plans=(FanOut("fix", 1, 10.0, 5.0, width=1),), tasks=(new_task(1),),
         ),
     ), id="budget-room-left"),
@@ -349,7 +349,7 @@ CASES = [
             PRICED, measured={"fix": Costs(60.0, 2.0, samples=3)}, expected_usd={"fix": 0.2}
         ),
         expected=Decision(
-            FIXING, "round 1: 1 fixes queued", 1,
+            FIXING, "1 fixes running", 1,
             plans=(FanOut("fix", 2, 2.0, 60.0, width=1),), tasks=(new_task(1, 2),),
         ),
     ), id="budget-per-round-a-new-round-starts-fresh"),
@@ -391,7 +391,7 @@ CASES = [
     pytest.param(Case(
         issues=found(1), tasks=(task("held", 1, base_sha=HEAD),),
         expected=Decision(
-            FIXING, "round 1: 1 fixes queued", 1,
+            FIXING, "1 fixes running", 1,
             plans=(FanOut("fix", 1, 10.0, 5.0, width=1),), tasks=(new_task(1),),
         ),
     ), id="budget-a-task-held-at-its-start-is-queued-again"),
@@ -400,7 +400,7 @@ CASES = [
         planner=PRICED, issues=found(1, 2), caps=DAILY,
         installation=InstallationSpend(day_usd=1.0, month_usd=1.0, reserved_usd=0.3),
         expected=Decision(
-            FIXING, "round 1: 2 fixes queued", 1,
+            FIXING, "2 fixes running", 1,
             plans=(FanOut("fix", 2, 10.0, 5.0, width=2),), tasks=(new_task(1), new_task(2)),
         ),
     ), id="installation-cap-room-for-both"),
@@ -473,3 +473,15 @@ def test_caught_up(now: list[TaskRow], open_issues: set[int], expected: list[str
     head shows its fixes: none of the issues it fixed is still open."""
     read = [row(1, "pushed", *now[0].issues) if now else row(1, "pushed", 2)]
     assert [t.status for t in caught_up(read, now, open_issues)] == expected
+
+
+def test_a_reconcile_while_the_rounds_fixes_run_tells_what_the_one_that_queued_them_did() -> None:
+    """The round's reason does not change from queueing its fixes to their running (a
+    retried or doubled reconcile between): the summary and the check run are not edited."""
+    facts = Facts(PULL, Loop(round=0))
+    queued = decide(facts, Audit(), found(1, 2), [], PLANNER)
+    tasks = [Task("queued", t.issues, round=queued.round, base_sha=HEAD) for t in queued.tasks]
+    later = replace(facts, loop=Loop(round=queued.round))
+    again = decide(later, Audit(), found(1, 2), tasks, PLANNER)
+    assert (queued.state, queued.reason) == (FIXING, "2 fixes running")
+    assert (again.state, again.reason) == (queued.state, queued.reason)
