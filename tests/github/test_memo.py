@@ -158,3 +158,31 @@ async def test_annotations_cut_short_by_a_crash_are_each_sent_once(
     )  # fmt: skip
     sent = [a["message"] for a in fake.check_runs[run_id].annotations]
     assert sorted(sent) == sorted(n["message"] for n in notes)
+
+
+async def test_a_known_check_run_is_sent_again_only_when_it_would_change(
+    fake: FakeGitHub, kept: RepoAPI
+) -> None:
+    """A run upserted before with the same status, text and annotations costs no request; a
+    new title, or an annotation the run lacks, one PATCH each."""
+    note = {"path": "a.py", "start_line": 3, "end_line": 3, "annotation_level": "warning",
+            "message": "unused import"}  # fmt: skip
+    other = {**note, "start_line": 9, "end_line": 9}
+
+    async def upsert(title: str, *notes: dict[str, object]) -> int:
+        return await kept.upsert_check_run(
+            "review-loop", "c" * 40, status="completed", conclusion="action_required",
+            title=title, summary="a person", annotations=notes,
+        )  # fmt: skip
+
+    run_id = await upsert("1 finding", note)
+    before = len(fake.requests)
+
+    assert await upsert("1 finding", note) == run_id
+    assert len(fake.requests) == before  # unchanged: no request at all
+
+    await upsert("still 1 finding", note)
+    await upsert("still 1 finding", note, other)
+    assert [r.method for r in fake.requests[before:]] == ["PATCH", "PATCH"]
+    assert fake.check_runs[run_id].title == "still 1 finding"
+    assert len(fake.check_runs[run_id].annotations) == 2

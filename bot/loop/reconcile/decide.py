@@ -7,7 +7,7 @@ reconciler reads no more than the next rule needs: no audit of a draft, no ledge
 audit that could not run.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -175,6 +175,29 @@ class Decision:
 # -- the rules ----------------------------------------------------------------------------------
 
 
+def caught_up(
+    read: Sequence[TaskRow], now: Sequence[TaskRow], open_issues: Collection[int]
+) -> list[TaskRow]:
+    """The PR's fix tasks as read before its head (`read`), each that has merged since
+    taken as it is `now` when the audited head shows its fixes: none of the issues it fixed
+    is among `open_issues`. Its merge is in that head (or the head fixed them anyway), so
+    the reconcile decides as the one its end queued will, which then finds nothing to
+    change. Any other change waits for that reconcile: a task that merged after the head was
+    read leaves its findings in the audit, and counting it merged would fix them again."""
+    later = {t.id: t for t in now}
+    out = []
+    for task in read:
+        new = later.get(task.id, task)
+        shown = not set(fixed_issues(new)) & set(open_issues)
+        out.append(new if new.status == "merged" and task.status != "merged" and shown else task)
+    return out
+
+
+def fixed_issues(task: TaskRow) -> list[int]:
+    """The issues a merged task fixed: those it names, or its one issue."""
+    return list(task.fixed) or [task.issue_number]
+
+
 def before_audit(facts: Facts) -> Decision | None:
     """The rules that settle a PR without auditing it; None: audit it."""
     pull, loop, config = facts.pull, facts.loop, facts.config
@@ -295,7 +318,14 @@ def _in_flight(active: Sequence[Task], config: RepoConfig, round_: int) -> Decis
             reason = "; ".join(f"{t.blocked}" for t in sorted(waiting, key=_fix_pr))
             reason += " (a person merges it once GitHub allows)"
         return Decision(report.WAITING, reason, round_)
-    return Decision(report.FIXING, f"{len(active)} fixes running", round_)
+    return Decision(report.FIXING, _running(len(active)), round_)
+
+
+def _running(n: int) -> str:
+    """The reason of a round whose `n` fixes are under way, the same from the reconcile
+    that queues them to the last one before they end: a reconcile between (another event,
+    a retry) finds the summary and the check run as they are and edits neither."""
+    return f"{n} fixes running"
 
 
 def _fix_pr(task: Task) -> int:
@@ -380,7 +410,7 @@ def _new_round(
             tasks=tuple(new),
         )
     if new:
-        state, reason = report.FIXING, f"round {round_}: {len(new)} fixes queued"
+        state, reason = report.FIXING, _running(len(new))
     else:  # this round's tasks exist already and ended: nothing will move
         state, reason = report.NEEDS_HUMAN, f"round {round_}'s fixes all ended unfixed"
     return Decision(

@@ -6,9 +6,11 @@ Pure logic: the reconciler reads the issues, asks `plan_ledger` what to do, and 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import quote
 
 from bot.github.records import cap_text
 from bot.labels import WAIVED_LABEL
@@ -99,6 +101,13 @@ class LedgerPlan:
     @property
     def has_changes(self) -> bool:
         return bool(self.create or self.update or self.close or self.reopen)
+
+    @property
+    def open(self) -> frozenset[int]:
+        """The existing issues open once the plan is done: kept open or reopened, not
+        waived (issues it files are new, and are open too)."""
+        waived = set(self.waived)
+        return frozenset(n for n in self.issue_for.values() if n not in waived)
 
 
 def plan_ledger(
@@ -207,10 +216,13 @@ def _severity_rank(draft: IssueDraft) -> int:
 
 
 def _changed(issue: ExistingIssue, draft: IssueDraft, head_sha: str) -> bool:
-    """Whether title or body differ beyond the commit they were rendered at.
+    """Whether title or body differ beyond the commit they were rendered at and the lines
+    they point to.
 
-    Links and the marker name the head commit; a new commit alone, with the finding
-    unchanged, is no reason to edit the issue (and spend a rate-limited write).
+    The marker and the headline name the commit the issue was written at, and every link is
+    a permalink at that commit (`/blob/<sha>/<path>#L<n>`): after a new commit, or code added
+    above the finding, the issue is still true as it stands. Neither is reason to edit it
+    (and spend a rate-limited write); what it says of the finding changing is.
     """
     if issue.title != draft.title:
         return True
@@ -219,4 +231,25 @@ def _changed(issue: ExistingIssue, draft: IssueDraft, head_sha: str) -> bool:
     if isinstance(old_sha, str) and old_sha:
         old_body = old_body.replace(old_sha, head_sha).replace(old_sha[:12], head_sha[:12])
     # GitHub holds the body as the bot capped it (bot/github/repo_api.py): compare like that.
-    return old_body.strip() != cap_text(draft.body).strip()
+    new_body = cap_text(draft.body)
+    paths = draft.group.paths
+    return _without_lines(old_body.strip(), paths, head_sha) != _without_lines(
+        new_body.strip(), paths, head_sha
+    )
+
+
+def _without_lines(body: str, paths: Sequence[str], sha: str) -> str:
+    """`body` with the line numbers of its locations in `paths` left out: the text
+    `` `path:12` `` or `` `path:12-14` `` and the anchor `#L12` or `#L12-L14` of a link to
+    the file at `sha` (as `issue_text` renders them)."""
+    for path in paths:
+        text = f"`{path}:"
+        body = re.sub(re.escape(text) + r"\d+(?:-\d+)?`", _literal(text + "…`"), body)
+        link = f"/blob/{sha}/{quote(path)}#L"
+        body = re.sub(re.escape(link) + r"\d+(?:-L\d+)?\)", _literal(link + "…)"), body)
+    return body
+
+
+def _literal(text: str) -> str:
+    """`text` as a replacement for `re.sub`, taken as it is."""
+    return text.replace("\\", "\\\\")

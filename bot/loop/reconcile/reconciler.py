@@ -50,7 +50,9 @@ from bot.loop.reconcile.decide import (
     Task,
     after_audit,
     before_audit,
+    caught_up,
     decide,
+    fixed_issues,
     opted_in_by_command,
 )
 from bot.loop.reconcile.fanout import Costs
@@ -98,11 +100,9 @@ class PrReconciler:
     async def run(self) -> None:
         # Tasks first, then the head: a task seen finished here has already merged into the
         # head read next, so the audit never shows findings a finished task has just fixed
-        # (a new round would fix them a second time).
+        # (a new round would fix them a second time). One that finishes meanwhile is caught
+        # up with by the ledger, when the audit shows its fixes (`caught_up`).
         tasks = await self.store.tasks_for_pr(self.repo, self.number)
-        self._fixed_by_fix_pr = frozenset(
-            n for t in tasks if t.status == "merged" for n in (t.fixed or [t.issue_number])
-        )
         pr = await self.api.get_pull(self.number)
         facts, clone_url = await self._facts(pr)
         decision = before_audit(facts)
@@ -136,7 +136,7 @@ class PrReconciler:
         facts = replace(facts, spend=spend, installation=await self._installation_spend())
         # Issues of a SARIF auditor that failed are left as they are: not found is not fixed.
         silent = frozenset(name for name in audit.incomplete if name in self.fleet.auditors)
-        ledger = await self._ledger(pr, audit.findings, facts.config, silent)
+        ledger, tasks = await self._ledger(pr, audit.findings, facts.config, tasks, silent)
         # Fix PRs a person merges (manual, or GitHub refused the bot's merge): a merge or close
         # whose webhook never arrived is seen here.
         if facts.config.merge_fixes == "manual" or any(
@@ -331,8 +331,13 @@ class PrReconciler:
         pr: PullInfo,
         findings: Sequence[Finding],
         config: RepoConfig,
+        tasks: list[TaskRow],
         silent: frozenset[str] = frozenset(),
-    ) -> "Ledger":
+    ) -> tuple["Ledger", list[TaskRow]]:
+        """The issues made to match `findings`, and `tasks` caught up with: a fix task that
+        merged while the head was audited counts as merged when the audit shows its fixes,
+        so its issues close as its fix PR's did (no comment) and this reconcile tells the
+        state the next one would (which then changes nothing)."""
         known = self.fleet.catalog.keys()
         groups = group_findings(
             findings,
@@ -384,8 +389,12 @@ class PrReconciler:
         if stale:
             await self.fleet.runtime.leases.check(self.lease)
             await self.store.forget_fixed(self.repo, self.number, stale)
+        tasks = caught_up(tasks, await self.store.tasks_for_pr(self.repo, self.number), plan.open)
+        self._fixed_by_fix_pr = frozenset(
+            n for t in tasks if t.status == "merged" for n in fixed_issues(t)
+        )
         issue_for, created = await self._apply_ledger(plan, pr.head_sha)
-        return Ledger(
+        ledger = Ledger(
             plan,
             issue_for,
             agents,
@@ -394,6 +403,7 @@ class PrReconciler:
             why_no_agent,
             {g.fingerprint: g.findings for g in groups},
         )
+        return ledger, tasks
 
     async def _apply_ledger(
         self, plan: LedgerPlan, head_sha: str

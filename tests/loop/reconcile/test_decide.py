@@ -16,9 +16,11 @@ from bot.loop.reconcile.decide import (
     Planner,
     Pull,
     Task,
+    caught_up,
     decide,
 )
 from bot.loop.reconcile.fanout import Costs, FanOut
+from bot.loop.store import TaskRow
 from bot.repo_config import Budget, RepoConfig
 
 HEAD = "h" * 40
@@ -249,7 +251,7 @@ CASES = [
     pytest.param(Case(
         loop=Loop(round=1), issues=found(1), tasks=(task("merged", 1, failed=(1,)),),
         expected=Decision(
-            FIXING, "round 2: 1 fixes queued", 2,
+            FIXING, "1 fixes running", 2,
             plans=(FanOut("fix", 1, 10.0, 5.0, width=1),), tasks=(new_task(1),),
         ),
     ), id="failed-once-tried-again"),
@@ -274,14 +276,14 @@ CASES = [
     pytest.param(Case(
         issues=found(3, 1, 2), planner=DEAR_SPAWN,
         expected=Decision(
-            FIXING, "round 1: 1 fixes queued", 1,
+            FIXING, "1 fixes running", 1,
             plans=(FanOut("fix", 3, 2.0, 60.0, width=1),), tasks=(new_task(1, 2, 3),),
         ),
     ), id="new-round-inline"),
     pytest.param(Case(
         issues=found(3, 1, 2),
         expected=Decision(
-            FIXING, "round 1: 3 fixes queued", 1,
+            FIXING, "3 fixes running", 1,
             plans=(FanOut("fix", 3, 10.0, 5.0, width=3),),
             tasks=(new_task(1), new_task(2), new_task(3)),
         ),
@@ -289,7 +291,7 @@ CASES = [
     pytest.param(Case(
         issues=found(1, 2, 3), config=RepoConfig(max_parallel=2),
         expected=Decision(
-            FIXING, "round 1: 2 fixes queued", 1,
+            FIXING, "2 fixes running", 1,
             plans=(FanOut("fix", 3, 10.0, 5.0, width=2, cap="max_parallel"),),
             tasks=(new_task(1, 2), new_task(3)),
         ),
@@ -299,7 +301,7 @@ CASES = [
             open={"a": 1, "b": 2, "c": 3}, agents={"a": "lint", "b": None, "c": "fix"}
         ),
         expected=Decision(
-            FIXING, "round 1: 2 fixes queued", 1,
+            FIXING, "2 fixes running", 1,
             needs_human={2: "no agent is routed to it"},
             plans=(FanOut("fix", 1, 10.0, 5.0, width=1), FanOut("lint", 1, 10.0, 5.0, width=1)),
             tasks=(new_task(3), new_task(1, agent="lint")),
@@ -316,7 +318,7 @@ CASES = [
     pytest.param(Case(
         config=PR_CAP, planner=PRICED, issues=found(1), spend=Spend(pr_usd=0.6),
         expected=Decision(
-            FIXING, "round 1: 1 fixes queued", 1,
+            FIXING, "1 fixes running", 1,
             plans=(FanOut("fix", 1, 10.0, 5.0, width=1),), tasks=(new_task(1),),
         ),
     ), id="budget-room-left"),
@@ -347,7 +349,7 @@ CASES = [
             PRICED, measured={"fix": Costs(60.0, 2.0, samples=3)}, expected_usd={"fix": 0.2}
         ),
         expected=Decision(
-            FIXING, "round 1: 1 fixes queued", 1,
+            FIXING, "1 fixes running", 1,
             plans=(FanOut("fix", 2, 2.0, 60.0, width=1),), tasks=(new_task(1, 2),),
         ),
     ), id="budget-per-round-a-new-round-starts-fresh"),
@@ -389,7 +391,7 @@ CASES = [
     pytest.param(Case(
         issues=found(1), tasks=(task("held", 1, base_sha=HEAD),),
         expected=Decision(
-            FIXING, "round 1: 1 fixes queued", 1,
+            FIXING, "1 fixes running", 1,
             plans=(FanOut("fix", 1, 10.0, 5.0, width=1),), tasks=(new_task(1),),
         ),
     ), id="budget-a-task-held-at-its-start-is-queued-again"),
@@ -398,7 +400,7 @@ CASES = [
         planner=PRICED, issues=found(1, 2), caps=DAILY,
         installation=InstallationSpend(day_usd=1.0, month_usd=1.0, reserved_usd=0.3),
         expected=Decision(
-            FIXING, "round 1: 2 fixes queued", 1,
+            FIXING, "2 fixes running", 1,
             plans=(FanOut("fix", 2, 10.0, 5.0, width=2),), tasks=(new_task(1), new_task(2)),
         ),
     ), id="installation-cap-room-for-both"),
@@ -433,3 +435,53 @@ def test_decide(case: Case) -> None:
         installation=case.installation,
     )
     assert decide(facts, case.audit, case.issues, case.tasks, case.planner) == case.expected
+
+
+def row(task_id: int, status: str, *issues: int, fixed: tuple[int, ...] = ()) -> TaskRow:
+    """A fix task's row: one issue, or a batch of `issues`."""
+    return TaskRow(
+        id=task_id, repo="o/r", pr_number=7, issue_number=issues[0], installation_id=1,
+        agent="fix", round=1, base_ref="feature", base_sha=OLD, status=status,
+        branch=f"review-loop/pr-7/{issues[0]}", fix_pr=20 + task_id, attempts=1, error=None,
+        spawn_s=None, run_s=None, batch=list(issues) if len(issues) > 1 else [],
+        fixed=list(fixed), failed=[], warm=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("now", "open_issues", "expected"),
+    [
+        pytest.param([row(1, "pushed", 2)], {2}, ["pushed"], id="still-running"),
+        pytest.param([row(1, "merged", 2)], set(), ["merged"], id="merged-and-its-fix-shown"),
+        pytest.param(
+            [row(1, "merged", 2)], {2}, ["pushed"], id="merged-after-the-head-was-read"
+        ),
+        pytest.param(
+            [row(1, "merged", 2, 3, fixed=(2,))], {3}, ["merged"],
+            id="batch-merged-its-unfixed-issue-still-open",
+        ),
+        pytest.param(
+            [row(1, "merged", 2, 3, fixed=(2, 3))], {3}, ["pushed"],
+            id="batch-merged-one-fix-not-shown",
+        ),
+        pytest.param([row(1, "failed", 2)], {2}, ["pushed"], id="failed-waits-for-its-reconcile"),
+        pytest.param([], {2}, ["pushed"], id="gone-kept-as-read"),
+    ],
+)  # fmt: skip
+def test_caught_up(now: list[TaskRow], open_issues: set[int], expected: list[str]) -> None:
+    """A fix task read in flight that merged since counts as merged only when the audited
+    head shows its fixes: none of the issues it fixed is still open."""
+    read = [row(1, "pushed", *now[0].issues) if now else row(1, "pushed", 2)]
+    assert [t.status for t in caught_up(read, now, open_issues)] == expected
+
+
+def test_a_reconcile_while_the_rounds_fixes_run_tells_what_the_one_that_queued_them_did() -> None:
+    """The round's reason does not change from queueing its fixes to their running (a
+    retried or doubled reconcile between): the summary and the check run are not edited."""
+    facts = Facts(PULL, Loop(round=0))
+    queued = decide(facts, Audit(), found(1, 2), [], PLANNER)
+    tasks = [Task("queued", t.issues, round=queued.round, base_sha=HEAD) for t in queued.tasks]
+    later = replace(facts, loop=Loop(round=queued.round))
+    again = decide(later, Audit(), found(1, 2), tasks, PLANNER)
+    assert (queued.state, queued.reason) == (FIXING, "2 fixes running")
+    assert (again.state, again.reason) == (queued.state, queued.reason)

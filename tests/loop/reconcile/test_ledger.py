@@ -184,6 +184,8 @@ def test_hostile_code_cannot_break_the_fence_or_replace_the_marker() -> None:
 
 A, B, C = (FindingGroup((finding(code, n),)) for n, code in enumerate(["a", "b", "c"], 1))
 MOVED_A = FindingGroup((finding("a", 30),))
+# Same fingerprint (same code, rule, file), but what the issue says of it changed.
+REWORDED_A = FindingGroup((dataclasses.replace(finding("a", 30), message="`a` is worse"),))
 
 
 def draft(group: FindingGroup, sha: str = NEW_SHA) -> IssueDraft:
@@ -230,7 +232,8 @@ def summary(plan: LedgerPlan) -> dict[str, list[Any]]:
 LEDGER_CASES = [
     pytest.param([A, B], [], {"create": ["A", "B"]}, id="new-findings-are-filed"),
     pytest.param([A], [issue(1, A)], {"unchanged": [1]}, id="same-finding-new-head-untouched"),
-    pytest.param([MOVED_A], [issue(1, A)], {"update": [1]}, id="moved-finding-updated"),
+    pytest.param([MOVED_A], [issue(1, A)], {"unchanged": [1]}, id="moved-finding-untouched"),
+    pytest.param([REWORDED_A], [issue(1, A)], {"update": [1]}, id="reworded-finding-updated"),
     pytest.param(
         [B],
         [issue(1, A)],
@@ -339,15 +342,38 @@ def test_plan_details_carry_the_text_to_write() -> None:
     """Closes say where the finding was fixed and which finding it was; updates and reopens
     carry the new text."""
     plan = plan_ledger(
-        [draft(MOVED_A), draft(B)],
+        [draft(REWORDED_A), draft(B)],
         [issue(1, A), issue(2, C), issue(3, B, "closed", "completed")],
         NEW_SHA,
     )
     assert plan.close == (IssueClose(2, f"Fixed in {NEW_SHA}", "completed", C.fingerprint),)
-    assert plan.update[0].body == draft(MOVED_A).body
+    assert plan.update[0].body == draft(REWORDED_A).body
     assert plan.reopen[0].body == draft(B).body
     assert NEW_SHA in plan.reopen[0].comment
-    assert plan.issue_for == {MOVED_A.fingerprint: 1, B.fingerprint: 3}
+    assert plan.issue_for == {REWORDED_A.fingerprint: 1, B.fingerprint: 3}
+
+
+def spans(lines: list[tuple[int, int]], path: str = "src/a.py") -> list[Finding]:
+    return [
+        dataclasses.replace(finding(f"{path}{n}", start, path=path), end_line=end)
+        for n, (start, end) in enumerate(lines)
+    ]
+
+
+def test_an_issue_whose_findings_only_moved_keeps_its_permalinks_and_is_not_edited() -> None:
+    """Code added above a group's findings moves every line (spans too, in two files): the
+    issue still links each location at the commit it was filed at, so it stays as it is;
+    one finding fewer is news to its reader, and the issue is edited."""
+    before = [*spans([(3, 5), (9, 9), (12, 13)]), *spans([(4, 4), (6, 6)], "src/b.py")]
+    moved = [dataclasses.replace(f, start_line=f.start_line + 7, end_line=f.end_line + 7)
+             for f in before]  # fmt: skip
+    [filed], [now], [fewer] = (group_findings(fs, 3) for fs in (before, moved, moved[1:]))
+    assert filed.fingerprint == now.fingerprint == fewer.fingerprint
+    old = issue(1, filed)
+    assert f"/blob/{OLD_SHA}/src/a.py#L3-L5)" in old.body  # a permalink at the filed commit
+
+    assert summary(plan_ledger([draft(now)], [old], NEW_SHA)) == {"unchanged": [1]}
+    assert summary(plan_ledger([draft(fewer)], [old], NEW_SHA)) == {"update": [1]}
 
 
 def test_new_issues_wait_while_max_open_are_open_and_the_most_severe_go_first() -> None:

@@ -1,6 +1,7 @@
 """The reconciler around the pure rules: it reads, asks `decide`, and does what it says."""
 
 import contextlib
+import dataclasses
 
 import pytest
 from githubkit.exception import RequestError, RequestFailed
@@ -270,3 +271,66 @@ async def test_an_audit_command_on_a_pr_the_config_leaves_out_keeps_it_in(
         config=RepoConfig(enabled=False),
     )
     assert before_audit(later) is None
+
+
+def e741(line: int, message: str = "Ambiguous variable name: `l`") -> Finding:
+    return Finding(
+        analyzer="ruff", rule="E741", category="lint", path="shop/cart.py",
+        start_line=line, end_line=line, message=message, snippet="    l = items[0]",
+    )  # fmt: skip
+
+
+async def test_a_finding_that_only_moved_leaves_its_issue_as_filed(
+    fleet: Fleet, fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """Filed at one head; at the next, a fix above it moved the finding two lines up: the
+    issue is not edited (its permalinks at the first head still show the finding). When
+    what it says of the finding changes, it is edited once."""
+    pr = fake.add_pull("feature", HEAD)
+    reconciler = await reconciler_for(fleet, api, pr.number, [])
+    pull = await api.get_pull(pr.number)
+    await reconciler._ledger(pull, [e741(12)], RepoConfig(), [])
+    [filed] = [i for i in fake.issues.values() if i.number != pr.number]
+    body = filed.body
+    assert f"/blob/{HEAD}/shop/cart.py#L12)" in body
+
+    later = dataclasses.replace(pull, head_sha="b" * 40)
+    before = len(fake.requests)
+    await reconciler._ledger(later, [e741(10)], RepoConfig(), [])
+    assert [r.method for r in fake.requests[before:]] == ["GET"]  # the issues, listed
+    assert fake.issues[filed.number].body == body
+
+    reworded = e741(10, "Ambiguous variable name: `l` (looks like `1`)")
+    await reconciler._ledger(later, [reworded], RepoConfig(), [])
+    assert len(fake.calls("PATCH", rf"/issues/{filed.number}")) == 1
+    assert "looks like" in fake.issues[filed.number].body
+    assert "/blob/" + "b" * 40 + "/shop/cart.py#L10)" in fake.issues[filed.number].body
+
+
+async def test_an_issue_a_fix_pr_fixed_meanwhile_closes_without_a_comment(
+    fleet: Fleet, fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """A fix task still running when the reconcile read the tasks, merged by the time its
+    audit shows the finding gone: counted merged, so its issue closes silently (the fix
+    PR's "Fixes #n" is on its timeline) like those of fix PRs that had merged before."""
+    pr = fake.add_pull("feature", HEAD)
+    reconciler = await reconciler_for(fleet, api, pr.number, [])
+    pull = await api.get_pull(pr.number)
+    await reconciler._ledger(pull, [e741(12)], RepoConfig(), [])
+    [filed] = [i for i in fake.issues.values() if i.number != pr.number]
+    store = LoopStore(fleet.runtime.pool)
+    task = await store.add_task(
+        repo=api.full_name, pr_number=pr.number, issue_number=filed.number, installation_id=1,
+        agent="fix", round=1, base_ref="feature", base_sha=HEAD, branch="review-loop/pr-1/2",
+    )  # fmt: skip
+    assert task is not None
+    read = await store.tasks_for_pr(api.full_name, pr.number)
+    await store.update_task(task.id, status="merged", fixed=[filed.number])  # meanwhile
+    comments = len(fake.comments)
+
+    _, tasks = await reconciler._ledger(dataclasses.replace(pull, head_sha="b" * 40), [],
+                                        RepoConfig(), read)  # fmt: skip
+
+    assert [t.status for t in read] == ["queued"] and [t.status for t in tasks] == ["merged"]
+    assert fake.issues[filed.number].state == "closed"
+    assert len(fake.comments) == comments
