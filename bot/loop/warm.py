@@ -92,10 +92,13 @@ class WarmPool:
                 continue
             source = parent / token
             path.parent.mkdir(parents=True, exist_ok=True)
+            # All three under the mirror's lock: making and deleting a branch reads every
+            # worktree's metadata, which a concurrent `git worktree add` is still writing
+            # ("failed to read .../worktrees/task-2/commondir").
             async with self.mirrors.lock(mirror):
                 await git("worktree", "move", str(source), str(path), cwd=mirror)
-            await git("checkout", "--quiet", "-B", branch, cwd=path)
-            await git("branch", "-D", f"review-loop/warm/{token}", cwd=path)
+                await git("checkout", "--quiet", "-B", branch, cwd=path)
+                await git("branch", "-D", f"review-loop/warm/{token}", cwd=path)
             return Worktree(path, branch, sha, mirror)
         return None
 
