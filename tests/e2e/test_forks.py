@@ -139,6 +139,10 @@ async def test_a_fork_branch_named_like_a_fix_branch_is_still_audited_as_a_fork(
     async with local_stack(workdir, database_url=e2e_db) as stack:
         driver = stack.sandbox.driver
         _, head = await open_fork_pr(stack, branch="review-loop/pr-1/2", base="release")
-        [check] = await poll(lambda: driver.check_runs(REPO, head), what="the check run")
+        # The first check run is posted in progress, before the issues; then completed.
+        [check] = await poll(
+            lambda: [r for r in driver.check_runs(REPO, head) if r["status"] == "completed"],
+            what="the completed check run",
+        )
         assert check["conclusion"] == "action_required"
         assert driver.issues(REPO, "all", labels=FINDING_LABEL) != []

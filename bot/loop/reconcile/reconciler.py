@@ -125,18 +125,19 @@ class PrReconciler:
         if decision is not None:  # a fix PR's findings are shown, never filed
             await self._report(pr, decision, facts.config, findings=audit.findings, noun="finding")
             return
-        if (
-            audit.findings
+        first_check = (
+            bool(audit.findings)
             and self.row.audited_sha != pr.head_sha
             and not await self.api.knows_check_run(report.CHECK_NAME, pr.head_sha)
-        ):
-            await self._first_check(pr, audit.findings)
+        )
         # What the reviewers just spent counts before any fix starts (checked after each run).
         spend = await self.model_store.spend(self.repo, self.number, facts.loop.round)
         facts = replace(facts, spend=spend, installation=await self._installation_spend())
         # Issues of a SARIF auditor that failed are left as they are: not found is not fixed.
         silent = frozenset(name for name in audit.incomplete if name in self.fleet.auditors)
-        ledger, tasks = await self._ledger(pr, audit.findings, facts.config, tasks, silent)
+        ledger, tasks = await self._ledger(
+            pr, audit.findings, facts.config, tasks, silent, first_check=first_check
+        )
         # Fix PRs a person merges (manual, or GitHub refused the bot's merge): a merge or close
         # whose webhook never arrived is seen here.
         if facts.config.merge_fixes == "manual" or any(
@@ -333,11 +334,14 @@ class PrReconciler:
         config: RepoConfig,
         tasks: list[TaskRow],
         silent: frozenset[str] = frozenset(),
+        *,
+        first_check: bool = False,
     ) -> tuple["Ledger", list[TaskRow]]:
         """The issues made to match `findings`, and `tasks` caught up with: a fix task that
         merged while the head was audited counts as merged when the audit shows its fixes,
         so its issues close as its fix PR's did (no comment) and this reconcile tells the
-        state the next one would (which then changes nothing)."""
+        state the next one would (which then changes nothing). With `first_check`, the head's
+        check run is posted once the plan is known and before any issue is written."""
         known = self.fleet.catalog.keys()
         groups = group_findings(
             findings,
@@ -381,6 +385,16 @@ class PrReconciler:
                 why_no_agent[group.fingerprint] = draft.why_no_agent
             drafts.append(draft)
         plan = plan_ledger(drafts, existing, pr.head_sha, config.max_open_issues)
+        if first_check:  # waived findings are neither counted nor annotated, as in the report
+            waived = set(plan.waived)
+            shown = [
+                f
+                for g in groups
+                if plan.issue_for.get(g.fingerprint) not in waived
+                for f in g.findings
+            ]
+            if shown:
+                await self._first_check(pr, shown)
         # An open issue with a fixed record that stays open: the close after the record never
         # happened, or the issue was reopened. The record no longer holds (a person closing it
         # later waives it).
@@ -582,8 +596,7 @@ class PrReconciler:
         """A head's first reconcile tells the PR's author the audit's result before it files
         anything: the check run, in progress with the findings annotated, goes ahead of the
         issues and the summary comment, and ahead of other writes waiting in the throttle.
-        The report at the end edits it with the loop's state (waived findings, counted here,
-        are not counted there)."""
+        The report at the end edits it with the loop's state."""
         await self.fleet.runtime.leases.check(self.lease)
         found = count(len(findings), "finding")
         with write_priority(FIRST_CHECK):

@@ -181,7 +181,7 @@ async def test_a_finding_closed_as_fixed_just_before_a_crash_counts_as_fixed(
     number = fake.add_pull("feature", HEAD).number
     reconciler = await reconciler_for(fleet, api, number, [])
     pr = await api.get_pull(number)
-    filed = await reconciler._ledger(pr, [FINDING], RepoConfig())
+    filed, _ = await reconciler._ledger(pr, [FINDING], RepoConfig(), [])
     (issue,) = filed.issue_for.values()
 
     def close_then_die() -> None:
@@ -190,10 +190,10 @@ async def test_a_finding_closed_as_fixed_just_before_a_crash_counts_as_fixed(
 
     fake.inject("PATCH", rf"/repos/{api.full_name}/issues/{issue}", 200, side_effect=close_then_die)
     with pytest.raises(RequestError):
-        await reconciler._ledger(pr, [], RepoConfig())
+        await reconciler._ledger(pr, [], RepoConfig(), [])
     assert fake.issues[issue].state == "closed"
 
-    back = await reconciler._ledger(pr, [FINDING], RepoConfig())
+    back, _ = await reconciler._ledger(pr, [FINDING], RepoConfig(), [])
 
     assert (back.plan.waived, [o.number for o in back.plan.oscillations]) == ((), [issue])
     assert fake.issues[issue].state == "open"
@@ -208,7 +208,7 @@ async def test_a_fixed_record_whose_close_never_happened_is_forgotten(
     number = fake.add_pull("feature", HEAD).number
     reconciler = await reconciler_for(fleet, api, number, [])
     pr = await api.get_pull(number)
-    filed = await reconciler._ledger(pr, [FINDING], RepoConfig())
+    filed, _ = await reconciler._ledger(pr, [FINDING], RepoConfig(), [])
     (issue,) = filed.issue_for.values()
 
     def die() -> None:
@@ -216,12 +216,12 @@ async def test_a_fixed_record_whose_close_never_happened_is_forgotten(
 
     fake.inject("PATCH", rf"/repos/{api.full_name}/issues/{issue}", 200, side_effect=die)
     with pytest.raises(RequestError):
-        await reconciler._ledger(pr, [], RepoConfig())
+        await reconciler._ledger(pr, [], RepoConfig(), [])
     assert fake.issues[issue].state == "open"
-    await reconciler._ledger(pr, [FINDING], RepoConfig())  # back before the close happened
+    await reconciler._ledger(pr, [FINDING], RepoConfig(), [])  # back before the close happened
     fake.issues[issue].state, fake.issues[issue].state_reason = "closed", "not_planned"
 
-    after = await reconciler._ledger(pr, [FINDING], RepoConfig())
+    after, _ = await reconciler._ledger(pr, [FINDING], RepoConfig(), [])
 
     assert (after.plan.waived, after.plan.oscillations) == ((issue,), ())
     assert fake.issues[issue].state == "closed"
