@@ -104,6 +104,28 @@ _PR_COLUMNS = ", ".join(PrRow.__dataclass_fields__)
 _TASK_COLUMNS = ", ".join(TaskRow.__dataclass_fields__)
 
 
+PR_FLAGS = ("stopped", "force_audit")  # boolean columns of review_loop_prs
+
+
+def bump_statement(flags: Iterable[str]) -> str:
+    """The upsert that bumps PR `%(repo)s#%(number)s`'s generation (installation `%(iid)s`)
+    and sets the boolean columns `flags` to their parameters; RETURNING generation."""
+    names = list(flags)
+    unknown = set(names) - set(PR_FLAGS)
+    if unknown:
+        raise TypeError(f"unknown PR flags: {', '.join(sorted(unknown))}")
+    columns = "".join(f", {name}" for name in names)
+    values = "".join(f", %({name})s" for name in names)
+    updates = "".join(f", {name} = excluded.{name}" for name in names)
+    return f"""INSERT INTO review_loop_prs (repo, number, installation_id, generation{columns})
+         VALUES (%(repo)s, %(number)s, %(iid)s, 1{values})
+    ON CONFLICT (repo, number) DO UPDATE
+       SET generation = review_loop_prs.generation + 1,
+           installation_id = excluded.installation_id,
+           updated_at = now(){updates}
+    RETURNING generation"""  # noqa: S608 - the names are PR_FLAGS only
+
+
 class LoopStore:
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
@@ -122,24 +144,10 @@ class LoopStore:
             async with self._pool.connection() as own:
                 return await self.bump(repo, number, installation_id, own, **flags)
         cur = await conn.execute(
-            """INSERT INTO review_loop_prs (repo, number, installation_id, generation)
-                    VALUES (%(repo)s, %(number)s, %(iid)s, 1)
-                    ON CONFLICT (repo, number) DO UPDATE
-                       SET generation = review_loop_prs.generation + 1,
-                           installation_id = excluded.installation_id,
-                           updated_at = now()
-                    RETURNING generation""",
-            {"repo": repo, "number": number, "iid": installation_id},
+            bump_statement(flags), {"repo": repo, "number": number, "iid": installation_id, **flags}
         )
         row = await cur.fetchone()
         assert row is not None
-        if flags:
-            sets = ", ".join(f"{name} = %({name})s" for name in flags)
-            await conn.execute(
-                f"""UPDATE review_loop_prs SET {sets}
-                     WHERE repo = %(repo)s AND number = %(number)s""",  # noqa: S608
-                {"repo": repo, "number": number, **flags},
-            )
         return int(row["generation"])
 
     async def get(self, repo: str, number: int) -> PrRow | None:

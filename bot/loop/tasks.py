@@ -37,7 +37,7 @@ from bot.loop.fix.job import TaskFailed
 from bot.loop.fix.runner import LEASE_TTL_S, holder_name, run_fix
 from bot.loop.fleet import Fleet
 from bot.loop.reconcile.reconciler import FeedbackFirst, PrReconciler
-from bot.loop.store import LoopStore
+from bot.loop.store import LoopStore, bump_statement
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -245,15 +245,7 @@ RUN_FIX_TASK = Job("run_fix_task", run_fix_task, retry=LOOP_RETRY)
 # transaction: the job is queued through procrastinate's own `procrastinate_defer_jobs_v1`
 # (what `defer_async` runs), with the generation the bump returned.
 BUMP_AND_QUEUE = """
-WITH bumped AS (
-    INSERT INTO review_loop_prs (repo, number, installation_id, generation{flag_columns})
-         VALUES (%(repo)s, %(number)s, %(iid)s, 1{flag_values})
-    ON CONFLICT (repo, number) DO UPDATE
-       SET generation = review_loop_prs.generation + 1,
-           installation_id = excluded.installation_id,
-           updated_at = now(){flag_updates}
-    RETURNING generation
-)
+WITH bumped AS ({bump})
 SELECT generation,
        procrastinate_defer_jobs_v1(ARRAY[
            ROW(%(queue)s, %(task)s,
@@ -267,7 +259,6 @@ SELECT generation,
        ]) AS job_ids
   FROM bumped
 """
-PR_FLAGS = ("stopped", "force_audit")  # boolean columns of review_loop_prs
 
 
 async def request_reconcile(
@@ -284,14 +275,7 @@ async def request_reconcile(
 
     The bump and the job are written in one statement: a bump without its job would make
     the already queued job (an older generation) exit, and nothing would reconcile the PR."""
-    unknown = set(flags) - set(PR_FLAGS)
-    if unknown:
-        raise TypeError(f"unknown PR flags: {', '.join(sorted(unknown))}")
-    sql = BUMP_AND_QUEUE.format(
-        flag_columns="".join(f", {name}" for name in flags),
-        flag_values="".join(f", %({name})s" for name in flags),
-        flag_updates="".join(f", {name} = excluded.{name}" for name in flags),
-    )
+    sql = BUMP_AND_QUEUE.format(bump=bump_statement(flags))
     params = {
         "repo": repo,
         "number": number,
