@@ -43,23 +43,25 @@ class Router:
 
         return decorator
 
-    def handlers_for(self, event: str, action: str | None) -> list[Handler]:
-        found = [handler for handler, _ in self._handlers.get((event, None), ())]
+    def _entries(self, event: str, action: str | None) -> list[tuple[Handler, Skips | None]]:
+        """The handlers of `event` for any action, then those of `action`, with their skips."""
+        found = list(self._handlers.get((event, None), ()))
         if action is not None:
-            found.extend(handler for handler, _ in self._handlers.get((event, action), ()))
+            found.extend(self._handlers.get((event, action), ()))
         return found
+
+    def handlers_for(self, event: str, action: str | None) -> list[Handler]:
+        return [handler for handler, _ in self._entries(event, action)]
 
     def ignored(self, event: str, action: str | None, payload: dict[str, Any]) -> str | None:
         """Why no handler would act on this delivery, or None if one might (or a `skips`
         cannot tell). Nothing but the payload is read."""
-        keys = [(event, None)] if action is None else [(event, None), (event, action)]
         reasons: list[str] = []
-        for key in keys:
-            for _, skips in self._handlers.get(key, ()):
-                reason = skips(payload) if skips is not None else None
-                if reason is None:
-                    return None
-                reasons.append(reason)
+        for _, skips in self._entries(event, action):
+            reason = skips(payload) if skips is not None else None
+            if reason is None:
+                return None
+            reasons.append(reason)
         if not reasons:
             return f"no handler for {event}.{action}" if action else f"no handler for {event}"
         return "; ".join(dict.fromkeys(reasons))
