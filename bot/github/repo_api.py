@@ -675,7 +675,7 @@ class RepoAPI:
         """
         check_actions(actions)  # refused before anything is sent
         base = f"/repos/{self.owner}/{self.name}/check-runs"
-        key = f"check-run:{self.full_name}:{head_sha}:{name}"
+        key = self._check_run_key(name, head_sha)
         # Taken, not read: the run's annotations may take several requests, and a crash or a
         # deferred write between them must leave no record claiming what was not all sent (the
         # next upsert then lists the run's annotations instead).
@@ -737,7 +737,11 @@ class RepoAPI:
         (within the memo's time; without a memo, never). Asks GitHub nothing."""
         if self.memo is None:
             return False
-        return await self.memo.get(f"check-run:{self.full_name}:{head_sha}:{name}") is not None
+        return await self.memo.get(self._check_run_key(name, head_sha)) is not None
+
+    def _check_run_key(self, name: str, head_sha: str) -> str:
+        """The memo's key of this App's check run `name` on commit `head_sha`."""
+        return f"check-run:{self.full_name}:{head_sha}:{name}"
 
     async def note_new_commit(self, sha: str) -> None:
         """`sha` is a commit the bot just made and has not pushed yet: it has no check run,
