@@ -17,6 +17,13 @@ AUTH_USER = "x-access-token"
 _HEADER_PREFIX = "Authorization: Basic "
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 _STDERR_LIMIT = 4000
+# What git says when the server refused its credentials (a 401): GitHub answers "Invalid
+# username or password" and git "Authentication failed"; a server that only challenges
+# makes git ask for a username, which GIT_TERMINAL_PROMPT=0 turns into an error.
+_AUTH_REFUSED = re.compile(
+    r"Authentication failed|Invalid username or password|could not read Username"
+    r"|returned error: 401"
+)
 
 
 class GitError(Exception):
@@ -33,6 +40,11 @@ class GitError(Exception):
         super().__init__(
             f"`{command}` failed with exit code {returncode}: {detail or '(no output)'}"
         )
+
+    @property
+    def auth_refused(self) -> bool:
+        """Whether the server refused the credentials (an expired or revoked token)."""
+        return bool(_AUTH_REFUSED.search(self.stderr))
 
 
 class GitTimeout(GitError):

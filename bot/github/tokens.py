@@ -60,6 +60,24 @@ class Tokens:
                 del self._held[key]
 
 
+@dataclass(frozen=True)
+class GitToken:
+    """An installation's token for git on one repository, asked for at each use: a fix task
+    outlives a token (an agent may work for longer than the five minutes left on it), so
+    its pushes never carry the one it started with."""
+
+    tokens: Tokens
+    installation_id: int
+    repository: str | None
+
+    async def get(self) -> str:
+        return await self.tokens.get(self.installation_id, self.repository)
+
+    def refused(self, token: str) -> None:
+        """GitHub refused `token` (revoked, or the clocks disagree): the next `get` mints."""
+        self.tokens.drop(token)
+
+
 class _TokenAuth(httpx.Auth):
     """Sends an installation's requests with its shared token; after a 401 drops the token and
     sends the request once more with a fresh one."""

@@ -12,6 +12,7 @@ from bot.agents.models.client import preload_backends
 from bot.audit.external import AuditorSpec
 from bot.git.cmd import auth_env, git
 from bot.git.worktrees import Mirrors
+from bot.github.tokens import GitToken
 from bot.loop.model_audit import ReviewCache
 from bot.loop.model_store import ModelStore
 from bot.loop.warm import WarmPool
@@ -53,6 +54,10 @@ class Fleet:
 
     async def token(self, installation_id: int, repo: str) -> str:
         return await self.runtime.github.installation_token(installation_id, repo)
+
+    def git_token(self, installation_id: int, repo: str) -> GitToken:
+        """The repository's token for git, fetched afresh at each use (see `GitToken`)."""
+        return GitToken(self.runtime.github.tokens, installation_id, repo)
 
     async def mirror(self, repo: str, clone_url: str, installation_id: int) -> Path:
         """The repository's local mirror, fetched now."""

@@ -20,6 +20,7 @@ from bot.git.worktrees import (
     snapshot_changes,
 )
 from bot.github.repo_api import RepoAPI
+from bot.github.tokens import GitToken
 from bot.labels import PARTIAL_LABEL, label_specs
 from bot.loop.fix.job import BotIdentity, TaskFailed
 
@@ -66,7 +67,7 @@ class TaskBranch:
 
     name: str
     url: str
-    token: str | None
+    token: GitToken | None  # None: a remote that needs none (tests' local remotes)
     remote_sha: str | None
     check_lease: Callable[[], Awaitable[None]]
     # Whether the branch was on GitHub when the task began: if not, no PR is open from it.
@@ -82,7 +83,17 @@ class TaskBranch:
         tampering = await git_tampering(wt.path)
         if tampering:
             raise TaskFailed("refused", "; ".join(tampering), tampered=True)
-        await push(wt, self.url, self.token, self.name, self.remote_sha)
+        token = await self.token.get() if self.token is not None else None
+        try:
+            await push(wt, self.url, token, self.name, self.remote_sha)
+        except GitError as exc:
+            if self.token is None or token is None or not exc.auth_refused:
+                raise
+            # Revoked, or refused by a clock GitHub disagrees with: once more with a new one
+            # (as the REST client does after a 401, bot.github.tokens).
+            log.warning("git push to %s: token refused; minting another", self.name)
+            self.token.refused(token)
+            await push(wt, self.url, await self.token.get(), self.name, self.remote_sha)
         self.remote_sha = await head_of(wt)
 
 

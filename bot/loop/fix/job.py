@@ -51,7 +51,6 @@ class FixJob:
     spec: AgentSpec
     mirror: Path
     clone_url: str
-    token: str
     merge_method: MergeMethod = "merge"  # how its fix PR is merged into the PR branch
     # What a coding-agent CLI said it did, per issue fixed: shown collapsed in the fix PR.
     agent_notes: dict[int, str] = field(default_factory=dict)

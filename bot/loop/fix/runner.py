@@ -188,11 +188,11 @@ async def _run_admitted(
 ) -> None:
     """The task's run, once its budgets let it start."""
     started = time.monotonic()
-    token = await fleet.token(task.installation_id, task.repo)
+    git_token = fleet.git_token(task.installation_id, task.repo)
     mirror = await fleet.mirrors.ensure(
         task.repo,
         repo_info.clone_url,
-        token,
+        await git_token.get(),
         want=_wanted(task, pr),
         fresh_since=_fresh_since(task),
     )
@@ -202,12 +202,15 @@ async def _run_admitted(
         if not await descends(mirror, pr.head_sha, task.base_sha):
             raise TaskFailed("stale", "the pull request was rewritten; the next round re-plans")
     method = default_merge_method(config.merge_method, repo_info.merge_methods)
-    job = FixJob(
-        fleet, api, store, lease, task, config, spec, mirror, repo_info.clone_url, token, method
-    )
+    job = FixJob(fleet, api, store, lease, task, config, spec, mirror, repo_info.clone_url, method)
     remote_sha = await branch_sha(mirror, task.branch)
     branch = TaskBranch(
-        task.branch, repo_info.clone_url, token, remote_sha, job.check_lease, remote_sha is not None
+        task.branch,
+        repo_info.clone_url,
+        git_token,
+        remote_sha,
+        job.check_lease,
+        remote_sha is not None,
     )
     wt, warm, resumed = await _spawn_worktree(job, remote_sha)
     try:
