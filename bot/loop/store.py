@@ -33,6 +33,8 @@ class PrRow:
     force_audit: bool
     stopped: bool
     summary: dict[str, Any]
+    # A request came that must not wait for the round's fix tasks (`tasks.reconcile_pr`).
+    urgent: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ _PR_COLUMNS = ", ".join(PrRow.__dataclass_fields__)
 _TASK_COLUMNS = ", ".join(TaskRow.__dataclass_fields__)
 
 
-PR_FLAGS = ("stopped", "force_audit")  # boolean columns of review_loop_prs
+PR_FLAGS = ("stopped", "force_audit", "urgent")  # boolean columns of review_loop_prs
 
 
 def bump_statement(flags: Iterable[str]) -> str:
@@ -215,14 +217,28 @@ class LoopStore:
         round: int,
         audited_sha: str | None,
         summary: dict[str, Any],
+        generation: int | None = None,
     ) -> None:
+        """Save what a reconcile of `generation` (the one it read) decided. Its request was
+        met: `urgent` is cleared, unless a request since (a newer generation) set it again."""
         async with self._pool.connection() as conn:
             await conn.execute(
                 """UPDATE review_loop_prs
                       SET state = %s, reason = %s, round = %s, audited_sha = %s,
-                          summary = %s::jsonb, force_audit = false, updated_at = now()
+                          summary = %s::jsonb, force_audit = false,
+                          urgent = urgent AND generation > COALESCE(%s, generation),
+                          updated_at = now()
                     WHERE repo = %s AND number = %s""",
-                (state, reason, round, audited_sha, json.dumps(summary), repo, number),
+                (
+                    state,
+                    reason,
+                    round,
+                    audited_sha,
+                    json.dumps(summary),
+                    generation,
+                    repo,
+                    number,
+                ),
             )
 
     # -- fix tasks --------------------------------------------------------------------------
@@ -273,6 +289,26 @@ class LoopStore:
             )
             row = await cur.fetchone()
         return None if row is None else TaskRow(**row)
+
+    async def fixes_under_way(self, repo: str, pr_number: int) -> list[int]:
+        """The PR's fix tasks that have not ended and whose job is queued or running: each
+        will end, whatever its outcome, by asking for a reconcile of the PR (a crashed
+        worker's job is queued again by the reaper). A task whose job is gone (failed for
+        good) is not counted: nothing would come after it."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """SELECT t.id FROM review_loop_tasks t
+                    WHERE t.repo = %s AND t.pr_number = %s AND t.status = ANY(%s)
+                      AND EXISTS (
+                          SELECT 1 FROM procrastinate_jobs j
+                           WHERE j.task_name = 'run_fix_task'
+                             AND j.status IN ('todo', 'doing')
+                             AND (j.args->>'task_id')::bigint = t.id)
+                    ORDER BY t.id""",
+                (repo, pr_number, list(ACTIVE_TASK_STATES)),
+            )
+            rows = await cur.fetchall()
+        return [int(r["id"]) for r in rows]
 
     async def task(self, task_id: int) -> TaskRow | None:
         async with self._pool.connection() as conn:

@@ -37,7 +37,7 @@ from bot.loop.fix.job import TaskFailed
 from bot.loop.fix.runner import LEASE_TTL_S, holder_name, run_fix
 from bot.loop.fleet import Fleet
 from bot.loop.reconcile.reconciler import FeedbackFirst, PrReconciler
-from bot.loop.store import LoopStore, bump_statement
+from bot.loop.store import LoopStore, PrRow, bump_statement
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,8 @@ async def reconcile_pr(fleet: Fleet, repo: str, number: int, generation: int) ->
         assert row is not None
         if row.generation > generation:
             return
+        if await _settling(store, row):
+            return
         # A PR's first reconcile writes ahead of later ones and of fix tasks, in the throttle
         # too (its check run goes ahead of that: `PrReconciler._first_check`).
         priority = FIRST_FEEDBACK if row.handled == 0 else RECONCILE
@@ -160,6 +162,31 @@ async def reconcile_pr(fleet: Fleet, repo: str, number: int, generation: int) ->
             )
             return
         await store.mark_handled(repo, number, generation)
+
+
+async def _settling(store: LoopStore, row: PrRow) -> bool:
+    """Whether the reconcile leaves the PR to the one its round's last fix task queues when
+    it ends: one re-audit per round instead of one per merged fix (the audit of a head
+    between two merges, its check run and summary edits, are wasted requests). Decided from
+    the database, before any GitHub request; nothing is written and the generation is left
+    unhandled (a reconcile is pending indeed). Only a reconcile the fix tasks' ends asked
+    for waits: an event, a person's command (audit, stop, resume) or the resync sets
+    `urgent` and is reconciled at once. The wait is bounded: only tasks whose job is queued
+    or running count (a dead worker's job is queued again by the reaper and ends; one that
+    failed for good counts no more), an agent's run has its `timeout_s`, and the resync
+    reconciles (urgently) a PR still `fixing` whose row has not moved for
+    `resync_quiet_s`."""
+    if row.urgent:
+        return False
+    waiting = await store.fixes_under_way(row.repo, row.number)
+    if waiting:
+        log.info(
+            "%s#%d: fix tasks %s still under way; the last to end reconciles",
+            row.repo,
+            row.number,
+            ", ".join(map(str, waiting)),
+        )
+    return bool(waiting)
 
 
 def _reconcile_attempts(runtime: Runtime) -> AsyncRetrying:
@@ -228,9 +255,11 @@ async def run_fix_task(fleet: Fleet, task_id: int) -> None:
     row = await store.task(task_id)
     assert row is not None
     # The bot's own merges and PRs send webhooks the bot ignores: it asks for the
-    # follow-up reconcile itself.
+    # follow-up reconcile itself, whatever the task's end (every path above that leaves
+    # the task unended queues its job again). Not urgent: while the round's other tasks
+    # are under way it waits for the last of them (`_settling`).
     if row.pr_number is not None:
-        await request_reconcile(runtime, row.repo, row.pr_number, row.installation_id)
+        await request_reconcile(runtime, row.repo, row.pr_number, row.installation_id, urgent=False)
     elif row.fix_pr is not None:
         await request_reconcile(
             runtime, row.repo, row.fix_pr, row.installation_id, force_audit=True
@@ -268,13 +297,18 @@ async def request_reconcile(
     installation_id: int,
     *,
     delay_s: float = 0,
+    urgent: bool = True,
     **flags: bool,
 ) -> int:
     """Queue a reconcile of PR `repo#number` (and set `flags` on the PR); returns the
-    generation it will handle.
+    generation it will handle. `urgent`: it does not wait for the round's fix tasks (only
+    their own ends' requests do); a request that is not leaves the flag as it is (an
+    urgent one before it still holds).
 
     The bump and the job are written in one statement: a bump without its job would make
     the already queued job (an older generation) exit, and nothing would reconcile the PR."""
+    if urgent:
+        flags = {**flags, "urgent": True}
     sql = BUMP_AND_QUEUE.format(bump=bump_statement(flags))
     params = {
         "repo": repo,

@@ -6,7 +6,7 @@ import pytest
 
 from bot.engine.leases import Lease
 from bot.loop.store import LoopStore
-from bot.loop.tasks import BUSY_RETRY_S, RECONCILE_PR, REQUEUE_JITTER_MAX_S, jittered
+from bot.loop.tasks import BUSY_RETRY_S, RECONCILE_PR, REQUEUE_JITTER_MAX_S, jittered, queue_fix
 from bot.runtime import Runtime
 from bot.worker import drain
 
@@ -48,3 +48,29 @@ def test_a_job_put_back_waits_its_wait_and_a_bounded_random_part_more(
 ) -> None:
     """Never before the slot asked for, at most half again and REQUEUE_JITTER_MAX_S later."""
     assert jittered(wait_s, rand=lambda: rand) == pytest.approx(expected)
+
+
+async def test_only_tasks_that_will_end_make_a_reconcile_wait(runtime: Runtime) -> None:
+    """A task not ended whose job is queued counts; one ended, or whose job failed for good
+    (nothing would come after it), does not."""
+    store = LoopStore(runtime.pool)
+
+    async def task(issue: int) -> int:
+        row = await store.add_task(
+            repo="o/r", pr_number=1, issue_number=issue, installation_id=7, agent="a",
+            round=1, base_ref="change", base_sha="s", branch=f"b{issue}",
+        )  # fmt: skip
+        assert row is not None
+        await queue_fix(runtime, row.id)
+        return row.id
+
+    waiting, ended, lost = await task(2), await task(3), await task(4)
+    await store.update_task(ended, status="merged")
+    async with runtime.pool.connection() as conn:
+        await conn.execute(
+            """UPDATE procrastinate_jobs SET status = 'failed'
+                WHERE task_name = 'run_fix_task' AND (args->>'task_id')::bigint = %s""",
+            (lost,),
+        )
+    assert await store.fixes_under_way("o/r", 1) == [waiting]
+    assert await store.fixes_under_way("o/r", 2) == []

@@ -640,6 +640,7 @@ class PrReconciler:
             round=decision.round,
             audited_sha=sha,
             summary=summary,
+            generation=self.row.generation,
         )
 
 
