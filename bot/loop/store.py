@@ -33,8 +33,13 @@ class PrRow:
     force_audit: bool
     stopped: bool
     summary: dict[str, Any]
-    # A request came that must not wait for the round's fix tasks (`tasks.reconcile_pr`).
-    urgent: bool = False
+    # The generation of the latest request that must not wait for the PR's fix tasks.
+    urgent_generation: int = 0
+
+    @property
+    def urgent(self) -> bool:
+        """Whether a request that must not wait (`tasks.reconcile_pr`) is not handled yet."""
+        return self.urgent_generation > self.handled
 
 
 @dataclass(frozen=True)
@@ -106,12 +111,13 @@ _PR_COLUMNS = ", ".join(PrRow.__dataclass_fields__)
 _TASK_COLUMNS = ", ".join(TaskRow.__dataclass_fields__)
 
 
-PR_FLAGS = ("stopped", "force_audit", "urgent")  # boolean columns of review_loop_prs
+PR_FLAGS = ("stopped", "force_audit")  # boolean columns of review_loop_prs
 
 
-def bump_statement(flags: Iterable[str]) -> str:
+def bump_statement(flags: Iterable[str], *, urgent: bool = False) -> str:
     """The upsert that bumps PR `%(repo)s#%(number)s`'s generation (installation `%(iid)s`)
-    and sets the boolean columns `flags` to their parameters; RETURNING generation."""
+    and sets the boolean columns `flags` to their parameters; RETURNING generation.
+    `urgent`: the new generation is one that must not wait for the PR's fix tasks."""
     names = list(flags)
     unknown = set(names) - set(PR_FLAGS)
     if unknown:
@@ -119,6 +125,10 @@ def bump_statement(flags: Iterable[str]) -> str:
     columns = "".join(f", {name}" for name in names)
     values = "".join(f", %({name})s" for name in names)
     updates = "".join(f", {name} = excluded.{name}" for name in names)
+    if urgent:
+        columns += ", urgent_generation"
+        values += ", 1"
+        updates += ", urgent_generation = review_loop_prs.generation + 1"
     return f"""INSERT INTO review_loop_prs (repo, number, installation_id, generation{columns})
          VALUES (%(repo)s, %(number)s, %(iid)s, 1{values})
     ON CONFLICT (repo, number) DO UPDATE
@@ -217,28 +227,14 @@ class LoopStore:
         round: int,
         audited_sha: str | None,
         summary: dict[str, Any],
-        generation: int | None = None,
     ) -> None:
-        """Save what a reconcile of `generation` (the one it read) decided. Its request was
-        met: `urgent` is cleared, unless a request since (a newer generation) set it again."""
         async with self._pool.connection() as conn:
             await conn.execute(
                 """UPDATE review_loop_prs
                       SET state = %s, reason = %s, round = %s, audited_sha = %s,
-                          summary = %s::jsonb, force_audit = false,
-                          urgent = urgent AND generation > COALESCE(%s, generation),
-                          updated_at = now()
+                          summary = %s::jsonb, force_audit = false, updated_at = now()
                     WHERE repo = %s AND number = %s""",
-                (
-                    state,
-                    reason,
-                    round,
-                    audited_sha,
-                    json.dumps(summary),
-                    generation,
-                    repo,
-                    number,
-                ),
+                (state, reason, round, audited_sha, json.dumps(summary), repo, number),
             )
 
     # -- fix tasks --------------------------------------------------------------------------

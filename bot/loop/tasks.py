@@ -301,15 +301,13 @@ async def request_reconcile(
     **flags: bool,
 ) -> int:
     """Queue a reconcile of PR `repo#number` (and set `flags` on the PR); returns the
-    generation it will handle. `urgent`: it does not wait for the round's fix tasks (only
-    their own ends' requests do); a request that is not leaves the flag as it is (an
-    urgent one before it still holds).
+    generation it will handle. `urgent`: it does not wait for the PR's fix tasks (only
+    their own ends' requests do); until a reconcile of that generation or a later one has
+    finished, the PR's reconciles are urgent.
 
     The bump and the job are written in one statement: a bump without its job would make
     the already queued job (an older generation) exit, and nothing would reconcile the PR."""
-    if urgent:
-        flags = {**flags, "urgent": True}
-    sql = BUMP_AND_QUEUE.format(bump=bump_statement(flags))
+    sql = BUMP_AND_QUEUE.format(bump=bump_statement(flags, urgent=urgent))
     params = {
         "repo": repo,
         "number": number,

@@ -59,8 +59,8 @@ async def test_an_unknown_flag_is_refused_before_anything_is_written(
 
 
 async def test_a_fix_tasks_end_leaves_an_earlier_urgent_request_urgent(runtime: Runtime) -> None:
-    """Only a fix task's end asks for a reconcile that may wait for the round; an event's
-    request before it still holds, until a reconcile of its generation saves the PR."""
+    """Only a fix task's end asks for a reconcile that may wait for the PR's fix tasks; an
+    event's request before it still holds."""
     store = LoopStore(runtime.pool)
     await request_reconcile(runtime, REPO, 1, 42, urgent=False)
     row = await store.get(REPO, 1)
@@ -71,14 +71,16 @@ async def test_a_fix_tasks_end_leaves_an_earlier_urgent_request_urgent(runtime: 
     assert row is not None and row.urgent and row.generation == 3
 
 
-async def test_saving_clears_urgent_unless_a_newer_request_set_it(runtime: Runtime) -> None:
+async def test_urgent_until_a_reconcile_of_its_generation_or_later_finished(
+    runtime: Runtime,
+) -> None:
     store = LoopStore(runtime.pool)
     generation = await request_reconcile(runtime, REPO, 1, 42)
-    await request_reconcile(runtime, REPO, 1, 42)  # came while that reconcile ran
-    saved = {"state": "fixing", "reason": None, "round": 1, "audited_sha": "a", "summary": {}}
-    await store.save_state(REPO, 1, **saved, generation=generation)
+    urgent = await request_reconcile(runtime, REPO, 1, 42)  # came while that reconcile ran
+    await request_reconcile(runtime, REPO, 1, 42, urgent=False)
+    await store.mark_handled(REPO, 1, generation)
     row = await store.get(REPO, 1)
     assert row is not None and row.urgent
-    await store.save_state(REPO, 1, **saved, generation=row.generation)
+    await store.mark_handled(REPO, 1, urgent)
     row = await store.get(REPO, 1)
     assert row is not None and not row.urgent

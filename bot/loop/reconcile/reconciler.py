@@ -640,7 +640,6 @@ class PrReconciler:
             round=decision.round,
             audited_sha=sha,
             summary=summary,
-            generation=self.row.generation,
         )
 
 
