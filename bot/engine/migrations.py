@@ -50,6 +50,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "per-installation cost caps", _sql_file("0010_installation_caps.sql")),
     Migration(11, "what the bot read from GitHub, cached", _sql_file("0011_github_cache.sql")),
     Migration(12, "write sends: content-creating or not", _sql_file("0012_write_kinds.sql")),
+    Migration(13, "GitHub creates begun, the App's identity", _sql_file("0013_github_intents.sql")),
 )
 
 LATEST = MIGRATIONS[-1].version
