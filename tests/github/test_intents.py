@@ -7,12 +7,11 @@ from typing import Any
 
 import pytest
 
-from bot.config import Settings
 from bot.engine.database import Pool
 from bot.github.client import GitHubApp
 from bot.github.repo_api import RepoAPI
 from bot.sandbox import Driver
-from tests.github.test_github_faults import Waits
+from tests.github import test_github_faults as faults
 from tests.sandbox.conftest import REPO, World, receiver, sandbox, webhook_schema, world
 
 __all__ = ["receiver", "sandbox", "webhook_schema", "world"]  # the sandbox's fixtures
@@ -25,20 +24,9 @@ class Killed(Exception):
     """Stands for a kill -9 between a POST and its record: nothing after it runs."""
 
 
-def bot_app(world: World, tmp_path: Path, pool: Pool, ttl_s: float = 0) -> GitHubApp:
-    """The bot's clients with the database's intents (no memo by default: nothing kept but
-    the intents)."""
-    sandbox = world.sandbox
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        app_id=sandbox.app_id,
-        private_key_path=sandbox.private_key_path,
-        github_url=sandbox.api_url,
-        data_dir=tmp_path / "bot",
-        write_interval_s=0,
-        github_cache_ttl_s=ttl_s,
-    )
-    return GitHubApp(settings, pool=pool, sleep=Waits())
+def bot_app(world: World, tmp_path: Path, pool: Pool) -> GitHubApp:
+    """The bot's clients with the database's intents, and no memo: nothing else is kept."""
+    return faults.bot_app(world, tmp_path, faults.Waits(), pool=pool, github_cache_ttl_s=0)
 
 
 def open_pull(driver: Driver) -> tuple[int, str, datetime]:
