@@ -78,6 +78,11 @@ async def run_worker(
             now=False,
         )
         background.append(asyncio.create_task(resyncing, name="resync"))
+    if settings.app_id is not None:
+        # Asked of GitHub at the first start of a deployment, read from the database at the
+        # others: so not inside the first job's requests.
+        knowing = passes(IDENTITY_INTERVAL_S, runtime.github.identity, "the App's identity")
+        background.append(asyncio.create_task(knowing, name="identity"))
     if settings.sweep_interval_s > 0 and settings.app_id is not None:
         sweeping = passes(
             settings.sweep_interval_s, lambda: sweep_open_prs(runtime), "sweep of open PRs"
@@ -110,6 +115,7 @@ async def run_worker(
 
 
 JANITOR_INTERVAL_S = 60.0
+IDENTITY_INTERVAL_S = 60.0  # until it is known (then each pass is an answer from memory)
 
 
 async def _all_set(events: list[asyncio.Event], then: asyncio.Event) -> None:

@@ -51,6 +51,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "what the bot read from GitHub, cached", _sql_file("0011_github_cache.sql")),
     Migration(12, "write sends: content-creating or not", _sql_file("0012_write_kinds.sql")),
     Migration(13, "reconciles that must not wait for a round", _sql_file("0013_urgent.sql")),
+    Migration(14, "GitHub creates begun, the App's identity", _sql_file("0014_github_intents.sql")),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -25,6 +25,7 @@ from githubkit.retry import RetryOption
 from bot.config import Settings
 from bot.engine.database import Pool
 from bot.github.conditional import AnswerCache, ConditionalTransport
+from bot.github.intents import Intents
 from bot.github.memo import Memo
 from bot.github.repo_api import RepoAPI
 from bot.github.throttle import Throttles
@@ -82,6 +83,7 @@ class GitHubApp:
         self.sleep = sleep  # every wait between the bot's own retries of GitHub calls
         self._identity: AppIdentity | None = None
         self._identity_lock = asyncio.Lock()
+        self.intents = None if pool is None else Intents(pool)
         self.tokens = Tokens(self._mint_token)  # every installation client's, and git's
         self.throttles = Throttles.from_settings(settings, pool, sleep=sleep)
         # Per installation: the ETags of its reads, capped in all (`github_etag_cache_bytes`).
@@ -137,20 +139,46 @@ class GitHubApp:
             bot_login=ident.bot_login,
             sleep=self.sleep,
             memo=memo,
+            intents=self.intents,
         )
 
     async def identity(self) -> AppIdentity:
-        """The App's id and slug, asked of GitHub once and cached (`app_slug` setting wins)."""
+        """The App's id and slug (`app_slug` setting wins): asked of GitHub (`GET /app`) once
+        per deployment, kept in the database (`review_loop_app_identity`) for every process,
+        and in this process's memory; without a database, once per process."""
         if self._settings.app_slug:
             return AppIdentity(self._settings.app_id or 0, self._settings.app_slug)
         async with self._identity_lock:
             if self._identity is None:
-                async with self.app_client() as gh:
-                    app = (await gh.rest.apps.async_get_authenticated()).parsed_data
-                if app is None or not app.slug:
-                    raise RuntimeError("GET /app returned no slug; check REVIEW_LOOP_APP_ID")
-                self._identity = AppIdentity(app.id, app.slug)
+                self._identity = await self._kept_identity() or await self._fetch_identity()
             return self._identity
+
+    async def _kept_identity(self) -> AppIdentity | None:
+        if self._pool is None:
+            return None
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT app_id, slug FROM review_loop_app_identity WHERE app_id = %s",
+                (self._settings.require_app_id(),),
+            )
+            row = await cur.fetchone()
+        return None if row is None else AppIdentity(int(row["app_id"]), str(row["slug"]))
+
+    async def _fetch_identity(self) -> AppIdentity:
+        async with self.app_client() as gh:
+            app = (await gh.rest.apps.async_get_authenticated()).parsed_data
+        if app is None or not app.slug:
+            raise RuntimeError("GET /app returned no slug; check REVIEW_LOOP_APP_ID")
+        ident = AppIdentity(app.id, app.slug)
+        if self._pool is not None:
+            async with self._pool.connection() as conn:
+                await conn.execute(
+                    """INSERT INTO review_loop_app_identity (app_id, slug) VALUES (%s, %s)
+                        ON CONFLICT (app_id) DO UPDATE
+                        SET slug = EXCLUDED.slug, fetched_at = now()""",
+                    (ident.id, ident.slug),
+                )
+        return ident
 
     async def installation_token(self, installation_id: int, repository: str | None = None) -> str:
         """A token for git over HTTPS, scoped to one repository when given; shared by this

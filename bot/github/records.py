@@ -3,6 +3,7 @@ and the pure rules for what it sends."""
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from githubkit_schemas.latest.models import (
@@ -85,6 +86,7 @@ class PullInfo:
     user_login: str
     html_url: str
     merge_commit_sha: str | None = None
+    created_at: datetime | None = None  # when GitHub made it (`bot.github.intents`)
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,7 @@ def pull_info(pull: PullRequest | PullRequestSimple, raw: Any = None) -> PullInf
         user_login=pull.user.login if pull.user else "",
         html_url=pull.html_url,
         merge_commit_sha=merge_sha if isinstance(merge_sha, str) else None,
+        created_at=pull.created_at,
     )
 
 

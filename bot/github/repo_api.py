@@ -1,5 +1,7 @@
 """The bot's GitHub operations on one repository; every create of a thing the bot owns is
-preceded by a lookup (hidden marker, head branch, check-run name), so repeating one is safe.
+preceded by a lookup (hidden marker, head branch, check-run name), so repeating one is safe,
+unless the thing cannot exist yet: a check run, or a marked comment, that the bot never began
+to make (`bot.github.intents`) on a pull request made since it records what it begins.
 
 A create that fails without an answer GitHub gave (a 5xx, a timeout, a dropped connection)
 may still have been made: it is retried, through tenacity, only after the same lookup found
@@ -12,6 +14,7 @@ import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -39,6 +42,7 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
+from bot.github.intents import Intents
 from bot.github.markers import parse_marker, with_marker
 from bot.github.memo import Memo
 from bot.github.records import (
@@ -117,6 +121,7 @@ class RepoAPI:
         sleep: Sleep = asyncio.sleep,
         create_wait: wait_base = CREATE_WAIT,
         memo: Memo | None = None,
+        intents: Intents | None = None,
     ) -> None:
         owner, sep, name = full_name.partition("/")
         if not sep or not owner or not name or "/" in name:
@@ -130,6 +135,24 @@ class RepoAPI:
         self.sleep = sleep
         self.create_wait = create_wait
         self.memo = memo  # where the ids of the bot's marked comments are kept
+        self.intents = intents  # the creates of its check runs and marked comments begun
+
+    async def _claim(self, key: str, born: datetime | None) -> tuple[bool, int | None]:
+        """Whether the bot's object `key` may exist already (look it up before making it),
+        and its id when a create of it was answered. Records the intent to make it first,
+        committed before any POST. A new intent on a subject `born` (made on GitHub) after
+        the intents' horizon: no create was ever begun, so the object cannot exist."""
+        if self.intents is None:
+            return True, None
+        claim = await self.intents.claim(key)
+        if not claim.fresh:
+            return True, claim.object_id
+        return born is None or born <= await self.intents.horizon(), None
+
+    async def _made(self, key: str, object_id: int) -> None:
+        """Remember that the bot's object `key` is `object_id` (made, or found)."""
+        if self.intents is not None:
+            await self.intents.made(key, object_id)
 
     async def _create(
         self, what: str, create: Callable[[], Awaitable[T]], find: Callable[[], Awaitable[T | None]]
@@ -510,14 +533,22 @@ class RepoAPI:
         return [comment_info(c) async for c in pages]
 
     async def upsert_comment(
-        self, number: int, marker: Mapping[str, Any], body_without_marker: str
+        self,
+        number: int,
+        marker: Mapping[str, Any],
+        body_without_marker: str,
+        *,
+        born: datetime | None = None,
     ) -> int:
         """The bot's one comment carrying exactly `marker`: created once, edited when its text
-        changes (replies to different comments carry different markers)."""
+        changes (replies to different comments carry different markers). `born`: when issue
+        `number` was made on GitHub; on one made since the bot records what it begins, a
+        marker it never began to post is posted without listing the comments first."""
         body = cap_text(with_marker(marker, body_without_marker))
         key = f"comment:{self.full_name}#{number}:{json.dumps(marker, sort_keys=True)}"
         digest = hashlib.sha256(body.encode()).hexdigest()
         kept = await self.memo.get(key) if self.memo is not None else None
+        gone = None
         if kept is not None:
             # Known from an earlier upsert: unchanged costs no request, a change one PATCH.
             if kept["digest"] == digest:
@@ -525,17 +556,26 @@ class RepoAPI:
             if await self._edit_comment(int(kept["id"]), body):
                 await self._remember_comment(key, int(kept["id"]), digest)
                 return int(kept["id"])
-        found = await self._find_comment_once(number, marker)
+            gone = int(kept["id"])  # deleted by a person
+        may_exist, known = await self._claim(key, born)
+        if known is not None and known != gone and await self._edit_comment(known, body):
+            await self._remember_comment(key, known, digest)
+            return known
+        # One the intents know but that is gone is looked up too: a crash may have come
+        # between the post that made it again and its record.
+        found = await self._find_comment_once(number, marker) if may_exist else None
         if found is not None:
             comment_id, found_digest = found
             if found_digest == digest or await self._edit_comment(comment_id, body):
                 await self._remember_comment(key, comment_id, digest)
+                await self._made(key, comment_id)
                 return comment_id
         # The remembered listing is dropped while the comment is posted: a crash before it is
         # listed again with the new comment leaves no listing that says "not there".
         listing = f"comments-listed:{self.full_name}#{number}"
         listed = await self.memo.take(listing) if self.memo is not None else None
         comment_id = await self.comment(number, body)
+        await self._made(key, comment_id)
         await self._remember_comment(key, comment_id, digest)
         if listed is not None:
             markers = {m: (int(v[0]), str(v[1])) for m, v in listed["markers"].items()}
@@ -663,8 +703,10 @@ class RepoAPI:
         annotations: Sequence[Mapping[str, Any]] = (),
         actions: Sequence[Mapping[str, Any]] = (),
         external_id: str | None = None,
+        born: datetime | None = None,
     ) -> int:
         """This App's check run `name` on `head_sha`, updated or created; returns its id.
+        `born`: when the pull request whose head this is was made on GitHub (see `_claim`).
 
         Annotations go 50 per request (GitHub's limit), the rest in further updates that
         GitHub appends; actions past GitHub's limits raise ValueError before anything is sent.
@@ -685,12 +727,8 @@ class RepoAPI:
             # Known from an earlier upsert (only this App makes its runs): no lookup needed.
             run_id: int | None = int(kept["id"])
             sent = {tuple(a) for a in kept["sent"]}
-        elif await self._new_commit(head_sha):
-            run_id = None
         else:
-            run_id, annotated = await self._find_check_run(name, head_sha)
-            if run_id is not None and annotated and annotations:
-                sent = {_annotation_key(a) for a in await self._check_run_annotations(run_id)}
+            run_id, sent = await self._known_run(name, head_sha, bool(annotations), born)
         annotations = [a for a in annotations if _annotation_key(a) not in sent]
         first, *more = check_run_bodies(
             name,
@@ -722,6 +760,7 @@ class RepoAPI:
                 return (await self._find_check_run(name, head_sha))[0]
 
             run_id = await self._create(f"check run {name}", create, find)
+            await self._made(key, run_id)
         else:
             await self.gh.arequest("PATCH", f"{base}/{run_id}", json=first, response_model=CheckRun)
         for body in more:
@@ -731,6 +770,31 @@ class RepoAPI:
             sent_now = sorted(map(list, sent), key=repr)
             await self.memo.put(key, {"id": run_id, "sent": sent_now, "digest": digest})
         return run_id
+
+    async def _known_run(
+        self, name: str, head_sha: str, annotating: bool, born: datetime | None
+    ) -> tuple[int | None, set[tuple[object, ...]]]:
+        """The id of this App's run `name` on `head_sha` (None: there is none) and the keys of
+        its annotations (listed only when `annotating`), asking GitHub only what the intents
+        and the memo's new commits do not tell."""
+        key = self._check_run_key(name, head_sha)
+        may_exist, run_id = await self._claim(key, born)
+        new = await self._new_commit(head_sha)
+        if run_id is not None:
+            # Made by an earlier upsert: only this App edits its runs, and GitHub's REST API
+            # has no request that deletes one (https://docs.github.com/en/rest/checks/runs:
+            # create, update, get, list, rerequest), so it is still there.
+            listed = await self._check_run_annotations(run_id) if annotating else []
+            return run_id, {_annotation_key(a) for a in listed}
+        if new or not may_exist:
+            return None, set()
+        run_id, annotated = await self._find_check_run(name, head_sha)
+        if run_id is None:
+            return None, set()
+        await self._made(key, run_id)
+        if not (annotated and annotating):
+            return run_id, set()
+        return run_id, {_annotation_key(a) for a in await self._check_run_annotations(run_id)}
 
     async def knows_check_run(self, name: str, head_sha: str) -> bool:
         """Whether an earlier upsert of this App's run `name` on `head_sha` is remembered

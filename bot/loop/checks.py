@@ -1,6 +1,7 @@
 """The `review-loop` check run: one per commit, created once and edited in place."""
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from bot.audit.findings import Finding
 from bot.github.repo_api import RepoAPI
@@ -27,10 +28,13 @@ async def upsert_loop_check(
     *,
     title: str | None = None,
     noun: str = "open finding",
+    born: datetime | None = None,
 ) -> None:
     """The `review-loop` check run of a commit, created once and edited in place. `findings`
     are what the run annotates and counts: a PR's open findings (waived ones are not), or
-    what a fix PR's audit found; `title` replaces the state's own (a config error, say)."""
+    what a fix PR's audit found; `title` replaces the state's own (a config error, say).
+    `born`: when the pull request was made (`PullInfo.created_at`): on one made since the bot
+    records what it begins, a head's first run is created without a lookup."""
     status, conclusion = report.check_conclusion(state)
     title = title or f"{STATE_TITLES[state]}: {count(len(findings), noun)}"
     await api.upsert_check_run(
@@ -48,6 +52,7 @@ async def upsert_loop_check(
                 "description": "Audit this pull request again",
             }
         ],
+        born=born,
     )
 
 

@@ -9,6 +9,8 @@ answers are kept in the database (`bot.github.memo`), so every process shares th
 once, so a mended config applies to the next job. A 404 is kept like a file: the absence of
 the owner's `.github` repository is remembered too. A change GitHub sends no event for here
 (the default branch renamed, merge methods changed in Settings) is seen within the TTL.
+The names of the labels known to be on a repository are kept until forgotten, whatever the
+TTL: the repository's labels are listed once per deployment, each of the bot's made once.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class RepoCache:
     def __init__(self, api: RepoAPI, memo: Memo) -> None:
         self.api = api
         self._memo = memo
+        self._labels = memo.durable()
 
     async def repo(self) -> RepoInfo:
         key = _repo_key(self.api.full_name)
@@ -59,12 +62,14 @@ class RepoCache:
         return await load_repo_config(self, (await self.repo()).default_branch)
 
     async def ensure_labels(self, specs: Mapping[str, tuple[str, str]]) -> None:
-        """The labels of `specs` made on the repository, each once: the cache keeps the
-        names known to be there, so only a new one is created, and the repository's labels
-        are listed only when the cache has none (a label a person deletes meanwhile comes
-        back with the next labelling: GitHub creates the labels an issue is given)."""
+        """The labels of `specs` made on the repository, each once per deployment: the
+        database keeps the names known to be there, without expiry, so only a new one is
+        created, and the repository's labels are listed only when none are kept (a label a
+        person deletes later comes back with the next labelling, in GitHub's default colour:
+        GitHub creates the labels an issue is given, colour ededed, no description,
+        https://github.com/github/docs/issues/35718)."""
         key = f"labels:{self.api.full_name}"
-        found = await self._memo.get(key)
+        found = await self._labels.get(key)
         known = {str(n).lower() for n in found["names"]} if found is not None else None
         missing = {n: s for n, s in specs.items() if known is None or n.lower() not in known}
         if not missing:
@@ -73,7 +78,7 @@ class RepoCache:
             known = await self.api.ensure_labels(missing)
         else:
             await self.api.create_labels(missing)
-        await self._memo.put(key, {"names": sorted(known | {n.lower() for n in missing})})
+        await self._labels.put(key, {"names": sorted(known | {n.lower() for n in missing})})
 
     # the ConfigFiles protocol of bot.repo_config
 

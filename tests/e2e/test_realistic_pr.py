@@ -93,23 +93,20 @@ NO_FIX = {("E741", "shop/cart.py")}
 FINDINGS = len(SAFE | UNSAFE_ONLY | NO_FIX)
 # GitHub requests per finding of this run, with room for the rounds timing adds or saves:
 # bounds that fail when a change adds requests. The PR's own requests are those from the
-# App's installation on (the worker's start-up passes are done by then): measured 48 for the
-# 6 findings on both repositories (16 reads, 32 writes), 50 with the process's start-up; 50
-# when the first fix task's reconcile starts after the second task ended but before that one
-# asked for its own (the second re-reads the PR and its issues). The goal of 6 (36) is not
-# met: writes are two thirds of it.
-# Before a round's reconciles waited for its last fix task: 50-54 (an audit of the head
-# between the two fixes' merges, when the first fix's reconcile ran before the second fix
-# merged: its check run, summary edit and issue close). Before issue #9's reconcile cuts (an
-# issue whose finding only moved is not edited, a fix task that merged while the head was
-# audited counts as merged, unchanged check runs are not sent again, a round's reason the
-# same from queueing to running) and before the start-up passes were waited for (the sweep
-# raced the installation): 59 in all, 7 of them start-up's. Before issue #9's read cuts,
-# conditional reads and `ruff-fix` keeping files formatted: 113 (52 reads, 61 writes; two
-# `format` issues of the bot's own making), which these bounds refuse.
-MAX_REQUESTS_PER_FINDING = 8.5  # the PR's own: 51
+# App's installation on (the worker's start-up passes are done by then): measured MEASURED.
+# Before a round's reconciles waited for its last fix task: 48-54 (an audit of the head
+# between the two fixes' merges: its check run, summary edit and issue close). Before the
+# intents (a head's check run and the summary comment made without a lookup when none was
+# ever begun) and `GET /app` moved to the start-up: 50-54 (18-19 reads), 52-56 in all.
+# Before issue #9's reconcile cuts (an issue whose finding only moved is not edited, a fix task
+# that merged while the head was audited counts as merged, unchanged check runs are not sent
+# again, a round's reason the same from queueing to running) and before the start-up passes
+# were waited for (the sweep raced the installation): 59 in all, 7 of them start-up's. Before
+# issue #9's read cuts, conditional reads and `ruff-fix` keeping files formatted: 113 (52
+# reads, 61 writes; two `format` issues of the bot's own making), which these bounds refuse.
+MAX_REQUESTS_PER_FINDING = 8.5  # the PR's own
 MAX_COUNTED_READS_PER_FINDING = 3  # the PR's own reads less 304s: what the rate limit counts
-MAX_ALL_REQUESTS_PER_FINDING = 9  # with the process's start-up: 54
+MAX_ALL_REQUESTS_PER_FINDING = 9  # with the process's start-up
 
 
 def squash_only_with_required_check(driver: Driver) -> None:

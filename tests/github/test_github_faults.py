@@ -9,6 +9,7 @@ import pytest
 from githubkit import AppInstallationAuthStrategy, GitHub
 
 from bot.config import Settings
+from bot.engine.database import Pool
 from bot.github.client import GitHubApp
 from bot.github.markers import with_marker
 from bot.github.repo_api import RepoAPI
@@ -81,7 +82,15 @@ class Waits:
         await asyncio.sleep(0)
 
 
-def bot_app(world: World, tmp_path: Path, waits: Waits, timeout_s: float = 10) -> GitHubApp:
+def bot_app(
+    world: World,
+    tmp_path: Path,
+    waits: Waits,
+    timeout_s: float = 10,
+    pool: Pool | None = None,
+    **more: Any,
+) -> GitHubApp:
+    """The bot's clients on the sandbox; with `pool`, the database's memo and intents."""
     sandbox = world.sandbox
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
@@ -91,8 +100,9 @@ def bot_app(world: World, tmp_path: Path, waits: Waits, timeout_s: float = 10) -
         data_dir=tmp_path / "bot",
         write_interval_s=0,
         github_timeout_s=timeout_s,
+        **more,
     )
-    return GitHubApp(settings, sleep=waits)
+    return GitHubApp(settings, pool=pool, sleep=waits)
 
 
 MARK = {"kind": "test", "n": 1}

@@ -58,3 +58,18 @@ async def test_a_label_a_person_made_is_not_made_again(
 async def test_labels_other_than_the_bots_are_left_to_github() -> None:
     """`agent:` labels get no spec: GitHub makes them when an issue is given them."""
     assert label_specs([FINDING_LABEL, "agent:ruff-fix"]) == {FINDING_LABEL: LABELS[FINDING_LABEL]}
+
+
+async def test_the_labels_known_outlive_the_caches_ttl(
+    fake: FakeGitHub, api: RepoAPI, pool: Pool
+) -> None:
+    """Listed once per deployment, not once per TTL: with the other rows kept for no time at
+    all, a later first use still neither lists the labels nor makes one again."""
+    await cache(api, pool).ensure_labels(label_specs(PEOPLE_LABELS))
+    before = len(fake.requests)
+
+    expired = RepoCache(api, Memo(pool, 0))
+    await expired.ensure_labels(label_specs([*PEOPLE_LABELS, FINDING_LABEL]))
+    await expired.ensure_labels(label_specs([FINDING_LABEL]))
+
+    assert asked(fake, before) == [("POST", "labels")]  # the finding label, made once

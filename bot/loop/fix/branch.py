@@ -23,6 +23,7 @@ from bot.github.repo_api import RepoAPI
 from bot.github.tokens import GitToken
 from bot.labels import PARTIAL_LABEL, label_specs
 from bot.loop.fix.job import BotIdentity, TaskFailed
+from bot.loop.repo_cache import RepoCache
 
 log = logging.getLogger(__name__)
 
@@ -138,5 +139,9 @@ async def keep_partial_work(
     if await commit_all(wt, message, identity.name, identity.email, paths=paths) is None:
         return
     await branch.push(wt)
-    await api.ensure_labels(label_specs([PARTIAL_LABEL]))  # rare: made on first use
+    specs = label_specs([PARTIAL_LABEL])  # made on first use
+    if api.memo is None:
+        await api.ensure_labels(specs)
+    else:  # through the labels the database knows: no listing once known
+        await RepoCache(api, api.memo).ensure_labels(specs)
     await api.add_labels(number, [PARTIAL_LABEL])

@@ -579,7 +579,10 @@ class PrReconciler:
         )
         await self.fleet.runtime.leases.check(self.lease)
         await self.api.upsert_comment(
-            self.number, {"kind": "summary", "pr": self.number}, report.render_summary(summary)
+            self.number,
+            {"kind": "summary", "pr": self.number},
+            report.render_summary(summary),
+            born=pr.created_at,
         )
         await self._check_run(pr, decision, findings, noun)
         # Against the labels the PR had when this reconcile read it: only a change is a write.
@@ -608,6 +611,7 @@ class PrReconciler:
                 "check run is updated with the loop's state when that is done.",
                 findings,
                 title=f"Audited: {found}; filing issues",
+                born=pr.created_at,
             )
         # Other new PRs of the installation wait for a worker: their check runs go before
         # this one's issues. The job gives its worker back and comes again after them (only
@@ -629,6 +633,7 @@ class PrReconciler:
             findings,
             title=decision.check_title,
             noun=noun,
+            born=pr.created_at,
         )
 
     async def _save(self, decision: Decision, sha: str, summary: dict[str, object]) -> None:
