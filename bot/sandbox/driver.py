@@ -285,6 +285,10 @@ class Driver:
         result = self._api("PUT", path, as_user, json={"merge_method": method})
         return str(result["sha"])
 
+    def delete_branch(self, full_name: str, branch: str, *, as_user: str) -> None:
+        """What GitHub's "Delete branch" button does after a merge (`DELETE .../git/refs`)."""
+        self._api("DELETE", f"/repos/{full_name}/git/refs/heads/{branch}", as_user)
+
     def rerequest_check_run(self, full_name: str, check_run_id: int, *, as_user: str) -> None:
         self._api("POST", f"/repos/{full_name}/check-runs/{check_run_id}/rerequest", as_user)
 

@@ -133,3 +133,22 @@ def pushed(hub: Hub, repo: Repo, branch: str, before: str, after: str, sender: A
         "pusher": {"name": sender.login, "email": None},
     }
     hub.send("push", repo, sender, payload)
+
+
+def branch_deleted(hub: Hub, repo: Repo, branch: str, sha: str, sender: Account) -> None:
+    """`push` for a branch deleted from `repo`: `deleted`, no commits, `after` all zeros."""
+    name = hub.store.full_name(repo)
+    payload: dict[str, Any] = {
+        "ref": f"refs/heads/{branch}",
+        "before": sha,
+        "after": gitops.ZERO_SHA,
+        "created": False,
+        "deleted": True,
+        "forced": False,
+        "base_ref": None,
+        "compare": f"{hub.render.web}/{name}/compare/{sha[:12]}...{gitops.ZERO_SHA[:12]}",
+        "commits": [],
+        "head_commit": None,
+        "pusher": {"name": sender.login, "email": None},
+    }
+    hub.send("push", repo, sender, payload)

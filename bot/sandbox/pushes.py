@@ -1,5 +1,5 @@
 """What a branch moving means: a push event, open PRs on that branch synchronize; merges close
-issues."""
+issues; a deleted branch retargets the open PRs based on it."""
 
 from __future__ import annotations
 
@@ -63,3 +63,34 @@ def closed_by_merge(repo: Repo, pull_request: Issue) -> list[Issue]:
         and issue.pull is None
         and issue.state == "open"
     ]
+
+
+def branch_deleted(hub: Hub, repo: Repo, branch: str, sha: str, sender: Account) -> None:
+    """`branch` (at `sha`) is gone: a `push` with `deleted: true`, and each open pull request
+    based on it is retargeted to the base of the merged pull request it was the head of, as
+    GitHub does ("If you delete a head branch after its pull request has been merged, GitHub
+    checks for any open pull requests in the same repository that specify the deleted branch
+    as their base branch. GitHub automatically updates any such pull requests, changing their
+    base branch to the merged pull request's base branch": docs.github.com, "Merging a pull
+    request"), each with `pull_request.edited` and `changes.base`."""
+    repo.pushed_at = hub.store.now()
+    events.branch_deleted(hub, repo, branch, sha, sender)
+    merged = [
+        i.pull
+        for i in repo.issues.values()
+        if i.pull is not None
+        and i.pull.merged_at is not None
+        and i.pull.head_repo_id == repo.id
+        and i.pull.head_ref == branch
+    ]
+    if not merged:
+        return
+    new_base = merged[-1].base_ref
+    for issue in list(repo.issues.values()):
+        pull = issue.pull
+        if pull is None or issue.state != "open" or pull.base_ref != branch:
+            continue
+        pull.base_ref = new_base
+        issue.updated_at = hub.store.now()
+        changes = {"base": {"ref": {"from": branch}, "sha": {"from": sha}}}
+        events.pull_request_changed(hub, repo, issue, "edited", sender, changes=changes)

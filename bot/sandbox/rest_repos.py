@@ -7,7 +7,7 @@ import re
 
 from starlette.responses import Response
 
-from bot.sandbox import gitops
+from bot.sandbox import gitops, pushes
 from bot.sandbox.api import Call, Routes, json_response, paginate
 from bot.sandbox.errors import ApiError
 from bot.sandbox.render import Json
@@ -170,11 +170,28 @@ def ensure_label(
     return label
 
 
+async def delete_ref(call: Call) -> Response:
+    """`DELETE /repos/{owner}/{repo}/git/refs/{ref}`: 204; 422 "Reference does not exist".
+    Only branches (`heads/<name>`) are modelled; the default branch cannot be deleted."""
+    repo = call.repo("write")
+    ref = call.param("ref")
+    branch = ref.removeprefix("heads/")
+    sha = gitops.resolve(repo.path, f"refs/heads/{branch}") if ref.startswith("heads/") else None
+    if sha is None:
+        raise ApiError(422, "Reference does not exist")
+    if branch == repo.default_branch:
+        raise ApiError(422, "Cannot delete the default branch")
+    gitops.git(repo.path, "update-ref", "-d", f"refs/heads/{branch}")
+    pushes.branch_deleted(call.hub, repo, branch, sha, call.sender)
+    return Response(status_code=204)
+
+
 def add_routes(routes: Routes) -> None:
     routes.add("GET", "/repos/{owner}/{repo}", get_repo)
     routes.add("GET", "/repos/{owner}/{repo}/contents", get_contents)
     routes.add("GET", "/repos/{owner}/{repo}/contents/{path:path}", get_contents)
     routes.add("GET", "/repos/{owner}/{repo}/git/blobs/{sha}", get_blob)
+    routes.add("DELETE", "/repos/{owner}/{repo}/git/refs/{ref:path}", delete_ref)
     routes.add(
         "GET",
         "/repos/{owner}/{repo}/collaborators/{username}/permission",

@@ -16,6 +16,7 @@ from tests.e2e.scenario import (
     fix_pulls,
     open_pr,
     poll,
+    show,
     task_rows,
     write_agent,
     write_catalog,
@@ -155,3 +156,44 @@ async def test_a_merge_refused_as_base_modified_is_tried_again_and_lands(
     assert parents != [person_head], "the fix commit was not rebased"
     assert merged_on == [person_head, fix["head"]["sha"]], "merged on top of the person's push"
     assert not (workdir / "started-2").exists(), "the agent ran once"
+
+
+async def test_a_fix_pr_github_moves_onto_the_default_branch_is_closed_not_merged(
+    workdir: Path, e2e_db: str
+) -> None:
+    """While the agent's second run works (its first conflicted with a person's push), the
+    person merges the PR and deletes its branch: GitHub retargets the fix PR to `main`. The
+    bot never merges into a base branch, so it closes the fix PR and says why."""
+    catalog = write_catalog(workdir, {"gated": gated_agent(workdir)})
+    async with local_stack(workdir, database_url=e2e_db, agents_file=catalog) as stack:
+        driver = stack.sandbox.driver
+        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config=CONFIG)
+        await push_while_agent_waits(stack, workdir, 1, "system")
+        await poll((workdir / "started-2").exists, what="the agent's second run")
+        [fix] = fix_pulls(stack, number)
+
+        def merge_and_delete() -> str:
+            sha = driver.merge(REPO, number, as_user=AUTHOR)
+            driver.delete_branch(REPO, "change", as_user=AUTHOR)
+            return sha
+
+        merged_into_main = await asyncio.to_thread(merge_and_delete)
+        assert driver.pull(REPO, fix["number"])["base"]["ref"] == "main", "GitHub retargeted it"
+        (workdir / "go-2").touch()
+
+        for _ in range(600):
+            tasks = await task_rows(stack, "status, error")
+            if tasks[0]["status"] not in ("queued", "running", "pushed"):
+                break
+            await asyncio.sleep(0.2)
+        fix = driver.pull(REPO, fix["number"])
+        comments = [c["body"] for c in driver.comments(REPO, fix["number"])]
+        main_file = show(stack, "main", "shop/pricing.py")
+        main_sha = bare_git(stack, "rev-parse", "main").strip()
+
+    assert [t["status"] for t in tasks] == ["obsolete"]
+    assert "merges fixes only into the pull request's branch" in tasks[0]["error"]
+    assert fix["state"] == "closed" and fix["merged_at"] is None
+    assert any("onto `main`" in body for body in comments), comments
+    assert main_sha == merged_into_main, "nothing of the bot's landed on main"
+    assert "import os" in main_file

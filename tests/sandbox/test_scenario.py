@@ -3,8 +3,10 @@
 import subprocess
 from typing import Any
 
+import pytest
 from githubkit import GitHub
 
+from bot.sandbox.driver import DriverError
 from bot.web import signing
 from tests.sandbox.conftest import REPO, SECRET, Receiver, World
 
@@ -102,3 +104,30 @@ def test_merging_into_a_pull_requests_branch_synchronizes_that_pull_request(
     synchronize = receiver.one("pull_request", "synchronize")
     assert synchronize["number"] == outer
     assert (synchronize["before"], synchronize["after"]) == (head, merge_sha)
+
+
+def test_deleting_a_merged_prs_branch_retargets_the_prs_based_on_it(
+    world: World, receiver: Receiver
+) -> None:
+    """GitHub's documented retarget: the PR stacked on a merged PR's deleted head branch now
+    targets the merged PR's base, with `pull_request.edited` naming the old base; the
+    deletion is a `push` with `deleted: true`. Both payloads match GitHub's schema."""
+    driver = world.driver
+    driver.push(REPO, "feature", {"f.py": "x = 1\n"}, as_user="alice")
+    outer = driver.open_pr(REPO, "feature", as_user="alice")["number"]
+    driver.push(REPO, "fix", {"g.py": "y = 1\n"}, as_user="alice", base="feature")
+    inner = driver.open_pr(REPO, "fix", base="feature", as_user="alice")["number"]
+    driver.merge(REPO, outer, as_user="alice")
+    before = driver.pull(REPO, inner)["base"]["sha"]
+
+    driver.delete_branch(REPO, "feature", as_user="alice")
+    world.sandbox.wait_for_deliveries()
+
+    assert driver.pull(REPO, inner)["base"]["ref"] == "main"
+    edited = receiver.one("pull_request", "edited")
+    assert edited["number"] == inner
+    assert edited["changes"]["base"] == {"ref": {"from": "feature"}, "sha": {"from": before}}
+    [deleted] = [p for p in map(lambda r: r.payload, receiver.of("push")) if p["deleted"]]
+    assert deleted["ref"] == "refs/heads/feature" and deleted["commits"] == []
+    with pytest.raises(DriverError, match=r"422.*Reference does not exist"):
+        driver.delete_branch(REPO, "feature", as_user="alice")

@@ -117,15 +117,17 @@ async def merge_fix_pr(
     head: str,
     title: str,
     *,
+    base: str,
     check_lease: Callable[[], Awaitable[None]],
     wait: wait_base = MERGE_WAIT,
     method: MergeMethod = "merge",
 ) -> bool:
-    """Merge fix PR `number` at `head` with `method`: True once merged, False on a merge
-    conflict. A 409 (GitHub has not caught up with the push) or a 405 "Base branch was
-    modified" is tried again, `wait` apart; a head that never catches up, a closed PR or a
-    refusal ends the task; what a person must mend (checks, reviews, rules, the method)
-    raises MergeBlocked."""
+    """Merge fix PR `number` at `head` into the PR branch `base` with `method`: True once
+    merged, False on a merge conflict. A 409 (GitHub has not caught up with the push) or a
+    405 "Base branch was modified" is tried again, `wait` apart; a head that never catches
+    up, a closed PR or a refusal ends the task; what a person must mend (checks, reviews,
+    rules, the method) raises MergeBlocked. A fix PR whose base is no longer `base` is
+    never merged (see `_merge_once`)."""
     retrying = AsyncRetrying(
         retry=retry_if_exception_type((HeadNotCaughtUp, BaseModified)),
         stop=stop_after_attempt(MERGE_ATTEMPTS) | stop_after_delay(MERGE_DEADLINE_S),
@@ -134,7 +136,7 @@ async def merge_fix_pr(
         reraise=True,
     )
     try:
-        return await retrying(_merge_once, api, number, head, title, method, check_lease)
+        return await retrying(_merge_once, api, number, head, title, base, method, check_lease)
     except (HeadNotCaughtUp, BaseModified) as exc:
         raise TaskFailed("failed", f"fix PR #{number} not merged: {exc}") from exc
 
@@ -144,9 +146,23 @@ async def _merge_once(
     number: int,
     head: str,
     title: str,
+    base: str,
     method: MergeMethod,
     check_lease: Callable[[], Awaitable[None]],
 ) -> bool:
+    # The fix PR's base read just before the merge, for GitHub moves it: once the PR is
+    # merged and its branch deleted, GitHub retargets the PRs based on that branch (our fix
+    # PRs) to the merged PR's base, the default branch. Merging then would put the bot's
+    # commit on the base branch, which it never does. GitHub's merge takes no expected base,
+    # so a move in the moment between this read and the merge is not caught.
+    pull = await api.get_pull(number)
+    if pull.state == "open" and pull.base_ref != base:
+        raise TaskFailed(
+            "obsolete",
+            f"GitHub moved fix PR #{number} onto `{pull.base_ref}` (the pull request's "
+            f"branch `{base}` was deleted); review-loop merges fixes only into the pull "
+            "request's branch",
+        )
     await check_lease()
     merged = await api.merge_pull(number, head, method, title=title)
     if merged.merged:
@@ -232,6 +248,7 @@ async def _merged(job: FixJob, wt: Worktree, fix_pr: PullInfo, title: str, wait:
         fix_pr.number,
         head,
         title,
+        base=job.task.base_ref,
         check_lease=job.check_lease,
         wait=wait,
         method=job.merge_method,

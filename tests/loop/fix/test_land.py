@@ -16,6 +16,7 @@ from bot.loop.store import REJECTED_ERROR
 from tests.fakes.github import FakeGitHub
 
 HEAD = "c" * 40
+BASE = "change"  # the PR branch fix PRs are based on
 MERGE = r"/pulls/\d+/merge"
 HEAD_MOVED = {"message": "Head branch was modified. Review and try the merge again."}
 BASE_MODIFIED = {"message": "Base branch was modified. Review and try the merge again."}
@@ -42,6 +43,7 @@ async def merge(
         number,
         HEAD,
         "Merge Fix #3",
+        base=BASE,
         check_lease=checks or LeaseChecks(),
         wait=wait_none(),
         method=method,
@@ -52,7 +54,7 @@ async def test_a_fix_pr_is_merged_at_the_head_that_was_verified(
     fake: FakeGitHub, api: RepoAPI
 ) -> None:
     """The merge names the worktree's HEAD and the title, so GitHub merges only that commit."""
-    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD)
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD, base_ref=BASE)
 
     assert await merge(api, pr.number)
 
@@ -65,11 +67,27 @@ async def test_a_fix_pr_is_merged_at_the_head_that_was_verified(
     }
 
 
+async def test_a_fix_pr_github_moved_onto_another_base_is_never_merged(
+    fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """GitHub retargets a fix PR to the default branch once the PR is merged and its branch
+    deleted: the bot does not merge its commit into the default branch."""
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD, base_ref="main")
+
+    with pytest.raises(TaskFailed) as failed:
+        await merge(api, pr.number)
+
+    assert failed.value.status == "obsolete"
+    assert "onto `main`" in failed.value.reason
+    assert fake.calls("PUT", MERGE) == []
+    assert pr.pull is not None and not pr.pull.merged
+
+
 async def test_a_head_github_has_not_caught_up_with_is_tried_again(
     fake: FakeGitHub, api: RepoAPI
 ) -> None:
     """A 409 right after the push is retried, checking the lease before each attempt."""
-    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD)
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD, base_ref=BASE)
     fake.inject("PUT", MERGE, 409, HEAD_MOVED)
     fake.inject("PUT", MERGE, 409, HEAD_MOVED)
     checks = LeaseChecks()
@@ -84,7 +102,7 @@ async def test_a_head_that_never_catches_up_ends_the_task_after_the_last_attempt
     fake: FakeGitHub, api: RepoAPI
 ) -> None:
     """After MERGE_ATTEMPTS 409s the task fails, saying what GitHub said."""
-    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD)
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD, base_ref=BASE)
     for _ in range(MERGE_ATTEMPTS + 1):
         fake.inject("PUT", MERGE, 409, HEAD_MOVED)
 
@@ -98,7 +116,7 @@ async def test_a_head_that_never_catches_up_ends_the_task_after_the_last_attempt
 
 async def test_a_conflict_is_an_answer_not_a_failure(fake: FakeGitHub, api: RepoAPI) -> None:
     """A fix PR GitHub cannot merge is reported as not merged, at once, for the rebase."""
-    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD, mergeable=False)
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD, base_ref=BASE, mergeable=False)
 
     assert not await merge(api, pr.number)
 
@@ -109,7 +127,7 @@ async def test_a_fix_pr_a_person_closed_ends_the_task_as_rejected(
     fake: FakeGitHub, api: RepoAPI
 ) -> None:
     """Closed without merging: the task is rejected and the merge is not tried again."""
-    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD, state="closed")
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD, base_ref=BASE, state="closed")
 
     with pytest.raises(TaskFailed) as caught:
         await merge(api, pr.number)
@@ -122,7 +140,7 @@ async def test_any_other_refusal_ends_the_task_without_retrying(
     fake: FakeGitHub, api: RepoAPI
 ) -> None:
     """GitHub answering 'not merged' for another reason fails the task with its message."""
-    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD)
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD, base_ref=BASE)
     fake.inject("PUT", MERGE, 200, {"sha": HEAD, "merged": False, "message": "Base is locked"})
 
     with pytest.raises(TaskFailed, match="not merged: Base is locked"):
@@ -135,7 +153,7 @@ async def test_a_lost_lease_stops_the_retries_before_the_next_merge(
     fake: FakeGitHub, api: RepoAPI
 ) -> None:
     """Once another worker holds the issue, this one merges nothing more."""
-    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD)
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD, base_ref=BASE)
     fake.inject("PUT", MERGE, 409, HEAD_MOVED)
 
     with pytest.raises(LeaseLost):
@@ -197,7 +215,7 @@ def test_fix_pr_text_shows_what_a_cli_agent_said_collapsed() -> None:
 async def test_a_base_modified_while_merging_is_tried_again(fake: FakeGitHub, api: RepoAPI) -> None:
     """GitHub answers 405 (not 409) "Base branch was modified" when another merge landed at
     that moment: the merge is tried again, not taken for a conflict."""
-    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD)
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD, base_ref=BASE)
     fake.inject("PUT", MERGE, 405, BASE_MODIFIED)
 
     assert await merge(api, pr.number)
@@ -222,7 +240,7 @@ async def test_a_merge_only_a_person_can_unblock_is_handed_over_with_githubs_mes
 ) -> None:
     """Required checks, reviews, rules or a disallowed method: no conflict path, no retry;
     MergeBlocked quotes GitHub."""
-    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD)
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD, base_ref=BASE)
     fake.inject("PUT", MERGE, 405, {"message": message})
 
     with pytest.raises(MergeBlocked) as caught:
@@ -237,7 +255,7 @@ async def test_a_squash_only_repository_is_merged_with_squash(
 ) -> None:
     """The method chosen for the repository is the one sent."""
     fake.merge_methods = {"squash"}
-    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD)
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD, base_ref=BASE)
 
     assert await merge(api, pr.number, method="squash")
 
