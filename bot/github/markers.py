@@ -42,3 +42,19 @@ def parse_marker(body: str | None) -> dict[str, Any] | None:
 def with_marker(marker: Mapping[str, Any], text: str) -> str:
     """`text` with the hidden marker first, where `parse_marker` looks."""
     return f"{render_marker(marker)}\n{text}"
+
+
+def replace_marker(body: str, marker: Mapping[str, Any]) -> str:
+    """`body` with its first well-formed marker (the one `parse_marker` reads) replaced by
+    `marker`; with `marker` put first when it has none."""
+    for start in _MARKER_START.finditer(body):
+        end = body.find("-->", start.end())
+        if end == -1:
+            break
+        try:
+            data = json.loads(body[start.end() : end])
+        except ValueError:
+            continue
+        if isinstance(data, dict):
+            return body[: start.start()] + render_marker(marker) + body[end + 3 :]
+    return with_marker(marker, body)

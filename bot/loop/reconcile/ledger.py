@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote
 
+from bot.github.markers import replace_marker
 from bot.github.records import cap_text
 from bot.labels import WAIVED_LABEL
 from bot.loop.reconcile.issue_text import IssueDraft
@@ -66,6 +67,9 @@ class IssueClose:
     comment: str
     state_reason: Literal["completed", "not_planned"]
     fingerprint: str = ""  # of a finding closed as fixed: recorded before the close
+    # The issue's new body, set in the same request as the close: a duplicate's marker names
+    # the issue kept, so the close reads as the bot's, not as a person's (a waiver).
+    body: str | None = None
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,12 @@ def plan_ledger(
                 unchanged.append(keeper.number)
             close.extend(
                 IssueClose(
-                    dup.number, DUPLICATE_COMMENT.format(number=keeper.number), "not_planned"
+                    dup.number,
+                    DUPLICATE_COMMENT.format(number=keeper.number),
+                    "not_planned",
+                    body=replace_marker(
+                        dup.body, {**(dup.marker or {}), "duplicate_of": keeper.number}
+                    ),
                 )
                 for dup in duplicates
                 if not dup.waived

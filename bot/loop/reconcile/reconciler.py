@@ -361,8 +361,10 @@ class PrReconciler:
                 state="open" if i.state == "open" else "closed",
                 state_reason=i.state_reason,
                 labels=i.labels,
-                marker=parse_marker(i.body),
-                closed_by_bot=i.number in fixed_by_bot,
+                marker=(marker := parse_marker(i.body)),
+                # Closed as fixed (recorded), or as a duplicate (its marker says of which).
+                closed_by_bot=i.number in fixed_by_bot
+                or isinstance((marker or {}).get("duplicate_of"), int),
                 title=i.title,
                 body=i.body or "",
             )
@@ -451,7 +453,7 @@ class PrReconciler:
                     self.repo, self.number, close.fingerprint, close.number, head_sha
                 )
             await self.api.update_issue(
-                close.number, state="closed", state_reason=close.state_reason
+                close.number, body=close.body, state="closed", state_reason=close.state_reason
             )
         for reopen in plan.reopen:
             await self.fleet.runtime.leases.check(self.lease)

@@ -353,6 +353,18 @@ def test_plan_details_carry_the_text_to_write() -> None:
     assert plan.issue_for == {REWORDED_A.fingerprint: 1, B.fingerprint: 3}
 
 
+def test_a_duplicate_is_closed_with_a_marker_naming_the_issue_kept() -> None:
+    """The close's new body keeps the duplicate's text and marker and adds `duplicate_of`,
+    which is how a later reconcile tells the bot's close from a person's (a waiver)."""
+    plan = plan_ledger([draft(A)], [issue(2, A), issue(5, A)], NEW_SHA)
+
+    (close,) = plan.close
+    assert (close.number, close.state_reason) == (5, "not_planned")
+    assert close.body is not None
+    assert parse_marker(close.body) == {**parse_marker(issue(5, A).body), "duplicate_of": 2}
+    assert close.body.split("\n", 1)[1] == issue(5, A).body.split("\n", 1)[1]
+
+
 def spans(lines: list[tuple[int, int]], path: str = "src/a.py") -> list[Finding]:
     return [
         dataclasses.replace(finding(f"{path}{n}", start, path=path), end_line=end)

@@ -227,6 +227,34 @@ async def test_a_fixed_record_whose_close_never_happened_is_forgotten(
     assert fake.issues[issue].state == "closed"
 
 
+async def test_a_duplicate_the_bot_closed_is_not_taken_for_a_waiver(
+    fleet: Fleet, fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """Two issues for one finding (a create raced another): the bot closes the younger as a
+    duplicate. When the finding is later fixed and comes back, the kept issue is reopened:
+    the duplicate the bot closed is not read as closed by a person (a waiver)."""
+    number = fake.add_pull("feature", HEAD).number
+    reconciler = await reconciler_for(fleet, api, number, [])
+    pr = await api.get_pull(number)
+    filed, _ = await reconciler._ledger(pr, [FINDING], RepoConfig(), [])
+    (kept,) = filed.issue_for.values()
+    original = fake.issues[kept]
+    twin = fake.add_issue(original.title, body=original.body, labels=["review-loop:finding"])
+
+    deduped, _ = await reconciler._ledger(pr, [FINDING], RepoConfig(), [])
+    assert [(c.number, c.state_reason) for c in deduped.plan.close] == [
+        (twin.number, "not_planned")
+    ]
+    await reconciler._ledger(pr, [], RepoConfig(), [])  # fixed: the kept issue closes
+    assert fake.issues[kept].state == "closed"
+
+    back, _ = await reconciler._ledger(pr, [FINDING], RepoConfig(), [])
+
+    assert back.plan.waived == ()
+    assert [o.number for o in back.plan.oscillations] == [kept]
+    assert fake.issues[kept].state == "open" and fake.issues[twin.number].state == "closed"
+
+
 async def test_a_task_whose_job_could_not_be_queued_is_not_kept(
     fleet: Fleet, fake: FakeGitHub, api: RepoAPI
 ) -> None:
