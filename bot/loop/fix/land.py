@@ -25,8 +25,9 @@ from bot.git.worktrees import Worktree
 from bot.github.records import MergeMethod, PullInfo
 from bot.github.repo_api import RepoAPI
 from bot.loop.fix.branch import TaskBranch, descends, head_of, reset_worktree
+from bot.loop.fix.fix_check import FixPrCheck
 from bot.loop.fix.job import FixJob, TaskFailed
-from bot.loop.fix.verify import audit_fix_pr, verify_against
+from bot.loop.fix.verify import verify_against
 from bot.loop.report import collapsed
 from bot.loop.store import REJECTED_ERROR
 
@@ -37,6 +38,8 @@ MERGE_DEADLINE_S = 30.0
 # GitHub moves a PR's head a moment after the push: give it that moment, a bit more each time.
 MERGE_WAIT: wait_base = wait_exponential_jitter(initial=1, max=4, jitter=1)
 TITLE_LIMIT = 200
+# Task ends that leave the fix PR open for a person (others close it, or it was closed).
+LEFT_OPEN = frozenset({"conflict", "failed"})
 
 FixIssue = Callable[[FixJob, TaskBranch, Worktree, int], Awaitable[bool]]
 """Fix one issue afresh in the worktree, commit and push it; False when nothing was left to
@@ -50,6 +53,11 @@ class HeadNotCaughtUp(Exception):
 class BaseModified(Exception):
     """GitHub refused a merge with 405 "Base branch was modified": another merge into the PR
     branch landed at that moment; trying again merges on top of it."""
+
+
+class CheckPosted(Exception):
+    """GitHub refused a merge with 405 "Required status check ... is expected", and the fix
+    PR's check run was posted now: trying again may merge it."""
 
 
 class MergeBlocked(Exception):
@@ -120,23 +128,29 @@ async def merge_fix_pr(
     check_lease: Callable[[], Awaitable[None]],
     wait: wait_base = MERGE_WAIT,
     method: MergeMethod = "merge",
+    checks_missing: Callable[[], Awaitable[bool]] | None = None,
 ) -> bool:
     """Merge fix PR `number` at `head` with `method`: True once merged, False on a merge
     conflict. A 409 (GitHub has not caught up with the push) or a 405 "Base branch was
-    modified" is tried again, `wait` apart; a head that never catches up, a closed PR or a
-    refusal ends the task; what a person must mend (checks, reviews, rules, the method)
-    raises MergeBlocked."""
+    modified" is tried again, `wait` apart; so is a 405 for a missing required status check
+    when `checks_missing` posts the fix PR's check run (True: posted now). A head that never
+    catches up, a closed PR or a refusal ends the task; what a person must mend (checks,
+    reviews, rules, the method) raises MergeBlocked."""
     retrying = AsyncRetrying(
-        retry=retry_if_exception_type((HeadNotCaughtUp, BaseModified)),
+        retry=retry_if_exception_type((HeadNotCaughtUp, BaseModified, CheckPosted)),
         stop=stop_after_attempt(MERGE_ATTEMPTS) | stop_after_delay(MERGE_DEADLINE_S),
         wait=wait,
         before_sleep=before_sleep_log(log, logging.INFO),
         reraise=True,
     )
     try:
-        return await retrying(_merge_once, api, number, head, title, method, check_lease)
+        return await retrying(
+            _merge_once, api, number, head, title, method, check_lease, checks_missing
+        )
     except (HeadNotCaughtUp, BaseModified) as exc:
         raise TaskFailed("failed", f"fix PR #{number} not merged: {exc}") from exc
+    except CheckPosted as exc:  # posted, and refused still after the last attempt
+        raise MergeBlocked(f"GitHub refused to merge fix PR #{number} ({method}): {exc}") from exc
 
 
 async def _merge_once(
@@ -146,6 +160,7 @@ async def _merge_once(
     title: str,
     method: MergeMethod,
     check_lease: Callable[[], Awaitable[None]],
+    checks_missing: Callable[[], Awaitable[bool]] | None,
 ) -> bool:
     await check_lease()
     merged = await api.merge_pull(number, head, method, title=title)
@@ -160,6 +175,8 @@ async def _merge_once(
         raise HeadNotCaughtUp(merged.message)
     if merged.refusal == "base_modified":
         raise BaseModified(merged.message)
+    if merged.refusal == "checks" and checks_missing is not None and await checks_missing():
+        raise CheckPosted(merged.message)
     if merged.refusal is not None:  # checks, reviews, rules, method, or what we do not know
         raise MergeBlocked(f"GitHub refused to merge fix PR #{number} ({method}): {merged.message}")
     raise TaskFailed("failed", f"fix PR #{number} not merged: {merged.message}")
@@ -180,11 +197,19 @@ async def land(
     new head (`fix_issue` for each of the `fixed` issues); a conflict after both ends the
     task as `conflict`, its PR left open for a person. A merge GitHub blocks (required checks
     or reviews, rules) leaves the task `pushed`, its fix PR open for a person, who is told
-    GitHub's message there and in the PR's summary."""
+    GitHub's message there and in the PR's summary. The fix PR's check run is posted only
+    where it is needed (`FixPrCheck`): before a merge into a branch known to require it,
+    after a merge refused for it, and on a fix PR left for a person."""
+    check = FixPrCheck(job, wt)
     try:
-        await _land(job, branch, wt, fix_pr, fixed, title, fix_issue, wait)
+        await _land(job, branch, wt, fix_pr, fixed, title, fix_issue, wait, check)
+    except TaskFailed as exc:
+        if exc.status in LEFT_OPEN:
+            await check.left_for_a_person(branch)
+        raise
     except MergeBlocked as exc:
         log.info("task %s: %s", job.task.id, exc.reason)
+        await check.left_for_a_person(branch)
         await job.check_lease()
         await job.api.upsert_comment(
             fix_pr.number,
@@ -204,18 +229,16 @@ async def _land(
     title: str,
     fix_issue: FixIssue,
     wait: wait_base,
+    check: FixPrCheck,
 ) -> None:
     merge_title = f"Merge {title}"[:TITLE_LIMIT]
-    if await _merged(job, wt, fix_pr, merge_title, wait):
+    if await _merged(job, wt, fix_pr, merge_title, wait, check):
         return
     job, rebased = await rebase_onto_head(job, branch, wt, fixed, fix_pr)
-    if rebased:
-        await audit_fix_pr(job, wt)
-        if await _merged(job, wt, fix_pr, merge_title, wait):
-            return
+    if rebased and await _merged(job, wt, fix_pr, merge_title, wait, check):
+        return
     job = await rerun_on_head(job, branch, wt, fixed, fix_pr, fix_issue)
-    await audit_fix_pr(job, wt)
-    if await _merged(job, wt, fix_pr, merge_title, wait):
+    if await _merged(job, wt, fix_pr, merge_title, wait, check):
         return
     raise TaskFailed(
         "conflict",
@@ -224,9 +247,12 @@ async def _land(
     )
 
 
-async def _merged(job: FixJob, wt: Worktree, fix_pr: PullInfo, title: str, wait: wait_base) -> bool:
+async def _merged(
+    job: FixJob, wt: Worktree, fix_pr: PullInfo, title: str, wait: wait_base, check: FixPrCheck
+) -> bool:
     """Merge the fix PR at the worktree's HEAD and record it; False on a conflict."""
     head = await head_of(wt)
+    await check.before_merge(job)
     if not await merge_fix_pr(
         job.api,
         fix_pr.number,
@@ -235,6 +261,7 @@ async def _merged(job: FixJob, wt: Worktree, fix_pr: PullInfo, title: str, wait:
         check_lease=job.check_lease,
         wait=wait,
         method=job.merge_method,
+        checks_missing=check.merge_refused,
     ):
         return False
     await job.store.update_task(job.task.id, status="merged")

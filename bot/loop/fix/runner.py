@@ -570,10 +570,12 @@ async def _propose(
                 {"kind": FIX_COST_COMMENT, "issue": number, "pr": fix_pr.number},
                 f"Fix proposed in #{fix_pr.number} by agent `{t.agent}`. {cost}",
             )
-    await audit_fix_pr(job, wt)
     if job.config.merge_fixes != "auto" or t.pr_number is None:
-        return  # a person's issue: its PR targets the default branch, which we never merge
-    await land(job, branch, wt, fix_pr, fixed, title, refix_issue)
+        # Left for a person, who sees its check run. (A person's issue: its PR targets
+        # the default branch, which we never merge, and runs the whole loop like any PR.)
+        await audit_fix_pr(job, wt)
+        return
+    await land(job, branch, wt, fix_pr, fixed, title, refix_issue)  # its check run if needed
 
 
 def holder_name() -> str:

@@ -1,5 +1,5 @@
-"""Landing a fix: the fix PR's text, and merging it with retries on a head GitHub has not
-caught up with yet."""
+"""Landing a fix: the fix PR's text, merging it with retries on a head GitHub has not
+caught up with yet, and its check run posted only when a merge needs it."""
 
 import json
 
@@ -34,8 +34,24 @@ class LeaseChecks:
             raise LeaseLost("taken over")
 
 
+class CheckPosts:
+    """A `checks_missing` that counts its calls and answers whether it posted the check run
+    now (it posts once per head: the first call only)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self) -> bool:
+        self.calls += 1
+        return self.calls == 1
+
+
 async def merge(
-    api: RepoAPI, number: int, checks: LeaseChecks | None = None, method: MergeMethod = "merge"
+    api: RepoAPI,
+    number: int,
+    checks: LeaseChecks | None = None,
+    method: MergeMethod = "merge",
+    checks_missing: CheckPosts | None = None,
 ) -> bool:
     return await merge_fix_pr(
         api,
@@ -45,6 +61,7 @@ async def merge(
         check_lease=checks or LeaseChecks(),
         wait=wait_none(),
         method=method,
+        checks_missing=checks_missing,
     )
 
 
@@ -243,3 +260,41 @@ async def test_a_squash_only_repository_is_merged_with_squash(
 
     (put,) = fake.calls("PUT", MERGE)
     assert json.loads(put.content)["merge_method"] == "squash"
+
+
+REQUIRED_CHECK = {"message": 'Required status check "review-loop" is expected.'}
+
+
+async def test_a_merge_refused_for_the_missing_check_posts_it_and_merges_again(
+    fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """No check run goes ahead of the merge: GitHub's 405 for the missing required check
+    gets it posted, and the second merge lands."""
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD)
+    fake.inject("PUT", MERGE, 405, REQUIRED_CHECK)
+    posts = CheckPosts()
+
+    assert await merge(api, pr.number, checks_missing=posts)
+
+    assert posts.calls == 1
+    assert len(fake.calls("PUT", MERGE)) == 2
+    assert pr.pull is not None and pr.pull.merged
+
+
+async def test_a_merge_refused_again_after_the_check_is_posted_is_handed_over(
+    fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """A required check the bot's check run is not (someone else's CI): refused once more
+    after posting it, the fix PR goes to a person with GitHub's message."""
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD)
+    message = 'Required status check "ci" is expected.'
+    for _ in range(2):
+        fake.inject("PUT", MERGE, 405, {"message": message})
+    posts = CheckPosts()
+
+    with pytest.raises(MergeBlocked) as caught:
+        await merge(api, pr.number, checks_missing=posts)
+
+    assert caught.value.reason == f"GitHub refused to merge fix PR #{pr.number} (merge): {message}"
+    assert posts.calls == 2
+    assert len(fake.calls("PUT", MERGE)) == 2
