@@ -11,6 +11,10 @@ the owner's `.github` repository is remembered too. A change GitHub sends no eve
 (the default branch renamed, merge methods changed in Settings) is seen within the TTL.
 The names of the labels known to be on a repository are kept until forgotten, whatever the
 TTL: the repository's labels are listed once per deployment, each of the bot's made once.
+A PR branch whose protection refused a fix PR's merge for a missing required status check is
+remembered for the TTL too, so the next fix PRs into it get their check run before the merge,
+not after a refused one (`bot/loop/fix/fix_check.py`); GitHub sends no event here when the
+protection changes, so a lifted one is seen within the TTL.
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ def _file_key(repo: str, path: str, ref: str | None) -> str:
 
 def _org_file_key(owner: str, path: str) -> str:
     return f"org-file:{owner}:{path}"
+
+
+def _check_key(repo: str, branch: str) -> str:
+    return f"requires-check:{repo}:{branch}"
 
 
 class RepoCache:
@@ -79,6 +87,14 @@ class RepoCache:
         else:
             await self.api.create_labels(missing)
         await self._labels.put(key, {"names": sorted(known | {n.lower() for n in missing})})
+
+    async def requires_check(self, branch: str) -> bool:
+        """Whether a merge into `branch` was refused for a missing required status check
+        (within the TTL)."""
+        return await self._memo.get(_check_key(self.api.full_name, branch)) is not None
+
+    async def remember_requires_check(self, branch: str) -> None:
+        await self._memo.put(_check_key(self.api.full_name, branch), {"required": True})
 
     # the ConfigFiles protocol of bot.repo_config
 

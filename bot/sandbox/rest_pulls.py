@@ -229,7 +229,12 @@ async def merge_pull(call: Call) -> Response:
 
 
 def _check_protection(repo: Repo, issue: Issue, pull: PullData) -> None:
-    """GitHub's 405s for a base branch whose protection the pull request does not meet yet."""
+    """GitHub's 405s for a base branch whose protection the pull request does not meet yet:
+    "Method Not Allowed if merge cannot be performed"
+    (https://docs.github.com/en/rest/pulls/pulls#merge-a-pull-request). A required check
+    counts on the pull request's latest commit only ("Required check needs to succeed
+    against the latest commit SHA", https://docs.github.com/en/pull-requests/collaborating-with-pull-requests/collaborating-on-repositories-with-code-quality-features/troubleshooting-required-status-checks),
+    so a check run posted on the head after a refusal lets the next merge through."""
     rule = repo.protection.get(pull.base_ref)
     if rule is None:
         return

@@ -91,13 +91,14 @@ async def test_a_conflicting_fix_is_made_again_on_the_new_head(workdir: Path, e2
     assert [t["status"] for t in tasks] == ["merged"]
     assert tasks[0]["base_sha"] == human_head
     assert (workdir / "started-2").exists() and not (workdir / "started-3").exists()
-    # The fleet audits its own fix PR one level deep: a check run on its head.
-    assert [(c["name"], c["conclusion"]) for c in fix_checks] == [("review-loop", "success")]
+    # Merged by the bot into a branch that requires no check: no check run on its head.
+    assert fix_checks == []
 
 
 async def test_a_fix_that_keeps_conflicting_goes_to_a_person(workdir: Path, e2e_db: str) -> None:
     """The person pushes again while the agent's second run works: the fix still conflicts,
-    so the issue is handed to a person, the fix PR stays open and the summary says why."""
+    so the issue is handed to a person, the fix PR stays open with its check run, and the
+    summary says why."""
     catalog = write_catalog(workdir, {"gated": gated_agent(workdir)})
     async with local_stack(workdir, database_url=e2e_db, agents_file=catalog) as stack:
         number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config=CONFIG)
@@ -109,10 +110,13 @@ async def test_a_fix_that_keeps_conflicting_goes_to_a_person(workdir: Path, e2e_
         tasks = await task_rows(stack, "status, error, base_sha, fix_pr")
         issues = [i for i in driver.issues(REPO, "all") if "pull_request" not in i]
         summary = next(c["body"] for c in driver.comments(REPO, number) if "Round" in c["body"])
+        fix_checks = driver.check_runs(REPO, fix["head"]["sha"])
 
     assert row.state == "needs-human"
     assert "its fix conflicts with the branch" in (row.reason or "")
     assert fix["state"] == "open" and fix["merged_at"] is None
+    # Left for a person: the head they would merge shows the fleet's audit of it.
+    assert [(c["name"], c["conclusion"]) for c in fix_checks] == [("review-loop", "success")]
     assert [t["status"] for t in tasks] == ["conflict"]
     assert "also after a rebase" in tasks[0]["error"]
     [issue] = issues

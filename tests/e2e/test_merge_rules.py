@@ -16,6 +16,7 @@ from tests.e2e.scenario import AUTHOR, REPO, bare_git, fix_pulls, open_pr, task_
 pytestmark = pytest.mark.slow
 
 MODULE = '"""Pricing."""\n\nimport os\n\n\ndef price() -> str:\n    return "ok"\n'
+UNFORMATTED = '"""Tax."""\n\n\ndef tax(amount : int) -> int:\n    return amount//10\n'
 
 
 def squash_only_with_required_check(check: str) -> Callable[[Driver], None]:
@@ -47,12 +48,67 @@ async def test_a_squash_only_repository_gets_squash_merges(workdir: Path, e2e_db
     assert len(parents) == 1, "a squash merge: one parent, no merge commit"
 
 
+def merge_answers(driver: Driver, fix_number: int) -> list[int]:
+    """The statuses GitHub answered the bot's merges of fix PR `fix_number` with, in order."""
+    path = f"/repos/{REPO}/pulls/{fix_number}/merge"
+    return [r["status"] for r in driver.requests() if r["method"] == "PUT" and r["path"] == path]
+
+
+def loop_checks(driver: Driver, sha: str) -> list[tuple[str, str | None]]:
+    return [(r["name"], r["conclusion"]) for r in driver.check_runs(REPO, sha)]
+
+
+async def test_a_required_check_is_posted_after_one_refused_merge_then_up_front(
+    workdir: Path, e2e_db: str
+) -> None:
+    """The PR branch requires the `review-loop` check: the first fix PR is merged without it,
+    GitHub refuses that with 405, the bot posts the check run and merges again; the branch
+    is remembered, so the next fix PR (run after it: one task at a time) gets its check run
+    first and merges at the first try."""
+    async with local_stack(workdir, database_url=e2e_db, worker_concurrency=1) as stack:
+        driver = stack.sandbox.driver
+        number = await open_pr(
+            stack,
+            pr_files={"shop/pricing.py": MODULE, "shop/tax.py": UNFORMATTED},
+            settings=squash_only_with_required_check("review-loop"),
+        )
+        row = await wait_settled(stack, REPO, number)
+        fixes = sorted(fix_pulls(stack, number), key=lambda f: f["number"])
+        answers = [await asyncio.to_thread(merge_answers, driver, f["number"]) for f in fixes]
+        checks = [loop_checks(driver, f["head"]["sha"]) for f in fixes]
+
+    assert row.state == "ready", row.reason
+    assert len(fixes) >= 2 and all(f["merged_at"] is not None for f in fixes)
+    assert answers[0] == [405, 200], "merged first, its check run posted after GitHub's 405"
+    assert all(a == [200] for a in answers[1:]), "the branch is known to require the check"
+    assert checks == [[("review-loop", "success")] for _ in fixes]
+
+
+async def test_a_fix_pr_on_an_unprotected_branch_gets_no_check_run(
+    workdir: Path, e2e_db: str
+) -> None:
+    """Nothing requires the check and the bot merges the fix PR at once: no check run is
+    posted on it (its findings are the PR's own audit's once it is merged)."""
+    async with local_stack(workdir, database_url=e2e_db) as stack:
+        driver = stack.sandbox.driver
+        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE})
+        row = await wait_settled(stack, REPO, number)
+        fixes = fix_pulls(stack, number)
+        answers = [await asyncio.to_thread(merge_answers, driver, f["number"]) for f in fixes]
+        checks = [loop_checks(driver, f["head"]["sha"]) for f in fixes]
+
+    assert row.state == "ready", row.reason
+    assert fixes and all(f["merged_at"] is not None for f in fixes)
+    assert all(a == [200] for a in answers)
+    assert checks == [[] for _ in fixes]
+
+
 async def test_a_merge_github_blocks_waits_for_a_person_with_githubs_message(
     workdir: Path, e2e_db: str
 ) -> None:
     """A required check nobody runs: GitHub refuses the merge with 405, which is no conflict
-    (no rebase, no second agent run). The fix PR stays open, says why, and the loop waits
-    for a person with GitHub's message."""
+    (no rebase, no second agent run). The fix PR stays open, says why, shows its check run
+    to the person, and the loop waits for a person with GitHub's message."""
     async with local_stack(workdir, database_url=e2e_db) as stack:
         number = await open_pr(
             stack,
@@ -70,6 +126,7 @@ async def test_a_merge_github_blocks_waits_for_a_person_with_githubs_message(
             ]
             for fix in fixes
         ]
+        checks = [loop_checks(stack.sandbox.driver, f["head"]["sha"]) for f in fixes]
 
     message = 'Required status check "ci" is expected.'
     assert row.state == "waiting", row.reason
@@ -77,6 +134,30 @@ async def test_a_merge_github_blocks_waits_for_a_person_with_githubs_message(
     assert fixes and all(f["state"] == "open" and f["merged_at"] is None for f in fixes)
     assert tasks and {t["status"] for t in tasks} == {"pushed"}
     assert all(len(n) == 1 and message in n[0] and "(squash)" in n[0] for n in notes)
+    assert checks == [[("review-loop", "success")] for _ in fixes]
+
+
+async def test_a_fix_pr_left_for_a_reviewer_shows_its_check_run(workdir: Path, e2e_db: str) -> None:
+    """The PR branch requires an approving review, no check: GitHub refuses the merge, the
+    fix PR waits for a person, and its head carries the bot's check run for them to see."""
+
+    def review_required(driver: Driver) -> None:
+        driver.protect_branch(REPO, "change", required_approvals=1)
+
+    async with local_stack(workdir, database_url=e2e_db) as stack:
+        driver = stack.sandbox.driver
+        number = await open_pr(
+            stack, pr_files={"shop/pricing.py": MODULE}, settings=review_required
+        )
+        row = await wait_settled(stack, REPO, number)
+        fixes = fix_pulls(stack, number)
+        answers = [await asyncio.to_thread(merge_answers, driver, f["number"]) for f in fixes]
+        checks = [loop_checks(driver, f["head"]["sha"]) for f in fixes]
+
+    assert row.state == "waiting", row.reason
+    assert fixes and all(f["state"] == "open" for f in fixes)
+    assert all(a == [405] for a in answers), "no check is missing: the merge is not retried"
+    assert checks == [[("review-loop", "success")] for _ in fixes]
 
 
 async def test_a_blocked_fix_pr_a_person_merges_unheard_moves_the_loop_on(

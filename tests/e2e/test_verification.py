@@ -52,8 +52,8 @@ async def test_passing_tests_land_the_fix_and_leave_nothing_behind(
     assert max(batches) == 2, "one task fixed both files, one commit after the other"
     assert {"shop/pricing.py", "shop/tax.py"} <= set(files_at_head)
     assert not [f for f in files_at_head if "__pycache__" in f or f.endswith(".pyc")]
-    for runs in checks:  # each fix PR audited one level deep
-        assert [(c["name"], c["conclusion"]) for c in runs] == [("review-loop", "success")]
+    # Merged at once into a branch that requires no check: no fix PR needed a check run.
+    assert checks == [[] for _ in fixes]
 
 
 async def batch_sizes(stack: Any) -> list[int]:

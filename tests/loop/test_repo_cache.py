@@ -1,4 +1,5 @@
-"""A repository's labels through the shared cache: each made once, on first use."""
+"""A repository's labels through the shared cache: each made once, on first use; and the
+PR branches known to require a check."""
 
 from bot.engine.database import Pool
 from bot.github.memo import Memo
@@ -73,3 +74,20 @@ async def test_the_labels_known_outlive_the_caches_ttl(
     await expired.ensure_labels(label_specs([FINDING_LABEL]))
 
     assert asked(fake, before) == [("POST", "labels")]  # the finding label, made once
+
+
+async def test_a_branch_that_requires_a_check_is_remembered_per_branch_for_the_ttl(
+    fake: FakeGitHub, api: RepoAPI, pool: Pool
+) -> None:
+    """A merge refused for a missing required check is remembered for that PR branch only,
+    and for the TTL only (a protection lifted in Settings is seen when it ends); asking
+    costs no request."""
+    before = len(fake.requests)
+    assert not await cache(api, pool).requires_check("change")
+
+    await cache(api, pool).remember_requires_check("change")
+
+    assert await cache(api, pool).requires_check("change")
+    assert not await cache(api, pool).requires_check("other")
+    assert not await RepoCache(api, Memo(pool, 0)).requires_check("change")
+    assert asked(fake, before) == []

@@ -7,6 +7,7 @@ its PR left open. A fix the new head no longer needs is closed as obsolete.
 
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import NoReturn
 
@@ -25,8 +26,9 @@ from bot.git.worktrees import Worktree
 from bot.github.records import MergeMethod, PullInfo
 from bot.github.repo_api import RepoAPI
 from bot.loop.fix.branch import TaskBranch, descends, head_of, reset_worktree
+from bot.loop.fix.fix_check import FixPrCheck
 from bot.loop.fix.job import FixJob, TaskFailed
-from bot.loop.fix.verify import audit_fix_pr, verify_against
+from bot.loop.fix.verify import verify_against
 from bot.loop.report import collapsed
 from bot.loop.store import REJECTED_ERROR
 
@@ -36,7 +38,11 @@ MERGE_ATTEMPTS = 4
 MERGE_DEADLINE_S = 30.0
 # GitHub moves a PR's head a moment after the push: give it that moment, a bit more each time.
 MERGE_WAIT: wait_base = wait_exponential_jitter(initial=1, max=4, jitter=1)
+# A fix PR's base GitHub told this long ago is trusted for a merge without reading it again.
+BASE_FRESH_S = 5.0
 TITLE_LIMIT = 200
+# Task ends that leave the fix PR open for a person (others close it, or it was closed).
+LEFT_OPEN = frozenset({"conflict", "failed"})
 
 FixIssue = Callable[[FixJob, TaskBranch, Worktree, int], Awaitable[bool]]
 """Fix one issue afresh in the worktree, commit and push it; False when nothing was left to
@@ -50,6 +56,11 @@ class HeadNotCaughtUp(Exception):
 class BaseModified(Exception):
     """GitHub refused a merge with 405 "Base branch was modified": another merge into the PR
     branch landed at that moment; trying again merges on top of it."""
+
+
+class CheckPosted(Exception):
+    """GitHub refused a merge with 405 "Required status check ... is expected", and the fix
+    PR's check run was posted now: trying again may merge it."""
 
 
 class MergeBlocked(Exception):
@@ -121,24 +132,76 @@ async def merge_fix_pr(
     check_lease: Callable[[], Awaitable[None]],
     wait: wait_base = MERGE_WAIT,
     method: MergeMethod = "merge",
+    checks_missing: Callable[[], Awaitable[bool]] | None = None,
+    base_seen_at: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> bool:
     """Merge fix PR `number` at `head` into the PR branch `base` with `method`: True once
     merged, False on a merge conflict. A 409 (GitHub has not caught up with the push) or a
-    405 "Base branch was modified" is tried again, `wait` apart; a head that never catches
-    up, a closed PR or a refusal ends the task; what a person must mend (checks, reviews,
-    rules, the method) raises MergeBlocked. A fix PR whose base is no longer `base` is
-    never merged (see `_merge_once`)."""
+    405 "Base branch was modified" is tried again, `wait` apart; so is a 405 for a missing
+    required status check when `checks_missing` posts the fix PR's check run (True: posted
+    now). A head that never catches up, a closed PR or a refusal ends the task; what a
+    person must mend (checks, reviews, rules, the method) raises MergeBlocked. A fix PR
+    whose base is no longer `base` is never merged (`_check_base`); `base_seen_at`: when
+    (on `clock`) GitHub last said the fix PR's base was `base`, its create's answer say,
+    which spares the attempts a read while it is recent (`BASE_FRESH_S`)."""
     retrying = AsyncRetrying(
-        retry=retry_if_exception_type((HeadNotCaughtUp, BaseModified)),
+        retry=retry_if_exception_type((HeadNotCaughtUp, BaseModified, CheckPosted)),
         stop=stop_after_attempt(MERGE_ATTEMPTS) | stop_after_delay(MERGE_DEADLINE_S),
         wait=wait,
         before_sleep=before_sleep_log(log, logging.INFO),
         reraise=True,
     )
     try:
-        return await retrying(_merge_once, api, number, head, title, base, method, check_lease)
+        return await retrying(
+            _merge_once,
+            api,
+            number,
+            head,
+            title,
+            _BaseCheck(api, number, base, base_seen_at, clock),
+            method,
+            check_lease,
+            checks_missing,
+        )
     except (HeadNotCaughtUp, BaseModified) as exc:
         raise TaskFailed("failed", f"fix PR #{number} not merged: {exc}") from exc
+    except CheckPosted as exc:  # posted, and refused still after the last attempt
+        raise MergeBlocked(f"GitHub refused to merge fix PR #{number} ({method}): {exc}") from exc
+
+
+class _BaseCheck:
+    """That fix PR `number` is still based on the PR branch `base`, checked before each merge
+    attempt, for GitHub moves it: once the PR is merged and its branch deleted, GitHub
+    retargets the PRs based on that branch (our fix PRs) to the merged PR's base, the default
+    branch. Merging then would put the bot's commit on the base branch, which it never does.
+    The fix PR is read unless GitHub said its base less than `BASE_FRESH_S` ago (`seen_at`,
+    on `clock`), as the answer to its create does just before the first merge. GitHub's
+    merge takes no expected base: a move between the last read and the merge is not caught."""
+
+    def __init__(
+        self,
+        api: RepoAPI,
+        number: int,
+        base: str,
+        seen_at: float | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.api, self.number, self.base = api, number, base
+        self.seen_at, self.clock = seen_at, clock
+
+    async def __call__(self) -> None:
+        if self.seen_at is not None and self.clock() - self.seen_at < BASE_FRESH_S:
+            return
+        pull = await self.api.get_pull(self.number)
+        self.seen_at = self.clock()
+        if pull.state == "open" and pull.base_ref != self.base:
+            raise TaskFailed(
+                "obsolete",
+                f"GitHub moved fix PR #{self.number} onto `{pull.base_ref}` (the pull "
+                f"request's branch `{self.base}` was deleted); review-loop merges fixes only "
+                "into the pull request's branch",
+            )
 
 
 async def _merge_once(
@@ -146,23 +209,12 @@ async def _merge_once(
     number: int,
     head: str,
     title: str,
-    base: str,
+    check_base: _BaseCheck,
     method: MergeMethod,
     check_lease: Callable[[], Awaitable[None]],
+    checks_missing: Callable[[], Awaitable[bool]] | None,
 ) -> bool:
-    # The fix PR's base read just before the merge, for GitHub moves it: once the PR is
-    # merged and its branch deleted, GitHub retargets the PRs based on that branch (our fix
-    # PRs) to the merged PR's base, the default branch. Merging then would put the bot's
-    # commit on the base branch, which it never does. GitHub's merge takes no expected base,
-    # so a move in the moment between this read and the merge is not caught.
-    pull = await api.get_pull(number)
-    if pull.state == "open" and pull.base_ref != base:
-        raise TaskFailed(
-            "obsolete",
-            f"GitHub moved fix PR #{number} onto `{pull.base_ref}` (the pull request's "
-            f"branch `{base}` was deleted); review-loop merges fixes only into the pull "
-            "request's branch",
-        )
+    await check_base()
     await check_lease()
     merged = await api.merge_pull(number, head, method, title=title)
     if merged.merged:
@@ -176,6 +228,8 @@ async def _merge_once(
         raise HeadNotCaughtUp(merged.message)
     if merged.refusal == "base_modified":
         raise BaseModified(merged.message)
+    if merged.refusal == "checks" and checks_missing is not None and await checks_missing():
+        raise CheckPosted(merged.message)
     if merged.refusal is not None:  # checks, reviews, rules, method, or what we do not know
         raise MergeBlocked(f"GitHub refused to merge fix PR #{number} ({method}): {merged.message}")
     raise TaskFailed("failed", f"fix PR #{number} not merged: {merged.message}")
@@ -191,16 +245,25 @@ async def land(
     fix_issue: FixIssue,
     *,
     wait: wait_base = MERGE_WAIT,
+    base_seen_at: float | None = None,
 ) -> None:
     """Merge the fix PR into the PR branch; on a conflict rebase, then rerun the agent on the
     new head (`fix_issue` for each of the `fixed` issues); a conflict after both ends the
     task as `conflict`, its PR left open for a person. A merge GitHub blocks (required checks
     or reviews, rules) leaves the task `pushed`, its fix PR open for a person, who is told
-    GitHub's message there and in the PR's summary."""
+    GitHub's message there and in the PR's summary. The fix PR's check run is posted only
+    where it is needed (`FixPrCheck`): before a merge into a branch known to require it,
+    after a merge refused for it, and on a fix PR left for a person."""
+    check = FixPrCheck(job, wt)
     try:
-        await _land(job, branch, wt, fix_pr, fixed, title, fix_issue, wait)
+        await _land(job, branch, wt, fix_pr, fixed, title, fix_issue, wait, check, base_seen_at)
+    except TaskFailed as exc:
+        if exc.status in LEFT_OPEN:
+            await check.left_for_a_person(branch)
+        raise
     except MergeBlocked as exc:
         log.info("task %s: %s", job.task.id, exc.reason)
+        await check.left_for_a_person(branch)
         await job.check_lease()
         await job.api.upsert_comment(
             fix_pr.number,
@@ -220,18 +283,17 @@ async def _land(
     title: str,
     fix_issue: FixIssue,
     wait: wait_base,
+    check: FixPrCheck,
+    base_seen_at: float | None,
 ) -> None:
     merge_title = f"Merge {title}"[:TITLE_LIMIT]
-    if await _merged(job, wt, fix_pr, merge_title, wait):
+    if await _merged(job, wt, fix_pr, merge_title, wait, check, base_seen_at):
         return
     job, rebased = await rebase_onto_head(job, branch, wt, fixed, fix_pr)
-    if rebased:
-        await audit_fix_pr(job, wt)
-        if await _merged(job, wt, fix_pr, merge_title, wait):
-            return
+    if rebased and await _merged(job, wt, fix_pr, merge_title, wait, check):
+        return
     job = await rerun_on_head(job, branch, wt, fixed, fix_pr, fix_issue)
-    await audit_fix_pr(job, wt)
-    if await _merged(job, wt, fix_pr, merge_title, wait):
+    if await _merged(job, wt, fix_pr, merge_title, wait, check):
         return
     raise TaskFailed(
         "conflict",
@@ -240,9 +302,18 @@ async def _land(
     )
 
 
-async def _merged(job: FixJob, wt: Worktree, fix_pr: PullInfo, title: str, wait: wait_base) -> bool:
+async def _merged(
+    job: FixJob,
+    wt: Worktree,
+    fix_pr: PullInfo,
+    title: str,
+    wait: wait_base,
+    check: FixPrCheck,
+    base_seen_at: float | None = None,
+) -> bool:
     """Merge the fix PR at the worktree's HEAD and record it; False on a conflict."""
     head = await head_of(wt)
+    await check.before_merge(job)
     if not await merge_fix_pr(
         job.api,
         fix_pr.number,
@@ -252,6 +323,8 @@ async def _merged(job: FixJob, wt: Worktree, fix_pr: PullInfo, title: str, wait:
         check_lease=job.check_lease,
         wait=wait,
         method=job.merge_method,
+        checks_missing=check.merge_refused,
+        base_seen_at=base_seen_at,
     ):
         return False
     await job.store.update_task(job.task.id, status="merged")

@@ -562,6 +562,9 @@ async def _propose(
     cost = (await ModelStore(job.fleet.runtime.pool).task_cost(t.id)).line()
     title, body = fix_pr_text(t.agent, fixed, not_fixed, issue_title, cost, job.agent_notes)
     fix_pr = await open_fix_pr(job, title, body, fixed, new_branch=not branch.existed)
+    # GitHub's answer says the fix PR's base: the first merge, a moment from now, need not
+    # read it again (`land.merge_fix_pr`).
+    base_seen_at = time.monotonic() if fix_pr.base_ref == t.base_ref else None
     if cost:  # each issue is told what its fix cost, once per fix PR
         await job.check_lease()
         for number in fixed:
@@ -570,10 +573,13 @@ async def _propose(
                 {"kind": FIX_COST_COMMENT, "issue": number, "pr": fix_pr.number},
                 f"Fix proposed in #{fix_pr.number} by agent `{t.agent}`. {cost}",
             )
-    await audit_fix_pr(job, wt)
     if job.config.merge_fixes != "auto" or t.pr_number is None:
-        return  # a person's issue: its PR targets the default branch, which we never merge
-    await land(job, branch, wt, fix_pr, fixed, title, refix_issue)
+        # Left for a person, who sees its check run. (A person's issue: its PR targets
+        # the default branch, which we never merge, and runs the whole loop like any PR.)
+        await audit_fix_pr(job, wt)
+        return
+    # It posts the fix PR's check run where it is needed.
+    await land(job, branch, wt, fix_pr, fixed, title, refix_issue, base_seen_at=base_seen_at)
 
 
 def holder_name() -> str:

@@ -229,13 +229,13 @@ async def verify_against(job: FixJob, wt: Worktree, base: str, fixed: list[int])
     return why
 
 
-async def audit_fix_pr(job: FixJob, wt: Worktree) -> None:
+async def audit_fix_pr(job: FixJob, wt: Worktree) -> bool:
     """The fleet audits its own work (one level deep, unless `max_depth: 0`): every auditor
-    on the lines the fix changed since the task's base, shown as the fix PR's check run,
-    never filed."""
+    on the lines the fix changed since the task's base, shown as the fix PR's check run on
+    the worktree's HEAD, never filed. False when no check run is the fix PR's to have."""
     task, config = job.task, job.config
     if task.pr_number is None or config.max_depth < 1:
-        return  # a person's issue: its fix PR runs the whole loop as a PR of its own
+        return False  # a person's issue: its fix PR runs the whole loop as a PR of its own
     head = await head_of(wt)
     # A SARIF auditor that fails here is reported on the PR's own check run; the fix PR's
     # shows what the others found.
@@ -250,3 +250,4 @@ async def audit_fix_pr(job: FixJob, wt: Worktree) -> None:
     findings = filter_ignored(findings, config.ignore)
     await job.check_lease()
     await upsert_loop_check(job.api, head, *fix_pr_verdict(findings), findings, noun="finding")
+    return True

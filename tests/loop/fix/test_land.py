@@ -1,7 +1,8 @@
-"""Landing a fix: the fix PR's text, and merging it with retries on a head GitHub has not
-caught up with yet."""
+"""Landing a fix: the fix PR's text, merging it with retries on a head GitHub has not
+caught up with yet, and its check run posted only when a merge needs it."""
 
 import json
+import time
 
 import pytest
 from tenacity import wait_none
@@ -11,7 +12,7 @@ from bot.github.records import MergeMethod
 from bot.github.repo_api import RepoAPI
 from bot.loop.budget import RunCost
 from bot.loop.fix.job import TaskFailed
-from bot.loop.fix.land import MERGE_ATTEMPTS, MergeBlocked, fix_pr_text, merge_fix_pr
+from bot.loop.fix.land import BASE_FRESH_S, MERGE_ATTEMPTS, MergeBlocked, fix_pr_text, merge_fix_pr
 from bot.loop.store import REJECTED_ERROR
 from tests.fakes.github import FakeGitHub
 
@@ -35,8 +36,25 @@ class LeaseChecks:
             raise LeaseLost("taken over")
 
 
+class CheckPosts:
+    """A `checks_missing` that counts its calls and answers whether it posted the check run
+    now (it posts once per head: the first call only)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self) -> bool:
+        self.calls += 1
+        return self.calls == 1
+
+
 async def merge(
-    api: RepoAPI, number: int, checks: LeaseChecks | None = None, method: MergeMethod = "merge"
+    api: RepoAPI,
+    number: int,
+    checks: LeaseChecks | None = None,
+    method: MergeMethod = "merge",
+    checks_missing: CheckPosts | None = None,
+    base_seen_at: float | None = None,
 ) -> bool:
     return await merge_fix_pr(
         api,
@@ -47,6 +65,8 @@ async def merge(
         check_lease=checks or LeaseChecks(),
         wait=wait_none(),
         method=method,
+        checks_missing=checks_missing,
+        base_seen_at=base_seen_at,
     )
 
 
@@ -81,6 +101,47 @@ async def test_a_fix_pr_github_moved_onto_another_base_is_never_merged(
     assert "onto `main`" in failed.value.reason
     assert fake.calls("PUT", MERGE) == []
     assert pr.pull is not None and not pr.pull.merged
+
+
+async def test_a_base_github_told_a_moment_ago_is_not_read_again(
+    fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """The create's answer said the fix PR's base just now: the first merge needs no read;
+    one told longer ago than BASE_FRESH_S is read again."""
+    fresh = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD, base_ref=BASE)
+    stale = fake.add_pull("review-loop/pr-1/2", head_sha=HEAD, base_ref=BASE)
+
+    assert await merge(api, fresh.number, base_seen_at=time.monotonic())
+    assert await merge(api, stale.number, base_seen_at=time.monotonic() - BASE_FRESH_S - 1)
+
+    assert fake.calls("GET", rf"/pulls/{fresh.number}") == []
+    assert len(fake.calls("GET", rf"/pulls/{stale.number}")) == 1
+
+
+async def test_a_retry_past_the_fresh_time_reads_the_base_again(
+    fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """The base read before a retried merge (GitHub not caught up yet) is trusted only while
+    fresh: an attempt BASE_FRESH_S later reads it again, and refuses a moved one."""
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD, base_ref=BASE)
+    now = [100.0]
+
+    def moved_meanwhile() -> None:
+        assert pr.pull is not None
+        pr.pull.base_ref = "main"  # the PR merged, its branch deleted: GitHub retargets
+        now[0] += BASE_FRESH_S
+
+    fake.inject("PUT", MERGE, 409, HEAD_MOVED, side_effect=moved_meanwhile)
+
+    with pytest.raises(TaskFailed) as failed:
+        await merge_fix_pr(
+            api, pr.number, HEAD, "Merge Fix #3", base=BASE, check_lease=LeaseChecks(),
+            wait=wait_none(), base_seen_at=now[0], clock=lambda: now[0],
+        )  # fmt: skip
+
+    assert failed.value.status == "obsolete"
+    assert len(fake.calls("PUT", MERGE)) == 1
+    assert len(fake.calls("GET", rf"/pulls/{pr.number}")) == 1
 
 
 async def test_a_head_github_has_not_caught_up_with_is_tried_again(
@@ -261,3 +322,44 @@ async def test_a_squash_only_repository_is_merged_with_squash(
 
     (put,) = fake.calls("PUT", MERGE)
     assert json.loads(put.content)["merge_method"] == "squash"
+
+
+REQUIRED_CHECK = {"message": 'Required status check "review-loop" is expected.'}
+
+
+async def test_a_merge_refused_for_the_missing_check_posts_it_and_merges_again(
+    fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """No check run goes ahead of the merge: GitHub's 405 for the missing required check
+    gets it posted, and the second merge lands."""
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD, base_ref=BASE)
+    fake.inject("PUT", MERGE, 405, REQUIRED_CHECK)
+    posts = CheckPosts()
+
+    assert await merge(api, pr.number, checks_missing=posts)
+
+    assert posts.calls == 1
+    assert len(fake.calls("PUT", MERGE)) == 2
+    assert pr.pull is not None and pr.pull.merged
+    # The fix PR read once for its base (fresh for the second attempt), and not after the
+    # 405: a refusal for required checks is of an open pull request.
+    assert len(fake.calls("GET", rf"/pulls/{pr.number}")) == 1
+
+
+async def test_a_merge_refused_again_after_the_check_is_posted_is_handed_over(
+    fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """A required check the bot's check run is not (someone else's CI): refused once more
+    after posting it, the fix PR goes to a person with GitHub's message."""
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD, base_ref=BASE)
+    message = 'Required status check "ci" is expected.'
+    for _ in range(2):
+        fake.inject("PUT", MERGE, 405, {"message": message})
+    posts = CheckPosts()
+
+    with pytest.raises(MergeBlocked) as caught:
+        await merge(api, pr.number, checks_missing=posts)
+
+    assert caught.value.reason == f"GitHub refused to merge fix PR #{pr.number} (merge): {message}"
+    assert posts.calls == 2
+    assert len(fake.calls("PUT", MERGE)) == 2
