@@ -338,13 +338,17 @@ class RepoAPI:
                 return MergeResult(False, None, False, _message(exc), head_moved=True)
             if status != 405:
                 raise
+            message = _message(exc)
+            refusal = merge_refusal(message)
+            if refusal == "checks":
+                # GitHub weighs required checks only on an open, unmerged pull request (a
+                # merged or closed one is "not mergeable"): no read needed to tell.
+                return MergeResult(False, None, False, message, refusal=refusal)
             pull = await self.get_pull(number)
             if pull.merged:
                 return MergeResult(True, pull.merge_commit_sha, False, "already merged")
             if pull.state != "open":
                 return MergeResult(False, None, False, "the pull request is closed", closed=True)
-            message = _message(exc)
-            refusal = merge_refusal(message)
             return MergeResult(False, None, refusal == "conflict", message, refusal=refusal)
         result = resp.parsed_data
         return MergeResult(result.merged, result.sha, conflict=False, message=result.message)
