@@ -387,7 +387,10 @@ class PrReconciler:
                 why_no_agent[group.fingerprint] = draft.why_no_agent
             drafts.append(draft)
         plan = plan_ledger(drafts, existing, pr.head_sha, config.max_open_issues)
-        if first_check:  # waived findings are neither counted nor annotated, as in the report
+        # Ahead of the issues it files, when it files any: with nothing to file, the report
+        # follows at once and posts the run complete (one POST, not a POST and a PATCH).
+        # Waived findings are neither counted nor annotated, as in the report.
+        if first_check and plan.create:
             waived = set(plan.waived)
             shown = [
                 f
