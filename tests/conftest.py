@@ -114,7 +114,15 @@ def embedded_admin_url() -> Iterator[str]:
 
     root = Path(tempfile.mkdtemp(prefix="review-loop-embedded-"))
     try:
-        yield embedded_url(root)
+        url = embedded_url(root)
+        # Thrown away after the session, so nothing it writes need survive an OS crash: no
+        # fsync, no full pages after checkpoints. Commits stay synchronous (a crash of the
+        # server itself loses nothing); both settings take effect on reload.
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET fsync = off")
+            conn.execute("ALTER SYSTEM SET full_page_writes = off")
+            conn.execute("SELECT pg_reload_conf()")
+        yield url
     finally:
         stop_embedded(root)
         shutil.rmtree(root, ignore_errors=True)
