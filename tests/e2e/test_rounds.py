@@ -99,6 +99,9 @@ async def test_a_round_of_two_fixes_is_audited_once_after_the_last(
     gate = workdir / "gate"
     catalog = agents(workdir, gate)
     async with local_stack(workdir, database_url=e2e_db, agents_file=catalog) as stack:
+        # The start-up sweep done first: late (a loaded machine), it could come in the moment
+        # between the quick fix's merge and its task's reconcile request, and audit that head.
+        await stack.started_up()
         files = {"shop/pricing.py": MODULE, "shop/tax.py": TAX}
         number = await open_pr(stack, pr_files=files, config=CONFIG)
         first = await poll(lambda: audited_heads(stack, number), what="the first head's check run")
