@@ -1,9 +1,12 @@
-"""Helpers shared by the tests: fixture payloads, signed posts, a live uvicorn server."""
+"""Helpers shared by the tests: fixture payloads, signed posts, a live uvicorn server, a CLI
+process stopped with Ctrl-C."""
 
 import asyncio
 import contextlib
 import json
+import signal
 import socket
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -37,6 +40,20 @@ def signed_headers(
         "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
         "X-Hub-Signature-256": signing.sign(secret, body),
     }
+
+
+def interrupt(process: subprocess.Popen[str]) -> None:
+    """Ctrl-C `process` and check it stops cleanly; never leave it running after the test
+    (a stop that hangs is killed once the assertion has failed)."""
+    process.send_signal(signal.SIGINT)
+    try:
+        assert process.wait(timeout=60) == 0  # a hang guard: a stop takes well under 1 s
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout:
+            process.stdout.close()
 
 
 def free_port() -> int:

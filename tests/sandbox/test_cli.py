@@ -1,11 +1,12 @@
 """`review-loop sandbox`: serve until interrupted, after printing how to configure the bot."""
 
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
+
+from tests.support import interrupt
 
 SCRIPT = (
     "from pathlib import Path\n"
@@ -36,12 +37,4 @@ def test_run_sandbox_prints_the_bot_configuration_and_serves(tmp_path: Path) -> 
         assert int(lines["REVIEW_LOOP_APP_ID"]) > 0
         assert httpx.get(api + "/app").status_code == 401
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            assert process.wait(timeout=60) == 0  # a hang guard: a stop takes well under 1 s
-        finally:
-            if process.poll() is None:  # not stopped: never left running after the test
-                process.kill()
-                process.wait()
-            if process.stdout:
-                process.stdout.close()
+        interrupt(process)

@@ -1,12 +1,13 @@
 """`review-loop model-sandbox`: print the base URLs, serve, stop on Ctrl-C."""
 
 import json
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
+
+from tests.support import interrupt
 
 
 def test_model_sandbox_prints_base_urls_and_serves_a_scenario(tmp_path: Path) -> None:
@@ -44,12 +45,4 @@ def test_model_sandbox_prints_base_urls_and_serves_a_scenario(tmp_path: Path) ->
         )
         assert response.json()["choices"][0]["message"]["content"] == "hello from the script"
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            assert process.wait(timeout=60) == 0  # a hang guard: a stop takes well under 1 s
-        finally:
-            if process.poll() is None:  # not stopped: never left running after the test
-                process.kill()
-                process.wait()
-            if process.stdout:
-                process.stdout.close()
+        interrupt(process)
