@@ -142,7 +142,7 @@ async def merge_fix_pr(
     required status check when `checks_missing` posts the fix PR's check run (True: posted
     now). A head that never catches up, a closed PR or a refusal ends the task; what a
     person must mend (checks, reviews, rules, the method) raises MergeBlocked. A fix PR
-    whose base is no longer `base` is never merged (`_check_base`); `base_seen_at`: when
+    whose base is no longer `base` is never merged (`_BaseCheck`); `base_seen_at`: when
     (on `clock`) GitHub last said the fix PR's base was `base`, its create's answer say,
     which spares the attempts a read while it is recent (`BASE_FRESH_S`)."""
     retrying = AsyncRetrying(
