@@ -222,6 +222,34 @@ async def test_a_fix_pr_a_person_closes_is_not_proposed_again(workdir: Path, e2e
     assert statuses == ["rejected"]
 
 
+async def test_the_fix_prs_left_for_a_person_are_closed_when_the_pr_merges(
+    workdir: Path, e2e_db: str
+) -> None:
+    """`merge_fixes: manual`: the fix PR waits for a person, who merges the PR itself
+    instead. The bot closes the fix PR, saying why, and its task ends: nothing is left open
+    that GitHub would retarget to the default branch once the PR's branch is deleted."""
+    async with local_stack(workdir, database_url=e2e_db) as stack:
+        driver = stack.sandbox.driver
+        number = await open_pr(
+            stack, pr_files={"shop/pricing.py": MODULE}, config="merge_fixes: manual\n"
+        )
+        waiting = await wait_settled(stack, REPO, number)
+        [fix] = [p for p in driver.pulls(REPO, "open") if p["number"] != number]
+
+        await asyncio.to_thread(driver.merge, REPO, number, as_user=AUTHOR)
+        closed = await poll(
+            lambda: (pull := driver.pull(REPO, fix["number"]))["state"] == "closed" and pull,
+            what="the fix PR to be closed",
+        )
+        comments = [c["body"] for c in driver.comments(REPO, fix["number"])]
+        statuses = [t["status"] for t in await task_rows(stack, "status")]
+
+    assert waiting.state == "waiting"
+    assert closed["merged_at"] is None
+    assert any(f"Closed: #{number} was merged" in body for body in comments), comments
+    assert statuses == ["obsolete"]
+
+
 async def _count(stack, sql: str) -> int:  # type: ignore[no-untyped-def]
     async with stack.runtime.pool.connection() as conn:
         cur = await conn.execute(sql)

@@ -78,6 +78,11 @@ class FeedbackFirst(Exception):
     the run is remembered, so the next reconcile goes straight on to the issues."""
 
 
+# Task states whose fix PR may stay open for a person: waiting for a merge (`pushed`), or
+# ended with it open (`bot.loop.fix.land.LEFT_OPEN`).
+LEFT_FOR_A_PERSON = frozenset({"pushed", "conflict", "failed"})
+
+
 class PrReconciler:
     def __init__(
         self, fleet: Fleet, api: RepoAPI, row: PrRow, lease: Lease, *, start_fix: StartFix
@@ -107,6 +112,8 @@ class PrReconciler:
         facts, clone_url = await self._facts(pr)
         decision = before_audit(facts)
         if decision is not None:
+            if not facts.pull.open:
+                await self._close_fix_prs(pr, tasks)
             await self._report(pr, decision, facts.config)
             return
         await self._first_use(PEOPLE_LABELS)
@@ -533,6 +540,31 @@ class PrReconciler:
             {"kind": NEEDS_HUMAN_COMMENT, "issue": number},
             NEEDS_HUMAN_TEXT.format(why=why),
         )
+
+    async def _close_fix_prs(self, pr: PullInfo, tasks: Sequence[TaskRow]) -> None:
+        """The PR is closed (or merged): its fix PRs left open for a person (`pushed`, or
+        ended `conflict` or `failed` with their PR open) have nothing left to fix. Each is
+        closed with a comment, and its task ends `obsolete`. Left open, they would wait for
+        ever, and once the PR's branch is deleted GitHub retargets them to the default
+        branch, where a person might merge them. A running task is left to its own checks
+        (it refuses a fix PR GitHub moved onto another base)."""
+        why = f"#{self.number} was {'merged' if pr.merged else 'closed'}"
+        for t in tasks:
+            if t.fix_pr is None or t.status not in LEFT_FOR_A_PERSON:
+                continue
+            fix = await self.api.get_pull(t.fix_pr)
+            if fix.state == "open":
+                await self.fleet.runtime.leases.check(self.lease)
+                await self.api.upsert_comment(
+                    fix.number,
+                    {"kind": "obsolete", "pr": fix.number},
+                    f"Closed: {why}, so this fix for it is no longer needed.",
+                )
+                await self.api.close_pull(fix.number)
+            if t.status == "pushed":
+                await self.store.update_task(
+                    t.id, status="obsolete", error=f"the pull request was closed: {why}"
+                )
 
     async def _settle_proposed(self, tasks: list[TaskRow]) -> list[TaskRow]:
         """Fix PRs waiting for a person: look at each again, so a merge or close whose webhook
