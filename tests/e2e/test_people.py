@@ -2,6 +2,7 @@
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -192,16 +193,24 @@ async def test_manual_merging_waits_for_a_person_and_goes_on_after_each_merge(
     assert sorted(p["number"] for p in merged) == sorted(n for _, f, _ in waits for n in f)
 
 
+async def fix_waiting_for_a_person(stack: Any) -> tuple[int, Any, dict[str, Any]]:
+    """A PR under `merge_fixes: manual`, settled while its one fix PR waits for a person: the
+    PR's number, its row and the fix PR."""
+    driver = stack.sandbox.driver
+    number = await open_pr(
+        stack, pr_files={"shop/pricing.py": MODULE}, config="merge_fixes: manual\n"
+    )
+    waiting = await wait_settled(stack, REPO, number)
+    [fix] = [p for p in driver.pulls(REPO, "open") if p["number"] != number]
+    return number, waiting, fix
+
+
 async def test_a_fix_pr_a_person_closes_is_not_proposed_again(workdir: Path, e2e_db: str) -> None:
     """`merge_fixes: manual`: a person closes the fix PR, and that webhook is lost. The next
     reconcile looks at the fix PR itself, hands the issue to a person and opens no new one."""
     async with local_stack(workdir, database_url=e2e_db) as stack:
         driver = stack.sandbox.driver
-        number = await open_pr(
-            stack, pr_files={"shop/pricing.py": MODULE}, config="merge_fixes: manual\n"
-        )
-        waiting = await wait_settled(stack, REPO, number)
-        [fix] = [p for p in driver.pulls(REPO, "open") if p["number"] != number]
+        number, waiting, fix = await fix_waiting_for_a_person(stack)
 
         def close_unheard() -> None:
             driver.set_faults(drop_webhook_rate=1.0)
@@ -230,11 +239,7 @@ async def test_the_fix_prs_left_for_a_person_are_closed_when_the_pr_merges(
     that GitHub would retarget to the default branch once the PR's branch is deleted."""
     async with local_stack(workdir, database_url=e2e_db) as stack:
         driver = stack.sandbox.driver
-        number = await open_pr(
-            stack, pr_files={"shop/pricing.py": MODULE}, config="merge_fixes: manual\n"
-        )
-        waiting = await wait_settled(stack, REPO, number)
-        [fix] = [p for p in driver.pulls(REPO, "open") if p["number"] != number]
+        number, waiting, fix = await fix_waiting_for_a_person(stack)
 
         await asyncio.to_thread(driver.merge, REPO, number, as_user=AUTHOR)
         closed = await poll(
