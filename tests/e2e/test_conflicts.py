@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bot.demo.stack import local_stack, wait_settled
+from bot.loop.store import LoopStore
 from tests.e2e.scenario import (
     AUTHOR,
     REPO,
@@ -183,6 +184,16 @@ async def test_a_fix_pr_github_moves_onto_the_default_branch_is_closed_not_merge
 
         merged_into_main = await asyncio.to_thread(merge_and_delete)
         assert driver.pull(REPO, fix["number"])["base"]["ref"] == "main", "GitHub retargeted it"
+        # The closed PR's reconcile is done while the agent still works: it leaves the
+        # running task's fix PR to the task.
+        store = LoopStore(stack.runtime.pool)
+        for _ in range(600):
+            row = await store.get(REPO, number)
+            if row and row.reason == "the pull request is closed" and row.handled >= row.generation:
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError("the closed PR was never reconciled")
         (workdir / "go-2").touch()
 
         for _ in range(600):

@@ -549,8 +549,11 @@ class PrReconciler:
         branch, where a person might merge them. A running task is left to its own checks
         (it refuses a fix PR GitHub moved onto another base)."""
         why = f"#{self.number} was {'merged' if pr.merged else 'closed'}"
+        # A task is `pushed` from its fix PR's opening on, also while it still works (a
+        # rebase, the agent's rerun): those whose job is queued or running are left alone.
+        running = set(await self.store.fixes_under_way(self.repo, self.number))
         for t in tasks:
-            if t.fix_pr is None or t.status not in LEFT_FOR_A_PERSON:
+            if t.fix_pr is None or t.status not in LEFT_FOR_A_PERSON or t.id in running:
                 continue
             fix = await self.api.get_pull(t.fix_pr)
             if fix.state == "open":
