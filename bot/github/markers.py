@@ -24,6 +24,12 @@ def parse_marker(body: str | None) -> dict[str, Any] | None:
     Text and other HTML comments around it are ignored, and so are broken markers;
     the bot writes its marker first, so a copy pasted further down cannot take over.
     """
+    found = _first_marker(body)
+    return None if found is None else found[2]
+
+
+def _first_marker(body: str | None) -> tuple[int, int, dict[str, Any]] | None:
+    """Where the first well-formed marker of `body` starts and ends, and its data."""
     if not body:
         return None
     for start in _MARKER_START.finditer(body):
@@ -35,7 +41,7 @@ def parse_marker(body: str | None) -> dict[str, Any] | None:
         except ValueError:
             continue
         if isinstance(data, dict):
-            return data
+            return start.start(), end + len("-->"), data
     return None
 
 
@@ -47,14 +53,8 @@ def with_marker(marker: Mapping[str, Any], text: str) -> str:
 def replace_marker(body: str, marker: Mapping[str, Any]) -> str:
     """`body` with its first well-formed marker (the one `parse_marker` reads) replaced by
     `marker`; with `marker` put first when it has none."""
-    for start in _MARKER_START.finditer(body):
-        end = body.find("-->", start.end())
-        if end == -1:
-            break
-        try:
-            data = json.loads(body[start.end() : end])
-        except ValueError:
-            continue
-        if isinstance(data, dict):
-            return body[: start.start()] + render_marker(marker) + body[end + 3 :]
-    return with_marker(marker, body)
+    found = _first_marker(body)
+    if found is None:
+        return with_marker(marker, body)
+    start, end, _ = found
+    return body[:start] + render_marker(marker) + body[end:]
