@@ -98,11 +98,16 @@ def installation_created(hub: Hub, installation: Installation, sender: Account) 
 
 
 def pushed(hub: Hub, repo: Repo, branch: str, before: str, after: str, sender: Account) -> None:
-    """`push` for one branch that moved (or was created) in `repo`."""
+    """`push` for one branch that moved, was created or (`after` all zeros) was deleted in
+    `repo`; a deletion lists no commits."""
     name = hub.store.full_name(repo)
-    since = None
-    if branch != repo.default_branch:
-        since = gitops.resolve(repo.path, f"refs/heads/{repo.default_branch}")
+    deleted = after == gitops.ZERO_SHA
+    new: list[gitops.PushedCommit] = []
+    if not deleted:
+        since = None
+        if branch != repo.default_branch:
+            since = gitops.resolve(repo.path, f"refs/heads/{repo.default_branch}")
+        new = gitops.pushed_commits(repo.path, before, after, since=since)
     commits = [
         {
             "id": c.sha,
@@ -117,38 +122,21 @@ def pushed(hub: Hub, repo: Repo, branch: str, before: str, after: str, sender: A
             "removed": c.removed,
             "modified": c.modified,
         }
-        for c in gitops.pushed_commits(repo.path, before, after, since=since)
+        for c in new
     ]
     payload: dict[str, Any] = {
         "ref": f"refs/heads/{branch}",
         "before": before,
         "after": after,
         "created": before == gitops.ZERO_SHA,
-        "deleted": False,
-        "forced": before != gitops.ZERO_SHA and not gitops.is_ancestor(repo.path, before, after),
+        "deleted": deleted,
+        "forced": before != gitops.ZERO_SHA
+        and not deleted
+        and not gitops.is_ancestor(repo.path, before, after),
         "base_ref": None,
         "compare": f"{hub.render.web}/{name}/compare/{before[:12]}...{after[:12]}",
         "commits": commits,
         "head_commit": commits[-1] if commits else None,
-        "pusher": {"name": sender.login, "email": None},
-    }
-    hub.send("push", repo, sender, payload)
-
-
-def branch_deleted(hub: Hub, repo: Repo, branch: str, sha: str, sender: Account) -> None:
-    """`push` for a branch deleted from `repo`: `deleted`, no commits, `after` all zeros."""
-    name = hub.store.full_name(repo)
-    payload: dict[str, Any] = {
-        "ref": f"refs/heads/{branch}",
-        "before": sha,
-        "after": gitops.ZERO_SHA,
-        "created": False,
-        "deleted": True,
-        "forced": False,
-        "base_ref": None,
-        "compare": f"{hub.render.web}/{name}/compare/{sha[:12]}...{gitops.ZERO_SHA[:12]}",
-        "commits": [],
-        "head_commit": None,
         "pusher": {"name": sender.login, "email": None},
     }
     hub.send("push", repo, sender, payload)

@@ -74,7 +74,7 @@ def branch_deleted(hub: Hub, repo: Repo, branch: str, sha: str, sender: Account)
     base branch to the merged pull request's base branch": docs.github.com, "Merging a pull
     request"), each with `pull_request.edited` and `changes.base`."""
     repo.pushed_at = hub.store.now()
-    events.branch_deleted(hub, repo, branch, sha, sender)
+    events.pushed(hub, repo, branch, sha, gitops.ZERO_SHA, sender)
     merged = [
         i.pull
         for i in repo.issues.values()
