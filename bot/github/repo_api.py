@@ -357,6 +357,21 @@ class RepoAPI:
         """Close a pull request without merging it (closing a closed one changes nothing)."""
         await self.gh.rest.pulls.async_update(self.owner, self.name, number, state="closed")
 
+    async def close_open_pull(
+        self,
+        number: int,
+        marker: Mapping[str, Any],
+        why: str,
+        before_writes: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Close pull request `number` if it is still open, after the bot's one comment
+        carrying `marker` says `why`; `before_writes` (a lease check) runs first."""
+        if (await self.get_pull(number)).state != "open":
+            return
+        await before_writes()
+        await self.upsert_comment(number, marker, why)
+        await self.close_pull(number)
+
     async def request_reviewers(
         self, number: int, reviewers: Sequence[str], team_reviewers: Sequence[str] = ()
     ) -> None:

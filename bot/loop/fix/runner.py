@@ -122,16 +122,12 @@ async def _close_fix_pr(
     row = await LoopStore(fleet.runtime.pool).task(task_id)
     if row is None or row.fix_pr is None:
         return
-    pull = await api.get_pull(row.fix_pr)
-    if pull.state != "open":
-        return
-    await fleet.runtime.leases.check(lease)
-    await api.upsert_comment(
-        pull.number,
-        {"kind": "obsolete", "pr": pull.number},
+    await api.close_open_pull(
+        row.fix_pr,
+        {"kind": "obsolete", "pr": row.fix_pr},
         f"Closed: {why.reason}.",
+        lambda: fleet.runtime.leases.check(lease),
     )
-    await api.close_pull(pull.number)
 
 
 async def _run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> None:

@@ -555,15 +555,12 @@ class PrReconciler:
         for t in tasks:
             if t.fix_pr is None or t.status not in LEFT_FOR_A_PERSON or t.id in running:
                 continue
-            fix = await self.api.get_pull(t.fix_pr)
-            if fix.state == "open":
-                await self.fleet.runtime.leases.check(self.lease)
-                await self.api.upsert_comment(
-                    fix.number,
-                    {"kind": "obsolete", "pr": fix.number},
-                    f"Closed: {why}, so this fix for it is no longer needed.",
-                )
-                await self.api.close_pull(fix.number)
+            await self.api.close_open_pull(
+                t.fix_pr,
+                {"kind": "obsolete", "pr": t.fix_pr},
+                f"Closed: {why}, so this fix for it is no longer needed.",
+                lambda: self.fleet.runtime.leases.check(self.lease),
+            )
             if t.status == "pushed":
                 await self.store.update_task(
                     t.id, status="obsolete", error=f"the pull request was closed: {why}"
