@@ -11,6 +11,8 @@ from typing import Any
 from bot.engine.database import Conn, Pool, autocommit
 
 ACTIVE_TASK_STATES = ("queued", "running", "pushed")
+# Task ends that leave the fix PR open for a person (the others close it, or it was closed).
+FIX_PR_LEFT_OPEN = frozenset({"conflict", "failed"})
 # How a task ends when it could not fix what it was given ("rejected": a person closed its
 # fix PR without merging it).
 ENDED_BADLY = ("failed", "refused", "conflict", "rejected")

@@ -30,7 +30,7 @@ from bot.loop.fix.fix_check import FixPrCheck
 from bot.loop.fix.job import FixJob, TaskFailed
 from bot.loop.fix.verify import verify_against
 from bot.loop.report import collapsed
-from bot.loop.store import REJECTED_ERROR
+from bot.loop.store import FIX_PR_LEFT_OPEN, REJECTED_ERROR
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,6 @@ MERGE_WAIT: wait_base = wait_exponential_jitter(initial=1, max=4, jitter=1)
 # A fix PR's base GitHub told this long ago is trusted for a merge without reading it again.
 BASE_FRESH_S = 5.0
 TITLE_LIMIT = 200
-# Task ends that leave the fix PR open for a person (others close it, or it was closed).
-LEFT_OPEN = frozenset({"conflict", "failed"})
 
 FixIssue = Callable[[FixJob, TaskBranch, Worktree, int], Awaitable[bool]]
 """Fix one issue afresh in the worktree, commit and push it; False when nothing was left to
@@ -258,7 +256,7 @@ async def land(
     try:
         await _land(job, branch, wt, fix_pr, fixed, title, fix_issue, wait, check, base_seen_at)
     except TaskFailed as exc:
-        if exc.status in LEFT_OPEN:
+        if exc.status in FIX_PR_LEFT_OPEN:
             await check.left_for_a_person(branch)
         raise
     except MergeBlocked as exc:

@@ -19,6 +19,8 @@ from bot.loop.reconcile.issue_text import IssueDraft
 
 FIXED_COMMENT = "Fixed in {sha}"
 DUPLICATE_COMMENT = "Duplicate of #{number}: review-loop tracks this finding there."
+# The marker key of a duplicate the bot closed: the issue it kept (so the close is the bot's).
+DUPLICATE_OF = "duplicate_of"
 CAME_BACK_COMMENT = (
     "This finding came back in {sha} after it had been fixed. The loop stops here and asks "
     "a person to look (fixes that undo each other are a sign the rules disagree)."
@@ -164,7 +166,7 @@ def plan_ledger(
                     DUPLICATE_COMMENT.format(number=keeper.number),
                     "not_planned",
                     body=replace_marker(
-                        dup.body, {**(dup.marker or {}), "duplicate_of": keeper.number}
+                        dup.body, {**(dup.marker or {}), DUPLICATE_OF: keeper.number}
                     ),
                 )
                 for dup in duplicates

@@ -57,9 +57,9 @@ from bot.loop.reconcile.decide import (
 )
 from bot.loop.reconcile.fanout import Costs
 from bot.loop.reconcile.issue_text import draft_issue, issue_analyzer
-from bot.loop.reconcile.ledger import ExistingIssue, LedgerPlan, plan_ledger
+from bot.loop.reconcile.ledger import DUPLICATE_OF, ExistingIssue, LedgerPlan, plan_ledger
 from bot.loop.repo_cache import repo_cache
-from bot.loop.store import LoopStore, PrRow, TaskRow
+from bot.loop.store import FIX_PR_LEFT_OPEN, LoopStore, PrRow, TaskRow
 from bot.repo_config import RepoConfig, RepoConfigError
 
 log = logging.getLogger(__name__)
@@ -78,9 +78,8 @@ class FeedbackFirst(Exception):
     the run is remembered, so the next reconcile goes straight on to the issues."""
 
 
-# Task states whose fix PR may stay open for a person: waiting for a merge (`pushed`), or
-# ended with it open (`bot.loop.fix.land.LEFT_OPEN`).
-LEFT_FOR_A_PERSON = frozenset({"pushed", "conflict", "failed"})
+# Task states whose fix PR may stay open for a person: waiting for a merge, or ended so.
+LEFT_FOR_A_PERSON = frozenset({"pushed", *FIX_PR_LEFT_OPEN})
 
 
 class PrReconciler:
@@ -371,7 +370,7 @@ class PrReconciler:
                 marker=(marker := parse_marker(i.body)),
                 # Closed as fixed (recorded), or as a duplicate (its marker says of which).
                 closed_by_bot=i.number in fixed_by_bot
-                or isinstance((marker or {}).get("duplicate_of"), int),
+                or isinstance((marker or {}).get(DUPLICATE_OF), int),
                 title=i.title,
                 body=i.body or "",
             )
