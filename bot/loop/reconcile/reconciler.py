@@ -547,12 +547,15 @@ class PrReconciler:
         ever, and once the PR's branch is deleted GitHub retargets them to the default
         branch, where a person might merge them. A running task is left to its own checks
         (it refuses a fix PR GitHub moved onto another base)."""
+        left = [t for t in tasks if t.fix_pr is not None and t.status in LEFT_FOR_A_PERSON]
+        if not left:
+            return  # the usual case: every fix merged (nothing read)
         why = f"#{self.number} was {'merged' if pr.merged else 'closed'}"
         # A task is `pushed` from its fix PR's opening on, also while it still works (a
         # rebase, the agent's rerun): those whose job is queued or running are left alone.
         running = set(await self.store.fixes_under_way(self.repo, self.number))
-        for t in tasks:
-            if t.fix_pr is None or t.status not in LEFT_FOR_A_PERSON or t.id in running:
+        for t in left:
+            if t.fix_pr is None or t.id in running:
                 continue
             await self.api.close_open_pull(
                 t.fix_pr,
