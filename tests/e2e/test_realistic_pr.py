@@ -97,10 +97,12 @@ FINDINGS = len(SAFE | UNSAFE_ONLY | NO_FIX)
 # repository's labels (listed once, and each created once, per repository) and the two
 # installation tokens (the API's and git's, each minted once an hour) are not this PR's
 # on a repository the bot already works on: the rest is the PR's steady cost. Measured:
-# merge commits 41 (12 reads, 29 writes; 33 steady, 5.5 per finding); squash-only with a
-# required check 44-45 (36-37 steady, 6.0-6.2 per finding: each fix PR merged before the
-# branch is known to require the check is refused once, and two run at once); 44-48 with
+# merge commits 37 (8 reads, 29 writes; 29 steady, 4.8 per finding); squash-only with a
+# required check 40-41 (32-33 steady, 5.3-5.5 per finding: each fix PR merged before the
+# branch is known to require the check is refused once, and two run at once); 40-44 with
 # the process's start-up. Issue #9's goal is 6 per finding.
+# Before the fix tasks took the PR and their issues from their round's reconcile while
+# nothing happened to the PR since (`bot/loop/round_view.py`): 41 and 44-45 (12 reads).
 # Before fix PRs got their check run only where needed (merge first; after a 405 for the
 # missing required check, post it and merge again), a head's check run was posted ahead of
 # its issues only when it had any, and the fix PR's base was read before a merge only when
@@ -115,10 +117,10 @@ FINDINGS = len(SAFE | UNSAFE_ONLY | NO_FIX)
 # were waited for (the sweep raced the installation): 59 in all, 7 of them start-up's. Before
 # issue #9's read cuts, conditional reads and `ruff-fix` keeping files formatted: 113 (52
 # reads, 61 writes; two `format` issues of the bot's own making), which these bounds refuse.
-MAX_REQUESTS_PER_FINDING = 7.5  # the PR's own
-MAX_STEADY_REQUESTS_PER_FINDING = 6.2  # the PR's own less the repository's labels and tokens
-MAX_COUNTED_READS_PER_FINDING = 2  # the PR's own reads less 304s: what the rate limit counts
-MAX_ALL_REQUESTS_PER_FINDING = 8  # with the process's start-up
+MAX_REQUESTS_PER_FINDING = 7.2  # the PR's own
+MAX_STEADY_REQUESTS_PER_FINDING = 5.8  # the PR's own less the repository's labels and tokens
+MAX_COUNTED_READS_PER_FINDING = 1.5  # the PR's own reads less 304s: what the rate limit counts
+MAX_ALL_REQUESTS_PER_FINDING = 7.7  # with the process's start-up
 # Requests made once per repository (its labels) or once an hour (installation tokens).
 ONCE_PER_REPOSITORY_OR_HOUR = (
     "POST /app/installations/{installation_id}/access_tokens",

@@ -25,10 +25,10 @@ from bot.audit.findings import Finding
 from bot.engine.leases import Lease
 from bot.git.worktrees import Worktree, record_setup_output, snapshot
 from bot.github.markers import parse_marker
-from bot.github.records import IssueInfo, PullInfo, RepoInfo, default_merge_method
+from bot.github.records import IssueInfo, RepoInfo, default_merge_method
 from bot.github.repo_api import RepoAPI
 from bot.labels import FINDING_LABEL
-from bot.loop import report
+from bot.loop import report, round_view
 from bot.loop.budget import Caps, first_run_estimate, over_budget, over_cap, spent_out
 from bot.loop.fix.branch import (
     TaskBranch,
@@ -132,9 +132,17 @@ async def _close_fix_pr(
 
 async def _run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> None:
     store = LoopStore(fleet.runtime.pool)
-    pr = await api.get_pull(task.pr_number) if task.pr_number is not None else None
-    if pr is not None and pr.state != "open":
-        raise TaskFailed("obsolete", "the pull request was closed")
+    # The PR and the issues as the round's reconcile saw them, when nothing happened to the
+    # PR since (`round_view`); read from GitHub otherwise.
+    view = await round_view.fresh(fleet.runtime, task)
+    head_sha: str | None = None
+    if view is not None:
+        head_sha = view.head_sha
+    elif task.pr_number is not None:
+        pr = await api.get_pull(task.pr_number)
+        if pr.state != "open":
+            raise TaskFailed("obsolete", "the pull request was closed")
+        head_sha = pr.head_sha
     cached = repo_cache(fleet.runtime, api)
     repo_info = await cached.repo()
     config = await cached.config()
@@ -165,7 +173,10 @@ async def _run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> N
             if held is not None:
                 raise TaskFailed(HELD, held)
     try:
-        await _run_admitted(fleet, api, store, lease, task, config, spec, repo_info, pr)
+        issues = dict(view.issues) if view is not None else {}
+        await _run_admitted(
+            fleet, api, store, lease, task, config, spec, repo_info, head_sha, issues
+        )
     finally:
         if reservation is not None:  # the run's calls are in the ledger by now
             await models.release(reservation)
@@ -180,25 +191,28 @@ async def _run_admitted(
     config: RepoConfig,
     spec: AgentSpec,
     repo_info: RepoInfo,
-    pr: PullInfo | None,
+    head_sha: str | None,
+    issues: dict[int, IssueInfo],
 ) -> None:
-    """The task's run, once its budgets let it start."""
+    """The task's run, once its budgets let it start: `head_sha` the PR's head (None without
+    a PR), `issues` those of the task already read."""
     started = time.monotonic()
     git_token = fleet.git_token(task.installation_id, task.repo)
     mirror = await fleet.mirrors.ensure(
         task.repo,
         repo_info.clone_url,
         await git_token.get(),
-        want=_wanted(task, pr),
+        want=_wanted(task, head_sha),
         fresh_since=_fresh_since(task),
     )
-    if pr is not None and pr.head_sha != task.base_sha:
+    if head_sha is not None and head_sha != task.base_sha:
         # Sibling fixes merged meanwhile: fine, the fix merges on top. A rewritten branch
         # (force-push) is not: the next round plans again from the new head.
-        if not await descends(mirror, pr.head_sha, task.base_sha):
+        if not await descends(mirror, head_sha, task.base_sha):
             raise TaskFailed("stale", "the pull request was rewritten; the next round re-plans")
     method = default_merge_method(config.merge_method, repo_info.merge_methods)
     job = FixJob(fleet, api, store, lease, task, config, spec, mirror, repo_info.clone_url, method)
+    job.issues_listed.update(issues)
     remote_sha = await branch_sha(mirror, task.branch)
     branch = TaskBranch(
         task.branch,
@@ -223,9 +237,9 @@ async def _run_admitted(
         await fleet.mirrors.remove_worktree(wt)
 
 
-def _wanted(task: TaskRow, pr: PullInfo | None) -> list[str]:
+def _wanted(task: TaskRow, head_sha: str | None) -> list[str]:
     """The commits the task's spawn needs in the mirror: its base and the PR's head."""
-    return [task.base_sha] + ([pr.head_sha] if pr is not None else [])
+    return list(dict.fromkeys([task.base_sha] + ([head_sha] if head_sha is not None else [])))
 
 
 def _fresh_since(task: TaskRow) -> float:
@@ -300,8 +314,9 @@ async def _fix_batch(
     failed: list[tuple[int, TaskFailed]] = []
     held: list[tuple[int, str]] = []  # left for later: the budget was reached meanwhile
     run_started = time.monotonic()
-    if len(t.issues) > 1:
-        job.issues_listed.update(await job.api.issues_among(t.issues, [FINDING_LABEL]))
+    unread = [n for n in t.issues if n not in job.issues_listed]
+    if len(unread) > 1:
+        job.issues_listed.update(await job.api.issues_among(unread, [FINDING_LABEL]))
     for index, number in enumerate(t.issues):
         if index and job.spec.kind in PAID_KINDS:
             # A batch's model calls spend as it goes: past a budget no further issue starts.

@@ -33,7 +33,7 @@ from bot.labels import (
     is_own_fix_pr,
     label_specs,
 )
-from bot.loop import report
+from bot.loop import report, round_view
 from bot.loop.budget import Caps, InstallationSpend, first_run_estimate, spent_out
 from bot.loop.checks import count, upsert_loop_check
 from bot.loop.fleet import Fleet
@@ -153,12 +153,33 @@ class PrReconciler:
         issues = ledger.view()
         planner = await self._planner(issues)
         decision = decide(facts, audit, issues, [Task.of(t) for t in tasks], planner)
+        if decision.tasks:
+            await self._keep_view(pr, ledger, {n for t in decision.tasks for n in t.issues})
         await self.apply(decision)
         tasks = await self.store.tasks_for_pr(self.repo, self.number)
         open_findings = ledger.open_findings()  # waived findings are neither counted nor shown
         held = [d.title for d in ledger.plan.held]
         await self._report(
             pr, decision, facts.config, ledger.lines, tasks, open_findings, held=held
+        )
+
+    async def _keep_view(self, pr: PullInfo, ledger: "Ledger", numbers: set[int]) -> None:
+        """Keep the PR's head and the issues `numbers` as this reconcile leaves them for the
+        fix tasks it queues (`round_view`): those it edited, closed or reopened are left out
+        (their copy here is older than GitHub's)."""
+        plan = ledger.plan
+        changed = (
+            {u.number for u in plan.update}
+            | {c.number for c in plan.close}
+            | {r.number for r in plan.reopen}
+        )
+        issues = [
+            i
+            for i in ledger.issues
+            if i.number in numbers and i.number not in changed and i.state == "open"
+        ]
+        await round_view.keep(
+            self.fleet.runtime, self.repo, self.number, self.row.generation, pr.head_sha, issues
         )
 
     # -- reading -------------------------------------------------------------------------------
