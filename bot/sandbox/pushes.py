@@ -16,11 +16,14 @@ CLOSING = re.compile(r"\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?):?\s+#(\d+)\b"
 def branches_moved(
     hub: Hub, repo: Repo, before: dict[str, str], after: dict[str, str], sender: Account
 ) -> None:
-    """Update open pull requests whose head branch moved and send `synchronize` for each.
+    """Update open pull requests whose head branch moved and send `synchronize` for each;
+    a branch gone from `after` was deleted (`branch_deleted`).
 
     The pull requests may live in another repository: a push to a fork's branch moves the PRs
     it heads in the fork's parent (their `refs/pull/<n>/head` there) and synchronizes them.
     """
+    for branch in [b for b in before if b not in after]:  # `git push origin :branch`
+        branch_deleted(hub, repo, branch, before[branch], sender)
     moved = {b: sha for b, sha in after.items() if before.get(b) != sha}
     if not moved:
         return
@@ -72,9 +75,23 @@ def branch_deleted(hub: Hub, repo: Repo, branch: str, sha: str, sender: Account)
     checks for any open pull requests in the same repository that specify the deleted branch
     as their base branch. GitHub automatically updates any such pull requests, changing their
     base branch to the merged pull request's base branch": docs.github.com, "Merging a pull
-    request"), each with `pull_request.edited` and `changes.base`."""
+    request"), each with `pull_request.edited` and `changes.base`. An open pull request
+    whose head it was is closed, as GitHub closes one whose head branch is deleted."""
     repo.pushed_at = hub.store.now()
     events.pushed(hub, repo, branch, sha, gitops.ZERO_SHA, sender)
+    for issue in list(repo.issues.values()):
+        # An open pull request whose head branch is deleted is closed; it can be reopened
+        # only once the branch is restored (github.com/orgs/community/discussions/22449).
+        pull = issue.pull
+        if (
+            pull
+            and issue.state == "open"
+            and pull.head_repo_id == repo.id
+            and pull.head_ref == branch
+        ):
+            issue.state, issue.closed_at = "closed", hub.store.now()
+            issue.updated_at = issue.closed_at
+            events.issue_changed(hub, repo, issue, "closed", sender)
     merged = [
         i.pull
         for i in repo.issues.values()

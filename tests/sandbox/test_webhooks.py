@@ -1,5 +1,7 @@
 """Webhooks: the right events, signed, in order, with a delivery log that can redeliver."""
 
+import subprocess
+from pathlib import Path
 from typing import Any
 
 from githubkit import GitHub
@@ -164,3 +166,25 @@ def test_a_push_sends_push_with_the_commits_and_their_files(
     assert changed["commits"][0]["removed"] == ["b.txt"]
     assert changed["head_commit"]["id"] == second
     assert forced["forced"] and forced["before"] == second
+
+
+def test_a_branch_deleted_by_a_git_push_sends_push_deleted(
+    world: World, receiver: Receiver, tmp_path: Path
+) -> None:
+    """`git push origin :feature` deletes the branch as the REST API's DELETE does: a `push`
+    with `deleted: true` and `after` all zeros, no commits."""
+    driver = world.driver
+    sha = driver.push(REPO, "feature", {"a.txt": "1"}, as_user="alice")
+    subprocess.run(["git", "init", "--quiet", str(tmp_path)], check=True)
+    url = driver.remote_url(REPO, "alice")
+    subprocess.run(
+        ["git", "-C", str(tmp_path), "push", "--quiet", url, ":refs/heads/feature"], check=True
+    )
+    world.sandbox.wait_for_deliveries()
+    gone = receiver.of("push")[-1].payload
+    assert gone["ref"] == "refs/heads/feature" and gone["deleted"]
+    assert gone["before"] == sha and gone["after"] == "0" * 40 and gone["commits"] == []
+    heads = subprocess.run(
+        ["git", "ls-remote", "--heads", url], capture_output=True, text=True, check=True
+    ).stdout
+    assert "refs/heads/feature" not in heads and "refs/heads/main" in heads
