@@ -12,7 +12,9 @@ A view older than `FRESH_S` is not used (an event GitHub never delivered is not 
 for longer), nor is one for a task's retry or for a head other than the task's.
 
 What it does not cover, as the reads it replaces did not either: a change whose webhook has
-not been handled yet, or one made after the task starts.
+not been handled yet, or one made after the task starts. For the latter the task keeps the
+generation it started at (`StartView.generation`): before a merge, one moved since makes it
+look at the PR branch again (`bot.loop.fix.land.history_kept`).
 """
 
 from __future__ import annotations
@@ -30,9 +32,13 @@ FRESH_S = 60.0
 
 
 @dataclass(frozen=True)
-class RoundView:
-    head_sha: str  # the PR's head the reconcile read: the task's base
-    issues: Mapping[int, IssueInfo]  # the task's issues as the reconcile left them
+class StartView:
+    """What a fix task starts from: the PR's head (None for a task without a PR), those of
+    its issues already read, and the PR's generation read before any of it."""
+
+    head_sha: str | None
+    issues: Mapping[int, IssueInfo]
+    generation: int | None
 
 
 def _key(repo: str, number: int) -> str:
@@ -61,21 +67,27 @@ async def keep(
     await _memo(runtime).put(_key(repo, number), value)
 
 
-async def fresh(runtime: Runtime, task: TaskRow) -> RoundView | None:
-    """The view `task` may start from instead of its own reads of the PR and its issues:
-    None for a retry, a task without a PR, a view of another head, of an earlier
-    generation than the PR's now, older than `FRESH_S`, or without one of the task's issues."""
-    if task.pr_number is None or task.attempts > 1:
-        return None
-    value = await _memo(runtime).get(_key(task.repo, task.pr_number))
-    if value is None or value["head_sha"] != task.base_sha:
+async def generation(runtime: Runtime, task: TaskRow) -> int | None:
+    """The generation of the task's PR now (None without a PR, or before its first event)."""
+    if task.pr_number is None:
         return None
     row = await LoopStore(runtime.pool).get(task.repo, task.pr_number)
-    if row is None or row.generation != value["generation"]:
+    return None if row is None else row.generation
+
+
+async def fresh(runtime: Runtime, task: TaskRow, generation: int | None) -> StartView | None:
+    """The view `task` may start from instead of its own reads of the PR and its issues,
+    `generation` being the PR's now: None for a retry, a task without a PR, a view of
+    another head, of an earlier generation, older than `FRESH_S`, or without one of the
+    task's issues."""
+    if task.pr_number is None or task.attempts > 1 or generation is None:
+        return None
+    value = await _memo(runtime).get(_key(task.repo, task.pr_number))
+    if value is None or value["head_sha"] != task.base_sha or value["generation"] != generation:
         return None
     issues = {
         int(i["number"]): IssueInfo(**{**i, "labels": tuple(i["labels"])}) for i in value["issues"]
     }
     if not set(task.issues) <= issues.keys():
         return None
-    return RoundView(value["head_sha"], {n: issues[n] for n in task.issues})
+    return StartView(value["head_sha"], {n: issues[n] for n in task.issues}, generation)

@@ -19,6 +19,8 @@ ENDED_BADLY = ("failed", "refused", "conflict", "rejected")
 # Held back by the budget before it started: nothing failed; the next round queues it again.
 HELD = "held"
 REJECTED_ERROR = "a person closed the fix PR without merging it"
+# A PR's row says this once the reconcile after its close (or merge) has run.
+PR_CLOSED_REASON = "the pull request is closed"
 
 
 @dataclass(frozen=True)

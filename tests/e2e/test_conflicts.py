@@ -3,12 +3,14 @@ person decides (DESIGN 1.7). The conflicts are real: a person pushes to the PR b
 the agent works, changing the line next to the one the agent deletes."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.demo.stack import local_stack, wait_settled
+from bot.loop.fix.land import CLOSED_MEANWHILE
 from bot.loop.store import LoopStore
 from tests.e2e.scenario import (
     AUTHOR,
@@ -206,9 +208,116 @@ async def test_a_fix_pr_github_moves_onto_the_default_branch_is_closed_not_merge
         main_file = show(stack, "main", "shop/pricing.py")
         main_sha = bare_git(stack, "rev-parse", "main").strip()
 
-    assert [t["status"] for t in tasks] == ["obsolete"]
-    assert "merges fixes only into the pull request's branch" in tasks[0]["error"]
+    # The merged PR's reconcile ran before the agent went on, so the task sees the PR
+    # merged before it would merge its fix (`land.history_kept`); had it not, the fix PR's
+    # base, `main` now, would refuse the merge (`land._BaseCheck`, tests/loop/fix/test_land.py).
+    assert [(t["status"], t["error"]) for t in tasks] == [("obsolete", CLOSED_MEANWHILE)]
     assert fix["state"] == "closed" and fix["merged_at"] is None
-    assert any("onto `main`" in body for body in comments), comments
+    assert any(CLOSED_MEANWHILE in body for body in comments), comments
     assert main_sha == merged_into_main, "nothing of the bot's landed on main"
     assert "import os" in main_file
+
+
+async def test_a_fix_made_on_history_a_force_push_rewrote_is_closed_not_merged(
+    workdir: Path, e2e_db: str
+) -> None:
+    """While the agent works, the author force-pushes the PR branch rewritten: the unused
+    import and a debug file gone. The fix PR, made on the old history, would merge cleanly
+    (its change undoes the import, the file is in its history) and bring the file back: the
+    task ends `stale` before it opens its fix PR, and the rewritten head is left as the
+    author pushed it."""
+    catalog = write_catalog(workdir, {"gated": gated_agent(workdir)})
+    clean = MODULE.replace("import os\n", "")
+    rewritten = clean + "\n\ndef tax() -> int:\n    return 20\n"
+    async with local_stack(workdir, database_url=e2e_db, agents_file=catalog) as stack:
+        driver = stack.sandbox.driver
+        number = await open_pr(
+            stack,
+            base_files={"shop/pricing.py": clean},
+            pr_files={"shop/pricing.py": MODULE, "shop/debug.py": '"""Debug."""\n'},
+            config=CONFIG,
+        )
+        await poll((workdir / "started-1").exists, what="the agent to start")
+        before = await generation_of(stack, number)
+        rewrite = await asyncio.to_thread(
+            driver.push,
+            REPO,
+            "change",
+            {"shop/pricing.py": rewritten},
+            as_user=AUTHOR,
+            message="Rewrite the change",
+            force=True,
+        )
+        await event_seen(stack, number, before)  # the push's, before the agent goes on
+        (workdir / "go-1").touch()
+        row = await wait_settled(stack, REPO, number)
+        fixes = fix_pulls(stack, number)
+        tasks = await task_rows(stack, "status, error")
+        head = driver.pull(REPO, number)["head"]["sha"]
+        tree = bare_git(stack, "ls-tree", "-r", "--name-only", head).split()
+
+    assert head == rewrite, "the author's rewritten head stands"
+    assert "shop/debug.py" not in tree
+    assert [t["status"] for t in tasks] == ["stale"]
+    assert "rewritten" in tasks[0]["error"]
+    assert fixes == [], "no fix PR on the old history"
+    assert row.state == "ready", row.reason
+
+
+async def test_a_fix_finished_after_its_pr_was_closed_is_not_proposed(
+    workdir: Path, e2e_db: str
+) -> None:
+    """The author closes the PR while the agent works: the task ends `obsolete` without
+    opening a fix PR, and the closed PR's branch gets nothing of the bot's."""
+    catalog = write_catalog(workdir, {"gated": gated_agent(workdir)})
+    async with local_stack(workdir, database_url=e2e_db, agents_file=catalog) as stack:
+        driver = stack.sandbox.driver
+        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config=CONFIG)
+        await poll((workdir / "started-1").exists, what="the agent to start")
+        before = await generation_of(stack, number)
+        head = driver.pull(REPO, number)["head"]["sha"]
+        await asyncio.to_thread(driver.set_issue_state, REPO, number, "closed", as_user=AUTHOR)
+        store = LoopStore(stack.runtime.pool)
+
+        async def closed_reconciled() -> bool:
+            row = await store.get(REPO, number)
+            return row is not None and row.generation > before and row.handled >= row.generation
+
+        await poll_async(closed_reconciled, what="the closed PR's reconcile")
+        (workdir / "go-1").touch()
+
+        async def task_ended() -> bool:
+            return (await task_rows(stack, "status"))[0]["status"] not in ("queued", "running")
+
+        await poll_async(task_ended, what="the fix task to end")
+        tasks = await task_rows(stack, "status, error, fix_pr")
+        branch_head = bare_git(stack, "rev-parse", "change").strip()
+        fixes = fix_pulls(stack, number)
+
+    assert [(t["status"], t["fix_pr"]) for t in tasks] == [("obsolete", None)]
+    assert tasks[0]["error"] == CLOSED_MEANWHILE
+    assert fixes == []
+    assert branch_head == head
+
+
+async def generation_of(stack: Any, number: int) -> int:
+    row = await LoopStore(stack.runtime.pool).get(REPO, number)
+    assert row is not None
+    return row.generation
+
+
+async def event_seen(stack: Any, number: int, since: int) -> None:
+    """Wait until an event about PR `number` came in after generation `since`."""
+
+    async def moved() -> bool:
+        return await generation_of(stack, number) > since
+
+    await poll_async(moved, what="the event's webhook")
+
+
+async def poll_async(ready: Callable[[], Awaitable[bool]], *, what: str) -> None:
+    for _ in range(600):
+        if await ready():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"waited 60 s for {what}")

@@ -52,6 +52,9 @@ class FixJob:
     mirror: Path
     clone_url: str
     merge_method: MergeMethod = "merge"  # how its fix PR is merged into the PR branch
+    # The PR's generation as the task started: one moved since means an event about the PR
+    # (a push among them) came in meanwhile.
+    generation: int | None = None
     # What a coding-agent CLI said it did, per issue fixed: shown collapsed in the fix PR.
     agent_notes: dict[int, str] = field(default_factory=dict)
     # Each issue as this task read it before fixing it: what it says later (the fix PR's

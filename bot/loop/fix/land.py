@@ -9,6 +9,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import NoReturn
 
 from tenacity import (
@@ -30,7 +31,7 @@ from bot.loop.fix.fix_check import FixPrCheck
 from bot.loop.fix.job import FixJob, TaskFailed
 from bot.loop.fix.verify import verify_against
 from bot.loop.report import collapsed
-from bot.loop.store import FIX_PR_LEFT_OPEN, REJECTED_ERROR
+from bot.loop.store import FIX_PR_LEFT_OPEN, PR_CLOSED_REASON, REJECTED_ERROR
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ MERGE_WAIT: wait_base = wait_exponential_jitter(initial=1, max=4, jitter=1)
 # A fix PR's base GitHub told this long ago is trusted for a merge without reading it again.
 BASE_FRESH_S = 5.0
 TITLE_LIMIT = 200
+CLOSED_MEANWHILE = "the pull request was closed or merged while the fix was made"
 
 FixIssue = Callable[[FixJob, TaskBranch, Worktree, int], Awaitable[bool]]
 """Fix one issue afresh in the worktree, commit and push it; False when nothing was left to
@@ -310,6 +312,7 @@ async def _merged(
     base_seen_at: float | None = None,
 ) -> bool:
     """Merge the fix PR at the worktree's HEAD and record it; False on a conflict."""
+    job = await history_kept(job)
     head = await head_of(wt)
     await check.before_merge(job)
     if not await merge_fix_pr(
@@ -327,6 +330,31 @@ async def _merged(
         return False
     await job.store.update_task(job.task.id, status="merged")
     return True
+
+
+async def history_kept(job: FixJob) -> FixJob:
+    """Refuse to propose or merge a fix into a PR that was closed, or whose branch was
+    rewritten, since the task started: its fix PR stands on the old history, and GitHub
+    merges it cleanly whenever the fix's lines do not clash, bringing back what a force-push
+    took out (a commit, a file). Looked at only when an event about the PR came in since
+    (its generation moved): the closed PR's reconcile has marked its row by then, and one
+    fetch shows the branch; a head that descends from the task's base (sibling fixes merged
+    meanwhile) is fine. The job, with the generation it was checked at."""
+    t = job.task
+    if t.pr_number is None or job.generation is None:
+        return job
+    row = await job.store.get(t.repo, t.pr_number)
+    if row is None or row.generation == job.generation:
+        return job
+    if row.reason == PR_CLOSED_REASON:
+        raise TaskFailed("obsolete", CLOSED_MEANWHILE)
+    head = await job.fleet.branch_head(t.repo, job.clone_url, t.installation_id, t.base_ref)
+    if head != t.base_sha and not await descends(job.mirror, head, t.base_sha):
+        raise TaskFailed(
+            "stale",
+            "the pull request was rewritten while the fix was made; the next round re-plans",
+        )
+    return replace(job, generation=row.generation)
 
 
 async def move_to_head(job: FixJob) -> FixJob:

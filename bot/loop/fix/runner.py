@@ -39,7 +39,7 @@ from bot.loop.fix.branch import (
     reset_worktree,
 )
 from bot.loop.fix.job import FixJob, TaskFailed
-from bot.loop.fix.land import fix_pr_text, land, open_fix_pr
+from bot.loop.fix.land import fix_pr_text, history_kept, land, open_fix_pr
 from bot.loop.fix.model_fix import (
     fix_with_model,
     model_findings,
@@ -133,16 +133,18 @@ async def _close_fix_pr(
 async def _run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> None:
     store = LoopStore(fleet.runtime.pool)
     # The PR and the issues as the round's reconcile saw them, when nothing happened to the
-    # PR since (`round_view`); read from GitHub otherwise.
-    view = await round_view.fresh(fleet.runtime, task)
-    head_sha: str | None = None
-    if view is not None:
-        head_sha = view.head_sha
-    elif task.pr_number is not None:
-        pr = await api.get_pull(task.pr_number)
-        if pr.state != "open":
-            raise TaskFailed("obsolete", "the pull request was closed")
-        head_sha = pr.head_sha
+    # PR since (`round_view`); read from GitHub otherwise. The generation first: an event
+    # after it (a push, a close) moves it, which the merge looks at (`land`).
+    generation = await round_view.generation(fleet.runtime, task)
+    view = await round_view.fresh(fleet.runtime, task, generation)
+    if view is None:
+        head_sha: str | None = None
+        if task.pr_number is not None:
+            pr = await api.get_pull(task.pr_number)
+            if pr.state != "open":
+                raise TaskFailed("obsolete", "the pull request was closed")
+            head_sha = pr.head_sha
+        view = round_view.StartView(head_sha, {}, generation)
     cached = repo_cache(fleet.runtime, api)
     repo_info = await cached.repo()
     config = await cached.config()
@@ -173,10 +175,7 @@ async def _run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> N
             if held is not None:
                 raise TaskFailed(HELD, held)
     try:
-        issues = dict(view.issues) if view is not None else {}
-        await _run_admitted(
-            fleet, api, store, lease, task, config, spec, repo_info, head_sha, issues
-        )
+        await _run_admitted(fleet, api, store, lease, task, config, spec, repo_info, view)
     finally:
         if reservation is not None:  # the run's calls are in the ledger by now
             await models.release(reservation)
@@ -191,12 +190,11 @@ async def _run_admitted(
     config: RepoConfig,
     spec: AgentSpec,
     repo_info: RepoInfo,
-    head_sha: str | None,
-    issues: dict[int, IssueInfo],
+    start: round_view.StartView,
 ) -> None:
-    """The task's run, once its budgets let it start: `head_sha` the PR's head (None without
-    a PR), `issues` those of the task already read."""
+    """The task's run, once its budgets let it start from `start`."""
     started = time.monotonic()
+    head_sha = start.head_sha
     git_token = fleet.git_token(task.installation_id, task.repo)
     mirror = await fleet.mirrors.ensure(
         task.repo,
@@ -211,8 +209,20 @@ async def _run_admitted(
         if not await descends(mirror, head_sha, task.base_sha):
             raise TaskFailed("stale", "the pull request was rewritten; the next round re-plans")
     method = default_merge_method(config.merge_method, repo_info.merge_methods)
-    job = FixJob(fleet, api, store, lease, task, config, spec, mirror, repo_info.clone_url, method)
-    job.issues_listed.update(issues)
+    job = FixJob(
+        fleet,
+        api,
+        store,
+        lease,
+        task,
+        config,
+        spec,
+        mirror,
+        repo_info.clone_url,
+        method,
+        generation=start.generation,
+    )
+    job.issues_listed.update(start.issues)
     remote_sha = await branch_sha(mirror, task.branch)
     branch = TaskBranch(
         task.branch,
@@ -565,6 +575,7 @@ async def _propose(
 ) -> None:
     """Open (or find) the fix PR for the task's branch and, for a PR's findings, land it;
     `not_fixed` are the batch's other issues, with why."""
+    job = await history_kept(job)  # no fix PR for a PR closed or rewritten meanwhile
     t = job.task
     issue_title = None
     if len(fixed) == 1:

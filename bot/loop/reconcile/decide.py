@@ -17,7 +17,7 @@ from bot.loop import report
 from bot.loop.budget import Caps, InstallationSpend, Spend, over_budget, over_cap
 from bot.loop.checks import fix_pr_verdict
 from bot.loop.reconcile.fanout import Costs, FanOut, Mode, plan_fanout, split
-from bot.loop.store import ACTIVE_TASK_STATES, HELD, TaskRow
+from bot.loop.store import ACTIVE_TASK_STATES, HELD, PR_CLOSED_REASON, TaskRow
 from bot.repo_config import RepoConfig
 
 MAX_FAILED_TASKS = 2  # per issue, before it is handed to a human
@@ -202,7 +202,7 @@ def before_audit(facts: Facts) -> Decision | None:
     """The rules that settle a PR without auditing it; None: audit it."""
     pull, loop, config = facts.pull, facts.loop, facts.config
     if not pull.open:
-        return Decision(report.AUDITED, "the pull request is closed", loop.round, tell="row")
+        return Decision(report.AUDITED, PR_CLOSED_REASON, loop.round, tell="row")
     if facts.config_error is not None:
         # Told on the PR, not only logged: only a person can mend the file.
         reason = f"`.github/review-loop.yml`: {facts.config_error}"
