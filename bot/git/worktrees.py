@@ -439,6 +439,20 @@ async def push(
     )
 
 
+async def delete_branch(
+    wt: Worktree, remote_url: str, token: str | None, branch: str, expected_remote_sha: str
+) -> None:
+    """Delete `branch` at `remote_url`, only if it is still at `expected_remote_sha` (a branch
+    someone else moved is theirs now: git refuses with "stale info" and this raises
+    `GitError`). Over git, like the pushes: no REST request."""
+    if urlsplit(remote_url).password:
+        raise ValueError("the remote URL must not carry credentials; pass the token instead")
+    ref = f"refs/heads/{branch}"
+    lease = f"--force-with-lease={ref}:{expected_remote_sha}"
+    env = auth_env(token, remote_url) if token else None
+    await git("push", "--no-verify", "--quiet", lease, remote_url, f":{ref}", cwd=wt.path, env=env)
+
+
 def _heal(mirror: Path, url: str) -> None:
     """Rewrite the mirror's config and drop any hook. Agents, setup and test commands run in
     worktrees of this mirror, and a worktree's `git config` writes the mirror's config: a key

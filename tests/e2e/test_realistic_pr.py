@@ -168,6 +168,7 @@ async def test_a_realistic_pr_ends_fixed_or_explained_quietly_and_cheaply(
         annotations = [run for sha in {*shas, *fix_shas} for run in annotations_of(driver, sha)]
         everything = await asyncio.to_thread(driver.requests)
         tree = checkout(stack, head, workdir / "head")
+        left = bare_git(stack, "for-each-ref", "--format=%(refname)", "refs/heads/review-loop/")
 
     requests = everything[since:]  # the PR's own: from the repository's installation on
     asked = Counter(f"{r['method']} {r['route']} {r['status']}" for r in requests)
@@ -215,6 +216,7 @@ async def test_a_realistic_pr_ends_fixed_or_explained_quietly_and_cheaply(
         assert key not in still_there, f"{key} is fixed at the PR's head"
         assert said_fixed(issue), key
     assert fixes and all(f["merged_at"] is not None for f in fixes)
+    assert left.split() == [], "each merged fix PR's branch is deleted"
     assert tasks and all(t["status"] == "merged" and t["agent"] == "ruff-fix" for t in tasks)
     merges = [line for line in history if len(line.split()) > 2]
     if settings is None:

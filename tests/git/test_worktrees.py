@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from bot.git.cmd import GitError, git
-from bot.git.worktrees import LEASE_FILE, Mirrors, Worktree, changed_files, commit_all, push
+from bot.git.worktrees import (
+    LEASE_FILE,
+    Mirrors,
+    Worktree,
+    changed_files,
+    commit_all,
+    delete_branch,
+    push,
+)
 from tests.gitrepos import Remote
 
 BOT = ("review-loop[bot]", "123+review-loop[bot]@users.noreply.github.com")
@@ -389,6 +397,24 @@ async def test_push_with_lease_creates_the_branch_then_refuses_when_the_remote_m
 
     await push(worktree, remote.url, None, "fix-branch", theirs)
     assert await remote.sha("fix-branch") != theirs
+
+
+async def test_delete_branch_deletes_only_the_branch_as_the_bot_left_it(
+    worktree: Worktree, remote: Remote
+) -> None:
+    """A merged fix PR's branch is deleted only while it is where the task pushed it: one
+    someone else moved is theirs, and git refuses."""
+    (worktree.path / "fix.txt").write_text("fix\n")
+    first = await commit_all(worktree, "fix", *BOT)
+    await push(worktree, remote.url, None, "fix-branch", None)
+    theirs = await remote.commit({"other.txt": "someone else\n"}, branch="fix-branch")
+    with pytest.raises(GitError, match="stale info"):
+        await delete_branch(worktree, remote.url, None, "fix-branch", first)
+    assert await remote.sha("fix-branch") == theirs
+
+    await delete_branch(worktree, remote.url, None, "fix-branch", theirs)
+    heads = await git("for-each-ref", "--format=%(refname)", "refs/heads", cwd=remote.bare)
+    assert "refs/heads/fix-branch" not in heads.split()
 
 
 async def test_ensure_heals_a_mirror_config_and_hooks_planted_from_a_worktree(

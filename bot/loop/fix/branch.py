@@ -15,6 +15,7 @@ from bot.git.worktrees import (
     Worktree,
     clean_keeping_setup_output,
     commit_all,
+    delete_branch,
     push,
     snapshot,
     snapshot_changes,
@@ -96,6 +97,21 @@ class TaskBranch:
             self.token.refused(token)
             await push(wt, self.url, await self.token.get(), self.name, self.remote_sha)
         self.remote_sha = await head_of(wt)
+
+    async def delete(self, wt: Worktree) -> None:
+        """Delete the branch on GitHub once its fix PR is merged (nothing needs it then, and
+        a repository would gather one per fix), only if it is still where the task pushed
+        it. Best effort: a branch left behind is logged, the merged fix stands."""
+        if self.remote_sha is None:
+            return
+        await self.check_lease()
+        token = await self.token.get() if self.token is not None else None
+        try:
+            await delete_branch(wt, self.url, token, self.name, self.remote_sha)
+        except GitError as exc:
+            log.warning("task branch %s left on GitHub: %s", self.name, exc)
+            return
+        self.remote_sha = None
 
 
 async def commit_fix(

@@ -253,7 +253,9 @@ async def land(
     or reviews, rules) leaves the task `pushed`, its fix PR open for a person, who is told
     GitHub's message there and in the PR's summary. The fix PR's check run is posted only
     where it is needed (`FixPrCheck`): before a merge into a branch known to require it,
-    after a merge refused for it, and on a fix PR left for a person."""
+    after a merge refused for it, and on a fix PR left for a person. A merged fix PR's
+    branch is deleted (over git: no REST write), as GitHub's "Automatically delete head
+    branches" would; one left for a person keeps it."""
     check = FixPrCheck(job, wt)
     try:
         await _land(job, branch, wt, fix_pr, fixed, title, fix_issue, wait, check, base_seen_at)
@@ -272,6 +274,8 @@ async def land(
             "allows it.",
         )
         await job.store.update_task(job.task.id, status="pushed", error=exc.reason)
+    else:
+        await branch.delete(wt)  # merged: the fix PR's branch has nothing left to do
 
 
 async def _land(
