@@ -2,7 +2,8 @@
 warm worktrees. Built once by the worker's wiring and passed to every job it runs."""
 
 import asyncio
-from collections.abc import Coroutine
+import contextlib
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,31 @@ class Fleet:
     review_cache: ReviewCache | None = None  # model reviews of unchanged files, kept
     auditors: dict[str, AuditorSpec] = field(default_factory=dict)  # the catalog's SARIF ones
     _background: set[asyncio.Task[None]] = field(default_factory=set)
+    # Per PR branch: its lock and how many merges hold or wait for it (`merging`).
+    _merges: dict[tuple[str, str], tuple[asyncio.Lock, list[int]]] = field(default_factory=dict)
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` in the background of this process, keeping a reference until it ends."""
         task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    @contextlib.asynccontextmanager
+    async def merging(self, repo: str, branch: str) -> AsyncIterator[None]:
+        """One fix PR merge at a time into PR branch `branch` from this process. GitHub takes
+        them one at a time anyway (one at the same moment is refused "Base branch was
+        modified"), and the first merge into a branch that requires the bot's check run
+        teaches the next to post it before its merge instead of being refused too."""
+        key = (repo, branch)
+        lock, users = self._merges.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._merges[key]
 
     @classmethod
     def build(cls, runtime: Runtime) -> "Fleet":

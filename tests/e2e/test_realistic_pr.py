@@ -98,9 +98,11 @@ FINDINGS = len(SAFE | UNSAFE_ONLY | NO_FIX)
 # installation tokens (the API's and git's, each minted once an hour) are not this PR's
 # on a repository the bot already works on: the rest is the PR's steady cost. Measured:
 # merge commits 37 (8 reads, 29 writes; 29 steady, 4.8 per finding); squash-only with a
-# required check 40-41 (32-33 steady, 5.3-5.5 per finding: each fix PR merged before the
-# branch is known to require the check is refused once, and two run at once); 40-44 with
-# the process's start-up. Issue #9's goal is 6 per finding.
+# required check 40 (32 steady, 5.3 per finding: the first fix PR's merge is refused once
+# for the missing check; the second, whose merge waits for the first's in the worker
+# (`Fleet.merging`), posts its check run first); 40-43 with the process's start-up. Issue
+# #9's goal is 6 per finding. Before merges into one PR branch took turns: squash-only 40-41
+# (both fix PRs' merges refused when they ran at once).
 # Before the fix tasks took the PR and their issues from their round's reconcile while
 # nothing happened to the PR since (`bot/loop/round_view.py`): 41 and 44-45 (12 reads).
 # Before fix PRs got their check run only where needed (merge first; after a 405 for the

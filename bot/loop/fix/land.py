@@ -318,19 +318,21 @@ async def _merged(
     """Merge the fix PR at the worktree's HEAD and record it; False on a conflict."""
     job = await history_kept(job)
     head = await head_of(wt)
-    await check.before_merge(job)
-    if not await merge_fix_pr(
-        job.api,
-        fix_pr.number,
-        head,
-        title,
-        base=job.task.base_ref,
-        check_lease=job.check_lease,
-        wait=wait,
-        method=job.merge_method,
-        checks_missing=check.merge_refused,
-        base_seen_at=base_seen_at,
-    ):
+    async with job.fleet.merging(job.task.repo, job.task.base_ref):
+        await check.before_merge(job)
+        merged = await merge_fix_pr(
+            job.api,
+            fix_pr.number,
+            head,
+            title,
+            base=job.task.base_ref,
+            check_lease=job.check_lease,
+            wait=wait,
+            method=job.merge_method,
+            checks_missing=check.merge_refused,
+            base_seen_at=base_seen_at,
+        )
+    if not merged:
         return False
     await job.store.update_task(job.task.id, status="merged")
     return True
