@@ -51,6 +51,15 @@ async def descends(mirror: Path, sha: str, base: str) -> bool:
     return True
 
 
+async def check_not_rewritten(mirror: Path, head: str, base: str) -> None:
+    """Raise TaskFailed `stale` when the PR branch at `head` no longer carries the task's
+    `base` (a force-push rewrote it: the next round plans again from the new head). A head
+    that is `base` or descends from it (sibling fixes merged meanwhile) is fine: the fix
+    merges on top."""
+    if head != base and not await descends(mirror, head, base):
+        raise TaskFailed("stale", "the pull request was rewritten; the next round re-plans")
+
+
 async def head_of(wt: Worktree) -> str:
     return (await git("rev-parse", "HEAD", cwd=wt.path)).strip()
 

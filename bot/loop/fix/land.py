@@ -26,7 +26,7 @@ from bot.git.cmd import GitError, git
 from bot.git.worktrees import Worktree
 from bot.github.records import MergeMethod, PullInfo
 from bot.github.repo_api import RepoAPI
-from bot.loop.fix.branch import TaskBranch, descends, head_of, reset_worktree
+from bot.loop.fix.branch import TaskBranch, check_not_rewritten, head_of, reset_worktree
 from bot.loop.fix.fix_check import FixPrCheck
 from bot.loop.fix.job import FixJob, TaskFailed
 from bot.loop.fix.verify import verify_against
@@ -355,11 +355,7 @@ async def history_kept(job: FixJob) -> FixJob:
     if row.reason == PR_CLOSED_REASON:
         raise TaskFailed("obsolete", CLOSED_MEANWHILE)
     head = await job.fleet.branch_head(t.repo, job.clone_url, t.installation_id, t.base_ref)
-    if head != t.base_sha and not await descends(job.mirror, head, t.base_sha):
-        raise TaskFailed(
-            "stale",
-            "the pull request was rewritten while the fix was made; the next round re-plans",
-        )
+    await check_not_rewritten(job.mirror, head, t.base_sha)
     return replace(job, generation=row.generation)
 
 
@@ -368,8 +364,7 @@ async def move_to_head(job: FixJob) -> FixJob:
     base; a rewritten branch (force-push) ends the task, the next round plans again."""
     t = job.task
     head = await job.fleet.branch_head(t.repo, job.clone_url, t.installation_id, t.base_ref)
-    if head != t.base_sha and not await descends(job.mirror, head, t.base_sha):
-        raise TaskFailed("stale", "the pull request was rewritten; the next round re-plans")
+    await check_not_rewritten(job.mirror, head, t.base_sha)
     await job.check_lease()
     await job.store.update_task(t.id, base_sha=head)
     return job.on_base(head)

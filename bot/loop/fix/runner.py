@@ -33,6 +33,7 @@ from bot.loop.budget import Caps, first_run_estimate, over_budget, over_cap, spe
 from bot.loop.fix.branch import (
     TaskBranch,
     branch_sha,
+    check_not_rewritten,
     commit_fix,
     descends,
     keep_partial_work,
@@ -203,11 +204,8 @@ async def _run_admitted(
         want=_wanted(task, head_sha),
         fresh_since=_fresh_since(task),
     )
-    if head_sha is not None and head_sha != task.base_sha:
-        # Sibling fixes merged meanwhile: fine, the fix merges on top. A rewritten branch
-        # (force-push) is not: the next round plans again from the new head.
-        if not await descends(mirror, head_sha, task.base_sha):
-            raise TaskFailed("stale", "the pull request was rewritten; the next round re-plans")
+    if head_sha is not None:
+        await check_not_rewritten(mirror, head_sha, task.base_sha)
     method = default_merge_method(config.merge_method, repo_info.merge_methods)
     job = FixJob(
         fleet,
