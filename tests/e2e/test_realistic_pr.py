@@ -119,10 +119,14 @@ FINDINGS = len(SAFE | UNSAFE_ONLY | NO_FIX)
 # were waited for (the sweep raced the installation): 59 in all, 7 of them start-up's. Before
 # issue #9's read cuts, conditional reads and `ruff-fix` keeping files formatted: 113 (52
 # reads, 61 writes; two `format` issues of the bot's own making), which these bounds refuse.
-MAX_REQUESTS_PER_FINDING = 7.2  # the PR's own
-MAX_STEADY_REQUESTS_PER_FINDING = 5.8  # the PR's own less the repository's labels and tokens
-MAX_COUNTED_READS_PER_FINDING = 1.5  # the PR's own reads less 304s: what the rate limit counts
-MAX_ALL_REQUESTS_PER_FINDING = 7.7  # with the process's start-up
+# On a loaded machine one more reconcile may come (2 reads: the PR, its issues): a fix task
+# recorded `merged` but whose job has not ended yet no longer counts as under way, so its
+# sibling's end reconciles the round, and its own end then reconciles it again (seen 1 run
+# in 5 with other tests running beside it).
+MAX_REQUESTS_PER_FINDING = 7.5  # the PR's own
+MAX_STEADY_REQUESTS_PER_FINDING = 6  # the PR's own less the repository's labels and tokens
+MAX_COUNTED_READS_PER_FINDING = 1.7  # the PR's own reads less 304s: what the rate limit counts
+MAX_ALL_REQUESTS_PER_FINDING = 8  # with the process's start-up
 # Requests made once per repository (its labels) or once an hour (installation tokens).
 ONCE_PER_REPOSITORY_OR_HOUR = (
     "POST /app/installations/{installation_id}/access_tokens",

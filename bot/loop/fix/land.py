@@ -274,8 +274,6 @@ async def land(
             "allows it.",
         )
         await job.store.update_task(job.task.id, status="pushed", error=exc.reason)
-    else:
-        await branch.delete(wt)  # merged: the fix PR's branch has nothing left to do
 
 
 async def _land(
@@ -291,13 +289,13 @@ async def _land(
     base_seen_at: float | None,
 ) -> None:
     merge_title = f"Merge {title}"[:TITLE_LIMIT]
-    if await _merged(job, wt, fix_pr, merge_title, wait, check, base_seen_at):
+    if await _merged(job, branch, wt, fix_pr, merge_title, wait, check, base_seen_at):
         return
     job, rebased = await rebase_onto_head(job, branch, wt, fixed, fix_pr)
-    if rebased and await _merged(job, wt, fix_pr, merge_title, wait, check):
+    if rebased and await _merged(job, branch, wt, fix_pr, merge_title, wait, check):
         return
     job = await rerun_on_head(job, branch, wt, fixed, fix_pr, fix_issue)
-    if await _merged(job, wt, fix_pr, merge_title, wait, check):
+    if await _merged(job, branch, wt, fix_pr, merge_title, wait, check):
         return
     raise TaskFailed(
         "conflict",
@@ -308,6 +306,7 @@ async def _land(
 
 async def _merged(
     job: FixJob,
+    branch: TaskBranch,
     wt: Worktree,
     fix_pr: PullInfo,
     title: str,
@@ -315,7 +314,10 @@ async def _merged(
     check: FixPrCheck,
     base_seen_at: float | None = None,
 ) -> bool:
-    """Merge the fix PR at the worktree's HEAD and record it; False on a conflict."""
+    """Merge the fix PR at the worktree's HEAD, delete its branch and record it; False on a
+    conflict. The branch goes before the record: a task recorded `merged` no longer counts as
+    under way, so a sibling ending between the record and this job's end reconciles the
+    round, and this job's end once more; the deletion is kept out of that moment."""
     job = await history_kept(job)
     head = await head_of(wt)
     async with job.fleet.merging(job.task.repo, job.task.base_ref):
@@ -334,6 +336,7 @@ async def _merged(
         )
     if not merged:
         return False
+    await branch.delete(wt)  # merged: the fix PR's branch has nothing left to do
     await job.store.update_task(job.task.id, status="merged")
     return True
 
