@@ -172,9 +172,11 @@ def test_a_branch_deleted_by_a_git_push_sends_push_deleted(
     world: World, receiver: Receiver, tmp_path: Path
 ) -> None:
     """`git push origin :feature` deletes the branch as the REST API's DELETE does: a `push`
-    with `deleted: true` and `after` all zeros, no commits."""
+    with `deleted: true` and `after` all zeros, no commits; the open pull request it headed
+    is closed, as GitHub closes one whose head branch is deleted."""
     driver = world.driver
     sha = driver.push(REPO, "feature", {"a.txt": "1"}, as_user="alice")
+    pull = driver.open_pr(REPO, "feature", as_user="alice")
     subprocess.run(["git", "init", "--quiet", str(tmp_path)], check=True)
     url = driver.remote_url(REPO, "alice")
     subprocess.run(
@@ -188,3 +190,5 @@ def test_a_branch_deleted_by_a_git_push_sends_push_deleted(
         ["git", "ls-remote", "--heads", url], capture_output=True, text=True, check=True
     ).stdout
     assert "refs/heads/feature" not in heads and "refs/heads/main" in heads
+    assert driver.pull(REPO, pull["number"])["state"] == "closed"
+    assert receiver.one("pull_request", "closed")["pull_request"]["merged"] is False
