@@ -218,7 +218,7 @@ async def test_a_fix_pr_github_moves_onto_the_default_branch_is_closed_not_merge
     assert "import os" in main_file
 
 
-async def test_a_fix_made_on_history_a_force_push_rewrote_is_closed_not_merged(
+async def test_a_fix_made_on_history_a_force_push_rewrote_is_not_proposed(
     workdir: Path, e2e_db: str
 ) -> None:
     """While the agent works, the author force-pushes the PR branch rewritten: the unused
