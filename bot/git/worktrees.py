@@ -429,14 +429,7 @@ async def push(
     `expected_remote_sha` None means the branch must not exist yet. A remote that moved makes
     git refuse ("stale info") and this raises `GitError`.
     """
-    if urlsplit(remote_url).password:
-        raise ValueError("the remote URL must not carry credentials; pass the token instead")
-    ref = f"refs/heads/{branch}"
-    lease = f"--force-with-lease={ref}:{expected_remote_sha or ''}"
-    env = auth_env(token, remote_url) if token else None
-    await git(
-        "push", "--no-verify", "--quiet", lease, remote_url, f"HEAD:{ref}", cwd=wt.path, env=env
-    )
+    await _leased_push(wt, remote_url, token, branch, expected_remote_sha, "HEAD")
 
 
 async def delete_branch(
@@ -445,12 +438,27 @@ async def delete_branch(
     """Delete `branch` at `remote_url`, only if it is still at `expected_remote_sha` (a branch
     someone else moved is theirs now: git refuses with "stale info" and this raises
     `GitError`). Over git, like the pushes: no REST request."""
+    await _leased_push(wt, remote_url, token, branch, expected_remote_sha, "")
+
+
+async def _leased_push(
+    wt: Worktree,
+    remote_url: str,
+    token: str | None,
+    branch: str,
+    expected_remote_sha: str | None,
+    source: str,
+) -> None:
+    """`git push <url> <source>:refs/heads/<branch>` with a lease on the branch being at
+    `expected_remote_sha` (None: absent); an empty `source` deletes the branch."""
     if urlsplit(remote_url).password:
         raise ValueError("the remote URL must not carry credentials; pass the token instead")
     ref = f"refs/heads/{branch}"
-    lease = f"--force-with-lease={ref}:{expected_remote_sha}"
+    lease = f"--force-with-lease={ref}:{expected_remote_sha or ''}"
     env = auth_env(token, remote_url) if token else None
-    await git("push", "--no-verify", "--quiet", lease, remote_url, f":{ref}", cwd=wt.path, env=env)
+    await git(
+        "push", "--no-verify", "--quiet", lease, remote_url, f"{source}:{ref}", cwd=wt.path, env=env
+    )
 
 
 def _heal(mirror: Path, url: str) -> None:
