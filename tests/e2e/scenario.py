@@ -4,7 +4,7 @@ import asyncio
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,20 @@ async def poll(predicate: Any, *, timeout: float = 120, what: str = "condition")
     deadline = loop.time() + timeout
     while loop.time() < deadline:
         value = await asyncio.to_thread(predicate)
+        if value:
+            return value
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def poll_async(
+    predicate: Callable[[], Awaitable[Any]], *, timeout: float = 120, what: str = "condition"
+) -> Any:
+    """Wait until `await predicate()` returns something truthy; return it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        value = await predicate()
         if value:
             return value
         await asyncio.sleep(0.2)

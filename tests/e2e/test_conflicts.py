@@ -3,7 +3,6 @@ person decides (DESIGN 1.7). The conflicts are real: a person pushes to the PR b
 the agent works, changing the line next to the one the agent deletes."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from tests.e2e.scenario import (
     fix_pulls,
     open_pr,
     poll,
+    poll_async,
     show,
     task_rows,
     write_agent,
@@ -189,20 +189,21 @@ async def test_a_fix_pr_github_moves_onto_the_default_branch_is_closed_not_merge
         # The closed PR's reconcile is done while the agent still works: it leaves the
         # running task's fix PR to the task.
         store = LoopStore(stack.runtime.pool)
-        for _ in range(600):
+
+        async def closed_reconciled() -> bool:
             row = await store.get(REPO, number)
-            if row and row.reason == "the pull request is closed" and row.handled >= row.generation:
-                break
-            await asyncio.sleep(0.2)
-        else:
-            raise AssertionError("the closed PR was never reconciled")
+            return bool(
+                row and row.reason == "the pull request is closed" and row.handled >= row.generation
+            )
+
+        await poll_async(closed_reconciled, what="the closed PR's reconcile")
         (workdir / "go-2").touch()
 
-        for _ in range(600):
+        async def task_ended() -> list[dict[str, Any]]:
             tasks = await task_rows(stack, "status, error")
-            if tasks[0]["status"] not in ("queued", "running", "pushed"):
-                break
-            await asyncio.sleep(0.2)
+            return tasks if tasks[0]["status"] not in ("queued", "running", "pushed") else []
+
+        tasks = await poll_async(task_ended, what="the fix task to end")
         fix = driver.pull(REPO, fix["number"])
         comments = [c["body"] for c in driver.comments(REPO, fix["number"])]
         main_file = show(stack, "main", "shop/pricing.py")
@@ -313,11 +314,3 @@ async def event_seen(stack: Any, number: int, since: int) -> None:
         return await generation_of(stack, number) > since
 
     await poll_async(moved, what="the event's webhook")
-
-
-async def poll_async(ready: Callable[[], Awaitable[bool]], *, what: str) -> None:
-    for _ in range(600):
-        if await ready():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"waited 60 s for {what}")

@@ -10,7 +10,7 @@ from bot.demo.stack import LocalStack, local_stack, wait_settled
 from bot.github.markers import parse_marker
 from bot.loop.store import LoopStore
 from bot.loop.tasks import request_reconcile, run_fix_task
-from tests.e2e.scenario import AUTHOR, REPO, fix_pulls, open_pr, task_rows
+from tests.e2e.scenario import AUTHOR, REPO, fix_pulls, open_pr, poll_async, task_rows
 
 pytestmark = pytest.mark.slow
 
@@ -165,22 +165,11 @@ async def test_a_reconcile_that_runs_out_of_retries_is_queued_again_later(
                 )
                 rows = list(await cur.fetchall())
             # The requeue is written by the first job before procrastinate marks it done.
-            return rows if all(r["status"] != "doing" for r in rows) else []
+            done = all(r["status"] != "doing" for r in rows)
+            return rows if done and len(rows) >= 2 else []
 
         jobs = await poll_async(queued_later, what="the reconcile to be queued again")
         row = await LoopStore(stack.runtime.pool).get(REPO, number)
 
     assert [(j["status"], j["later"]) for j in jobs] == [("succeeded", False), ("todo", True)]
     assert row is not None and row.handled < generation
-
-
-async def poll_async(predicate: Any, *, timeout: float = 120, what: str) -> Any:
-    """Until `await predicate()` has two rows or more; return them."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        value = await predicate()
-        if len(value) >= 2:
-            return value
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
