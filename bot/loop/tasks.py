@@ -272,20 +272,42 @@ RUN_FIX_TASK = Job("run_fix_task", run_fix_task, retry=LOOP_RETRY)
 
 # The generation bump and its reconcile job in one statement, so one round trip and one
 # transaction: the job is queued through procrastinate's own `procrastinate_defer_jobs_v1`
-# (what `defer_async` runs), with the generation the bump returned.
+# (what `defer_async` runs), with the generation the bump returned. Unless a reconcile of
+# the PR is queued already, due, and not a retry: that job then takes the new generation
+# (a burst of events for one PR queues one reconcile, not one per event that would exit at
+# once). A job a worker is taking at that moment is locked and skipped, and one it took is
+# no longer `todo`: then a new one is queued, as before. (The task name is written out, not
+# a parameter, so that the partial index of migration 15 serves the lookup in every plan.)
 BUMP_AND_QUEUE = """
-WITH bumped AS ({bump})
+WITH bumped AS ({bump}),
+coalesced AS (
+    UPDATE procrastinate_jobs j
+       SET args = jsonb_set(j.args, '{{generation}}', to_jsonb(b.generation))
+      FROM bumped b
+     WHERE %(delay_s)s = 0 AND j.status = 'todo'
+       AND j.id = (SELECT q.id FROM procrastinate_jobs q
+                    WHERE q.status = 'todo' AND q.task_name = 'reconcile_pr'
+                      AND q.args->>'repo' = %(repo)s::text
+                      AND (q.args->>'number')::int = %(number)s::integer
+                      AND q.queue_name = %(queue)s AND q.attempts = 0
+                      AND (q.scheduled_at IS NULL OR q.scheduled_at <= now())
+                    ORDER BY q.id LIMIT 1
+                      FOR UPDATE SKIP LOCKED)
+    RETURNING j.id
+)
 SELECT generation,
-       procrastinate_defer_jobs_v1(ARRAY[
-           ROW(%(queue)s, %(task)s,
-               CASE WHEN generation = 1 THEN %(first_priority)s ELSE 0 END,
-               NULL, NULL,
-               jsonb_build_object('repo', %(repo)s::text, 'number', %(number)s::integer,
-                                  'generation', generation),
-               CASE WHEN %(delay_s)s > 0
-                    THEN now() + make_interval(secs => %(delay_s)s) END
-           )::procrastinate_job_to_defer_v1
-       ]) AS job_ids
+       COALESCE(
+           (SELECT array_agg(id) FROM coalesced),
+           procrastinate_defer_jobs_v1(ARRAY[
+               ROW(%(queue)s, %(task)s,
+                   CASE WHEN generation = 1 THEN %(first_priority)s ELSE 0 END,
+                   NULL, NULL,
+                   jsonb_build_object('repo', %(repo)s::text, 'number', %(number)s::integer,
+                                      'generation', generation),
+                   CASE WHEN %(delay_s)s > 0
+                        THEN now() + make_interval(secs => %(delay_s)s) END
+               )::procrastinate_job_to_defer_v1
+           ])) AS job_ids
   FROM bumped
 """
 

@@ -1,12 +1,19 @@
-"""The loop's jobs queued again: a busy lease or a far write slot puts the job back, at its
-own priority and a little later than asked (jobs put back for one moment do not all wake
-at it)."""
+"""The loop's jobs queued: a reconcile asked for while one of the same PR waits in the queue
+takes that one; a busy lease or a far write slot puts the job back, at its own priority and
+a little later than asked (jobs put back for one moment do not all wake at it)."""
 
 import pytest
 
 from bot.engine.leases import Lease
 from bot.loop.store import LoopStore
-from bot.loop.tasks import BUSY_RETRY_S, RECONCILE_PR, REQUEUE_JITTER_MAX_S, jittered, queue_fix
+from bot.loop.tasks import (
+    BUSY_RETRY_S,
+    RECONCILE_PR,
+    REQUEUE_JITTER_MAX_S,
+    jittered,
+    queue_fix,
+    request_reconcile,
+)
 from bot.runtime import Runtime
 from bot.worker import drain
 
@@ -74,3 +81,74 @@ async def test_only_tasks_that_will_end_make_a_reconcile_wait(runtime: Runtime) 
         )
     assert await store.fixes_under_way("o/r", 1) == [waiting]
     assert await store.fixes_under_way("o/r", 2) == []
+
+
+async def reconciles(runtime: Runtime) -> list[tuple[str, int, int]]:
+    """(status, PR number, generation) of every reconcile job, oldest first."""
+    async with runtime.pool.connection() as conn:
+        cur = await conn.execute(
+            """SELECT status, args FROM procrastinate_jobs
+                WHERE task_name = 'reconcile_pr' ORDER BY id"""
+        )
+        return [
+            (r["status"], r["args"]["number"], r["args"]["generation"])
+            for r in await cur.fetchall()
+        ]
+
+
+async def test_a_reconcile_asked_for_while_one_waits_raises_that_ones_generation(
+    runtime: Runtime,
+) -> None:
+    """A burst of events for one PR queues one reconcile, of the latest generation; another
+    PR's request queues its own."""
+    for _ in range(3):
+        latest = await request_reconcile(runtime, "o/r", 1, 7)
+    await request_reconcile(runtime, "o/r", 2, 7)
+    await request_reconcile(runtime, "o/other", 1, 7)
+
+    assert latest == 3
+    assert await reconciles(runtime) == [("todo", 1, 3), ("todo", 2, 1), ("todo", 1, 1)]
+    row = await LoopStore(runtime.pool).get("o/r", 1)
+    assert row is not None and row.generation == 3
+
+
+@pytest.mark.parametrize(
+    "queued",
+    [
+        pytest.param("SET status = 'doing'", id="taken-by-a-worker"),
+        pytest.param("SET attempts = 1", id="a-retry"),
+        pytest.param("SET scheduled_at = now() + interval '1 minute'", id="not-due-yet"),
+        pytest.param(None, id="being-taken-now"),
+    ],
+)
+async def test_a_reconcile_is_queued_anew_when_the_waiting_one_cannot_take_it(
+    runtime: Runtime, queued: str | None
+) -> None:
+    """A job a worker runs or is taking (its row locked) may have read the PR already; a
+    retry keeps its own count of attempts; one put back for later must not run earlier
+    and must not make the new request wait: each time a new job is queued."""
+    first = await request_reconcile(runtime, "o/r", 1, 7)
+    async with runtime.pool.connection() as conn:
+        if queued is not None:
+            await conn.execute(
+                f"UPDATE procrastinate_jobs {queued} WHERE task_name = 'reconcile_pr'"
+            )
+            second = await request_reconcile(runtime, "o/r", 1, 7)
+        else:
+            async with conn.transaction():
+                await conn.execute(
+                    "SELECT id FROM procrastinate_jobs WHERE task_name = 'reconcile_pr' FOR UPDATE"
+                )
+                second = await request_reconcile(runtime, "o/r", 1, 7)
+
+    jobs = await reconciles(runtime)
+    assert [(number, generation) for _, number, generation in jobs] == [(1, first), (1, second)]
+    assert jobs[1][0] == "todo"
+
+
+async def test_a_reconcile_asked_for_later_is_queued_for_then(runtime: Runtime) -> None:
+    """A request with a delay does not ride on a job due now (it would run early)."""
+    await request_reconcile(runtime, "o/r", 1, 7)
+    await request_reconcile(runtime, "o/r", 1, 7, delay_s=60)
+
+    assert [generation for _, _, generation in await reconciles(runtime)] == [1, 2]
