@@ -6,11 +6,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
 PREFIX = "REVIEW_LOOP_"
+# GitHub lets a delivery be redelivered for 3 days (github.com) or 7 (GitHub Enterprise
+# Server): https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks
+MIN_RETENTION_DAYS = 7.0
 # REVIEW_LOOP_* names that are not server settings: what the bot sets for an agent, the
 # tests' database, the compose file's key group, and the pipe of secrets after the re-exec.
 NOT_SETTINGS = frozenset(
@@ -84,6 +87,11 @@ class Settings(BaseSettings):
     # Sweep: every `sweep_interval_s` (and at start) list every open PR of every installation
     # and reconcile those whose head the loop has not seen (0 = never).
     sweep_interval_s: float = Field(default=3600.0, ge=0)
+    # Finished work the database keeps, in days: finished jobs (with their events) and
+    # dispatched deliveries (with their bodies) older than this are deleted by a worker's
+    # hourly pass; 0 keeps everything. At least 7: a delivery GitHub may still redeliver
+    # (3 days on github.com, 7 on GitHub Enterprise Server) must still be known by its id.
+    retention_days: float = Field(default=14.0, ge=0)
     # A repository's metadata and config files, once read, are kept (in the database, for
     # every process) for this long; a push changing a config file forgets them at once.
     github_cache_ttl_s: float = Field(default=300.0, ge=0)
@@ -119,6 +127,17 @@ class Settings(BaseSettings):
     # (None: no cap). At a cap no new model run starts for the installation's PRs.
     installation_daily_usd: float | None = Field(default=None, ge=0)
     installation_monthly_usd: float | None = Field(default=None, ge=0)
+
+    @field_validator("retention_days")
+    @classmethod
+    def _long_enough_for_redelivery(cls, days: float) -> float:
+        if 0 < days < MIN_RETENTION_DAYS:
+            raise ValueError(
+                f"must be 0 (keep everything) or at least {MIN_RETENTION_DAYS:g} days: GitHub "
+                "redelivers deliveries up to 7 days old (GitHub Enterprise Server), and one "
+                "whose id the bot forgot would be dispatched again, as a new one"
+            )
+        return days
 
     @property
     def installed_agents_dir(self) -> Path:

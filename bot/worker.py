@@ -1,5 +1,5 @@
 """A worker process: the wiring of every job to what its body receives, the job loop, and the
-background passes (reaper, janitor, resync, sweep, redelivery)."""
+background passes (reaper, janitor, resync, sweep, redelivery, retention)."""
 
 import asyncio
 import contextlib
@@ -10,11 +10,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from bot.engine.reaper import reap_once
+from bot.engine.retention import delete_finished_jobs
 from bot.loop.fleet import Fleet
 from bot.loop.resync import resync_once, sweep_open_prs
 from bot.loop.tasks import RECONCILE_PR, RUN_FIX_TASK
 from bot.periodic import every
 from bot.runtime import Runtime
+from bot.webhooks.deliveries import delete_old_deliveries
 from bot.webhooks.dispatch import DISPATCH_DELIVERIES, DISPATCH_DELIVERY, Dispatcher
 from bot.webhooks.redeliver import redeliver_missed
 from bot.webhooks.routing import Router
@@ -95,6 +97,9 @@ async def run_worker(
             "check for missed deliveries",
         )
         background.append(asyncio.create_task(redelivering, name="redeliver"))
+    if settings.retention_days > 0:
+        keeping = passes(RETENTION_INTERVAL_S, lambda: retention_pass(runtime), "retention pass")
+        background.append(asyncio.create_task(keeping, name="retention"))
     if started is not None:
         background.append(asyncio.create_task(_all_set(at_start, started), name="started"))
     log.info("worker %s started (concurrency %d)", worker_name(), settings.worker_concurrency)
@@ -115,6 +120,7 @@ async def run_worker(
 
 
 JANITOR_INTERVAL_S = 60.0
+RETENTION_INTERVAL_S = 3600.0
 IDENTITY_INTERVAL_S = 60.0  # until it is known (then each pass is an answer from memory)
 
 
@@ -148,3 +154,19 @@ async def drain(runtime: Runtime) -> None:
         install_signal_handlers=False,
         listen_notify=False,
     )
+
+
+async def retention_pass(runtime: Runtime) -> tuple[int, int]:
+    """Delete the finished jobs and the dispatched deliveries older than the retention
+    (`REVIEW_LOOP_RETENTION_DAYS`); (jobs, deliveries) deleted."""
+    older_than_s = runtime.settings.retention_days * 86400
+    jobs = await delete_finished_jobs(runtime.pool, older_than_s)
+    deliveries = await delete_old_deliveries(runtime.pool, older_than_s)
+    if jobs or deliveries:
+        log.info(
+            "retention: deleted %d finished jobs and %d deliveries older than %g days",
+            jobs,
+            deliveries,
+            runtime.settings.retention_days,
+        )
+    return jobs, deliveries

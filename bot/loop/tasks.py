@@ -4,7 +4,8 @@ Events become work here: `request_reconcile` bumps the PR's generation and queue
 reconcile in one transaction. Repeat events are coalesced: a request while the PR's
 reconcile still waits in the queue raises that job's generation instead of queueing one
 more, and a reconcile whose generation is older than the PR's latest exits at once, because
-a newer job will look at the same (newer) state. Both jobs hold a lease while they act, so two workers never act on one PR or issue.
+a newer job will look at the same (newer) state. Both jobs hold a lease while they act, so
+two workers never act on one PR or issue.
 """
 
 import logging

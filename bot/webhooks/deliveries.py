@@ -21,6 +21,7 @@ from procrastinate.jobs import DEFAULT_QUEUE
 
 from bot.engine.database import Conn, Pool
 from bot.engine.group_commit import GroupCommit
+from bot.engine.retention import BATCH, delete_in_batches
 from bot.webhooks.dispatch import DISPATCH_DELIVERIES
 from bot.webhooks.payload import pack_body
 
@@ -174,3 +175,24 @@ class DeliveryWriter:
         """Store `delivery` and queue its dispatch; True once committed, False if its id was
         stored before. Raises the database's error if its batch could not be committed."""
         return await self._commit.submit(delivery)
+
+
+# Oldest first, through the index on `received_at`; a delivery still to dispatch stays.
+_DELETE_OLD = """
+DELETE FROM review_loop_deliveries
+ WHERE id IN (
+       SELECT id FROM review_loop_deliveries
+        WHERE status <> 'queued'
+          AND received_at < now() - make_interval(secs => %(older_than_s)s)
+        ORDER BY received_at
+        LIMIT %(batch)s
+          FOR UPDATE SKIP LOCKED)
+"""
+
+
+async def delete_old_deliveries(pool: Pool, older_than_s: float, *, batch: int = BATCH) -> int:
+    """Delete the deliveries received more than `older_than_s` ago and dispatched (done,
+    ignored or failed for good); how many. A redelivery of one of them would be taken as a
+    new delivery: keep them for longer than GitHub redelivers (`MIN_RETENTION_DAYS`)."""
+    params = {"older_than_s": older_than_s, "batch": batch}
+    return await delete_in_batches(pool, _DELETE_OLD, params, batch)
