@@ -39,11 +39,20 @@ class PrRow:
     summary: dict[str, Any]
     # The generation of the latest request that must not wait for the PR's fix tasks.
     urgent_generation: int = 0
+    # Changes of the PR's fix tasks, counted (migration 16), and the count the last finished
+    # reconcile read as it began (None: none finished since the count began).
+    task_epoch: int = 0
+    handled_epoch: int | None = None
 
     @property
     def urgent(self) -> bool:
         """Whether a request that must not wait (`tasks.reconcile_pr`) is not handled yet."""
         return self.urgent_generation > self.handled
+
+    @property
+    def tasks_unchanged(self) -> bool:
+        """Whether no fix task of the PR changed since the last finished reconcile began."""
+        return self.handled_epoch == self.task_epoch
 
 
 @dataclass(frozen=True)
@@ -213,12 +222,19 @@ class LoopStore:
             row = await cur.fetchone()
         return bool(row and row["waiting"])
 
-    async def mark_handled(self, repo: str, number: int, generation: int) -> None:
+    async def mark_handled(
+        self, repo: str, number: int, generation: int, task_epoch: int | None = None
+    ) -> None:
+        """Record that a reconcile of `generation` finished, having read the PR's fix tasks'
+        `task_epoch` as it began (None: unknown, so the next reconcile looks again)."""
         async with self._pool.connection() as conn:
             await conn.execute(
-                """UPDATE review_loop_prs SET handled = GREATEST(handled, %s)
-                    WHERE repo = %s AND number = %s""",
-                (generation, repo, number),
+                """UPDATE review_loop_prs
+                      SET handled_epoch = CASE WHEN %(g)s >= handled THEN %(epoch)s
+                                               ELSE handled_epoch END,
+                          handled = GREATEST(handled, %(g)s)
+                    WHERE repo = %(repo)s AND number = %(number)s""",
+                {"g": generation, "epoch": task_epoch, "repo": repo, "number": number},
             )
 
     async def save_state(

@@ -112,9 +112,16 @@ async def reconcile_pr(fleet: Fleet, repo: str, number: int, generation: int) ->
             return
         if await _settling(store, row):
             return
+        if not row.urgent and row.tasks_unchanged:
+            # Only fix tasks' ends asked for it, and the last reconcile that finished began
+            # after every change of the PR's tasks: it saw those ends already.
+            log.info("%s#%d: no fix task changed since the last reconcile", repo, number)
+            await store.mark_handled(repo, number, generation, row.task_epoch)
+            return
         # A PR's first reconcile writes ahead of later ones and of fix tasks, in the throttle
         # too (its check run goes ahead of that: `PrReconciler._first_check`).
         priority = FIRST_FEEDBACK if row.handled == 0 else RECONCILE
+        epoch: int | None = None
         try:
             with defer_writes_over(runtime.settings.write_defer_after_s), write_priority(priority):
                 async for attempt in _reconcile_attempts(runtime):
@@ -123,6 +130,7 @@ async def reconcile_pr(fleet: Fleet, repo: str, number: int, generation: int) ->
                         assert row is not None
                         if row.generation > generation:
                             return  # a newer job waits for the lease and will do it
+                        epoch = row.task_epoch  # read before the reconcile reads the tasks
                         async with runtime.github.installation_client(row.installation_id) as gh:
                             api = await runtime.github.repo_api(gh, repo)
                             reconciler = PrReconciler(
@@ -163,7 +171,7 @@ async def reconcile_pr(fleet: Fleet, repo: str, number: int, generation: int) ->
                 repo=repo, number=number, generation=generation
             )
             return
-        await store.mark_handled(repo, number, generation)
+        await store.mark_handled(repo, number, generation, epoch)
 
 
 async def _settling(store: LoopStore, row: PrRow) -> bool:
