@@ -52,7 +52,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(12, "write sends: content-creating or not", _sql_file("0012_write_kinds.sql")),
     Migration(13, "reconciles that must not wait for a round", _sql_file("0013_urgent.sql")),
     Migration(14, "GitHub creates begun, the App's identity", _sql_file("0014_github_intents.sql")),
-    Migration(15, "queued reconciles and fix jobs, indexed", _sql_file("0015_reconcile_coalesce.sql")),
+    Migration(15, "queued reconciles and fix jobs indexed", _sql_file("0015_job_indexes.sql")),
     Migration(16, "the changes of each PR's fix tasks, counted", _sql_file("0016_task_epoch.sql")),
 )
 

@@ -152,4 +152,3 @@ async def test_a_reconcile_asked_for_later_is_queued_for_then(runtime: Runtime) 
     await request_reconcile(runtime, "o/r", 1, 7, delay_s=60)
 
     assert [generation for _, _, generation in await reconciles(runtime)] == [1, 2]
-
