@@ -116,7 +116,7 @@ class TaskBranch:
         await self.check_lease()
         token = await self.token.get() if self.token is not None else None
         try:
-            await delete_branch(wt, self.url, token, self.name, self.remote_sha)
+            await delete_branch(wt.path, self.url, token, self.name, self.remote_sha)
         except GitError as exc:
             log.warning("task branch %s left on GitHub: %s", self.name, exc)
             return
