@@ -52,6 +52,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(12, "write sends: content-creating or not", _sql_file("0012_write_kinds.sql")),
     Migration(13, "reconciles that must not wait for a round", _sql_file("0013_urgent.sql")),
     Migration(14, "GitHub creates begun, the App's identity", _sql_file("0014_github_intents.sql")),
+    Migration(16, "where each fix task pushed its branch", _sql_file("0016_pushed_sha.sql")),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -229,6 +229,7 @@ async def _run_admitted(
         remote_sha,
         job.check_lease,
         remote_sha is not None,
+        lambda sha: store.update_task(task.id, pushed_sha=sha),
     )
     wt, warm, resumed = await _spawn_worktree(job, remote_sha)
     try:
