@@ -54,6 +54,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(14, "GitHub creates begun, the App's identity", _sql_file("0014_github_intents.sql")),
     Migration(15, "queued reconciles and fix jobs indexed", _sql_file("0015_job_indexes.sql")),
     Migration(16, "the changes of each PR's fix tasks, counted", _sql_file("0016_task_epoch.sql")),
+    Migration(17, "where each fix task pushed its branch", _sql_file("0017_pushed_sha.sql")),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -429,20 +429,21 @@ async def push(
     `expected_remote_sha` None means the branch must not exist yet. A remote that moved makes
     git refuse ("stale info") and this raises `GitError`.
     """
-    await _leased_push(wt, remote_url, token, branch, expected_remote_sha, "HEAD")
+    await _leased_push(wt.path, remote_url, token, branch, expected_remote_sha, "HEAD")
 
 
 async def delete_branch(
-    wt: Worktree, remote_url: str, token: str | None, branch: str, expected_remote_sha: str
+    repo: Path, remote_url: str, token: str | None, branch: str, expected_remote_sha: str
 ) -> None:
     """Delete `branch` at `remote_url`, only if it is still at `expected_remote_sha` (a branch
     someone else moved is theirs now: git refuses with "stale info" and this raises
-    `GitError`). Over git, like the pushes: no REST request."""
-    await _leased_push(wt, remote_url, token, branch, expected_remote_sha, "")
+    `GitError`). Over git, like the pushes: no REST request. `repo` is where git runs: a
+    task's worktree, or the mirror (a deletion sends no commits)."""
+    await _leased_push(repo, remote_url, token, branch, expected_remote_sha, "")
 
 
 async def _leased_push(
-    wt: Worktree,
+    repo: Path,
     remote_url: str,
     token: str | None,
     branch: str,
@@ -457,7 +458,7 @@ async def _leased_push(
     lease = f"--force-with-lease={ref}:{expected_remote_sha or ''}"
     env = auth_env(token, remote_url) if token else None
     await git(
-        "push", "--no-verify", "--quiet", lease, remote_url, f"{source}:{ref}", cwd=wt.path, env=env
+        "push", "--no-verify", "--quiet", lease, remote_url, f"{source}:{ref}", cwd=repo, env=env
     )
 
 

@@ -363,14 +363,16 @@ class RepoAPI:
         marker: Mapping[str, Any],
         why: str,
         before_writes: Callable[[], Awaitable[None]],
-    ) -> None:
+    ) -> bool:
         """Close pull request `number` if it is still open, after the bot's one comment
-        carrying `marker` says `why`; `before_writes` (a lease check) runs first."""
+        carrying `marker` says `why`; `before_writes` (a lease check) runs first. True when
+        it was open (and is closed now)."""
         if (await self.get_pull(number)).state != "open":
-            return
+            return False
         await before_writes()
         await self.upsert_comment(number, marker, why)
         await self.close_pull(number)
+        return True
 
     async def request_reviewers(
         self, number: int, reviewers: Sequence[str], team_reviewers: Sequence[str] = ()

@@ -3,6 +3,7 @@ warm worktrees. Built once by the worker's wiring and passed to every job it run
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,13 +12,15 @@ from typing import Any
 from bot.agents.catalog import MODEL_KINDS, AgentSpec, load_auditors, load_catalog
 from bot.agents.models.client import preload_backends
 from bot.audit.external import AuditorSpec
-from bot.git.cmd import auth_env, git
-from bot.git.worktrees import Mirrors
+from bot.git.cmd import GitError, auth_env, git
+from bot.git.worktrees import Mirrors, delete_branch
 from bot.github.tokens import GitToken
 from bot.loop.model_audit import ReviewCache
 from bot.loop.model_store import ModelStore
 from bot.loop.warm import WarmPool
 from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -93,6 +96,21 @@ class Fleet:
             "rev-parse", "--verify", f"refs/remotes/origin/{branch}^{{commit}}", cwd=mirror
         )
         return out.strip()
+
+    async def delete_task_branch(
+        self, repo: str, clone_url: str, installation_id: int, branch: str, sha: str
+    ) -> None:
+        """Delete task branch `branch` on GitHub, over git from the mirror, only if it is still
+        at `sha`, where the task last pushed it (a person's later push keeps it). For a task
+        whose fix PR the bot closed, or never opened: its branch has nothing left to do.
+        Best effort: a branch left behind is logged."""
+        token = await self.token(installation_id, repo)
+        try:
+            # The task pushed `sha` from a worktree of this mirror: it is there, no fetch.
+            mirror = await self.mirrors.ensure(repo, clone_url, token, want=[sha])
+            await delete_branch(mirror, clone_url, token, branch, sha)
+        except GitError as exc:
+            log.warning("task branch %s left on GitHub: %s", branch, exc)
 
     async def fetch_pull(
         self, mirror: Path, installation_id: int, repo: str, clone_url: str, number: int

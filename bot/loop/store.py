@@ -78,6 +78,7 @@ class TaskRow:
     failed: list[int]
     warm: bool
     created_at: datetime | None = None  # when the round planned it (the database's clock)
+    pushed_sha: str | None = None  # where the task last pushed its branch (None: never)
 
     @property
     def issues(self) -> list[int]:

@@ -123,6 +123,16 @@ def fix_pulls(stack: LocalStack, number: int) -> list[dict[str, Any]]:
     ]
 
 
+def task_branches(stack: LocalStack, number: int) -> dict[str, str]:
+    """The bot's task branches for PR `number` that the sandbox holds: name -> sha."""
+    prefix = f"refs/heads/review-loop/pr-{number}/"
+    listed = bare_git(stack, "for-each-ref", "--format=%(refname) %(objectname)", prefix)
+    return {
+        ref.removeprefix("refs/heads/"): sha
+        for ref, sha in (line.split() for line in listed.splitlines())
+    }
+
+
 async def task_rows(stack: LocalStack, columns: str = "status, error") -> list[dict[str, Any]]:
     """`columns` of every fix task, oldest first."""
     async with stack.runtime.pool.connection() as conn:

@@ -20,6 +20,7 @@ from tests.e2e.scenario import (
     poll,
     poll_async,
     show,
+    task_branches,
     task_rows,
     write_agent,
     write_catalog,
@@ -170,7 +171,8 @@ async def test_a_fix_pr_github_moves_onto_the_default_branch_is_closed_not_merge
 ) -> None:
     """While the agent's second run works (its first conflicted with a person's push), the
     person merges the PR and deletes its branch: GitHub retargets the fix PR to `main`. The
-    bot never merges into a base branch, so it closes the fix PR and says why."""
+    bot never merges into a base branch, so it closes the fix PR, says why and deletes its
+    branch."""
     catalog = write_catalog(workdir, {"gated": gated_agent(workdir)})
     async with local_stack(workdir, database_url=e2e_db, agents_file=catalog) as stack:
         driver = stack.sandbox.driver
@@ -208,6 +210,7 @@ async def test_a_fix_pr_github_moves_onto_the_default_branch_is_closed_not_merge
         comments = [c["body"] for c in driver.comments(REPO, fix["number"])]
         main_file = show(stack, "main", "shop/pricing.py")
         main_sha = bare_git(stack, "rev-parse", "main").strip()
+        branches = task_branches(stack, number)
 
     # The merged PR's reconcile ran before the agent went on, so the task sees the PR
     # merged before it would merge its fix (`land.history_kept`); had it not, the fix PR's
@@ -215,6 +218,7 @@ async def test_a_fix_pr_github_moves_onto_the_default_branch_is_closed_not_merge
     assert [(t["status"], t["error"]) for t in tasks] == [("obsolete", CLOSED_MEANWHILE)]
     assert fix["state"] == "closed" and fix["merged_at"] is None
     assert any(CLOSED_MEANWHILE in body for body in comments), comments
+    assert branches == {}, "the closed fix PR's branch is deleted"
     assert main_sha == merged_into_main, "nothing of the bot's landed on main"
     assert "import os" in main_file
 
@@ -256,12 +260,14 @@ async def test_a_fix_made_on_history_a_force_push_rewrote_is_not_proposed(
         tasks = await task_rows(stack, "status, error")
         head = driver.pull(REPO, number)["head"]["sha"]
         tree = bare_git(stack, "ls-tree", "-r", "--name-only", head).split()
+        branches = task_branches(stack, number)
 
     assert head == rewrite, "the author's rewritten head stands"
     assert "shop/debug.py" not in tree
     assert [t["status"] for t in tasks] == ["stale"]
     assert "rewritten" in tasks[0]["error"]
     assert fixes == [], "no fix PR on the old history"
+    assert branches == {}, "the task's pushed branch is deleted"
     assert row.state == "ready", row.reason
 
 
@@ -269,7 +275,8 @@ async def test_a_fix_finished_after_its_pr_was_closed_is_not_proposed(
     workdir: Path, e2e_db: str
 ) -> None:
     """The author closes the PR while the agent works: the task ends `obsolete` without
-    opening a fix PR, and the closed PR's branch gets nothing of the bot's."""
+    opening a fix PR, the closed PR's branch gets nothing of the bot's, and the task's own
+    branch, pushed already, is deleted."""
     catalog = write_catalog(workdir, {"gated": gated_agent(workdir)})
     async with local_stack(workdir, database_url=e2e_db, agents_file=catalog) as stack:
         driver = stack.sandbox.driver
@@ -291,14 +298,18 @@ async def test_a_fix_finished_after_its_pr_was_closed_is_not_proposed(
             return (await task_rows(stack, "status"))[0]["status"] not in ("queued", "running")
 
         await poll_async(task_ended, what="the fix task to end")
-        tasks = await task_rows(stack, "status, error, fix_pr")
+        tasks = await task_rows(stack, "status, error, fix_pr, pushed_sha")
         branch_head = bare_git(stack, "rev-parse", "change").strip()
         fixes = fix_pulls(stack, number)
+        branches = task_branches(stack, number)
 
-    assert [(t["status"], t["fix_pr"]) for t in tasks] == [("obsolete", None)]
+    assert [(t["status"], t["fix_pr"], t["pushed_sha"] is None) for t in tasks] == [
+        ("obsolete", None, False)
+    ]
     assert tasks[0]["error"] == CLOSED_MEANWHILE
     assert fixes == []
     assert branch_head == head
+    assert branches == {}, "the task's pushed branch is deleted"
 
 
 async def generation_of(stack: Any, number: int) -> int:

@@ -10,7 +10,15 @@ from bot.demo.stack import LocalStack, local_stack, wait_settled
 from bot.github.markers import parse_marker
 from bot.loop.store import LoopStore
 from bot.loop.tasks import request_reconcile, run_fix_task
-from tests.e2e.scenario import AUTHOR, REPO, fix_pulls, open_pr, poll_async, task_rows
+from tests.e2e.scenario import (
+    AUTHOR,
+    REPO,
+    fix_pulls,
+    open_pr,
+    poll_async,
+    task_branches,
+    task_rows,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -60,11 +68,13 @@ async def test_one_failed_answer_on_each_create_fails_nothing_and_duplicates_not
     assert len(bodies) == len(set(bodies))
 
 
+@pytest.mark.parametrize("pushed_after", [False, True], ids=["as-left", "a-person-pushed-after"])
 async def test_a_retried_task_whose_findings_are_gone_closes_the_fix_pr_a_killed_run_opened(
-    workdir: Path, e2e_db: str
+    workdir: Path, e2e_db: str, pushed_after: bool
 ) -> None:
     """A task killed after opening its fix PR, retried once its finding was fixed anyway (by
-    a sibling): the retry ends obsolete and closes the PR the first run opened."""
+    a sibling): the retry ends obsolete, closes the PR the first run opened and deletes its
+    branch, unless a person pushed to it after the killed run (then it is theirs, kept)."""
     async with local_stack(workdir, database_url=e2e_db, **QUIET) as stack:
         driver, store = stack.sandbox.driver, LoopStore(stack.runtime.pool)
         number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config="")
@@ -73,7 +83,7 @@ async def test_a_retried_task_whose_findings_are_gone_closes_the_fix_pr_a_killed
         head = (await asyncio.to_thread(driver.pull, REPO, number))["head"]["sha"]
         # The killed run: its branch on the PR's head, its fix PR open, its row `running`.
         branch = f"review-loop/pr-{number}/killed"
-        await asyncio.to_thread(
+        pushed = await asyncio.to_thread(
             driver.push, REPO, branch, {"shop/notes.py": '"""Notes."""\n'}, as_user=AUTHOR,
             base="change",
         )  # fmt: skip
@@ -87,18 +97,26 @@ async def test_a_retried_task_whose_findings_are_gone_closes_the_fix_pr_a_killed
             base_ref="change", base_sha=head, branch=branch,
         )  # fmt: skip
         assert killed is not None
-        await store.update_task(killed.id, status="running", attempts=1, fix_pr=opened.number)
+        await store.update_task(
+            killed.id, status="running", attempts=1, fix_pr=opened.number, pushed_sha=pushed
+        )
+        if pushed_after:
+            pushed = await asyncio.to_thread(
+                driver.push, REPO, branch, {"shop/more.py": '"""More."""\n'}, as_user=AUTHOR
+            )
 
         await run_fix_task(stack.fleet, killed.id)
         ended = await store.task(killed.id)
         pull = await asyncio.to_thread(driver.pull, REPO, opened.number)
         comments = await asyncio.to_thread(driver.comments, REPO, opened.number)
+        branches = await asyncio.to_thread(task_branches, stack, number)
 
     assert ended is not None and ended.status == "obsolete"
     assert (pull["state"], pull["merged_at"]) == ("closed", None)
     assert [parse_marker(c["body"]) for c in comments] == [
         {"kind": "obsolete", "pr": opened.number}
     ]
+    assert branches == ({branch: pushed} if pushed_after else {})
 
 
 class Waits:

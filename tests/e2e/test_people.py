@@ -9,7 +9,7 @@ import pytest
 from bot.demo.stack import local_stack, wait_settled
 from bot.github.markers import parse_marker
 from bot.loop.tasks import request_reconcile
-from tests.e2e.scenario import AUTHOR, REPO, open_pr, poll, task_rows
+from tests.e2e.scenario import AUTHOR, REPO, open_pr, poll, poll_async, task_branches, task_rows
 
 pytestmark = pytest.mark.slow
 
@@ -235,24 +235,31 @@ async def test_the_fix_prs_left_for_a_person_are_closed_when_the_pr_merges(
     workdir: Path, e2e_db: str
 ) -> None:
     """`merge_fixes: manual`: the fix PR waits for a person, who merges the PR itself
-    instead. The bot closes the fix PR, saying why, and its task ends: nothing is left open
-    that GitHub would retarget to the default branch once the PR's branch is deleted."""
+    instead. The bot closes the fix PR, saying why, deletes its branch, and its task ends:
+    nothing is left open that GitHub would retarget to the default branch once the PR's
+    branch is deleted, nor a branch nothing needs."""
     async with local_stack(workdir, database_url=e2e_db) as stack:
         driver = stack.sandbox.driver
         number, waiting, fix = await fix_waiting_for_a_person(stack)
+        before = task_branches(stack, number)
 
         await asyncio.to_thread(driver.merge, REPO, number, as_user=AUTHOR)
-        closed = await poll(
-            lambda: (pull := driver.pull(REPO, fix["number"]))["state"] == "closed" and pull,
-            what="the fix PR to be closed",
-        )
+
+        async def task_ended() -> list[str]:
+            statuses = [t["status"] for t in await task_rows(stack, "status")]
+            return statuses if statuses != ["pushed"] else []
+
+        statuses = await poll_async(task_ended, what="the fix task to end")
+        closed = driver.pull(REPO, fix["number"])
         comments = [c["body"] for c in driver.comments(REPO, fix["number"])]
-        statuses = [t["status"] for t in await task_rows(stack, "status")]
+        after = task_branches(stack, number)
 
     assert waiting.state == "waiting"
-    assert closed["merged_at"] is None
+    assert before == {fix["head"]["ref"]: fix["head"]["sha"]}
+    assert (closed["state"], closed["merged_at"]) == ("closed", None)
     assert any(f"Closed: #{number} was merged" in body for body in comments), comments
     assert statuses == ["obsolete"]
+    assert after == {}, "the closed fix PR's branch is deleted"
 
 
 async def _count(stack, sql: str) -> int:  # type: ignore[no-untyped-def]

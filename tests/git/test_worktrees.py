@@ -402,17 +402,17 @@ async def test_push_with_lease_creates_the_branch_then_refuses_when_the_remote_m
 async def test_delete_branch_deletes_only_the_branch_as_the_bot_left_it(
     worktree: Worktree, remote: Remote
 ) -> None:
-    """A merged fix PR's branch is deleted only while it is where the task pushed it: one
-    someone else moved is theirs, and git refuses."""
+    """A task branch is deleted only while it is where the task pushed it: one someone else
+    moved is theirs, and git refuses. From the worktree or from the mirror alike."""
     (worktree.path / "fix.txt").write_text("fix\n")
     first = await commit_all(worktree, "fix", *BOT)
     await push(worktree, remote.url, None, "fix-branch", None)
     theirs = await remote.commit({"other.txt": "someone else\n"}, branch="fix-branch")
     with pytest.raises(GitError, match="stale info"):
-        await delete_branch(worktree, remote.url, None, "fix-branch", first)
+        await delete_branch(worktree.path, remote.url, None, "fix-branch", first)
     assert await remote.sha("fix-branch") == theirs
 
-    await delete_branch(worktree, remote.url, None, "fix-branch", theirs)
+    await delete_branch(worktree.mirror, remote.url, None, "fix-branch", theirs)
     heads = await git("for-each-ref", "--format=%(refname)", "refs/heads", cwd=remote.bare)
     assert "refs/heads/fix-branch" not in heads.split()
 

@@ -192,3 +192,38 @@ def test_a_branch_deleted_by_a_git_push_sends_push_deleted(
     assert "refs/heads/feature" not in heads and "refs/heads/main" in heads
     assert driver.pull(REPO, pull["number"])["state"] == "closed"
     assert receiver.one("pull_request", "closed")["pull_request"]["merged"] is False
+
+
+def test_a_closed_pull_requests_head_branch_deleted_by_a_git_push_leaves_it_as_it_was(
+    world: World, receiver: Receiver, tmp_path: Path
+) -> None:
+    """Deleting the head branch of a closed pull request (as the bot does for a fix PR it
+    closed) sends `push` with `deleted: true` and nothing about the pull request: it stays
+    closed, with its head, which GitHub keeps at `refs/pull/<n>/head` (the PR's "Restore
+    branch" brings the branch back from it)."""
+    driver = world.driver
+    sha = driver.push(REPO, "feature", {"a.txt": "1"}, as_user="alice")
+    pull = driver.open_pr(REPO, "feature", as_user="alice")
+    driver.set_issue_state(REPO, pull["number"], "closed", as_user="alice")
+    world.sandbox.wait_for_deliveries()
+    before = len(receiver.of("pull_request"))
+    subprocess.run(["git", "init", "--quiet", str(tmp_path)], check=True)
+    url = driver.remote_url(REPO, "alice")
+    subprocess.run(
+        ["git", "-C", str(tmp_path), "push", "--quiet", url, ":refs/heads/feature"], check=True
+    )
+    world.sandbox.wait_for_deliveries()
+    gone = receiver.of("push")[-1].payload
+    assert gone["ref"] == "refs/heads/feature" and gone["deleted"] and gone["before"] == sha
+    assert len(receiver.of("pull_request")) == before
+    closed = driver.pull(REPO, pull["number"])
+    assert (closed["state"], closed["head"]["ref"], closed["head"]["sha"]) == (
+        "closed",
+        "feature",
+        sha,
+    )
+    refs = subprocess.run(
+        ["git", "ls-remote", url], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"{sha}\trefs/pull/{pull['number']}/head" in refs.splitlines()
+    assert "refs/heads/feature" not in refs

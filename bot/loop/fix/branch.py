@@ -74,7 +74,8 @@ async def reset_worktree(wt: Worktree, to: str = "HEAD") -> None:
 @dataclass
 class TaskBranch:
     """The task's branch on GitHub. `remote_sha` is where it was last seen or pushed (None:
-    not there yet); only `push` moves it."""
+    not there yet); only `push` moves it, and tells `pushed` where (the task's row keeps it,
+    for deleting the branch once the task ends)."""
 
     name: str
     url: str
@@ -83,6 +84,8 @@ class TaskBranch:
     check_lease: Callable[[], Awaitable[None]]
     # Whether the branch was on GitHub when the task began: if not, no PR is open from it.
     existed: bool = True
+    # Told the sha of each push that went through (the runner records it on the task's row).
+    pushed: Callable[[str], Awaitable[None]] | None = None
 
     async def push(self, wt: Worktree) -> None:
         """Push the worktree's HEAD to the branch, unless the branch moved meanwhile."""
@@ -106,6 +109,8 @@ class TaskBranch:
             self.token.refused(token)
             await push(wt, self.url, await self.token.get(), self.name, self.remote_sha)
         self.remote_sha = await head_of(wt)
+        if self.pushed is not None:
+            await self.pushed(self.remote_sha)
 
     async def delete(self, wt: Worktree) -> None:
         """Delete the branch on GitHub once its fix PR is merged (nothing needs it then, and
@@ -116,7 +121,7 @@ class TaskBranch:
         await self.check_lease()
         token = await self.token.get() if self.token is not None else None
         try:
-            await delete_branch(wt, self.url, token, self.name, self.remote_sha)
+            await delete_branch(wt.path, self.url, token, self.name, self.remote_sha)
         except GitError as exc:
             log.warning("task branch %s left on GitHub: %s", self.name, exc)
             return

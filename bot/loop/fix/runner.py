@@ -81,14 +81,15 @@ TOLD_STATUSES = ("failed", "refused", "conflict")
 
 
 # Task ends after which the task's fix PR has nothing left to do: it is closed, whichever run
-# of the task opened it (a killed run's PR too). Other ends leave it open for a person.
+# of the task opened it (a killed run's PR too), and its branch deleted. Other ends leave
+# both for a person (who may reopen a fix PR they closed).
 ENDS_ITS_FIX_PR = frozenset({"obsolete", "stale"})
 
 
 async def run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> None:
     """Run fix task `task` to its end, holding `lease`; TaskFailed says how it ended badly.
     A fix that failed or was refused is told on each of its issues, once; an end that leaves
-    the task's fix PR with nothing to do closes it, saying why."""
+    the task's fix PR with nothing to do closes it, saying why, and deletes its branch."""
     try:
         await _run_fix(fleet, api, task, lease)
     except TaskFailed as exc:
@@ -98,7 +99,7 @@ async def run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> No
             for number in task.issues:
                 await tell_failure(api, number, task.agent, exc, cost)
         if exc.status in ENDS_ITS_FIX_PR:
-            await _close_fix_pr(fleet, api, task.id, lease, exc)
+            await _close_fix_pr_and_branch(fleet, api, task.id, lease, exc)
         raise
 
 
@@ -116,19 +117,28 @@ async def tell_failure(
     failure.told = True
 
 
-async def _close_fix_pr(
+async def _close_fix_pr_and_branch(
     fleet: Fleet, api: RepoAPI, task_id: int, lease: Lease, why: TaskFailed
 ) -> None:
-    """Close the task's fix PR (opened by this run or an earlier one) if it is still open."""
+    """Close the task's fix PR (opened by this run or an earlier one) if it is still open,
+    then delete the task's branch if it is still where the task last pushed it. Closed
+    first: GitHub would close the PR of a deleted head branch without a word of why."""
     row = await LoopStore(fleet.runtime.pool).task(task_id)
-    if row is None or row.fix_pr is None:
+    if row is None:
         return
-    await api.close_open_pull(
-        row.fix_pr,
-        {"kind": "obsolete", "pr": row.fix_pr},
-        f"Closed: {why.reason}.",
-        lambda: fleet.runtime.leases.check(lease),
-    )
+    if row.fix_pr is not None:
+        await api.close_open_pull(
+            row.fix_pr,
+            {"kind": "obsolete", "pr": row.fix_pr},
+            f"Closed: {why.reason}.",
+            lambda: fleet.runtime.leases.check(lease),
+        )
+    if row.pushed_sha is not None:
+        clone_url = (await repo_cache(fleet.runtime, api).repo()).clone_url
+        await fleet.runtime.leases.check(lease)
+        await fleet.delete_task_branch(
+            row.repo, clone_url, row.installation_id, row.branch, row.pushed_sha
+        )
 
 
 async def _run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> None:
@@ -229,6 +239,7 @@ async def _run_admitted(
         remote_sha,
         job.check_lease,
         remote_sha is not None,
+        lambda sha: store.update_task(task.id, pushed_sha=sha),
     )
     wt, warm, resumed = await _spawn_worktree(job, remote_sha)
     try:

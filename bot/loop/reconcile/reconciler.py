@@ -564,10 +564,12 @@ class PrReconciler:
     async def _close_fix_prs(self, pr: PullInfo, tasks: Sequence[TaskRow]) -> None:
         """The PR is closed (or merged): its fix PRs left open for a person (`pushed`, or
         ended `conflict` or `failed` with their PR open) have nothing left to fix. Each is
-        closed with a comment, and its task ends `obsolete`. Left open, they would wait for
-        ever, and once the PR's branch is deleted GitHub retargets them to the default
-        branch, where a person might merge them. A running task is left to its own checks
-        (it refuses a fix PR GitHub moved onto another base)."""
+        closed with a comment, its branch deleted if it is still where its task pushed it
+        (a person's later push keeps it), and a `pushed` task ends `obsolete`. Left open,
+        they would wait for ever, and once the PR's branch is deleted GitHub retargets them
+        to the default branch, where a person might merge them. A running task is left to
+        its own checks (it refuses a fix PR GitHub moved onto another base) and its own end
+        (which deletes its branch)."""
         left = [t for t in tasks if t.fix_pr is not None and t.status in LEFT_FOR_A_PERSON]
         if not left:
             return  # the usual case: every fix merged (nothing read)
@@ -578,12 +580,18 @@ class PrReconciler:
         for t in left:
             if t.fix_pr is None or t.id in running:
                 continue
-            await self.api.close_open_pull(
+            closed = await self.api.close_open_pull(
                 t.fix_pr,
                 {"kind": "obsolete", "pr": t.fix_pr},
                 f"Closed: {why}, so this fix for it is no longer needed.",
                 lambda: self.fleet.runtime.leases.check(self.lease),
             )
+            if closed and t.pushed_sha is not None:  # one a person closed, they may reopen
+                clone_url = (await repo_cache(self.fleet.runtime, self.api).repo()).clone_url
+                await self.fleet.runtime.leases.check(self.lease)
+                await self.fleet.delete_task_branch(
+                    self.repo, clone_url, self.row.installation_id, t.branch, t.pushed_sha
+                )
             if t.status == "pushed":
                 await self.store.update_task(
                     t.id, status="obsolete", error=f"the pull request was closed: {why}"

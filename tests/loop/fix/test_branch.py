@@ -30,8 +30,16 @@ async def lease_lost() -> None:
     raise LeaseLost("taken over")
 
 
-def task_branch(wt: Worktree, remote: Remote, remote_sha: str | None = None) -> TaskBranch:
-    return TaskBranch(wt.branch, remote.url, None, remote_sha, lease_held)
+def task_branch(
+    wt: Worktree, remote: Remote, remote_sha: str | None = None, told: list[str] | None = None
+) -> TaskBranch:
+    """The task branch of `wt` on `remote`; `told` collects where each push says it pushed."""
+
+    async def pushed(sha: str) -> None:
+        if told is not None:
+            told.append(sha)
+
+    return TaskBranch(wt.branch, remote.url, None, remote_sha, lease_held, pushed=pushed)
 
 
 async def on_remote(remote: Remote, branch: str) -> str | None:
@@ -49,8 +57,10 @@ async def commit_file(wt: Worktree, name: str, text: str, number: int = 1) -> st
 async def test_a_push_puts_head_on_the_branch_and_remembers_it(
     worktree: Worktree, remote: Remote
 ) -> None:
-    """Each push expects the branch where the last one left it, and moves it on."""
-    branch = task_branch(worktree, remote)
+    """Each push expects the branch where the last one left it, moves it on, and tells where
+    (the task's row keeps it, to delete the branch at the task's end)."""
+    told: list[str] = []
+    branch = task_branch(worktree, remote, told=told)
 
     first = await commit_file(worktree, "a.py", "a = 1\n")
     await branch.push(worktree)
@@ -59,13 +69,15 @@ async def test_a_push_puts_head_on_the_branch_and_remembers_it(
     second = await commit_file(worktree, "b.py", "b = 1\n", number=2)
     await branch.push(worktree)
     assert branch.remote_sha == second == await on_remote(remote, worktree.branch)
+    assert told == [first, second]
 
 
 async def test_a_push_is_refused_when_the_branch_moved_since_it_was_seen(
     worktree: Worktree, remote: Remote
 ) -> None:
-    """A person's push to the task branch is never overwritten."""
-    branch = task_branch(worktree, remote)  # seen absent
+    """A person's push to the task branch is never overwritten (nor told as the task's)."""
+    told: list[str] = []
+    branch = task_branch(worktree, remote, told=told)  # seen absent
     theirs = await remote.commit({"theirs.py": "x = 1\n"}, branch=worktree.branch)
     await commit_file(worktree, "a.py", "a = 1\n")
 
@@ -74,6 +86,7 @@ async def test_a_push_is_refused_when_the_branch_moved_since_it_was_seen(
 
     assert await on_remote(remote, worktree.branch) == theirs
     assert branch.remote_sha is None
+    assert told == []
 
 
 @pytest.mark.parametrize(
