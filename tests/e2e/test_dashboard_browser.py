@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
@@ -105,9 +106,14 @@ def sign_in(browser: webdriver.Chrome, token: str) -> None:
 
 
 def follow(browser: webdriver.Chrome, element: Any) -> None:
-    """Click `element` and wait until the page it leads to has replaced this one."""
+    """Click `element` and wait until the page it leads to has replaced this one. Asked
+    about an element in the middle of the navigation, chromedriver may answer "Node with
+    given id does not belong to the document" (a plain WebDriverException, not a stale
+    element): that is looked at again, as the next poll finds the element stale."""
     element.click()
-    WebDriverWait(browser, 60).until(expected_conditions.staleness_of(element))
+    WebDriverWait(browser, 60, ignored_exceptions=(WebDriverException,)).until(
+        expected_conditions.staleness_of(element)
+    )
 
 
 def text(browser: webdriver.Chrome, css: str) -> str:
