@@ -1,11 +1,12 @@
 """Group commit: writes that arrive together share one transaction, and each writer is
 answered only after the transaction holding its item has committed.
 
-No timer holds a batch back: it leaves as soon as a writer slot is free, so one lone
-request waits for nobody; under load, what arrives while a batch is in the database rides
-on the next one. A writer slot keeps its pooled connection while there is work, and a
-moment (`linger_s`) after, so a busy intake borrows (and checks) a connection once per
-busy spell, not once per batch.
+No timer holds a batch back: it leaves as soon as a writer slot is free and the event
+loop has read the requests already waiting (`_gather`), so one lone request waits for
+nobody; under load, what arrives while a batch is in the database rides on the next one.
+A writer slot keeps its pooled connection while there is work, and a moment (`linger_s`)
+after, so a busy intake borrows (and checks) a connection once per busy spell, not once
+per batch.
 """
 
 import asyncio
@@ -82,6 +83,17 @@ class GroupCommit(Generic[T, R]):
                 self._idle.remove(waiter)
         return bool(self._pending)
 
+    async def _gather(self) -> None:
+        """Let the requests that are already readable join the batch about to leave: yield
+        to the event loop while each turn of it adds items (up to a full batch). No timer:
+        a lone request waits one turn of the loop. In `make bench-intake`'s mix at 16
+        connections on one core, the bot's dispatch jobs carried 5-6 deliveries instead of
+        3.6, and a request cost 0.19 ms of CPU instead of 0.24 (docs/benchmarks.md)."""
+        seen = -1
+        while seen != len(self._pending) < self._max_batch:
+            seen = len(self._pending)
+            await asyncio.sleep(0)
+
     def _take(self) -> Batch[T, R]:
         batch = self._pending[: self._max_batch]
         del self._pending[: self._max_batch]
@@ -101,6 +113,7 @@ class GroupCommit(Generic[T, R]):
                                 batch = []
                                 if not self._pending and not await self._linger():
                                     break
+                                await self._gather()
                                 batch = self._take()
                         finally:
                             if not conn.broken:

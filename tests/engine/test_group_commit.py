@@ -100,3 +100,26 @@ async def test_a_failed_write_fails_its_own_submitters_only(pool: Pool) -> None:
         await first
     assert await asyncio.gather(commit.submit(1), commit.submit(2)) == [10, 20]
     assert await _stored(pool) == {1, 2}
+
+
+async def test_a_submitter_answered_and_submitting_again_at_once_joins_the_next_write(
+    pool: Pool,
+) -> None:
+    """One request waits while a write is in the database; when that write commits, its
+    submitter's next item comes in the very next turn of the event loop (as a client's next
+    request is read): it rides with the waiting one, not in a write of its own."""
+    recorder = Recorder()
+    recorder.hold.clear()
+    commit = GroupCommit(pool, recorder.write, max_in_flight=1)  # as the intake's writer
+
+    async def submitter() -> list[int]:
+        return [await commit.submit(1), await commit.submit(3)]
+
+    first = asyncio.create_task(submitter())
+    await recorder.entered.wait()
+    waiting = asyncio.create_task(commit.submit(2))
+    await asyncio.sleep(0)  # 2 is pending while 1's write is held
+    recorder.hold.set()
+
+    assert await asyncio.gather(first, waiting) == [[10, 30], 20]
+    assert recorder.batches == [[1], [2, 3]]
