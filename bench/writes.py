@@ -8,7 +8,6 @@ status, and which of them GitHub counts as content-creating (see `bot.github.thr
 import argparse
 import asyncio
 import logging
-import os
 import shutil
 import tempfile
 from collections import Counter
@@ -16,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from bench.fanout import database_server, fresh_database
 from bot.github.throttle import creates_content_route
 
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
@@ -44,12 +44,10 @@ async def main_async(keep: bool) -> int:
 
     root = Path(tempfile.mkdtemp(prefix="review-loop-writes-"))
     try:
-        result = await run_demo(
-            root,
-            lambda line: None,
-            database_url=os.environ.get("REVIEW_LOOP_TEST_DATABASE_URL"),
-            requests=True,
-        )
+        # A fresh database each run: what the bot keeps of GitHub (labels known, comment ids)
+        # would otherwise be kept from an earlier run's sandbox, and its writes not counted.
+        with database_server(root) as admin, fresh_database(admin) as url:
+            result = await run_demo(root, lambda line: None, database_url=url, requests=True)
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
