@@ -68,13 +68,19 @@ async def test_one_failed_answer_on_each_create_fails_nothing_and_duplicates_not
     assert len(bodies) == len(set(bodies))
 
 
-@pytest.mark.parametrize("pushed_after", [False, True], ids=["as-left", "a-person-pushed-after"])
+@pytest.mark.parametrize(
+    "person",
+    [None, "pushed", "closed"],
+    ids=["as-left", "a-person-pushed-after", "a-person-closed-it-then-the-pr"],
+)
 async def test_a_retried_task_whose_findings_are_gone_closes_the_fix_pr_a_killed_run_opened(
-    workdir: Path, e2e_db: str, pushed_after: bool
+    workdir: Path, e2e_db: str, person: str | None
 ) -> None:
     """A task killed after opening its fix PR, retried once its finding was fixed anyway (by
     a sibling): the retry ends obsolete, closes the PR the first run opened and deletes its
-    branch, unless a person pushed to it after the killed run (then it is theirs, kept)."""
+    branch, unless a person pushed to it after the killed run (then it is theirs, kept). A
+    fix PR a person closed (and then the PR: the retry ends obsolete before it looks at its
+    fix PR) keeps its branch too: they may reopen it."""
     async with local_stack(workdir, database_url=e2e_db, **QUIET) as stack:
         driver, store = stack.sandbox.driver, LoopStore(stack.runtime.pool)
         number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config="")
@@ -100,10 +106,15 @@ async def test_a_retried_task_whose_findings_are_gone_closes_the_fix_pr_a_killed
         await store.update_task(
             killed.id, status="running", attempts=1, fix_pr=opened.number, pushed_sha=pushed
         )
-        if pushed_after:
+        if person == "pushed":
             pushed = await asyncio.to_thread(
                 driver.push, REPO, branch, {"shop/more.py": '"""More."""\n'}, as_user=AUTHOR
             )
+        if person == "closed":
+            for closing in (opened.number, number):
+                await asyncio.to_thread(
+                    driver.set_issue_state, REPO, closing, "closed", as_user=AUTHOR
+                )
 
         await run_fix_task(stack.fleet, killed.id)
         ended = await store.task(killed.id)
@@ -113,10 +124,9 @@ async def test_a_retried_task_whose_findings_are_gone_closes_the_fix_pr_a_killed
 
     assert ended is not None and ended.status == "obsolete"
     assert (pull["state"], pull["merged_at"]) == ("closed", None)
-    assert [parse_marker(c["body"]) for c in comments] == [
-        {"kind": "obsolete", "pr": opened.number}
-    ]
-    assert branches == ({branch: pushed} if pushed_after else {})
+    closing = [] if person == "closed" else [{"kind": "obsolete", "pr": opened.number}]
+    assert [parse_marker(c["body"]) for c in comments] == closing
+    assert branches == ({} if person is None else {branch: pushed})
 
 
 class Waits:

@@ -121,19 +121,22 @@ async def _close_fix_pr_and_branch(
     fleet: Fleet, api: RepoAPI, task_id: int, lease: Lease, why: TaskFailed
 ) -> None:
     """Close the task's fix PR (opened by this run or an earlier one) if it is still open,
-    then delete the task's branch if it is still where the task last pushed it. Closed
-    first: GitHub would close the PR of a deleted head branch without a word of why."""
+    then delete the task's branch if it is still where the task last pushed it and the bot
+    closed its fix PR now (or never opened one). Closed first: GitHub would close the PR of
+    a deleted head branch without a word of why."""
     row = await LoopStore(fleet.runtime.pool).task(task_id)
     if row is None:
         return
-    if row.fix_pr is not None:
-        await api.close_open_pull(
-            row.fix_pr,
-            {"kind": "obsolete", "pr": row.fix_pr},
-            f"Closed: {why.reason}.",
-            lambda: fleet.runtime.leases.check(lease),
-        )
-    if row.pushed_sha is not None:
+    closed = row.fix_pr is not None and await api.close_open_pull(
+        row.fix_pr,
+        {"kind": "obsolete", "pr": row.fix_pr},
+        f"Closed: {why.reason}.",
+        lambda: fleet.runtime.leases.check(lease),
+    )
+    # A fix PR found closed already was closed by a person (who may reopen it): its branch
+    # stays. (Or by an earlier run of this task that died before deleting: left, logged by
+    # nobody; rare.)
+    if row.pushed_sha is not None and (row.fix_pr is None or closed):
         clone_url = (await repo_cache(fleet.runtime, api).repo()).clone_url
         await fleet.runtime.leases.check(lease)
         await fleet.delete_task_branch(
