@@ -98,7 +98,11 @@ async def run_worker(
         )
         background.append(asyncio.create_task(redelivering, name="redeliver"))
     if settings.retention_days > 0:
-        keeping = passes(RETENTION_INTERVAL_S, lambda: retention_pass(runtime), "retention pass")
+        # At start too, but not one of the start-up passes `started` waits for: it asks
+        # GitHub nothing, and a first pass over a large backlog may take a while.
+        keeping = every(
+            RETENTION_INTERVAL_S, lambda: retention_pass(runtime), what="retention pass"
+        )
         background.append(asyncio.create_task(keeping, name="retention"))
     if started is not None:
         background.append(asyncio.create_task(_all_set(at_start, started), name="started"))

@@ -16,8 +16,8 @@ FINISHED_JOB_STATES = ("succeeded", "failed", "cancelled", "aborted")
 BATCH = 5000
 
 # A finished job whose every event is older than the cut-off (its last one is its end); its
-# events go with it (procrastinate's foreign key cascades). A job a periodic task deferred
-# is left alone: that table's key does not cascade (this bot defers none).
+# events go with it (procrastinate's foreign key cascades, and its own trigger unlinks a
+# periodic task's record of the job: this bot defers none).
 _DELETE_JOBS = """
 DELETE FROM procrastinate_jobs
  WHERE id IN (
@@ -26,7 +26,6 @@ DELETE FROM procrastinate_jobs
           AND NOT EXISTS (SELECT 1 FROM procrastinate_events e
                            WHERE e.job_id = j.id
                              AND e.at >= now() - make_interval(secs => %(older_than_s)s))
-          AND NOT EXISTS (SELECT 1 FROM procrastinate_periodic_defers p WHERE p.job_id = j.id)
         ORDER BY j.id
         LIMIT %(batch)s
           FOR UPDATE SKIP LOCKED)
