@@ -168,6 +168,18 @@ def test_a_push_sends_push_with_the_commits_and_their_files(
     assert forced["forced"] and forced["before"] == second
 
 
+def delete_over_git(world: World, tmp_path: Path, branch: str) -> str:
+    """`git push <url> :refs/heads/<branch>` as alice, from an empty repository in
+    `tmp_path`, once the sandbox has sent what it sends; the remote's URL."""
+    subprocess.run(["git", "init", "--quiet", str(tmp_path)], check=True)
+    url = world.driver.remote_url(REPO, "alice")
+    subprocess.run(
+        ["git", "-C", str(tmp_path), "push", "--quiet", url, f":refs/heads/{branch}"], check=True
+    )
+    world.sandbox.wait_for_deliveries()
+    return url
+
+
 def test_a_branch_deleted_by_a_git_push_sends_push_deleted(
     world: World, receiver: Receiver, tmp_path: Path
 ) -> None:
@@ -177,12 +189,7 @@ def test_a_branch_deleted_by_a_git_push_sends_push_deleted(
     driver = world.driver
     sha = driver.push(REPO, "feature", {"a.txt": "1"}, as_user="alice")
     pull = driver.open_pr(REPO, "feature", as_user="alice")
-    subprocess.run(["git", "init", "--quiet", str(tmp_path)], check=True)
-    url = driver.remote_url(REPO, "alice")
-    subprocess.run(
-        ["git", "-C", str(tmp_path), "push", "--quiet", url, ":refs/heads/feature"], check=True
-    )
-    world.sandbox.wait_for_deliveries()
+    url = delete_over_git(world, tmp_path, "feature")
     gone = receiver.of("push")[-1].payload
     assert gone["ref"] == "refs/heads/feature" and gone["deleted"]
     assert gone["before"] == sha and gone["after"] == "0" * 40 and gone["commits"] == []
@@ -207,12 +214,7 @@ def test_a_closed_pull_requests_head_branch_deleted_by_a_git_push_leaves_it_as_i
     driver.set_issue_state(REPO, pull["number"], "closed", as_user="alice")
     world.sandbox.wait_for_deliveries()
     before = len(receiver.of("pull_request"))
-    subprocess.run(["git", "init", "--quiet", str(tmp_path)], check=True)
-    url = driver.remote_url(REPO, "alice")
-    subprocess.run(
-        ["git", "-C", str(tmp_path), "push", "--quiet", url, ":refs/heads/feature"], check=True
-    )
-    world.sandbox.wait_for_deliveries()
+    url = delete_over_git(world, tmp_path, "feature")
     gone = receiver.of("push")[-1].payload
     assert gone["ref"] == "refs/heads/feature" and gone["deleted"] and gone["before"] == sha
     assert len(receiver.of("pull_request")) == before
