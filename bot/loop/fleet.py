@@ -4,7 +4,7 @@ warm worktrees. Built once by the worker's wiring and passed to every job it run
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,9 +14,12 @@ from bot.agents.models.client import preload_backends
 from bot.audit.external import AuditorSpec
 from bot.git.cmd import GitError, auth_env, git
 from bot.git.worktrees import Mirrors, delete_branch
+from bot.github.repo_api import RepoAPI
 from bot.github.tokens import GitToken
 from bot.loop.model_audit import ReviewCache
 from bot.loop.model_store import ModelStore
+from bot.loop.repo_cache import repo_cache
+from bot.loop.store import TaskRow
 from bot.loop.warm import WarmPool
 from bot.runtime import Runtime
 
@@ -98,19 +101,24 @@ class Fleet:
         return out.strip()
 
     async def delete_task_branch(
-        self, repo: str, clone_url: str, installation_id: int, branch: str, sha: str
+        self, api: RepoAPI, task: TaskRow, check_lease: Callable[[], Awaitable[None]]
     ) -> None:
-        """Delete task branch `branch` on GitHub, over git from the mirror, only if it is still
-        at `sha`, where the task last pushed it (a person's later push keeps it). For a task
-        whose fix PR the bot closed, or never opened: its branch has nothing left to do.
-        Best effort: a branch left behind is logged."""
-        token = await self.token(installation_id, repo)
+        """Delete `task`'s branch on GitHub, over git from the mirror, only if it is still at
+        `task.pushed_sha`, where the task last pushed it (a person's later push keeps it);
+        `check_lease` runs just before. For a task whose fix PR the bot closed, or never
+        opened: its branch has nothing left to do. Best effort: a branch left behind is
+        logged."""
+        if task.pushed_sha is None:
+            return  # never pushed: nothing on GitHub
+        clone_url = (await repo_cache(self.runtime, api).repo()).clone_url
+        token = await self.token(task.installation_id, task.repo)
+        await check_lease()
         try:
-            # The task pushed `sha` from a worktree of this mirror: it is there, no fetch.
-            mirror = await self.mirrors.ensure(repo, clone_url, token, want=[sha])
-            await delete_branch(mirror, clone_url, token, branch, sha)
+            # The task pushed its sha from a worktree of this mirror: it is there, no fetch.
+            mirror = await self.mirrors.ensure(task.repo, clone_url, token, want=[task.pushed_sha])
+            await delete_branch(mirror, clone_url, token, task.branch, task.pushed_sha)
         except GitError as exc:
-            log.warning("task branch %s left on GitHub: %s", branch, exc)
+            log.warning("task branch %s left on GitHub: %s", task.branch, exc)
 
     async def fetch_pull(
         self, mirror: Path, installation_id: int, repo: str, clone_url: str, number: int

@@ -136,12 +136,8 @@ async def _close_fix_pr_and_branch(
     # A fix PR found closed already was closed by a person (who may reopen it): its branch
     # stays. (Or by an earlier run of this task that died before deleting: left, logged by
     # nobody; rare.)
-    if row.pushed_sha is not None and (row.fix_pr is None or closed):
-        clone_url = (await repo_cache(fleet.runtime, api).repo()).clone_url
-        await fleet.runtime.leases.check(lease)
-        await fleet.delete_task_branch(
-            row.repo, clone_url, row.installation_id, row.branch, row.pushed_sha
-        )
+    if row.fix_pr is None or closed:
+        await fleet.delete_task_branch(api, row, lambda: fleet.runtime.leases.check(lease))
 
 
 async def _run_fix(fleet: Fleet, api: RepoAPI, task: TaskRow, lease: Lease) -> None:

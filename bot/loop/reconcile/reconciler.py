@@ -586,11 +586,9 @@ class PrReconciler:
                 f"Closed: {why}, so this fix for it is no longer needed.",
                 lambda: self.fleet.runtime.leases.check(self.lease),
             )
-            if closed and t.pushed_sha is not None:  # one a person closed, they may reopen
-                clone_url = (await repo_cache(self.fleet.runtime, self.api).repo()).clone_url
-                await self.fleet.runtime.leases.check(self.lease)
+            if closed:  # not one a person closed: they may reopen it
                 await self.fleet.delete_task_branch(
-                    self.repo, clone_url, self.row.installation_id, t.branch, t.pushed_sha
+                    self.api, t, lambda: self.fleet.runtime.leases.check(self.lease)
                 )
             if t.status == "pushed":
                 await self.store.update_task(
