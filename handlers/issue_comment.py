@@ -1,5 +1,6 @@
 """`@review-loop <verb>` in a PR comment: only people with write access may command."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from bot.github.markers import parse_marker
@@ -41,10 +42,10 @@ ALREADY_TRIED = (
 FORK = "This pull request is from a fork: review-loop audits forks but does not fix them."
 
 
-def no_command(payload: dict[str, Any]) -> str | None:
+def no_command(payload: Mapping[str, Any]) -> str | None:
     """A comment whose text holds no `@review-loop` line: `command` would return at once."""
     comment = payload.get("comment")
-    body = comment.get("body") if isinstance(comment, dict) else None
+    body = comment.get("body") if isinstance(comment, Mapping) else None
     if isinstance(body, str) and parse_command(body) is None:
         return "the comment holds no @review-loop command"
     return None

@@ -1,6 +1,7 @@
 """Issue events: `agent:<name>` or `review-loop:fix` asks for a fix; a person closing a
 finding waives it."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from bot.github.markers import parse_marker
@@ -24,16 +25,16 @@ NO_AGENT = (
 )
 
 
-def asks_no_fix(payload: dict[str, Any]) -> str | None:
+def asks_no_fix(payload: Mapping[str, Any]) -> str | None:
     """A label that asks for no fix, or a label on a pull request: `fix_requested` would
     return at once."""
     issue, label = payload.get("issue"), payload.get("label")
-    name = label.get("name") if isinstance(label, dict) else None
-    if not isinstance(issue, dict) or not isinstance(issue.get("number"), int):
+    name = label.get("name") if isinstance(label, Mapping) else None
+    if not isinstance(issue, Mapping) or not isinstance(issue.get("number"), int):
         return None
     if not isinstance(name, str):
         return None
-    if isinstance(issue.get("pull_request"), dict):
+    if isinstance(issue.get("pull_request"), Mapping):
         return "a label on a pull request (its pull_request event is the one handled)"
     if not wants_fix(name):
         return f"the label {name[:100]!r} asks for no fix"

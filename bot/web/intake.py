@@ -35,7 +35,7 @@ import psycopg
 from bot.config import MAX_WEBHOOK_BYTES
 from bot.web import signing
 from bot.webhooks.deliveries import Delivery, DeliveryWriter
-from bot.webhooks.payload import InvalidPayload, parse_payload
+from bot.webhooks.payload import InvalidPayload, check_payload
 from bot.webhooks.routing import Router
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ class Intake:
         if not EVENT_NAME.fullmatch(event):
             return await _error(send, 400, BAD_EVENT)
         try:
-            payload = parse_payload(body)
+            payload = check_payload(body)
         except InvalidPayload as exc:
             return await _error(send, 400, str(exc))
         if event == "ping":

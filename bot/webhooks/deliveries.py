@@ -12,7 +12,7 @@ A delivery the intake found no handler wants (`Delivery.ignored`, from
 and a dispatch time, and is left out of the job: a batch of such deliveries queues none.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,9 +76,9 @@ def _shown(value: object) -> str | None:
     return value.replace("\x00", "")[:SHOWN_CHARS]
 
 
-def _field(payload: dict[str, Any], key: str, name: str) -> object:
+def _field(payload: Mapping[str, Any], key: str, name: str) -> object:
     inner = payload.get(key)
-    return inner.get(name) if isinstance(inner, dict) else None
+    return inner.get(name) if isinstance(inner, Mapping) else None
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class Delivery:
         delivery_id: str,
         event: str,
         body: bytes,
-        payload: dict[str, Any],
+        payload: Mapping[str, Any],
         *,
         ignored: str | None = None,
     ) -> "Delivery":

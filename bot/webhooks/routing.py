@@ -1,7 +1,7 @@
 """Handler registration: declare with a decorator, enable by listing routers in one place.
 
-A handler may also declare `skips`: from the parsed payload alone (a dict, no model, no
-database, no GitHub), the reason it would do nothing with this delivery, or None when it
+A handler may also declare `skips`: from the payload alone (a read-only mapping, no model,
+no database, no GitHub), the reason it would do nothing with this delivery, or None when it
 might act or the payload does not say. The intake asks `Router.ignored` before it queues a
 delivery: one that no handler wants (none registered, or each one skips it) is stored as
 ignored, with the reason, and gets no dispatch job. A `skips` must be conservative: when in
@@ -9,14 +9,14 @@ doubt it answers None and the handler decides in the worker.
 """
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bot.webhooks.context import Context
 
 Handler = Callable[["Context"], Awaitable[None]]
-Skips = Callable[[dict[str, Any]], str | None]
+Skips = Callable[[Mapping[str, Any]], str | None]
 
 
 class Router:
@@ -53,7 +53,7 @@ class Router:
     def handlers_for(self, event: str, action: str | None) -> list[Handler]:
         return [handler for handler, _ in self._entries(event, action)]
 
-    def ignored(self, event: str, action: str | None, payload: dict[str, Any]) -> str | None:
+    def ignored(self, event: str, action: str | None, payload: Mapping[str, Any]) -> str | None:
         """Why no handler would act on this delivery, or None if one might (or a `skips`
         cannot tell). Nothing but the payload is read."""
         reasons: list[str] = []
