@@ -55,6 +55,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(15, "queued reconciles and fix jobs indexed", _sql_file("0015_job_indexes.sql")),
     Migration(16, "the changes of each PR's fix tasks, counted", _sql_file("0016_task_epoch.sql")),
     Migration(17, "where each fix task pushed its branch", _sql_file("0017_pushed_sha.sql")),
+    Migration(18, "delivery rows stored as they come", _sql_file("0018_delivery_rows_inline.sql")),
 )
 
 LATEST = MIGRATIONS[-1].version

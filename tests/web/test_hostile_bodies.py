@@ -1,7 +1,9 @@
 """Signed bodies Python's json accepts but PostgreSQL or GitHub would not: a clear 400 for
 what is not GitHub's JSON, and every valid payload stored and dispatched as it came."""
 
+import base64
 import json
+import os
 from typing import Any
 
 import httpx
@@ -171,3 +173,35 @@ async def test_a_36_character_guid_and_a_long_event_name_are_accepted(runtime: R
         },
     )
     assert resp.status_code == 202, resp.text
+
+
+async def test_bodies_small_and_past_a_page_come_back_as_they_were_sent(
+    runtime: Runtime, router: Router
+) -> None:
+    """Delivery rows are stored as they come up to a page (migration 18: PostgreSQL no longer
+    tries to compress a row's lz4 frame again); a body whose frame does not fit a page (60 KB
+    of random text) still goes out of line to TOAST, and both reach the handler as sent."""
+    seen: dict[str, Any] = {}
+
+    @router.register("pull_request", action="opened")
+    async def record(ctx: Context) -> None:
+        seen[ctx.delivery_id] = ctx.payload
+
+    big = _opened(body=base64.b64encode(os.urandom(45_000)).decode())
+    small = _opened()
+    for delivery, payload in (("d-small", small), ("d-big", big)):
+        resp = await _post(runtime, _compact(payload), **{"X-GitHub-Delivery": delivery})
+        assert resp.status_code == 202, resp.text
+    async with runtime.pool.connection() as conn:
+        cur = await conn.execute(
+            """SELECT id, octet_length(body) AS stored, pg_column_compression(body) AS method,
+                      pg_relation_size(reltoastrelid) AS toast, reloptions
+                 FROM review_loop_deliveries, pg_class
+                WHERE relname = 'review_loop_deliveries' ORDER BY id"""
+        )
+        rows = {row["id"]: row for row in await cur.fetchall()}
+    assert rows["d-small"]["reloptions"] == ["toast_tuple_target=8160"]
+    assert rows["d-small"]["stored"] < 8000 and rows["d-small"]["method"] is None
+    assert rows["d-big"]["stored"] > 8160 and rows["d-big"]["toast"] > 0
+    await drain(runtime)
+    assert seen == {"d-small": small, "d-big": big}
