@@ -56,6 +56,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(16, "the changes of each PR's fix tasks, counted", _sql_file("0016_task_epoch.sql")),
     Migration(17, "where each fix task pushed its branch", _sql_file("0017_pushed_sha.sql")),
     Migration(18, "delivery rows stored as they come", _sql_file("0018_delivery_rows_inline.sql")),
+    Migration(19, "ignored deliveries keep no body", _sql_file("0019_ignored_without_body.sql")),
 )
 
 LATEST = MIGRATIONS[-1].version

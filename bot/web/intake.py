@@ -2,9 +2,10 @@
 
 The signature is checked on the raw bytes before anything else; nothing is parsed, stored
 or logged from an unverified body. No GitHub call and no model parse on this path: the body
-is checked to be a JSON object (`bot/webhooks/payload.py`) and stored as it came, with its
-dispatch job, in one statement shared by the requests that arrive together (group commit,
-`bot/engine/group_commit.py`). A 2xx means both are committed:
+is checked to be a JSON object (`bot/webhooks/payload.py`) and stored as it came (the body
+of a delivery no handler wants is not kept), with its dispatch job, in one statement shared
+by the requests that arrive together (group commit, `bot/engine/group_commit.py`). A 2xx
+means both are committed:
 
     202 {"delivery": ID, "queued": true}     stored now, dispatch queued
     202 {"delivery": ID, "queued": false, "ignored": REASON}

@@ -83,12 +83,12 @@ def _field(payload: Mapping[str, Any], key: str, name: str) -> object:
 
 @dataclass(frozen=True)
 class Delivery:
-    """A verified delivery about to be stored: its id, event and body, and what is copied
-    out of the payload for people."""
+    """A verified delivery about to be stored: its id, event and body (none for one stored
+    ignored: nothing reads it), and what is copied out of the payload for people."""
 
     id: str
     event: str
-    stored_body: bytes  # `pack_body` of the signed body
+    stored_body: bytes | None  # `pack_body` of the signed body; None when ignored
     action: str | None = None
     installation_id: int | None = None
     repository: str | None = None
@@ -110,7 +110,7 @@ class Delivery:
         return cls(
             id=delivery_id,
             event=event,
-            stored_body=pack_body(body),
+            stored_body=pack_body(body) if ignored is None else None,
             action=_shown(payload.get("action")),
             installation_id=installation if in_range else None,  # type: ignore[arg-type]
             repository=_shown(_field(payload, "repository", "full_name")),

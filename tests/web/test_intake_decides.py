@@ -18,11 +18,12 @@ from tests.support import load_event, post_event, serve_asgi
 
 
 async def rows(db_url: str) -> dict[str, dict[str, Any]]:
-    """Each stored delivery: its status, outcome, attempts, and the dispatch jobs naming it."""
+    """Each stored delivery: its status, outcome, attempts, the dispatch jobs naming it, and
+    whether its body is kept."""
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
         cur = await conn.execute(
             """SELECT d.id, d.status, d.outcome, d.attempts, d.dispatched_at IS NOT NULL,
-                      count(j.id)
+                      count(j.id), d.body IS NOT NULL
                  FROM review_loop_deliveries d
                  LEFT JOIN procrastinate_jobs j
                         ON j.task_name = 'dispatch_deliveries'
@@ -31,7 +32,7 @@ async def rows(db_url: str) -> dict[str, dict[str, Any]]:
         )
         return {
             r[0]: {"status": r[1], "outcome": r[2], "attempts": r[3], "dispatched": r[4],
-                   "jobs": int(r[5])}
+                   "jobs": int(r[5]), "body": r[6]}
             for r in await cur.fetchall()
         }  # fmt: skip
 
@@ -53,7 +54,8 @@ async def test_deliveries_no_handler_wants_are_stored_ignored_without_a_job(
 ) -> None:
     """Sent together (sharing batches): the comment without a command, the label that asks for
     no fix and the event no handler knows are stored ignored, with the reason and no job;
-    the command, the fix label and the opened PR are each named by one job."""
+    the command, the fix label and the opened PR are each named by one job. Only these keep
+    their body: nothing reads an ignored delivery's."""
     posts = {
         "no-command": ("issue_comment", comment("Thanks, fixing it now.")),
         "no-fix-label": ("issues", labeled("bug")),
@@ -83,6 +85,7 @@ async def test_deliveries_no_handler_wants_are_stored_ignored_without_a_job(
         assert stored[delivery]["outcome"]["reason"] == by_id[delivery]["ignored"]
         assert stored[delivery]["dispatched"]
         assert stored[delivery]["jobs"] == 0
+        assert stored[delivery]["body"] is False
     assert stored["no-command"]["outcome"]["reason"] == "the comment holds no @review-loop command"
     assert stored["no-fix-label"]["outcome"]["reason"] == "the label 'bug' asks for no fix"
     assert stored["unknown"]["outcome"]["reason"] == "no handler for deployment_review.requested"
@@ -90,6 +93,7 @@ async def test_deliveries_no_handler_wants_are_stored_ignored_without_a_job(
         assert by_id[delivery]["queued"] is True
         assert stored[delivery]["status"] == "queued"
         assert stored[delivery]["jobs"] == 1
+        assert stored[delivery]["body"] is True
 
 
 async def test_a_batch_of_ignored_deliveries_queues_no_job(runtime: Runtime, db_url: str) -> None:
