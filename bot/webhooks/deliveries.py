@@ -9,7 +9,8 @@ statement, queues one dispatch job for the batch (`dispatch_deliveries`, its ids
 
 A delivery the intake found no handler wants (`Delivery.ignored`, from
 `Router.ignored`) is stored as dispatch would have recorded it, `ignored` with the reason
-and a dispatch time, and is left out of the job: a batch of such deliveries queues none.
+and a dispatch time, without its body (nothing reads it; migration 19), and is left out of
+the job: a batch of such deliveries queues none.
 """
 
 from collections.abc import Mapping, Sequence
