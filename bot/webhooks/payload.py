@@ -31,6 +31,8 @@ import orjson
 import simdjson
 
 MAX_DEPTH = 1024  # orjson's own limit on nested arrays and objects
+NOT_AN_OBJECT = "body is JSON but not an object: a webhook payload is an object"
+BOM = b"\xef\xbb\xbf"
 
 
 class InvalidPayload(ValueError):
@@ -49,10 +51,6 @@ def parse_payload(body: bytes) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise InvalidPayload(NOT_AN_OBJECT)
     return payload
-
-
-NOT_AN_OBJECT = "body is JSON but not an object: a webhook payload is an object"
-BOM = b"\xef\xbb\xbf"
 
 
 def check_payload(body: bytes) -> Mapping[str, Any]:
