@@ -32,6 +32,10 @@ from tests.support import SECRET
 
 SERVER_URL_VAR = "REVIEW_LOOP_TEST_DATABASE_URL"
 
+# A Python process a test starts prints every thread's stack if it dies of SIGABRT (which
+# `tests.support.interrupt` sends a process that does not stop) or of a crash.
+os.environ.setdefault("PYTHONFAULTHANDLER", "1")
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The end-to-end tests first: under pytest-xdist the longest start early and the short

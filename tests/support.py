@@ -42,18 +42,41 @@ def signed_headers(
     }
 
 
-def interrupt(process: subprocess.Popen[str]) -> None:
-    """Ctrl-C `process` and check it stops cleanly; never leave it running after the test
-    (a stop that hangs is killed once the assertion has failed)."""
-    process.send_signal(signal.SIGINT)
+def interrupt(process: subprocess.Popen[str], sig: int = signal.SIGINT) -> None:
+    """Ctrl-C `process` (or send it `sig`) and check it stops cleanly; never leave it running
+    after the test. A stop that hangs fails with what the process was doing: its signal
+    masks, and, where it is Python with faulthandler on (`PYTHONFAULTHANDLER`, set for the
+    test run in conftest), every thread's stack on its stderr after a SIGABRT."""
+    process.send_signal(sig)
     try:
-        assert process.wait(timeout=60) == 0  # a hang guard: a stop takes well under 1 s
+        process.wait(timeout=60)  # a hang guard: a stop takes well under 1 s
+    except subprocess.TimeoutExpired:
+        masks = _signal_masks(process.pid)
+        process.send_signal(signal.SIGABRT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+        raise AssertionError(
+            f"pid {process.pid} still running 60 s after {sig!r}: {masks}"
+        ) from None
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
         if process.stdout:
             process.stdout.close()
+    assert process.returncode == 0
+
+
+def _signal_masks(pid: int) -> str:
+    """The signal lines of /proc/<pid>/status of each thread: pending, blocked, ignored."""
+    lines = []
+    for task in sorted(Path(f"/proc/{pid}/task").iterdir()):
+        with contextlib.suppress(OSError):
+            status = (task / "status").read_text().splitlines()
+            lines.append(
+                task.name + " " + " ".join(s for s in status if s.startswith(("Sig", "ShdPnd")))
+            )
+    return "; ".join(lines)
 
 
 def free_port() -> int:

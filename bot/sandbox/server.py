@@ -35,6 +35,7 @@ from bot.sandbox.faults import Faults
 from bot.sandbox.hub import Hub
 from bot.sandbox.render import Renderer
 from bot.sandbox.state import PRIVATE_KEY_FILE, App, Store
+from bot.sandbox.stopping import stop_signals_held
 
 START_TIMEOUT_S = 10.0
 
@@ -191,10 +192,14 @@ def run_sandbox(
     webhook_url: str | None,
     webhook_secret: str | None,
 ) -> None:
-    """`review-loop sandbox`: serve a local GitHub until Ctrl-C, after saying how to use it."""
-    with Sandbox.start(
-        data_dir, webhook_url=webhook_url, webhook_secret=webhook_secret, host=host, port=port
-    ) as sandbox:
+    """`review-loop sandbox`: serve a local GitHub until Ctrl-C (or SIGTERM), after saying how
+    to use it."""
+    with (
+        stop_signals_held() as wait_for_stop,
+        Sandbox.start(
+            data_dir, webhook_url=webhook_url, webhook_secret=webhook_secret, host=host, port=port
+        ) as sandbox,
+    ):
         operator = sandbox.driver.operator_token
         print(
             "Local GitHub sandbox running. Configure the bot with:\n"
@@ -207,5 +212,4 @@ def run_sandbox(
             "Press Ctrl-C to stop.",
             flush=True,
         )
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+        wait_for_stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import socket
@@ -16,6 +15,7 @@ import uvicorn
 from bot.sandbox.models.app import ModelHub, RecordedRequest, build_app
 from bot.sandbox.models.faults import ModelFault
 from bot.sandbox.models.scenario import Scenario
+from bot.sandbox.stopping import stop_signals_held
 
 START_TIMEOUT_S = 10.0
 # The `truncated` fault drops a response halfway on purpose; uvicorn reports each one.
@@ -116,9 +116,13 @@ class ModelSandbox:
 def run_model_sandbox(
     *, host: str, port: int, scenario_file: Path | None = None, api_key: str | None = None
 ) -> None:
-    """`review-loop model-sandbox`: serve until Ctrl-C, after printing the base URLs to use."""
+    """`review-loop model-sandbox`: serve until Ctrl-C (or SIGTERM), after printing the base
+    URLs to use."""
     scenario = Scenario.from_json(json.loads(scenario_file.read_text())) if scenario_file else None
-    with ModelSandbox.start(scenario, api_key=api_key, host=host, port=port) as sandbox:
+    with (
+        stop_signals_held() as wait_for_stop,
+        ModelSandbox.start(scenario, api_key=api_key, host=host, port=port) as sandbox,
+    ):
         print(
             "Scripted model sandbox running (every reply is scripted, not a real model).\n"
             f"  OpenAI chat completions / Responses base_url: {sandbox.openai_base_url}\n"
@@ -130,5 +134,4 @@ def run_model_sandbox(
             "Press Ctrl-C to stop.",
             flush=True,
         )
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+        wait_for_stop()

@@ -27,7 +27,11 @@ def test_model_sandbox_prints_base_urls_and_serves_a_scenario(tmp_path: Path) ->
         ],
         stdout=subprocess.PIPE,
         text=True,
-        env={"PATH": "/usr/bin:/bin", "REVIEW_LOOP_DATA_DIR": str(tmp_path / "data")},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "REVIEW_LOOP_DATA_DIR": str(tmp_path / "data"),
+            "PYTHONFAULTHANDLER": "1",
+        },
     )
     try:
         assert process.stdout is not None
