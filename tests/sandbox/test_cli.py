@@ -1,4 +1,4 @@
-"""`review-loop sandbox`: serve until interrupted, after printing how to configure the bot."""
+"""`review-loop sandbox`: serve until Ctrl-C or SIGTERM, after printing how to configure the bot."""
 
 import signal
 import subprocess

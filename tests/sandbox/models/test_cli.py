@@ -1,17 +1,23 @@
-"""`review-loop model-sandbox`: print the base URLs, serve, stop on Ctrl-C."""
+"""`review-loop model-sandbox`: print the base URLs, serve, stop on Ctrl-C or SIGTERM."""
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support import interrupt
 
 
-def test_model_sandbox_prints_base_urls_and_serves_a_scenario(tmp_path: Path) -> None:
-    """It prints where to point each SDK or CLI, answers from the scenario file, stops on ^C."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_model_sandbox_prints_base_urls_and_serves_a_scenario(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    """It prints where to point each SDK or CLI, answers from the scenario file, and stops
+    with exit 0 on Ctrl-C or SIGTERM."""
     scenario = tmp_path / "scenario.json"
     scenario.write_text(json.dumps({"turns": [{"say": "hello from the script"}]}))
     process = subprocess.Popen(
@@ -49,4 +55,4 @@ def test_model_sandbox_prints_base_urls_and_serves_a_scenario(tmp_path: Path) ->
         )
         assert response.json()["choices"][0]["message"]["content"] == "hello from the script"
     finally:
-        interrupt(process)
+        interrupt(process, stop)
