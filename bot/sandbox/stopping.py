@@ -3,8 +3,9 @@
 A sandbox's main thread used to wait in `threading.Event().wait()` for the KeyboardInterrupt
 of Ctrl-C. That wait can miss it: CPython's handler only marks the signal, the main thread
 raises it at its next bytecode, and a signal that lands after the thread's last bytecode
-and before the lock's wait begins is marked and then slept through; in a busy test run a
-sandbox sometimes did not stop (and a Ctrl-C just before the wait printed a traceback).
+and before the lock's wait begins is marked and then slept through. In busy test runs two
+sandboxes did not stop within 60 s of a SIGINT; that race is the likely reason (the hang was
+not reproduced alone). A Ctrl-C just before the wait printed a traceback (reproduced).
 
 Here SIGINT and SIGTERM are blocked before the server's threads start (threads inherit the
 mask, so none of them takes the signal), a signal that comes early stays pending, and the
