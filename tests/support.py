@@ -70,13 +70,13 @@ def interrupt(process: subprocess.Popen[str], sig: int = signal.SIGINT) -> None:
 def _signal_masks(pid: int) -> str:
     """The signal lines of /proc/<pid>/status of each thread: pending, blocked, ignored."""
     lines = []
-    for task in sorted(Path(f"/proc/{pid}/task").iterdir()):
-        with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError):  # it may end while it is read
+        for task in sorted(Path(f"/proc/{pid}/task").iterdir()):
             status = (task / "status").read_text().splitlines()
             lines.append(
                 task.name + " " + " ".join(s for s in status if s.startswith(("Sig", "ShdPnd")))
             )
-    return "; ".join(lines)
+    return "; ".join(lines) or "(gone)"
 
 
 def free_port() -> int:
