@@ -2,6 +2,7 @@
 
 Fetches stream both ways. A push's (small) answer is held back until the branch heads have
 been compared, so when `git push` returns, pull requests are updated and webhooks queued.
+A push to a protected branch is refused by a pre-receive hook, as GitHub refuses it (GH006).
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import json
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -22,10 +26,33 @@ from bot.sandbox import gitops, pushes
 from bot.sandbox.api import principal_for_token
 from bot.sandbox.errors import ApiError
 from bot.sandbox.hub import Hub, Principal
+from bot.sandbox.rest_pulls import PASSED
+from bot.sandbox.state import Repo
 
 log = logging.getLogger(__name__)
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="GitHub"'}
+
+# The pre-receive hook: refuses an update of a branch named in $SANDBOX_PROTECTED (JSON:
+# branch -> [GitHub's reason lines, the commits its required checks passed on]); a push of a
+# commit whose required checks all passed goes through when no review is required. git
+# prints "(pre-receive hook declined)" where GitHub's git says "(protected branch hook
+# declined)"; the "remote: error: GH006" lines are GitHub's.
+PRE_RECEIVE = """\
+import json, os, sys
+protected = json.loads(os.environ.get("SANDBOX_PROTECTED") or "{}")
+refused = False
+for line in sys.stdin:
+    old, new, ref = line.split()
+    rule = protected.get(ref.removeprefix("refs/heads/")) if ref.startswith("refs/heads/") else None
+    if rule is None or (new in rule["passed"] and not rule["reviews"]):
+        continue
+    refused = True
+    print(f"error: GH006: Protected branch update failed for {ref}.", file=sys.stderr)
+    for reason in rule["reasons"]:
+        print(f"error: {reason}", file=sys.stderr)
+sys.exit(1 if refused else 0)
+"""
 
 
 def _principal(hub: Hub, request: Request) -> Principal | None:
@@ -72,12 +99,15 @@ async def _serve(hub: Hub, request: Request) -> Response:
         "CONTENT_TYPE": request.headers.get("content-type", ""),
         "REMOTE_USER": who.account.login,
         "REMOTE_ADDR": request.client.host if request.client else "127.0.0.1",
-        "GIT_CONFIG_COUNT": "2",
+        "GIT_CONFIG_COUNT": "3",
         "GIT_CONFIG_KEY_0": "http.receivepack",
         "GIT_CONFIG_VALUE_0": "true",
         # As on GitHub, `refs/pull/*` can be fetched but not pushed: GitHub keeps them.
         "GIT_CONFIG_KEY_1": "receive.hideRefs",
         "GIT_CONFIG_VALUE_1": "refs/pull",
+        "GIT_CONFIG_KEY_2": "core.hooksPath",
+        "GIT_CONFIG_VALUE_2": str(_hooks_dir(hub)),
+        "SANDBOX_PROTECTED": json.dumps(protected_branches(repo)) if pushing else "{}",
     }
     for header in ("content-encoding", "git-protocol", "content-length"):
         if value := request.headers.get(header):
@@ -118,6 +148,46 @@ async def _serve(hub: Hub, request: Request) -> Response:
             await _finish(process, feeder, errors)
 
     return StreamingResponse(body(), status, headers=headers)
+
+
+def protected_branches(repo: Repo) -> dict[str, dict[str, object]]:
+    """For the pre-receive hook: each branch whose protection refuses direct pushes (it
+    requires checks or reviews), with GitHub's reasons and the commits on which every
+    required check passed (a push of one of those is let through when no review is
+    required, as GitHub lets a tested commit through)."""
+    rules: dict[str, dict[str, object]] = {}
+    for branch, rule in repo.protection.items():
+        if not rule.required_checks and not rule.required_approvals:
+            continue
+        reasons = [f'Required status check "{name}" is expected.' for name in rule.required_checks]
+        if rule.required_approvals:
+            n = rule.required_approvals
+            reviews = "approving review is" if n == 1 else "approving reviews are"
+            reasons.append(f"At least {n} {reviews} required by reviewers with write access.")
+        passed_by_sha: dict[str, set[str]] = {}
+        for run in repo.check_runs.values():
+            if run.conclusion in PASSED:
+                passed_by_sha.setdefault(run.head_sha, set()).add(run.name)
+        passed = [sha for sha, names in passed_by_sha.items() if names >= set(rule.required_checks)]
+        rules[branch] = {
+            "reasons": reasons,
+            "passed": passed if rule.required_checks else [],
+            "reviews": rule.required_approvals > 0,
+        }
+    return rules
+
+
+def _hooks_dir(hub: Hub) -> Path:
+    """The sandbox's git hooks (written on first use): the protected-branch pre-receive."""
+    hooks = hub.store.data_dir / "git-hooks"
+    hook = hooks / "pre-receive"
+    if not hook.exists():
+        hooks.mkdir(parents=True, exist_ok=True)
+        partial = hooks / "pre-receive.partial"
+        partial.write_text(f"#!{sys.executable}\n{PRE_RECEIVE}")
+        partial.chmod(0o755)
+        partial.rename(hook)  # whole or absent, for a push running at the same moment
+    return hooks
 
 
 async def _feed(request: Request, stdin: asyncio.StreamWriter) -> None:

@@ -1,5 +1,6 @@
-"""What a branch moving means: a push event, open PRs on that branch synchronize; merges close
-issues; a deleted branch retargets the open PRs based on it."""
+"""What a branch moving means: a push event, open PRs on that branch synchronize; a PR whose
+head the pushed base now contains is merged; merges close issues; a deleted branch retargets
+the open PRs based on it."""
 
 from __future__ import annotations
 
@@ -50,6 +51,32 @@ def branches_moved(
             events.pull_request_changed(
                 hub, base, issue, "synchronize", sender, before=old, after=new
             )
+    for branch, sha in moved.items():
+        merged_by_push(hub, repo, branch, sha, sender)
+
+
+def merged_by_push(hub: Hub, repo: Repo, branch: str, sha: str, sender: Account) -> None:
+    """Mark merged each open pull request based on `branch` whose head commit the branch, now
+    at `sha`, contains: GitHub does so for a pull request merged on the command line and
+    pushed (the merge's "Merging via command line" instructions; `closed` with `merged:
+    true`, the pusher as `merged_by`, no REST request). A merge into the default branch
+    closes the issues its title or body names with a closing keyword."""
+    for issue in list(repo.issues.values()):
+        pull = issue.pull
+        if pull is None or issue.state != "open" or pull.base_ref != branch:
+            continue
+        if pull.head_sha != sha and not gitops.is_ancestor(repo.path, pull.head_sha, sha):
+            continue
+        now = hub.store.now()
+        pull.merged_at, pull.merged_by_id, pull.merge_commit_sha = now, sender.id, sha
+        issue.state, issue.closed_at, issue.updated_at, issue.state_reason = (
+            "closed", now, now, None,
+        )  # fmt: skip
+        events.issue_changed(hub, repo, issue, "closed", sender)
+        for fixed in closed_by_merge(repo, issue):
+            fixed.state, fixed.closed_at, fixed.updated_at = "closed", now, now
+            fixed.state_reason = "completed"
+            events.issue_changed(hub, repo, fixed, "closed", sender)
 
 
 def closed_by_merge(repo: Repo, pull_request: Issue) -> list[Issue]:
