@@ -135,8 +135,10 @@ class RepoConfig(BaseModel):
     )
     merge_method: Literal["merge", "squash", "rebase"] | None = Field(
         default=None,
-        description="How fix PRs are merged into the PR branch; default: the first the "
-        "repository allows of merge, squash, rebase.",
+        description="How fix PRs are merged into the PR branch through GitHub's merge API; "
+        "unset: they land by a push onto the PR branch (no merge request), or through the "
+        "API with the first the repository allows of merge, squash, rebase where the branch "
+        "refuses pushes.",
     )
     reviewers: list[str] = Field(
         default_factory=list, description="Users asked for review when the PR is ready."

@@ -24,6 +24,12 @@ _AUTH_REFUSED = re.compile(
     r"Authentication failed|Invalid username or password|could not read Username"
     r"|returned error: 401"
 )
+# A leased push whose ref moved meanwhile ("! [rejected] ... (stale info)"), or an unleased
+# one that is not a fast-forward ("(fetch first)", "(non-fast-forward)").
+_REF_MOVED = re.compile(r"\(stale info\)|\(fetch first\)|\(non-fast-forward\)")
+# The server's own refusal of a ref update: a pre-receive hook (GitHub's branch protection,
+# "GH006", and rulesets, "GH013", say "(protected branch hook declined)").
+_REMOTE_REJECTED = re.compile(r"\[remote rejected\]")
 
 
 class GitError(Exception):
@@ -45,6 +51,16 @@ class GitError(Exception):
     def auth_refused(self) -> bool:
         """Whether the server refused the credentials (an expired or revoked token)."""
         return bool(_AUTH_REFUSED.search(self.stderr))
+
+    @property
+    def ref_moved(self) -> bool:
+        """Whether a push was refused because the remote branch is no longer where we said."""
+        return bool(_REF_MOVED.search(self.stderr))
+
+    @property
+    def remote_rejected(self) -> bool:
+        """Whether the server refused a push's ref update (branch protection, a ruleset)."""
+        return bool(_REMOTE_REJECTED.search(self.stderr))
 
 
 class GitTimeout(GitError):

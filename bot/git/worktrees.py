@@ -432,6 +432,15 @@ async def push(
     await _leased_push(wt.path, remote_url, token, branch, expected_remote_sha, "HEAD")
 
 
+async def push_commit(
+    repo: Path, remote_url: str, token: str | None, branch: str, expected_remote_sha: str, sha: str
+) -> None:
+    """Push commit `sha` (in `repo`'s object store) to `branch` at `remote_url`, only if the
+    branch is still at `expected_remote_sha`: a branch that moved makes git refuse ("stale
+    info") and this raises `GitError` (`ref_moved`)."""
+    await _leased_push(repo, remote_url, token, branch, expected_remote_sha, sha)
+
+
 async def delete_branch(
     repo: Path, remote_url: str, token: str | None, branch: str, expected_remote_sha: str
 ) -> None:

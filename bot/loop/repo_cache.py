@@ -46,6 +46,10 @@ def _check_key(repo: str, branch: str) -> str:
     return f"requires-check:{repo}:{branch}"
 
 
+def _push_refused_key(repo: str, branch: str) -> str:
+    return f"push-refused:{repo}:{branch}"
+
+
 class RepoCache:
     """What `api`'s repository looks like, through the shared cache (`ttl_s` 0: no cache)."""
 
@@ -95,6 +99,15 @@ class RepoCache:
 
     async def remember_requires_check(self, branch: str) -> None:
         await self._memo.put(_check_key(self.api.full_name, branch), {"required": True})
+
+    async def push_refused(self, branch: str) -> str | None:
+        """What GitHub said when it refused a push of a fix onto `branch` (within the TTL):
+        fixes go into that branch through the merge API meanwhile. None: not refused."""
+        found = await self._memo.get(_push_refused_key(self.api.full_name, branch))
+        return None if found is None else str(found["reason"])
+
+    async def remember_push_refused(self, branch: str, reason: str) -> None:
+        await self._memo.put(_push_refused_key(self.api.full_name, branch), {"reason": reason})
 
     # the ConfigFiles protocol of bot.repo_config
 

@@ -89,6 +89,12 @@ async def _serve(hub: Hub, request: Request) -> Response:
         if error.status == 403:
             return Response("Write access to repository not granted.\n", 403)
         return Response("Repository not found.\n", 404)
+    # A branch protection rule binds everyone but the repository's admins, unless it says
+    # "Do not allow bypassing the above settings" (docs.github.com, "About protected
+    # branches"); the sandbox's rules leave that off. An App's token is never an admin.
+    guarded = pushing and (
+        who.token is not None or hub.store.permission(repo, who.account) != "admin"
+    )
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "GIT_PROJECT_ROOT": str(hub.store.repos_dir),
@@ -107,7 +113,7 @@ async def _serve(hub: Hub, request: Request) -> Response:
         "GIT_CONFIG_VALUE_1": "refs/pull",
         "GIT_CONFIG_KEY_2": "core.hooksPath",
         "GIT_CONFIG_VALUE_2": str(_hooks_dir(hub)),
-        "SANDBOX_PROTECTED": json.dumps(protected_branches(repo)) if pushing else "{}",
+        "SANDBOX_PROTECTED": json.dumps(protected_branches(repo)) if guarded else "{}",
     }
     for header in ("content-encoding", "git-protocol", "content-length"):
         if value := request.headers.get(header):

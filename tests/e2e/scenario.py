@@ -53,8 +53,8 @@ async def open_pr(
     body: str = "",
     settings: Callable[[Driver], None] | None = None,
 ) -> int:
-    """Create the repository (config on its default branch; `settings` then changes what its
-    Settings page would), push a branch, open a PR."""
+    """Create the repository (config on its default branch), push a branch, let `settings`
+    change what the repository's Settings page would, open a PR."""
     driver = stack.sandbox.driver
     files = {"pyproject.toml": PYPROJECT, "shop/__init__.py": '"""Shop."""\n'}
     files.update(base_files or {})
@@ -66,10 +66,10 @@ async def open_pr(
         driver.create_org("acme")
         driver.create_repo(REPO, files, author=AUTHOR)
         driver.set_permission(REPO, AUTHOR, "write")
-        if settings is not None:
-            settings(driver)
         driver.install_app("acme", sender=AUTHOR)
         driver.push(REPO, "change", dict(pr_files), as_user=AUTHOR, message="A change")
+        if settings is not None:  # after the push: a protected branch refuses a writer's
+            settings(driver)
         pr: dict[str, Any] = driver.open_pr(REPO, "change", as_user=AUTHOR, title=title, body=body)
         return int(pr["number"])
 
@@ -121,6 +121,31 @@ def fix_pulls(stack: LocalStack, number: int) -> list[dict[str, Any]]:
         for p in stack.sandbox.driver.pulls(REPO, "all")
         if p["head"]["ref"].startswith(f"review-loop/pr-{number}/")
     ]
+
+
+def fix_pr_checks(stack: LocalStack, fix: dict[str, Any]) -> list[dict[str, Any]]:
+    """The fix PR's own check runs (its audit of the lines the fix changed) on its head. A
+    fix that landed by a fast-forward has its head at the PR's head, where the PR's own
+    verdict is posted too; that one is not the fix PR's. (Both are upserts by name and
+    commit: the PR's verdict replaces a fix PR's run posted there before.)"""
+    runs = stack.sandbox.driver.check_runs(REPO, fix["head"]["sha"])
+    return [r for r in runs if "this fix changed" in (r["output"]["summary"] or "")]
+
+
+def landed_over_git(stack: LocalStack, fix: dict[str, Any], pr_number: int) -> bool:
+    """Whether fix PR `fix` landed with no merge request: GitHub marked it merged by the
+    bot's push, its head in the PR branch's history."""
+    driver = stack.sandbox.driver
+    path = f"/repos/{REPO}/pulls/{fix['number']}/merge"
+    if any(r["method"] == "PUT" and r["path"] == path for r in driver.requests()):
+        return False
+    head = driver.pull(REPO, pr_number)["head"]["sha"]
+    contained = subprocess.run(
+        ["git", "merge-base", "--is-ancestor", fix["head"]["sha"], head],
+        cwd=stack.sandbox.hub.store.repos_dir / f"{REPO}.git",
+        check=False,
+    )
+    return bool(fix["merged_at"]) and contained.returncode == 0
 
 
 def task_branches(stack: LocalStack, number: int) -> dict[str, str]:

@@ -15,7 +15,9 @@ from tests.e2e.scenario import (
     AUTHOR,
     REPO,
     bare_git,
+    fix_pr_checks,
     fix_pulls,
+    landed_over_git,
     open_pr,
     poll,
     poll_async,
@@ -86,10 +88,11 @@ async def test_a_conflicting_fix_is_made_again_on_the_new_head(workdir: Path, e2
         pr = driver.pull(REPO, number)
         final = bare_git(stack, "show", f"{pr['head']['sha']}:shop/pricing.py")
         parents = bare_git(stack, "rev-parse", f"{fix['head']['sha']}^@").split()
-        fix_checks = driver.check_runs(REPO, fix["head"]["sha"])
+        fix_checks = fix_pr_checks(stack, fix)
+        over_git = landed_over_git(stack, fix, number)
 
     assert row.state == "ready", row.reason
-    assert fix["merged_at"] is not None
+    assert fix["merged_at"] is not None and over_git
     assert parents == [human_head], "the fix was made again on the new head"
     assert "import os" not in final and "import sys as system" in final
     assert [t["status"] for t in tasks] == ["merged"]
@@ -130,21 +133,27 @@ async def test_a_fix_that_keeps_conflicting_goes_to_a_person(workdir: Path, e2e_
     assert not (workdir / "started-3").exists(), "no third run: a person decides"
 
 
-async def test_a_merge_refused_as_base_modified_is_tried_again_and_lands(
-    workdir: Path, e2e_db: str
+@pytest.mark.parametrize("via", ["api", "git"])
+async def test_a_person_pushing_meanwhile_gets_the_fix_merged_on_top(
+    workdir: Path, e2e_db: str, via: str
 ) -> None:
-    """A person pushes an unrelated commit while the agent works and GitHub refuses the merge
-    with 405 "Base branch was modified": that is no conflict, so the merge is tried again
-    (no rebase, no second agent run) and lands on top of the person's commit."""
+    """A person pushes an unrelated commit while the agent works. Through the merge API
+    (`merge_method` set), GitHub refuses the merge with 405 "Base branch was modified": that
+    is no conflict, so the merge is tried again (no rebase, no second agent run). Over git
+    (the default), the fix is not a fast-forward any more: the bot makes the merge commit
+    itself and pushes it, with no merge request. Either way the fix lands on top of the
+    person's commit, unrebased."""
     catalog = write_catalog(workdir, {"gated": gated_agent(workdir)})
+    config = CONFIG + ("merge_method: merge\n" if via == "api" else "")
     async with local_stack(workdir, database_url=e2e_db, agents_file=catalog) as stack:
         driver = stack.sandbox.driver
-        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config=CONFIG)
+        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config=config)
         await poll((workdir / "started-1").exists, what="the agent to start")
 
         def unrelated_push() -> str:
             head = driver.push(REPO, "change", {"shop/notes.py": '"""Notes."""\n'}, as_user=AUTHOR)
-            driver.set_faults(base_modified_merges=1)
+            if via == "api":
+                driver.set_faults(base_modified_merges=1)
             return str(head)
 
         person_head = await asyncio.to_thread(unrelated_push)
@@ -156,9 +165,11 @@ async def test_a_merge_refused_as_base_modified_is_tried_again_and_lands(
         pr_head = driver.pull(REPO, number)["head"]["sha"]
         merged_on = bare_git(stack, "rev-parse", f"{pr_head}^@").split()
         injected = driver.fault_stats()["injected"]
+        over_git = landed_over_git(stack, fix, number)
 
     assert row.state == "ready", row.reason
-    assert injected == {"base_modified": 1}
+    assert injected == ({"base_modified": 1} if via == "api" else {})
+    assert over_git is (via == "git")
     assert [t["status"] for t in tasks] == ["merged"]
     assert fix["merged_at"] is not None
     assert parents != [person_head], "the fix commit was not rebased"

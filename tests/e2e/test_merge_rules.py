@@ -11,7 +11,17 @@ from bot.demo.stack import local_stack, wait_settled
 from bot.github.markers import parse_marker
 from bot.loop.tasks import request_reconcile
 from bot.sandbox import Driver
-from tests.e2e.scenario import AUTHOR, REPO, bare_git, fix_pulls, open_pr, task_rows
+from tests.e2e.scenario import (
+    AUTHOR,
+    REPO,
+    bare_git,
+    fix_pr_checks,
+    fix_pulls,
+    landed_over_git,
+    open_pr,
+    task_branches,
+    task_rows,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -84,23 +94,57 @@ async def test_a_required_check_is_posted_after_one_refused_merge_then_up_front(
     assert checks == [[("review-loop", "success")] for _ in fixes]
 
 
-async def test_a_fix_pr_on_an_unprotected_branch_gets_no_check_run(
+async def test_fix_prs_land_over_git_with_no_merge_request_and_no_check_run(
     workdir: Path, e2e_db: str
 ) -> None:
-    """Nothing requires the check and the bot merges the fix PR at once: no check run is
-    posted on it (its findings are the PR's own audit's once it is merged)."""
+    """Nothing protects the PR branch: each fix PR lands by a push onto it (no `PUT
+    …/merge`, a content-creating write), GitHub marks it merged by the bot, its branch is
+    deleted, and it gets no check run (its findings are the PR's own audit's once landed)."""
     async with local_stack(workdir, database_url=e2e_db) as stack:
-        driver = stack.sandbox.driver
-        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE})
+        number = await open_pr(
+            stack, pr_files={"shop/pricing.py": MODULE, "shop/tax.py": UNFORMATTED}
+        )
         row = await wait_settled(stack, REPO, number)
         fixes = fix_pulls(stack, number)
-        answers = [await asyncio.to_thread(merge_answers, driver, f["number"]) for f in fixes]
-        checks = [loop_checks(driver, f["head"]["sha"]) for f in fixes]
+        over_git = [landed_over_git(stack, f, number) for f in fixes]
+        merged_by = [
+            stack.sandbox.driver.pull(REPO, f["number"])["merged_by"]["login"] for f in fixes
+        ]
+        checks = [fix_pr_checks(stack, f) for f in fixes]
+        left = task_branches(stack, number)
 
     assert row.state == "ready", row.reason
-    assert fixes and all(f["merged_at"] is not None for f in fixes)
-    assert all(a == [200] for a in answers)
+    assert len(fixes) >= 2 and all(m == "review-loop[bot]" for m in merged_by)
+    assert all(over_git)
     assert checks == [[] for _ in fixes]
+    assert left == {}, "each landed fix PR's branch is deleted"
+
+
+async def test_a_squash_only_repository_keeps_the_pr_branch_linear_over_git(
+    workdir: Path, e2e_db: str
+) -> None:
+    """Merge commits are not allowed and nothing protects the PR branch: fixes land over git
+    as fast-forwards, the second rebased onto the first, so the PR branch has no merge
+    commit and every fix PR is marked merged."""
+
+    def squash_only(driver: Driver) -> None:
+        driver.set_merge_methods(REPO, "squash")
+
+    async with local_stack(workdir, database_url=e2e_db) as stack:
+        number = await open_pr(
+            stack,
+            pr_files={"shop/pricing.py": MODULE, "shop/tax.py": UNFORMATTED},
+            settings=squash_only,
+        )
+        row = await wait_settled(stack, REPO, number)
+        fixes = fix_pulls(stack, number)
+        over_git = [landed_over_git(stack, f, number) for f in fixes]
+        head = stack.sandbox.driver.pull(REPO, number)["head"]["sha"]
+        merges = bare_git(stack, "rev-list", "--merges", f"main..{head}").split()
+
+    assert row.state == "ready", row.reason
+    assert len(fixes) >= 2 and all(over_git)
+    assert merges == [], "fast-forwards only"
 
 
 async def test_a_merge_github_blocks_waits_for_a_person_with_githubs_message(

@@ -11,6 +11,7 @@ from bot.demo.stack import local_stack, wait_settled
 from tests.e2e.scenario import (
     REPO,
     bare_git,
+    fix_pr_checks,
     fix_pulls,
     open_pr,
     show,
@@ -44,7 +45,7 @@ async def test_passing_tests_land_the_fix_and_leave_nothing_behind(
         row = await wait_settled(stack, REPO, number)
         fixes = fix_pulls(stack, number)  # the lint fixes, then the formatting they leave
         files_at_head = tree(stack, stack.sandbox.driver.pull(REPO, number)["head"]["sha"])
-        checks = [stack.sandbox.driver.check_runs(REPO, f["head"]["sha"]) for f in fixes]
+        checks = [fix_pr_checks(stack, f) for f in fixes]
         batches = await batch_sizes(stack)
 
     assert row.state == "ready", row.reason
@@ -87,7 +88,7 @@ async def test_max_depth_zero_leaves_fix_prs_unaudited(workdir: Path, e2e_db: st
         number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config="max_depth: 0\n")
         row = await wait_settled(stack, REPO, number)
         fixes = fix_pulls(stack, number)
-        fix_checks = [stack.sandbox.driver.check_runs(REPO, f["head"]["sha"]) for f in fixes]
+        fix_checks = [fix_pr_checks(stack, f) for f in fixes]
         pr_head = stack.sandbox.driver.pull(REPO, number)["head"]["sha"]
         pr_checks = stack.sandbox.driver.check_runs(REPO, pr_head)
 

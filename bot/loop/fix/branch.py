@@ -17,6 +17,7 @@ from bot.git.worktrees import (
     commit_all,
     delete_branch,
     push,
+    push_commit,
     snapshot,
     snapshot_changes,
 )
@@ -91,6 +92,26 @@ class TaskBranch:
         """Push the worktree's HEAD to the branch, unless the branch moved meanwhile."""
         # The issue's lease makes this task the branch's only writer; the ref lease still
         # refuses the push if the branch moved after we looked (e.g. a person pushed).
+        await self._guarded_push(
+            wt, self.name, lambda token: push(wt, self.url, token, self.name, self.remote_sha)
+        )
+        self.remote_sha = await head_of(wt)
+        if self.pushed is not None:
+            await self.pushed(self.remote_sha)
+
+    async def push_onto(self, wt: Worktree, branch: str, sha: str, expected: str) -> None:
+        """Push commit `sha` (made in the worktree) to another `branch` of the repository,
+        the PR branch a fix lands on, unless that branch moved from `expected` meanwhile
+        (`GitError.ref_moved`)."""
+        await self._guarded_push(
+            wt, branch, lambda token: push_commit(wt.path, self.url, token, branch, expected, sha)
+        )
+
+    async def _guarded_push(
+        self, wt: Worktree, target: str, send: Callable[[str | None], Awaitable[None]]
+    ) -> None:
+        """`send` a push to `target` with the token, once the lease and the worktree's git
+        are checked; a token GitHub refuses is replaced once."""
         await self.check_lease()
         # The push carries the token: the repository's setup and test commands ran the
         # agent's code since the last check, and must not have rewired git.
@@ -99,18 +120,15 @@ class TaskBranch:
             raise TaskFailed("refused", "; ".join(tampering), tampered=True)
         token = await self.token.get() if self.token is not None else None
         try:
-            await push(wt, self.url, token, self.name, self.remote_sha)
+            await send(token)
         except GitError as exc:
             if self.token is None or token is None or not exc.auth_refused:
                 raise
             # Revoked, or refused by a clock GitHub disagrees with: once more with a new one
             # (as the REST client does after a 401, bot.github.tokens).
-            log.warning("git push to %s: token refused; minting another", self.name)
+            log.warning("git push to %s: token refused; minting another", target)
             self.token.refused(token)
-            await push(wt, self.url, await self.token.get(), self.name, self.remote_sha)
-        self.remote_sha = await head_of(wt)
-        if self.pushed is not None:
-            await self.pushed(self.remote_sha)
+            await send(await self.token.get())
 
     async def delete(self, wt: Worktree) -> None:
         """Delete the branch on GitHub once its fix PR is merged (nothing needs it then, and

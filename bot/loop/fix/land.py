@@ -26,6 +26,7 @@ from bot.git.cmd import GitError, git
 from bot.git.worktrees import Worktree
 from bot.github.records import MergeMethod, PullInfo
 from bot.github.repo_api import RepoAPI
+from bot.loop.fix import push_merge
 from bot.loop.fix.branch import TaskBranch, check_not_rewritten, head_of, reset_worktree
 from bot.loop.fix.fix_check import FixPrCheck
 from bot.loop.fix.job import FixJob, TaskFailed
@@ -315,28 +316,39 @@ async def _merged(
     base_seen_at: float | None = None,
 ) -> bool:
     """Merge the fix PR at the worktree's HEAD, delete its branch and record it; False on a
-    conflict. The branch goes before the record: a task recorded `merged` no longer counts as
-    under way, so a sibling ending between the record and this job's end reconciles the
-    round, and this job's end once more; the deletion is kept out of that moment."""
+    conflict, or when the fix must first be rebased onto the PR branch's new head. Over git
+    where it can (`push_merge`), else through GitHub's merge API. The branch goes before
+    the record: a task recorded `merged` no longer counts as under way, so a sibling ending
+    between the record and this job's end reconciles the round, and this job's end once
+    more; the deletion is kept out of that moment."""
     job = await history_kept(job)
     head = await head_of(wt)
+    landed = push_merge.Landed.USE_API
     async with job.fleet.merging(job.task.repo, job.task.base_ref):
-        await check.before_merge(job)
-        merged = await merge_fix_pr(
-            job.api,
-            fix_pr.number,
-            head,
-            title,
-            base=job.task.base_ref,
-            check_lease=job.check_lease,
-            wait=wait,
-            method=job.merge_method,
-            checks_missing=check.merge_refused,
-            base_seen_at=base_seen_at,
-        )
+        if await push_merge.over_git(job):
+            landed = await push_merge.land_over_git(job, branch, wt, fix_pr, title, wait=wait)
+        if landed is push_merge.Landed.USE_API:
+            await check.before_merge(job)
+            merged = await merge_fix_pr(
+                job.api,
+                fix_pr.number,
+                head,
+                title,
+                base=job.task.base_ref,
+                check_lease=job.check_lease,
+                wait=wait,
+                method=job.merge_method,
+                checks_missing=check.merge_refused,
+                base_seen_at=base_seen_at,
+            )
+        else:
+            merged = landed is push_merge.Landed.MERGED
     if not merged:
         return False
-    await branch.delete(wt)  # merged: the fix PR's branch has nothing left to do
+    if landed is push_merge.Landed.USE_API or await push_merge.marked_merged(
+        job.api, fix_pr.number
+    ):
+        await branch.delete(wt)  # merged: the fix PR's branch has nothing left to do
     await job.store.update_task(job.task.id, status="merged")
     return True
 

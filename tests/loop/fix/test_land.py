@@ -11,6 +11,7 @@ from bot.engine.leases import LeaseLost
 from bot.github.records import MergeMethod
 from bot.github.repo_api import RepoAPI
 from bot.loop.budget import RunCost
+from bot.loop.fix import push_merge
 from bot.loop.fix.job import TaskFailed
 from bot.loop.fix.land import BASE_FRESH_S, MERGE_ATTEMPTS, MergeBlocked, fix_pr_text, merge_fix_pr
 from bot.loop.store import REJECTED_ERROR
@@ -363,3 +364,31 @@ async def test_a_merge_refused_again_after_the_check_is_posted_is_handed_over(
     assert caught.value.reason == f"GitHub refused to merge fix PR #{pr.number} (merge): {message}"
     assert posts.calls == 2
     assert len(fake.calls("PUT", MERGE)) == 2
+
+
+async def test_a_fix_pr_pushed_onto_its_base_counts_once_github_marks_it_merged(
+    fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """After the push, the fix PR is read until GitHub says merged: then its branch may go."""
+    pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD, base_ref=BASE)
+    assert pr.pull is not None
+    pr.state, pr.pull.merged = "closed", True
+
+    assert await push_merge.marked_merged(api, pr.number)
+    assert len(fake.calls("GET", rf"/pulls/{pr.number}$")) == 1
+
+
+async def test_a_fix_pr_github_never_marks_merged_keeps_its_branch(
+    fake: FakeGitHub, api: RepoAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Still open at the deadline, or closed unmerged: False, so its branch is not deleted
+    (deleting the head of an open pull request would close it unmerged)."""
+    monkeypatch.setattr(push_merge, "MARKED_DEADLINE_S", 0.05)
+    monkeypatch.setattr(push_merge, "MARKED_WAIT", wait_none())
+    still_open = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD, base_ref=BASE)
+    closed = fake.add_pull("review-loop/pr-1/2", head_sha=HEAD, base_ref=BASE)
+    closed.state = "closed"
+
+    assert not await push_merge.marked_merged(api, still_open.number)
+    assert not await push_merge.marked_merged(api, closed.number)
+    assert len(fake.calls("GET", rf"/pulls/{still_open.number}$")) >= 2
