@@ -16,6 +16,7 @@ from typing import Any
 import uvicorn
 
 from bot.config import Settings
+from bot.engine.database import stop_embedded
 from bot.loop.fleet import Fleet
 from bot.runtime import Runtime, open_runtime
 from bot.sandbox.server import Sandbox
@@ -120,6 +121,11 @@ async def local_stack(
                 sock.close()
     finally:
         await asyncio.to_thread(sandbox.stop)
+        if database_url is None:
+            # The embedded PostgreSQL lives in the work directory, which callers remove
+            # next: stopped at exit instead, it would find its directory gone and run on
+            # until it notices its lock file missing (a minute).
+            await asyncio.to_thread(stop_embedded, overrides.get("data_dir", workdir / "bot"))
 
 
 SETTLED_STATES = ("ready", "needs-human", "waiting")

@@ -97,6 +97,25 @@ def test_the_budget_demo_ends_needs_human_because_of_the_budget() -> None:
     assert result["llm_findings"] == 1 and result["llm_findings_fixed"] == 0
     assert result["issues_closed_by_fix"] == result["findings_filed"] - 1  # ruff's, cost 0
     assert "Stopped by the budget" in done.stderr
+    assert postgres_left_behind("review-loop-demo-budget-") == [], "the embedded database stopped"
+
+
+def postgres_left_behind(prefix: str) -> list[str]:
+    """The data directories of running PostgreSQL servers under a removed `prefix*`
+    directory: what a demo that stopped its embedded database after removing its work
+    directory leaves running (until PostgreSQL misses its lock file, a minute later)."""
+    left = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:  # not a process, or gone meanwhile
+            continue
+        if not argv[0].endswith("/postgres") or "-D" not in argv[:-1]:
+            continue
+        data = argv[argv.index("-D") + 1]
+        if prefix in data and not Path(data).exists():
+            left.append(data)
+    return left
 
 
 @pytest.mark.skipif(
