@@ -77,6 +77,9 @@ class FaultSettings:
     # The next N merges answer 405 "Base branch was modified", as GitHub does when the base
     # moved while it was merging.
     base_modified_merges: int = 0
+    # GitHub marks a pull request merged by a push a moment after the push, in the
+    # background: with this set, that many seconds after (0: before the push is answered).
+    merge_by_push_delay_s: float = 0.0
     # Faults per route, in order after the two rates above; the first that fires wins.
     rules: list[FaultRule] = field(default_factory=list)
     slow_s: float = 30.0  # how long a "slow" answer is held
@@ -206,6 +209,14 @@ class Faults:
         with self._lock:
             since = now - self.settings.creation_window_s
             return sum(1 for t in self._creations.get(who, ()) if t > since)
+
+    def merge_by_push_delay(self) -> float:
+        """How long after a push GitHub marks the pull requests it merged (and count it)."""
+        with self._lock:
+            delay = self.settings.merge_by_push_delay_s
+            if delay > 0:
+                self.injected["merge_by_push_delay"] += 1
+            return delay
 
     def base_modified(self) -> bool:
         """Whether this merge is refused because the base "was modified" (and count it)."""

@@ -4,6 +4,7 @@ the open PRs based on it."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from bot.sandbox import events, gitops
@@ -60,7 +61,23 @@ def merged_by_push(hub: Hub, repo: Repo, branch: str, sha: str, sender: Account)
     at `sha`, contains: GitHub does so for a pull request merged on the command line and
     pushed (the merge's "Merging via command line" instructions; `closed` with `merged:
     true`, the pusher as `merged_by`, no REST request). A merge into the default branch
-    closes the issues its title or body names with a closing keyword."""
+    closes the issues its title or body names with a closing keyword. With the fault
+    `merge_by_push_delay_s`, that long after the push, against the branch as it is then,
+    as GitHub marks it in the background."""
+    delay = hub.faults.merge_by_push_delay()
+    if delay <= 0:
+        _mark_merged(hub, repo, branch, sha, sender)
+        return
+
+    def later() -> None:
+        head = gitops.branch_heads(repo.path).get(branch)
+        if head is not None:
+            _mark_merged(hub, repo, branch, head, sender)
+
+    asyncio.get_running_loop().call_later(delay, later)
+
+
+def _mark_merged(hub: Hub, repo: Repo, branch: str, sha: str, sender: Account) -> None:
     for issue in list(repo.issues.values()):
         pull = issue.pull
         if pull is None or issue.state != "open" or pull.base_ref != branch:

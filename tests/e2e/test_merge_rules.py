@@ -120,6 +120,31 @@ async def test_fix_prs_land_over_git_with_no_merge_request_and_no_check_run(
     assert left == {}, "each landed fix PR's branch is deleted"
 
 
+async def test_a_fix_pr_github_marks_merged_late_keeps_its_branch_until_then(
+    workdir: Path, e2e_db: str
+) -> None:
+    """GitHub marks a pushed fix PR merged a moment after the push (here 1.5 s): the bot
+    reads the fix PR until it says merged before deleting its branch, for deleting the
+    head of a pull request still open closes it unmerged. Every fix PR ends merged."""
+
+    def late_marking(driver: Driver) -> None:
+        driver.set_faults(merge_by_push_delay_s=1.5)
+
+    async with local_stack(workdir, database_url=e2e_db) as stack:
+        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, settings=late_marking)
+        row = await wait_settled(stack, REPO, number)
+        fixes = fix_pulls(stack, number)
+        over_git = [landed_over_git(stack, f, number) for f in fixes]
+        left = task_branches(stack, number)
+        injected = stack.sandbox.driver.fault_stats()["injected"]
+
+    assert row.state == "ready", row.reason
+    assert injected.get("merge_by_push_delay", 0) >= len(fixes) >= 1
+    assert all(f["state"] == "closed" for f in fixes)
+    assert all(over_git), "merged, not closed unmerged by the branch's deletion"
+    assert left == {}
+
+
 async def test_a_squash_only_repository_keeps_the_pr_branch_linear_over_git(
     workdir: Path, e2e_db: str
 ) -> None:

@@ -144,3 +144,18 @@ def test_a_push_to_a_protected_branch_is_refused_as_github_refuses_it(
     world.driver.protect_branch(REPO, "main", required_approvals=1)
     refused = git(work, "push", "origin", "HEAD:refs/heads/main", check=False)
     assert "At least 1 approving review is required" in refused.stderr
+
+
+def test_github_may_mark_a_pushed_pr_merged_a_moment_later(world: World, tmp_path: Path) -> None:
+    """With `merge_by_push_delay_s`, the push is answered with the fix PR still open; it is
+    marked merged once the delay has passed, as GitHub does in the background."""
+    work, _, fix, _ = _fix_pr(world, tmp_path)
+    world.driver.set_faults(merge_by_push_delay_s=0.5)
+    git(work, "push", "--quiet", "origin", "HEAD:refs/heads/feature")
+    assert world.driver.pull(REPO, fix)["state"] == "open"
+    deadline = time.monotonic() + 30
+    while world.driver.pull(REPO, fix)["state"] == "open":
+        assert time.monotonic() < deadline, "never marked merged"
+        time.sleep(0.05)
+    assert world.driver.pull(REPO, fix)["merged"] is True
+    assert world.driver.fault_stats()["injected"]["merge_by_push_delay"] == 1
