@@ -191,9 +191,10 @@ class _BaseCheck:
         self.api, self.number, self.base = api, number, base
         self.seen_at, self.clock = seen_at, clock
 
-    async def __call__(self) -> None:
+    async def __call__(self) -> PullInfo | None:
+        """The fix PR as read now; None when what GitHub said last is recent enough."""
         if self.seen_at is not None and self.clock() - self.seen_at < BASE_FRESH_S:
-            return
+            return None
         pull = await self.api.get_pull(self.number)
         self.seen_at = self.clock()
         if pull.state == "open" and pull.base_ref != self.base:
@@ -203,6 +204,21 @@ class _BaseCheck:
                 f"request's branch `{self.base}` was deleted); review-loop merges fixes only "
                 "into the pull request's branch",
             )
+        return pull
+
+
+async def _still_open(check_base: _BaseCheck) -> bool:
+    """Before a push lands a fix PR: False when it is merged already (a person merged it);
+    a fix PR a person closed unmerged ends the task `rejected`, as GitHub's merge API
+    refuses it, and one GitHub moved onto another base ends it `obsolete` (`_BaseCheck`).
+    Read unless GitHub told its state a moment ago; a close in the moment between that and
+    the push is not caught (the push lands the fix all the same)."""
+    pull = await check_base()
+    if pull is None or pull.state == "open":
+        return True
+    if pull.merged:
+        return False
+    raise TaskFailed("rejected", REJECTED_ERROR)
 
 
 async def _merge_once(
@@ -326,7 +342,11 @@ async def _merged(
     landed = push_merge.Landed.USE_API
     async with job.fleet.merging(job.task.repo, job.task.base_ref):
         if await push_merge.over_git(job):
-            landed = await push_merge.land_over_git(job, branch, wt, fix_pr, title, wait=wait)
+            check_base = _BaseCheck(job.api, fix_pr.number, job.task.base_ref, base_seen_at)
+            if await _still_open(check_base):
+                landed = await push_merge.land_over_git(job, branch, wt, fix_pr, title, wait=wait)
+            else:
+                landed = push_merge.Landed.MERGED
         if landed is push_merge.Landed.USE_API:
             await check.before_merge(job)
             merged = await merge_fix_pr(

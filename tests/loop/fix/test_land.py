@@ -3,6 +3,7 @@ caught up with yet, and its check run posted only when a merge needs it."""
 
 import json
 import time
+from typing import Any
 
 import pytest
 from tenacity import wait_none
@@ -13,7 +14,15 @@ from bot.github.repo_api import RepoAPI
 from bot.loop.budget import RunCost
 from bot.loop.fix import push_merge
 from bot.loop.fix.job import TaskFailed
-from bot.loop.fix.land import BASE_FRESH_S, MERGE_ATTEMPTS, MergeBlocked, fix_pr_text, merge_fix_pr
+from bot.loop.fix.land import (
+    BASE_FRESH_S,
+    MERGE_ATTEMPTS,
+    MergeBlocked,
+    _BaseCheck,
+    _still_open,
+    fix_pr_text,
+    merge_fix_pr,
+)
 from bot.loop.store import REJECTED_ERROR
 from tests.fakes.github import FakeGitHub
 
@@ -392,3 +401,34 @@ async def test_a_fix_pr_github_never_marks_merged_keeps_its_branch(
     assert not await push_merge.marked_merged(api, still_open.number)
     assert not await push_merge.marked_merged(api, closed.number)
     assert len(fake.calls("GET", rf"/pulls/{still_open.number}$")) >= 2
+
+
+async def test_a_push_lands_only_a_fix_pr_still_open_on_the_pr_branch(
+    fake: FakeGitHub, api: RepoAPI
+) -> None:
+    """Before a fix lands over git its PR is read (unless GitHub told its state a moment
+    ago): open goes ahead; merged by a person needs no push; closed by a person ends the
+    task `rejected` (the merge API would refuse it, and a push would land it anyway); moved
+    onto another base ends it `obsolete`."""
+    open_pr = fake.add_pull("review-loop/pr-1/1", head_sha=HEAD, base_ref=BASE)
+    merged = fake.add_pull("review-loop/pr-1/2", head_sha=HEAD, base_ref=BASE)
+    closed = fake.add_pull("review-loop/pr-1/3", head_sha=HEAD, base_ref=BASE)
+    moved = fake.add_pull("review-loop/pr-1/4", head_sha=HEAD, base_ref="main")
+    assert merged.pull is not None
+    merged.state, merged.pull.merged = "closed", True
+    closed.state = "closed"
+
+    def check(pr: Any, seen_at: float | None = None) -> _BaseCheck:
+        return _BaseCheck(api, pr.number, BASE, seen_at)
+
+    assert await _still_open(check(open_pr))
+    assert not await _still_open(check(merged))
+    with pytest.raises(TaskFailed) as rejected:
+        await _still_open(check(closed))
+    assert (rejected.value.status, rejected.value.reason) == ("rejected", REJECTED_ERROR)
+    with pytest.raises(TaskFailed) as obsolete:
+        await _still_open(check(moved))
+    assert obsolete.value.status == "obsolete"
+    reads = len(fake.calls("GET", r"/pulls/\d+$"))
+    assert await _still_open(check(closed, seen_at=time.monotonic()))  # told just now
+    assert len(fake.calls("GET", r"/pulls/\d+$")) == reads
