@@ -264,10 +264,11 @@ async def land(
     wait: wait_base = MERGE_WAIT,
     base_seen_at: float | None = None,
 ) -> None:
-    """Merge the fix PR into the PR branch; on a conflict rebase, then rerun the agent on the
-    new head (`fix_issue` for each of the `fixed` issues); a conflict after both ends the
-    task as `conflict`, its PR left open for a person. A merge GitHub blocks (required checks
-    or reviews, rules) leaves the task `pushed`, its fix PR open for a person, who is told
+    """Merge the fix PR into the PR branch (pushed onto it over git where it can, `push_merge`,
+    else through GitHub's merge API); on a conflict rebase, then rerun the agent on the new
+    head (`fix_issue` for each of the `fixed` issues); a conflict after both ends the task
+    as `conflict`, its PR left open for a person. A merge GitHub blocks (required checks or
+    reviews, rules) leaves the task `pushed`, its fix PR open for a person, who is told
     GitHub's message there and in the PR's summary. The fix PR's check run is posted only
     where it is needed (`FixPrCheck`): before a merge into a branch known to require it,
     after a merge refused for it, and on a fix PR left for a person. A merged fix PR's
