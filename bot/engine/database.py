@@ -1,6 +1,7 @@
 """Where the database lives: a private embedded PostgreSQL in DATA_DIR, or DATABASE_URL."""
 
 import contextlib
+import contextvars
 import logging
 import warnings
 from collections.abc import AsyncIterator
@@ -80,6 +81,17 @@ def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
     )
 
 
+@dataclass
+class _Held:
+    pool: Pool
+    conn: Conn
+    lent: bool = False
+    ended: bool = False  # the block is over (a task it started may still see this object)
+
+
+_held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("held_conn", default=None)
+
+
 @contextlib.asynccontextmanager
 async def autocommit(pool: Pool) -> AsyncIterator[Conn]:
     """A pooled connection in autocommit mode: each statement is its own transaction.
@@ -87,7 +99,16 @@ async def autocommit(pool: Pool) -> AsyncIterator[Conn]:
     For a single statement, this spares the BEGIN and COMMIT round trips that a connection
     as the pool lends it (a transaction opened by the first statement, committed when it is
     returned) costs around it; a write of several statements still opens
-    `conn.transaction()` itself."""
+    `conn.transaction()` itself. Inside `held_autocommit(pool)` the held connection is
+    lent, when no one else of the block has it at that moment."""
+    held = _held.get()
+    if held is not None and held.pool is pool and not (held.lent or held.ended or held.conn.broken):
+        held.lent = True
+        try:
+            yield held.conn
+        finally:
+            held.lent = False
+        return
     async with pool.connection() as conn:
         await conn.set_autocommit(True)
         try:
@@ -95,6 +116,22 @@ async def autocommit(pool: Pool) -> AsyncIterator[Conn]:
         finally:
             if not conn.broken:
                 await conn.set_autocommit(False)  # as the pool lent it
+
+
+@contextlib.asynccontextmanager
+async def held_autocommit(pool: Pool) -> AsyncIterator[None]:
+    """Hold one autocommit connection of `pool` for the block and lend it to each
+    `autocommit(pool)` in it, one at a time (one that finds it lent borrows from the pool):
+    a batch of short statements pays the pool's borrow, and its check of the connection
+    (a round trip), once instead of once each."""
+    async with autocommit(pool) as conn:
+        held = _Held(pool, conn)
+        token = _held.set(held)
+        try:
+            yield
+        finally:
+            held.ended = True
+            _held.reset(token)
 
 
 async def try_advisory_lock(conn: Conn, key: int) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 from procrastinate import RetryStrategy
 from pydantic import ValidationError
 
-from bot.engine.database import autocommit
+from bot.engine.database import autocommit, held_autocommit
 from bot.engine.queue import Job, current_attempt
 from bot.logs import delivery_context
 from bot.loop.fleet import Fleet
@@ -140,6 +140,14 @@ async def dispatch_many(
 ) -> list[str]:
     """Dispatch each stored, not yet dispatched delivery of `delivery_ids`, in order, and
     record every outcome; returns the ids left queued for a retry."""
+    runtime = dispatcher.fleet.runtime
+    async with held_autocommit(runtime.pool):
+        return await _dispatch_held(dispatcher, delivery_ids, final_attempt)
+
+
+async def _dispatch_held(
+    dispatcher: Dispatcher, delivery_ids: list[str], final_attempt: bool
+) -> list[str]:
     runtime = dispatcher.fleet.runtime
     rows = await _claim(runtime, delivery_ids)
     outcomes: list[Outcome] = []
