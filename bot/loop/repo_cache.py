@@ -13,8 +13,10 @@ The names of the labels known to be on a repository are kept until forgotten, wh
 TTL: the repository's labels are listed once per deployment, each of the bot's made once.
 A PR branch whose protection refused a fix PR's merge for a missing required status check is
 remembered for the TTL too, so the next fix PRs into it get their check run before the merge,
-not after a refused one (`bot/loop/fix/fix_check.py`); GitHub sends no event here when the
-protection changes, so a lifted one is seen within the TTL.
+not after a refused one (`bot/loop/fix/fix_check.py`); so is one that refused a fix pushed
+onto it over git (`bot/loop/fix/push_merge.py`), whose fixes go through the merge API
+meanwhile. GitHub sends no event here when the protection changes, so a lifted one is seen
+within the TTL.
 """
 
 from __future__ import annotations
