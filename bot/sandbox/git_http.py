@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="GitHub"'}
 
 # The pre-receive hook: refuses an update of a branch named in $SANDBOX_PROTECTED (JSON:
-# branch -> [GitHub's reason lines, the commits its required checks passed on]); a push of a
-# commit whose required checks all passed goes through when no review is required. git
+# branch -> GitHub's reason lines, the commits its required checks passed on, whether a
+# review is required); a push of a commit whose required checks all passed goes through
+# when no review is required. git
 # prints "(pre-receive hook declined)" where GitHub's git says "(protected branch hook
 # declined)"; the "remote: error: GH006" lines are GitHub's.
 PRE_RECEIVE = """\
