@@ -149,8 +149,8 @@ async def test_a_squash_only_repository_keeps_the_pr_branch_linear_over_git(
     workdir: Path, e2e_db: str
 ) -> None:
     """Merge commits are not allowed and nothing protects the PR branch: fixes land over git
-    as fast-forwards, the second rebased onto the first, so the PR branch has no merge
-    commit and every fix PR is marked merged."""
+    as fast-forwards (one made on a head a sibling's fix has moved is rebased first), so
+    the PR branch has no merge commit and every fix PR is marked merged."""
 
     def squash_only(driver: Driver) -> None:
         driver.set_merge_methods(REPO, "squash")
