@@ -177,6 +177,42 @@ async def test_a_person_pushing_meanwhile_gets_the_fix_merged_on_top(
     assert not (workdir / "started-2").exists(), "the agent ran once"
 
 
+async def test_a_squash_only_repository_rebases_a_fix_a_persons_push_left_behind(
+    workdir: Path, e2e_db: str
+) -> None:
+    """Merge commits are not allowed and a person pushes an unrelated commit while the agent
+    works: the fix, no longer a fast-forward, is rebased onto the person's commit, verified
+    again and pushed, and then fast-forwards the PR branch over git: no merge commit, no
+    merge request, the agent ran once."""
+    catalog = write_catalog(workdir, {"gated": gated_agent(workdir)})
+    async with local_stack(workdir, database_url=e2e_db, agents_file=catalog) as stack:
+        driver = stack.sandbox.driver
+        number = await open_pr(
+            stack,
+            pr_files={"shop/pricing.py": MODULE},
+            config=CONFIG,
+            settings=lambda d: d.set_merge_methods(REPO, "squash"),
+        )
+        await poll((workdir / "started-1").exists, what="the agent to start")
+        person_head = await asyncio.to_thread(
+            driver.push, REPO, "change", {"shop/notes.py": '"""Notes."""\n'}, as_user=AUTHOR
+        )
+        (workdir / "go-1").touch()
+        row = await wait_settled(stack, REPO, number)
+        [fix] = fix_pulls(stack, number)
+        tasks = await task_rows(stack, "status, error, base_sha, fix_pr")
+        parents = bare_git(stack, "rev-parse", f"{fix['head']['sha']}^@").split()
+        pr_head = driver.pull(REPO, number)["head"]["sha"]
+        over_git = landed_over_git(stack, fix, number)
+
+    assert row.state == "ready", row.reason
+    assert over_git
+    assert [t["status"] for t in tasks] == ["merged"]
+    assert parents == [person_head], "rebased onto the person's commit"
+    assert pr_head == fix["head"]["sha"], "a fast-forward: no merge commit"
+    assert not (workdir / "started-2").exists(), "the agent ran once"
+
+
 async def test_a_fix_pr_github_moves_onto_the_default_branch_is_closed_not_merged(
     workdir: Path, e2e_db: str
 ) -> None:
