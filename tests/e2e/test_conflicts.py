@@ -11,6 +11,7 @@ import pytest
 from bot.demo.stack import local_stack, wait_settled
 from bot.loop.fix.land import CLOSED_MEANWHILE
 from bot.loop.store import LoopStore
+from bot.sandbox import Driver
 from tests.e2e.scenario import (
     AUTHOR,
     REPO,
@@ -133,21 +134,31 @@ async def test_a_fix_that_keeps_conflicting_goes_to_a_person(workdir: Path, e2e_
     assert not (workdir / "started-3").exists(), "no third run: a person decides"
 
 
-@pytest.mark.parametrize("via", ["api", "git"])
-async def test_a_person_pushing_meanwhile_gets_the_fix_merged_on_top(
+@pytest.mark.parametrize("via", ["api", "git", "git-squash-only"])
+async def test_a_person_pushing_meanwhile_gets_the_fix_landed_on_top(
     workdir: Path, e2e_db: str, via: str
 ) -> None:
-    """A person pushes an unrelated commit while the agent works. Through the merge API
-    (`merge_method` set), GitHub refuses the merge with 405 "Base branch was modified": that
-    is no conflict, so the merge is tried again (no rebase, no second agent run). Over git
-    (the default), the fix is not a fast-forward any more: the bot makes the merge commit
-    itself and pushes it, with no merge request. Either way the fix lands on top of the
-    person's commit, unrebased."""
+    """A person pushes an unrelated commit while the agent works; the agent runs once
+    whatever the way the fix lands. Through the merge API (`merge_method` set), GitHub
+    refuses the merge with 405 "Base branch was modified": that is no conflict, so the merge
+    is tried again (no rebase). Over git (the default), the fix is not a fast-forward any
+    more: the bot makes the merge commit itself and pushes it, with no merge request. Over
+    git in a repository that allows no merge commits, the fix is rebased onto the person's
+    commit, verified again, and fast-forwards the branch."""
     catalog = write_catalog(workdir, {"gated": gated_agent(workdir)})
     config = CONFIG + ("merge_method: merge\n" if via == "api" else "")
+
+    def squash_only(driver: Driver) -> None:
+        driver.set_merge_methods(REPO, "squash")
+
     async with local_stack(workdir, database_url=e2e_db, agents_file=catalog) as stack:
         driver = stack.sandbox.driver
-        number = await open_pr(stack, pr_files={"shop/pricing.py": MODULE}, config=config)
+        number = await open_pr(
+            stack,
+            pr_files={"shop/pricing.py": MODULE},
+            config=config,
+            settings=squash_only if via == "git-squash-only" else None,
+        )
         await poll((workdir / "started-1").exists, what="the agent to start")
 
         def unrelated_push() -> str:
@@ -169,47 +180,15 @@ async def test_a_person_pushing_meanwhile_gets_the_fix_merged_on_top(
 
     assert row.state == "ready", row.reason
     assert injected == ({"base_modified": 1} if via == "api" else {})
-    assert over_git is (via == "git")
+    assert over_git is (via != "api")
     assert [t["status"] for t in tasks] == ["merged"]
     assert fix["merged_at"] is not None
-    assert parents != [person_head], "the fix commit was not rebased"
-    assert merged_on == [person_head, fix["head"]["sha"]], "merged on top of the person's push"
-    assert not (workdir / "started-2").exists(), "the agent ran once"
-
-
-async def test_a_squash_only_repository_rebases_a_fix_a_persons_push_left_behind(
-    workdir: Path, e2e_db: str
-) -> None:
-    """Merge commits are not allowed and a person pushes an unrelated commit while the agent
-    works: the fix, no longer a fast-forward, is rebased onto the person's commit, verified
-    again and pushed, and then fast-forwards the PR branch over git: no merge commit, no
-    merge request, the agent ran once."""
-    catalog = write_catalog(workdir, {"gated": gated_agent(workdir)})
-    async with local_stack(workdir, database_url=e2e_db, agents_file=catalog) as stack:
-        driver = stack.sandbox.driver
-        number = await open_pr(
-            stack,
-            pr_files={"shop/pricing.py": MODULE},
-            config=CONFIG,
-            settings=lambda d: d.set_merge_methods(REPO, "squash"),
-        )
-        await poll((workdir / "started-1").exists, what="the agent to start")
-        person_head = await asyncio.to_thread(
-            driver.push, REPO, "change", {"shop/notes.py": '"""Notes."""\n'}, as_user=AUTHOR
-        )
-        (workdir / "go-1").touch()
-        row = await wait_settled(stack, REPO, number)
-        [fix] = fix_pulls(stack, number)
-        tasks = await task_rows(stack, "status, error, base_sha, fix_pr")
-        parents = bare_git(stack, "rev-parse", f"{fix['head']['sha']}^@").split()
-        pr_head = driver.pull(REPO, number)["head"]["sha"]
-        over_git = landed_over_git(stack, fix, number)
-
-    assert row.state == "ready", row.reason
-    assert over_git
-    assert [t["status"] for t in tasks] == ["merged"]
-    assert parents == [person_head], "rebased onto the person's commit"
-    assert pr_head == fix["head"]["sha"], "a fast-forward: no merge commit"
+    if via == "git-squash-only":
+        assert parents == [person_head], "rebased onto the person's commit"
+        assert pr_head == fix["head"]["sha"], "a fast-forward: no merge commit"
+    else:
+        assert parents != [person_head], "the fix commit was not rebased"
+        assert merged_on == [person_head, fix["head"]["sha"]], "merged on the person's push"
     assert not (workdir / "started-2").exists(), "the agent ran once"
 
 
