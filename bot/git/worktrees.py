@@ -331,17 +331,40 @@ async def commit_all(
         )  # fmt: skip
     if not (await git("diff", "--cached", "--name-only", cwd=wt.path)).strip():
         return None
-    identity = {
-        "GIT_AUTHOR_NAME": author_name,
-        "GIT_AUTHOR_EMAIL": author_email,
-        "GIT_COMMITTER_NAME": author_name,
-        "GIT_COMMITTER_EMAIL": author_email,
-    }
     await git(
         "-c", "commit.gpgSign=false", "commit", "--quiet", "--no-verify", "--file=-",
-        cwd=wt.path, env=identity, input=message.encode(),
+        cwd=wt.path, env=_identity_env(author_name, author_email), input=message.encode(),
     )  # fmt: skip
     return (await git("rev-parse", "HEAD", cwd=wt.path)).strip()
+
+
+async def merge_commit(
+    repo: Path, first: str, second: str, message: str, author_name: str, author_email: str
+) -> str | None:
+    """A merge commit of `first` and `second` (parents in that order, as GitHub's merge
+    makes one), as author and committer, made in `repo`'s object store without touching
+    any worktree (`git merge-tree --write-tree`, git >= 2.38); its sha, None on a conflict."""
+    try:
+        out = await git("merge-tree", "--write-tree", "--no-messages", first, second, cwd=repo)
+    except GitError as exc:
+        if exc.returncode == 1:  # conflicts: the first line is a tree with markers
+            return None
+        raise
+    tree = out.split()[0]
+    sha = await git(
+        "-c", "commit.gpgSign=false", "commit-tree", tree, "-p", first, "-p", second,
+        "-m", message, cwd=repo, env=_identity_env(author_name, author_email),
+    )  # fmt: skip
+    return sha.strip()
+
+
+def _identity_env(name: str, email: str) -> dict[str, str]:
+    return {
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": email,
+        "GIT_COMMITTER_NAME": name,
+        "GIT_COMMITTER_EMAIL": email,
+    }
 
 
 async def record_setup_output(path: Path) -> list[str]:

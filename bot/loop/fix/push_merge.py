@@ -43,8 +43,8 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
-from bot.git.cmd import GitError, git
-from bot.git.worktrees import Worktree
+from bot.git.cmd import GitError
+from bot.git.worktrees import Worktree, merge_commit
 from bot.github.records import PullInfo
 from bot.github.repo_api import RepoAPI
 from bot.loop.fix.branch import TaskBranch, check_not_rewritten, descends, head_of
@@ -127,7 +127,9 @@ async def _push_once(
     if not await descends(job.mirror, fix, base):
         if job.merge_method != "merge":
             return Landed.BEHIND
-        merge = await _merge_commit(job, wt, base, fix, title, fix_pr.number)
+        identity = await job.identity()
+        message = f"{title}\n\nMerges #{fix_pr.number} into `{t.base_ref}`.\n"
+        merge = await merge_commit(wt.path, base, fix, message, identity.name, identity.email)
         if merge is None:
             return Landed.CONFLICT
         fix = merge
@@ -144,32 +146,6 @@ async def _push_once(
         return Landed.USE_API
     log.info("task %s: fix PR #%d pushed onto %s at %s", t.id, fix_pr.number, t.base_ref, fix[:8])
     return Landed.MERGED
-
-
-async def _merge_commit(
-    job: FixJob, wt: Worktree, base: str, fix: str, title: str, number: int
-) -> str | None:
-    """A merge commit of `base` and `fix`, as GitHub's merge makes one; None on a conflict.
-    Made without touching the worktree (`git merge-tree --write-tree`, git ≥ 2.38)."""
-    try:
-        out = await git("merge-tree", "--write-tree", "--no-messages", base, fix, cwd=wt.path)
-    except GitError as exc:
-        if exc.returncode == 1:  # conflicts: the first line is a tree with markers
-            return None
-        raise
-    tree = out.split()[0]
-    identity = await job.identity()
-    env = {
-        f"GIT_{role}_{part}": value
-        for role in ("AUTHOR", "COMMITTER")
-        for part, value in (("NAME", identity.name), ("EMAIL", identity.email))
-    }
-    message = f"{title}\n\nMerges #{number} into `{job.task.base_ref}`.\n"
-    sha = await git(
-        "-c", "commit.gpgSign=false", "commit-tree", tree, "-p", base, "-p", fix, "-m", message,
-        cwd=wt.path, env=env,
-    )  # fmt: skip
-    return sha.strip()
 
 
 def _refusal(stderr: str) -> str:
