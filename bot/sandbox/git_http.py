@@ -26,7 +26,7 @@ from bot.sandbox import gitops, pushes
 from bot.sandbox.api import principal_for_token
 from bot.sandbox.errors import ApiError
 from bot.sandbox.hub import Hub, Principal
-from bot.sandbox.rest_pulls import PASSED
+from bot.sandbox.rest_pulls import PASSED, required_check_message, required_reviews_message
 from bot.sandbox.state import Repo
 
 log = logging.getLogger(__name__)
@@ -166,11 +166,9 @@ def protected_branches(repo: Repo) -> dict[str, dict[str, object]]:
     for branch, rule in repo.protection.items():
         if not rule.required_checks and not rule.required_approvals:
             continue
-        reasons = [f'Required status check "{name}" is expected.' for name in rule.required_checks]
+        reasons = [required_check_message(name) for name in rule.required_checks]
         if rule.required_approvals:
-            n = rule.required_approvals
-            reviews = "approving review is" if n == 1 else "approving reviews are"
-            reasons.append(f"At least {n} {reviews} required by reviewers with write access.")
+            reasons.append(required_reviews_message(rule.required_approvals))
         passed_by_sha: dict[str, set[str]] = {}
         for run in repo.check_runs.values():
             if run.conclusion in PASSED:

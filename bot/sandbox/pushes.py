@@ -84,16 +84,21 @@ def _mark_merged(hub: Hub, repo: Repo, branch: str, sha: str, sender: Account) -
             continue
         if pull.head_sha != sha and not gitops.is_ancestor(repo.path, pull.head_sha, sha):
             continue
-        now = hub.store.now()
-        pull.merged_at, pull.merged_by_id, pull.merge_commit_sha = now, sender.id, sha
-        issue.state, issue.closed_at, issue.updated_at, issue.state_reason = (
-            "closed", now, now, None,
-        )  # fmt: skip
-        events.issue_changed(hub, repo, issue, "closed", sender)
-        for fixed in closed_by_merge(repo, issue):
-            fixed.state, fixed.closed_at, fixed.updated_at = "closed", now, now
-            fixed.state_reason = "completed"
-            events.issue_changed(hub, repo, fixed, "closed", sender)
+        record_merge(hub, repo, issue, sha, sender)
+
+
+def record_merge(hub: Hub, repo: Repo, pull_request: Issue, sha: str, sender: Account) -> None:
+    """`pull_request` merged by `sender` at `sha` (the merge API's commit, or the pushed
+    head): marked merged and closed, and each issue it closes (`closed_by_merge`) closed as
+    completed, each with its `closed` event."""
+    pull = pull_request.pull
+    assert pull is not None
+    now = hub.store.now()
+    pull.merged_at, pull.merged_by_id, pull.merge_commit_sha = now, sender.id, sha
+    for closing in [pull_request, *closed_by_merge(repo, pull_request)]:
+        closing.state, closing.closed_at, closing.updated_at = "closed", now, now
+        closing.state_reason = None if closing.pull else "completed"
+        events.issue_changed(hub, repo, closing, "closed", sender)
 
 
 def closed_by_merge(repo: Repo, pull_request: Issue) -> list[Issue]:

@@ -8,7 +8,7 @@ from bot.sandbox import events, gitops, pushes
 from bot.sandbox.api import Call, Routes, flag, json_response, paginate
 from bot.sandbox.errors import ApiError
 from bot.sandbox.render_pulls import pull_of, pull_request, review
-from bot.sandbox.rest_issues import apply_issue_update, check_body, find_issue, set_state
+from bot.sandbox.rest_issues import apply_issue_update, check_body, find_issue
 from bot.sandbox.state import Issue, PullData, Repo, Review
 
 NOT_MERGEABLE = "Pull Request is not mergeable"
@@ -217,11 +217,7 @@ async def merge_pull(call: Call) -> Response:
     )
     if sha is None:
         raise ApiError(405, BASE_MODIFIED)  # GitHub answers 405, not 409, for this one
-    now = call.hub.store.now()
-    pull.merged_at, pull.merged_by_id, pull.merge_commit_sha = now, call.sender.id, sha
-    set_state(call, repo, issue, "closed", None)
-    for closed in pushes.closed_by_merge(repo, issue):
-        set_state(call, repo, closed, "closed", "completed")
+    pushes.record_merge(call.hub, repo, issue, sha, call.sender)
     pushes.branches_moved(call.hub, repo, before, gitops.branch_heads(repo.path), call.sender)
     return json_response(
         {"sha": sha, "merged": True, "message": "Pull Request successfully merged"}
@@ -245,7 +241,7 @@ def _check_protection(repo: Repo, issue: Issue, pull: PullData) -> None:
     }
     missing = [name for name in rule.required_checks if name not in passed]
     if len(missing) == 1:
-        raise ApiError(405, f'Required status check "{missing[0]}" is expected.')
+        raise ApiError(405, required_check_message(missing[0]))
     if missing:
         count = len(rule.required_checks)
         raise ApiError(405, f"{len(missing)} of {count} required status checks are expected.")
@@ -255,9 +251,18 @@ def _check_protection(repo: Repo, issue: Issue, pull: PullData) -> None:
             latest[item.user_id] = item.state
     approvals = sum(state == "APPROVED" for state in latest.values())
     if approvals < rule.required_approvals:
-        n = rule.required_approvals
-        reviews = "approving review is" if n == 1 else "approving reviews are"
-        raise ApiError(405, f"At least {n} {reviews} required by reviewers with write access.")
+        raise ApiError(405, required_reviews_message(rule.required_approvals))
+
+
+def required_check_message(name: str) -> str:
+    """GitHub's words for a required check that has not passed (a merge's 405, a push's GH006)."""
+    return f'Required status check "{name}" is expected.'
+
+
+def required_reviews_message(n: int) -> str:
+    """GitHub's words for `n` required approving reviews that are missing."""
+    reviews = "approving review is" if n == 1 else "approving reviews are"
+    return f"At least {n} {reviews} required by reviewers with write access."
 
 
 async def request_reviewers(call: Call) -> Response:
