@@ -104,9 +104,14 @@ async def poll_async(
 
 def bare_git(stack: LocalStack, *args: str) -> str:
     """git in the sandbox's bare repository of REPO (what GitHub holds); its stdout."""
-    bare = stack.sandbox.hub.store.repos_dir / f"{REPO}.git"
-    out = subprocess.run(["git", *args], cwd=bare, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["git", *args], cwd=_bare(stack), capture_output=True, text=True, check=True
+    )
     return out.stdout
+
+
+def _bare(stack: LocalStack) -> Path:
+    return stack.sandbox.hub.store.repos_dir / f"{REPO}.git"
 
 
 def show(stack: LocalStack, ref: str, path: str) -> str:
@@ -136,16 +141,21 @@ def landed_over_git(stack: LocalStack, fix: dict[str, Any], pr_number: int) -> b
     """Whether fix PR `fix` landed with no merge request: GitHub marked it merged by the
     bot's push, its head in the PR branch's history."""
     driver = stack.sandbox.driver
-    path = f"/repos/{REPO}/pulls/{fix['number']}/merge"
-    if any(r["method"] == "PUT" and r["path"] == path for r in driver.requests()):
+    if merge_answers(driver, fix["number"]):
         return False
     head = driver.pull(REPO, pr_number)["head"]["sha"]
     contained = subprocess.run(
         ["git", "merge-base", "--is-ancestor", fix["head"]["sha"], head],
-        cwd=stack.sandbox.hub.store.repos_dir / f"{REPO}.git",
+        cwd=_bare(stack),
         check=False,
     )
     return bool(fix["merged_at"]) and contained.returncode == 0
+
+
+def merge_answers(driver: Driver, fix_number: int) -> list[int]:
+    """The statuses GitHub answered the bot's merges of fix PR `fix_number` with, in order."""
+    path = f"/repos/{REPO}/pulls/{fix_number}/merge"
+    return [r["status"] for r in driver.requests() if r["method"] == "PUT" and r["path"] == path]
 
 
 def task_branches(stack: LocalStack, number: int) -> dict[str, str]:

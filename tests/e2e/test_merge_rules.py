@@ -18,6 +18,7 @@ from tests.e2e.scenario import (
     fix_pr_checks,
     fix_pulls,
     landed_over_git,
+    merge_answers,
     open_pr,
     task_branches,
     task_rows,
@@ -56,12 +57,6 @@ async def test_a_squash_only_repository_gets_squash_merges(workdir: Path, e2e_db
     assert tasks and {t["status"] for t in tasks} == {"merged"}
     assert fixes and all(fix["merged_at"] is not None for fix in fixes)
     assert len(parents) == 1, "a squash merge: one parent, no merge commit"
-
-
-def merge_answers(driver: Driver, fix_number: int) -> list[int]:
-    """The statuses GitHub answered the bot's merges of fix PR `fix_number` with, in order."""
-    path = f"/repos/{REPO}/pulls/{fix_number}/merge"
-    return [r["status"] for r in driver.requests() if r["method"] == "PUT" and r["path"] == path]
 
 
 def loop_checks(driver: Driver, sha: str) -> list[tuple[str, str | None]]:
